@@ -1,0 +1,2 @@
+//! Codec micro-benchmarks (filled in below).
+fn main() {}

@@ -1,0 +1,1 @@
+//! The negotiate exchange.

@@ -1,0 +1,1 @@
+//! The handshake that opens every connection.
