@@ -232,8 +232,9 @@ pub(crate) fn parse_length_prefix(bytes: &[u8]) -> Result<Option<(usize, usize)>
         length |= u64::from(byte & 0x7f) << (7 * index);
         if byte & 0x80 == 0 {
             debug_assert!(length <= MAX_LENGTH_PREFIX);
-            let length = usize::try_from(length)
-                .map_err(|_| ProtocolError::InvalidLengthPrefix("the length does not fit this platform"))?;
+            let length = usize::try_from(length).map_err(|_| {
+                ProtocolError::InvalidLengthPrefix("the length does not fit this platform")
+            })?;
             return Ok(Some((length, index + 1)));
         }
     }
@@ -273,7 +274,10 @@ mod tests {
     #[test]
     fn records_split_across_and_within_chunks() {
         let mut decoder = FrameDecoder::new(Framing::TextRecords, 100);
-        assert_eq!(frames(&mut decoder, b"ab\x1ec").unwrap(), vec![b"ab".to_vec()]);
+        assert_eq!(
+            frames(&mut decoder, b"ab\x1ec").unwrap(),
+            vec![b"ab".to_vec()]
+        );
         assert_eq!(frames(&mut decoder, b"d").unwrap(), Vec::<Vec<u8>>::new());
         assert_eq!(
             frames(&mut decoder, b"e\x1e\x1ef\x1e").unwrap(),
@@ -285,11 +289,20 @@ mod tests {
     #[test]
     fn record_at_the_limit_passes_and_one_over_fails_before_its_separator() {
         let mut decoder = FrameDecoder::new(Framing::TextRecords, 4);
-        assert_eq!(frames(&mut decoder, b"abcd\x1e").unwrap(), vec![b"abcd".to_vec()]);
+        assert_eq!(
+            frames(&mut decoder, b"abcd\x1e").unwrap(),
+            vec![b"abcd".to_vec()]
+        );
         assert_eq!(frames(&mut decoder, b"abc").unwrap(), Vec::<Vec<u8>>::new());
-        assert_eq!(frames(&mut decoder, b"de"), Err(ProtocolError::MessageTooLarge { limit: 4 }));
+        assert_eq!(
+            frames(&mut decoder, b"de"),
+            Err(ProtocolError::MessageTooLarge { limit: 4 })
+        );
         let mut decoder = FrameDecoder::new(Framing::TextRecords, 4);
-        assert_eq!(frames(&mut decoder, b"abcde"), Err(ProtocolError::MessageTooLarge { limit: 4 }));
+        assert_eq!(
+            frames(&mut decoder, b"abcde"),
+            Err(ProtocolError::MessageTooLarge { limit: 4 })
+        );
     }
 
     #[test]
@@ -305,8 +318,14 @@ mod tests {
             let mut out = Vec::new();
             write_length_prefix(length, &mut out).unwrap();
             assert_eq!(out, encoded, "{length}");
-            assert_eq!(parse_length_prefix(&encoded).unwrap(), Some((length, encoded.len())));
-            assert_eq!(parse_length_prefix(&encoded[..encoded.len() - 1]).unwrap(), None);
+            assert_eq!(
+                parse_length_prefix(&encoded).unwrap(),
+                Some((length, encoded.len()))
+            );
+            assert_eq!(
+                parse_length_prefix(&encoded[..encoded.len() - 1]).unwrap(),
+                None
+            );
         }
         assert!(parse_length_prefix(&[0xff, 0xff, 0xff, 0xff, 0x08]).is_err());
         assert!(parse_length_prefix(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01]).is_err());
@@ -323,14 +342,21 @@ mod tests {
             let mut decoder = FrameDecoder::new(Framing::LengthPrefixed, 16);
             let mut got = frames(&mut decoder, &stream[..split]).unwrap();
             got.extend(frames(&mut decoder, &stream[split..]).unwrap());
-            assert_eq!(got, vec![vec![0x91, 0x06], vec![1, 2, 3], vec![]], "split at {split}");
+            assert_eq!(
+                got,
+                vec![vec![0x91, 0x06], vec![1, 2, 3], vec![]],
+                "split at {split}"
+            );
         }
     }
 
     #[test]
     fn length_prefix_over_the_limit_fails_before_the_payload_arrives() {
         let mut decoder = FrameDecoder::new(Framing::LengthPrefixed, 299);
-        assert_eq!(frames(&mut decoder, &[0xac]).unwrap(), Vec::<Vec<u8>>::new());
+        assert_eq!(
+            frames(&mut decoder, &[0xac]).unwrap(),
+            Vec::<Vec<u8>>::new()
+        );
         assert_eq!(
             frames(&mut decoder, &[0x02]),
             Err(ProtocolError::MessageTooLarge { limit: 299 })
@@ -345,6 +371,9 @@ mod tests {
         assert_eq!(decoder.next_frame().unwrap().as_deref(), Some(&b"{}"[..]));
         decoder.set_framing(Framing::LengthPrefixed);
         assert_eq!(decoder.next_frame().unwrap(), None);
-        assert_eq!(frames(&mut decoder, &[0x06]).unwrap(), vec![vec![0x91, 0x06]]);
+        assert_eq!(
+            frames(&mut decoder, &[0x06]).unwrap(),
+            vec![vec![0x91, 0x06]]
+        );
     }
 }

@@ -87,7 +87,10 @@ impl Headers {
 
     /// The value of the first header named `name` (names compare exactly).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| &**k == name).map(|(_, v)| &**v)
+        self.pairs
+            .iter()
+            .find(|(k, _)| &**k == name)
+            .map(|(_, v)| &**v)
     }
 
     /// Adds a header.
@@ -114,7 +117,10 @@ impl Headers {
 impl<K: Into<ByteString>, V: Into<ByteString>> FromIterator<(K, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         Headers {
-            pairs: iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            pairs: iter
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
         }
     }
 }
@@ -173,7 +179,11 @@ pub struct StreamInvocation<A = Arguments> {
 
 impl<A> StreamInvocation<A> {
     /// A stream invocation of `target` with id `invocation_id`.
-    pub fn new(invocation_id: impl Into<ByteString>, target: impl Into<ByteString>, arguments: A) -> Self {
+    pub fn new(
+        invocation_id: impl Into<ByteString>,
+        target: impl Into<ByteString>,
+        arguments: A,
+    ) -> Self {
         StreamInvocation {
             headers: Headers::new(),
             invocation_id: invocation_id.into(),

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 pub use framing::{FrameDecoder, Framing, DEFAULT_MAX_MESSAGE_SIZE, RECORD_SEPARATOR};
 pub use json::JsonProtocol;
 pub use message::{
-    Ack, CancelInvocation, Close, Completion, CompletionOutcome, Headers, HubMessage, Invocation, MessageType, Sequence,
-    StreamInvocation, StreamItem,
+    Ack, CancelInvocation, Close, Completion, CompletionOutcome, Headers, HubMessage, Invocation,
+    MessageType, Sequence, StreamInvocation, StreamItem,
 };
 pub use msgpack::MessagePackProtocol;
 pub use value::{Arguments, EncodeArguments, EncodeValue, Format, RawValue};

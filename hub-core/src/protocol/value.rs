@@ -70,7 +70,10 @@ impl RawValue {
     }
 
     /// Serializes `value` in `format`.
-    pub fn encode<T: EncodeValue + ?Sized>(value: &T, format: Format) -> Result<Self, ProtocolError> {
+    pub fn encode<T: EncodeValue + ?Sized>(
+        value: &T,
+        format: Format,
+    ) -> Result<Self, ProtocolError> {
         let mut out = Vec::new();
         match format {
             Format::Json => value.encode_json(&mut out)?,
@@ -113,14 +116,18 @@ impl RawValue {
     /// Deserializes the value into `T`, which may borrow from the raw bytes (`&str`, `&[u8]`).
     pub fn deserialize_borrowed<'a, T: Deserialize<'a>>(&'a self) -> Result<T, ProtocolError> {
         match self.format {
-            Format::Json => serde_json::from_slice(&self.bytes).map_err(|e| ProtocolError::Deserialize {
-                format: Format::Json,
-                message: e.to_string(),
-            }),
-            Format::MessagePack => rmp_serde::from_slice(&self.bytes).map_err(|e| ProtocolError::Deserialize {
-                format: Format::MessagePack,
-                message: e.to_string(),
-            }),
+            Format::Json => {
+                serde_json::from_slice(&self.bytes).map_err(|e| ProtocolError::Deserialize {
+                    format: Format::Json,
+                    message: e.to_string(),
+                })
+            }
+            Format::MessagePack => {
+                rmp_serde::from_slice(&self.bytes).map_err(|e| ProtocolError::Deserialize {
+                    format: Format::MessagePack,
+                    message: e.to_string(),
+                })
+            }
         }
     }
 }
@@ -213,10 +220,11 @@ impl<T: Serialize + ?Sized> EncodeValue for T {
 
     fn encode_msgpack(&self, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
         let mut serializer = rmp_serde::Serializer::new(out).with_struct_map();
-        self.serialize(&mut serializer).map_err(|e| ProtocolError::Serialize {
-            format: Format::MessagePack,
-            message: e.to_string(),
-        })
+        self.serialize(&mut serializer)
+            .map_err(|e| ProtocolError::Serialize {
+                format: Format::MessagePack,
+                message: e.to_string(),
+            })
     }
 }
 
