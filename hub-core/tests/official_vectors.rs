@@ -176,7 +176,7 @@ fn load_official() -> Vectors {
 /// Messages a server sends, built from Rust values rather than decoded: the Node test checks the
 /// official classes read them as described.
 fn server_cases() -> Vec<(String, Vec<Box<dyn EncodeMessage>>)> {
-    #[derive(Serialize)]
+    #[derive(Clone, Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Message<'a> {
         user_name: &'a str,
@@ -214,7 +214,7 @@ fn server_cases() -> Vec<(String, Vec<Box<dyn EncodeMessage>>)> {
             "server-client-call".into(),
             vec![Box::new(Invocation::new(
                 "ReceiveMessage",
-                ("room", &message, 1.5f64),
+                ("room", message.clone(), 1.5f64),
             ))],
         ),
         (
@@ -226,7 +226,7 @@ fn server_cases() -> Vec<(String, Vec<Box<dyn EncodeMessage>>)> {
         (
             "server-stream".into(),
             vec![
-                Box::new(StreamItem::new("3", &message)),
+                Box::new(StreamItem::new("3", message.clone())),
                 Box::new(StreamItem::new("3", ())),
                 Box::new(Completion::<()>::no_result("3")),
             ],

@@ -259,6 +259,7 @@ pub(crate) fn write_length_prefix(length: usize, out: &mut Vec<u8>) -> Result<()
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -101,7 +101,7 @@ impl RawValue {
     pub fn is_null(&self) -> bool {
         match self.format {
             Format::Json => &*self.bytes == b"null",
-            Format::MessagePack => &*self.bytes == [0xc0],
+            Format::MessagePack => self.bytes[..] == [0xc0],
         }
     }
 
