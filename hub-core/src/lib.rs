@@ -25,6 +25,7 @@
 //! ```
 
 mod error;
+pub mod hub;
 pub mod negotiate;
 pub mod protocol;
 

@@ -1,0 +1,606 @@
+//! The hub model: what a hub's methods are and how an invocation reaches one.
+//!
+//! [`HubDispatch`] is the object-safe trait a server calls; the `#[hub]` macro generates
+//! implementations of it, and [`HubMethods`] builds one by hand from closures (the macro is sugar
+//! over this API, as jsonrpsee's is over `register_method`). Everything here is runtime-free: the
+//! server supplies the context type `Cx` (connection, clients, groups, cancellation).
+//!
+//! ```
+//! use hub_core::hub::{HubDispatch, HubError, HubMethods, MethodOutput};
+//! use hub_core::protocol::{Arguments, Format, RawValue};
+//!
+//! let hub = HubMethods::<()>::new()
+//!     .method("Add", |_cx, (a, b): (i64, i64)| async move { Ok::<_, HubError>(a + b) })
+//!     .method("Fail", |_cx, (): ()| async move { Err::<(), _>(HubError::new("not today")) });
+//!
+//! let index = hub.find("add").expect("lookup is case-insensitive");
+//! let args = Arguments::from(vec![RawValue::from_json("2")?, RawValue::from_json("3")?]);
+//! let call = hub.call(index, (), args);
+//! let output = futures_executor_like_block_on(call).expect("the method succeeds");
+//! let MethodOutput::Value(value) = output else { unreachable!() };
+//! assert_eq!(RawValue::encode(&*value, Format::Json)?.as_bytes(), b"5");
+//! # fn futures_executor_like_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     let waker = std::task::Waker::noop();
+//! #     let mut cx = std::task::Context::from_waker(&waker);
+//! #     let mut f = std::pin::pin!(f);
+//! #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+//! # }
+//! # Ok::<(), hub_core::ProtocolError>(())
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::hash::Hasher;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::protocol::{Arguments, EncodeValue};
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A value a method produced, ready to encode in whichever protocol the caller speaks.
+pub type BoxValue = Box<dyn EncodeValue + Send + Sync>;
+
+/// An error a hub method returns.
+///
+/// Two kinds, as in ASP.NET Core: a **hub error** ([`HubError::new`], SignalR's `HubException`) is
+/// meant for the caller and its message is always sent; any other error ([`HubError::internal`],
+/// or anything converted with `?`) is logged and the caller gets a generic text, unless the server
+/// enables detailed errors.
+pub struct HubError {
+    kind: HubErrorKind,
+    type_name: &'static str,
+    message: String,
+}
+
+/// Whether a [`HubError`]'s message is for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubErrorKind {
+    /// The message is always sent to the caller.
+    Hub,
+    /// The message is sent only when detailed errors are enabled.
+    Internal,
+}
+
+impl HubError {
+    /// An error whose message the caller always sees.
+    pub fn new(message: impl Into<String>) -> Self {
+        HubError {
+            kind: HubErrorKind::Hub,
+            type_name: "HubException",
+            message: message.into(),
+        }
+    }
+
+    /// An error whose details stay on the server unless detailed errors are enabled.
+    pub fn internal<E: fmt::Display + ?Sized>(error: &E) -> Self {
+        HubError {
+            kind: HubErrorKind::Internal,
+            type_name: short_type_name::<E>(),
+            message: error.to_string(),
+        }
+    }
+
+    /// Which kind of error this is.
+    pub fn kind(&self) -> HubErrorKind {
+        self.kind
+    }
+
+    /// The error's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The name of the error's type, as it appears in detailed error texts.
+    pub fn type_name(&self) -> &str {
+        self.type_name
+    }
+
+    /// The text a client receives for this error under `prefix` (e.g. `An unexpected error occurred
+    /// invoking 'Foo' on the server.`): the prefix alone, or with ` Type: message` appended for hub
+    /// errors and, when `detailed`, for any error. This is ASP.NET Core's rule.
+    pub fn client_text(&self, prefix: &str, detailed: bool) -> String {
+        if self.kind == HubErrorKind::Hub || detailed {
+            format!("{prefix} {}: {}", self.type_name, self.message)
+        } else {
+            prefix.to_owned()
+        }
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for HubError {
+    fn from(error: E) -> Self {
+        HubError::internal(&error)
+    }
+}
+
+impl fmt::Debug for HubError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubError")
+            .field("kind", &self.kind)
+            .field("type_name", &self.type_name)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+impl fmt::Display for HubError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.type_name, self.message)
+    }
+}
+
+fn short_type_name<T: ?Sized>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base)
+}
+
+/// How a method answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodKind {
+    /// One Completion with a result (null for methods that return nothing); invoked with type 1.
+    Unary,
+    /// StreamItems then a Completion; invoked with type 4 (StreamInvocation).
+    ServerStream,
+}
+
+/// What a server needs to know about one method before calling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodDescriptor {
+    /// The name clients invoke (matched case-insensitively).
+    pub name: String,
+    /// Unary or streaming.
+    pub kind: MethodKind,
+    /// The number of arguments the client sends in `arguments` (upload streams excluded).
+    pub arguments: usize,
+    /// The number of upload streams the client sends in `streamIds`.
+    pub upload_streams: usize,
+}
+
+/// A method's answer: a value, or (for streaming methods) a stream of values.
+pub enum MethodOutput {
+    /// The result of a unary method.
+    Value(BoxValue),
+}
+
+impl fmt::Debug for MethodOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MethodOutput::Value(_) => f.write_str("Value(..)"),
+        }
+    }
+}
+
+/// Why an invocation could not start.
+#[derive(Debug)]
+pub enum CallError {
+    /// The arguments do not fit the method: wrong count or wrong types.
+    Bind(BindError),
+    /// The method ran and failed.
+    Method(HubError),
+}
+
+impl From<HubError> for CallError {
+    fn from(error: HubError) -> Self {
+        CallError::Method(error)
+    }
+}
+
+/// Arguments that do not fit a method's parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindError {
+    /// The client sent a different number of arguments.
+    Count {
+        /// How many the client sent.
+        provided: usize,
+        /// How many the method takes.
+        expected: usize,
+    },
+    /// An argument has the wrong type or shape.
+    Type {
+        /// The position of the argument.
+        index: usize,
+        /// What serde reported.
+        message: String,
+    },
+}
+
+impl BindError {
+    /// The detail ASP.NET Core appends when detailed errors are on.
+    pub fn detail(&self) -> String {
+        match self {
+            BindError::Count { provided, expected } => format!(
+                "InvalidDataException: Invocation provides {provided} argument(s) but target expects {expected}."
+            ),
+            BindError::Type { .. } => "InvalidDataException: Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked.".to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindError::Count { provided, expected } => {
+                write!(
+                    f,
+                    "the client sent {provided} argument(s) but the method takes {expected}"
+                )
+            }
+            BindError::Type { index, message } => {
+                write!(f, "argument {index} has the wrong type: {message}")
+            }
+        }
+    }
+}
+
+/// A tuple of parameter types that raw arguments bind to, each deserialized straight from its
+/// raw bytes.
+pub trait FromArguments: Sized {
+    /// How many arguments the tuple takes.
+    const COUNT: usize;
+    /// Binds the arguments, checking the count first.
+    fn from_arguments(arguments: &Arguments) -> Result<Self, BindError>;
+}
+
+macro_rules! tuple_from_arguments {
+    ($count:expr; $($name:ident $index:tt),*) => {
+        impl<$($name: DeserializeOwned),*> FromArguments for ($($name,)*) {
+            const COUNT: usize = $count;
+            #[allow(unused_variables)]
+            fn from_arguments(arguments: &Arguments) -> Result<Self, BindError> {
+                if arguments.len() != $count {
+                    return Err(BindError::Count { provided: arguments.len(), expected: $count });
+                }
+                Ok(($(
+                    match arguments.get($index) {
+                        Some(raw) => raw.deserialize::<$name>().map_err(|e| BindError::Type {
+                            index: $index,
+                            message: e.to_string(),
+                        })?,
+                        None => return Err(BindError::Count { provided: arguments.len(), expected: $count }),
+                    },
+                )*))
+            }
+        }
+    };
+}
+
+tuple_from_arguments!(0;);
+tuple_from_arguments!(1; A 0);
+tuple_from_arguments!(2; A 0, B 1);
+tuple_from_arguments!(3; A 0, B 1, C 2);
+tuple_from_arguments!(4; A 0, B 1, C 2, D 3);
+tuple_from_arguments!(5; A 0, B 1, C 2, D 3, E 4);
+tuple_from_arguments!(6; A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_from_arguments!(7; A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+tuple_from_arguments!(8; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+tuple_from_arguments!(9; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
+tuple_from_arguments!(10; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
+tuple_from_arguments!(11; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
+tuple_from_arguments!(12; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
+
+/// The object-safe interface a server dispatches invocations through.
+///
+/// `Cx` is the server's per-call context (cheap to clone). Implementations: [`HubMethods`] (built
+/// from closures) and the code the `#[hub]` macro generates.
+pub trait HubDispatch<Cx>: Send + Sync + 'static {
+    /// The hub's methods; [`call`](Self::call) takes an index into this slice.
+    fn methods(&self) -> &[MethodDescriptor];
+
+    /// The index of the method a client named, compared case-insensitively as SignalR does.
+    fn find(&self, name: &str) -> Option<usize>;
+
+    /// Binds `arguments` and runs method `index`. Binding happens before the future is returned,
+    /// so a binding error costs no allocation of a task.
+    fn call(
+        &self,
+        index: usize,
+        cx: Cx,
+        arguments: Arguments,
+    ) -> BoxFuture<Result<MethodOutput, CallError>>;
+
+    /// Runs when a connection has completed its handshake. An error closes the connection.
+    fn on_connected(&self, cx: Cx) -> BoxFuture<Result<(), HubError>> {
+        let _ = cx;
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Runs when a connection has ended; `error` says why when the end was abnormal.
+    fn on_disconnected(&self, cx: Cx, error: Option<String>) -> BoxFuture<()> {
+        let _ = (cx, error);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+type Handler<Cx> = Arc<
+    dyn Fn(Cx, &Arguments) -> Result<BoxFuture<Result<MethodOutput, CallError>>, BindError>
+        + Send
+        + Sync,
+>;
+type ConnectedHook<Cx> = Arc<dyn Fn(Cx) -> BoxFuture<Result<(), HubError>> + Send + Sync>;
+type DisconnectedHook<Cx> = Arc<dyn Fn(Cx, Option<String>) -> BoxFuture<()> + Send + Sync>;
+
+/// A hub built from closures: register methods by name, then hand it to a server.
+pub struct HubMethods<Cx> {
+    descriptors: Vec<MethodDescriptor>,
+    handlers: Vec<Handler<Cx>>,
+    /// Case-folded name hash → indices of the methods with that hash.
+    index: HashMap<u64, Vec<usize>>,
+    on_connected: Option<ConnectedHook<Cx>>,
+    on_disconnected: Option<DisconnectedHook<Cx>>,
+}
+
+impl<Cx> Default for HubMethods<Cx> {
+    fn default() -> Self {
+        HubMethods {
+            descriptors: Vec::new(),
+            handlers: Vec::new(),
+            index: HashMap::new(),
+            on_connected: None,
+            on_disconnected: None,
+        }
+    }
+}
+
+impl<Cx: Send + 'static> HubMethods<Cx> {
+    /// A hub with no methods.
+    pub fn new() -> Self {
+        HubMethods::default()
+    }
+
+    /// Adds a unary method: `handler(cx, (arg1, arg2, …))` returns a future of `Result<T, E>`.
+    ///
+    /// A method returning `()` answers with a null result, as SignalR's void methods do. A second
+    /// method whose name differs only in case replaces the first.
+    pub fn method<Args, F, Fut, T, E>(mut self, name: impl Into<String>, handler: F) -> Self
+    where
+        Args: FromArguments + Send + 'static,
+        F: Fn(Cx, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Serialize + Send + Sync + 'static,
+        E: Into<HubError> + 'static,
+    {
+        let descriptor = MethodDescriptor {
+            name: name.into(),
+            kind: MethodKind::Unary,
+            arguments: Args::COUNT,
+            upload_streams: 0,
+        };
+        let handler: Handler<Cx> = Arc::new(move |cx, arguments| {
+            let args = Args::from_arguments(arguments)?;
+            let future = handler(cx, args);
+            Ok(Box::pin(async move {
+                match future.await {
+                    Ok(value) => Ok(MethodOutput::Value(Box::new(value) as BoxValue)),
+                    Err(error) => Err(CallError::Method(error.into())),
+                }
+            }) as BoxFuture<_>)
+        });
+        self.insert(descriptor, handler);
+        self
+    }
+
+    /// Runs `hook` after each connection's handshake; an error closes that connection.
+    pub fn on_connected<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Cx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HubError>> + Send + 'static,
+    {
+        self.on_connected = Some(Arc::new(move |cx| Box::pin(hook(cx))));
+        self
+    }
+
+    /// Runs `hook` when each connection ends, with the error when the end was abnormal.
+    pub fn on_disconnected<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Cx, Option<String>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_disconnected = Some(Arc::new(move |cx, error| Box::pin(hook(cx, error))));
+        self
+    }
+
+    fn insert(&mut self, descriptor: MethodDescriptor, handler: Handler<Cx>) {
+        match self.find(&descriptor.name) {
+            Some(existing) => {
+                self.descriptors[existing] = descriptor;
+                self.handlers[existing] = handler;
+            }
+            None => {
+                let index = self.descriptors.len();
+                self.index
+                    .entry(fold_hash(&descriptor.name))
+                    .or_default()
+                    .push(index);
+                self.descriptors.push(descriptor);
+                self.handlers.push(handler);
+            }
+        }
+    }
+}
+
+impl<Cx: Send + 'static> HubDispatch<Cx> for HubMethods<Cx> {
+    fn methods(&self) -> &[MethodDescriptor] {
+        &self.descriptors
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.index
+            .get(&fold_hash(name))?
+            .iter()
+            .copied()
+            .find(|&index| eq_ignore_case(&self.descriptors[index].name, name))
+    }
+
+    fn call(
+        &self,
+        index: usize,
+        cx: Cx,
+        arguments: Arguments,
+    ) -> BoxFuture<Result<MethodOutput, CallError>> {
+        match self.handlers.get(index) {
+            Some(handler) => match handler(cx, &arguments) {
+                Ok(future) => future,
+                Err(bind) => Box::pin(std::future::ready(Err(CallError::Bind(bind)))),
+            },
+            None => Box::pin(std::future::ready(Err(CallError::Method(HubError::new(
+                "Method does not exist.",
+            ))))),
+        }
+    }
+
+    fn on_connected(&self, cx: Cx) -> BoxFuture<Result<(), HubError>> {
+        match &self.on_connected {
+            Some(hook) => hook(cx),
+            None => Box::pin(std::future::ready(Ok(()))),
+        }
+    }
+
+    fn on_disconnected(&self, cx: Cx, error: Option<String>) -> BoxFuture<()> {
+        match &self.on_disconnected {
+            Some(hook) => hook(cx, error),
+            None => Box::pin(std::future::ready(())),
+        }
+    }
+}
+
+/// A hash of `name` that ignores case: equal for names equal under [`eq_ignore_case`].
+fn fold_hash(name: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        hasher.write_u32(u32::from(c));
+    }
+    hasher.finish()
+}
+
+/// Compares two names ignoring case (Unicode lowercase folding; ASCII fast path).
+fn eq_ignore_case(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .eq(b.chars().flat_map(char::to_lowercase))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Format, RawValue};
+
+    fn block_on<F: Future>(future: F) -> F::Output {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let std::task::Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+                return value;
+            }
+        }
+    }
+
+    fn args(values: &[&str]) -> Arguments {
+        Arguments::from(
+            values
+                .iter()
+                .map(|v| RawValue::from_json(v.to_string()).unwrap())
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn hub() -> HubMethods<u32> {
+        HubMethods::new()
+            .method("SendMessage", |cx: u32, (text,): (String,)| async move {
+                Ok::<_, HubError>(format!("{cx}:{text}"))
+            })
+            .method("Void", |_, (): ()| async { Ok::<_, HubError>(()) })
+            .method("Parse", |_, (text,): (String,)| async move {
+                Ok::<i32, HubError>(text.parse::<i32>()?)
+            })
+            .method("Ünïcode", |_, (): ()| async { Ok::<_, HubError>(1) })
+    }
+
+    fn json_of(output: MethodOutput) -> String {
+        let MethodOutput::Value(value) = output;
+        String::from_utf8(
+            RawValue::encode(&*value, Format::Json)
+                .unwrap()
+                .as_bytes()
+                .to_vec(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn lookup_ignores_case() {
+        let hub = hub();
+        assert_eq!(hub.find("sendmessage"), Some(0));
+        assert_eq!(hub.find("SENDMESSAGE"), Some(0));
+        assert_eq!(hub.find("ÜNÏCODE"), Some(3));
+        assert_eq!(hub.find("SendMessages"), None);
+        assert_eq!(hub.methods()[0].arguments, 1);
+    }
+
+    #[test]
+    fn arguments_bind_straight_into_parameters() {
+        let hub = hub();
+        let out = block_on(hub.call(0, 7, args(&[r#""hi""#]))).unwrap();
+        assert_eq!(json_of(out), r#""7:hi""#);
+        let out = block_on(hub.call(1, 7, args(&[]))).unwrap();
+        assert_eq!(
+            json_of(out),
+            "null",
+            "void methods answer with a null result"
+        );
+    }
+
+    #[test]
+    fn binding_errors_say_what_went_wrong() {
+        let hub = hub();
+        let Err(CallError::Bind(count)) = block_on(hub.call(0, 7, args(&["1", "2"]))) else {
+            panic!()
+        };
+        assert_eq!(
+            count,
+            BindError::Count {
+                provided: 2,
+                expected: 1
+            }
+        );
+        assert_eq!(
+            count.detail(),
+            "InvalidDataException: Invocation provides 2 argument(s) but target expects 1."
+        );
+        let Err(CallError::Bind(BindError::Type { index: 0, .. })) =
+            block_on(hub.call(0, 7, args(&["1"])))
+        else {
+            panic!()
+        };
+    }
+
+    #[test]
+    fn errors_render_like_asp_net() {
+        let prefix = "An unexpected error occurred invoking 'Parse' on the server.";
+        let Err(CallError::Method(error)) = block_on(hub().call(2, 0, args(&[r#""x""#]))) else {
+            panic!()
+        };
+        assert_eq!(error.kind(), HubErrorKind::Internal);
+        assert_eq!(error.client_text(prefix, false), prefix);
+        assert_eq!(
+            error.client_text(prefix, true),
+            format!("{prefix} ParseIntError: invalid digit found in string")
+        );
+        let hub_error = HubError::new("nope");
+        assert_eq!(
+            hub_error.client_text(prefix, false),
+            format!("{prefix} HubException: nope")
+        );
+    }
+}
