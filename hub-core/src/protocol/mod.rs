@@ -225,12 +225,34 @@ pub trait HubProtocol {
     /// On error `out` is left as it was.
     fn encode(&self, message: MessageRef<'_>, out: &mut Vec<u8>) -> Result<(), ProtocolError>;
 
-    /// Encodes one framed message into a new buffer.
+    /// Encodes one framed message into a new, exactly sized buffer (one allocation: the message
+    /// is written into a reused per-thread scratch buffer, then copied out).
     fn encode_to_bytes(&self, message: &dyn EncodeMessage) -> Result<Bytes, ProtocolError> {
-        let mut out = Vec::new();
-        self.encode(message.as_message_ref(), &mut out)?;
-        Ok(Bytes::from(out))
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buffer) => {
+                buffer.clear();
+                let result = self.encode(message.as_message_ref(), &mut buffer);
+                let bytes = result.map(|()| Bytes::copy_from_slice(&buffer));
+                if buffer.capacity() > MAX_SCRATCH_CAPACITY {
+                    *buffer = Vec::new();
+                }
+                bytes
+            }
+            // Re-entered from inside a value's own encoding: use a fresh buffer.
+            Err(_) => {
+                let mut out = Vec::new();
+                self.encode(message.as_message_ref(), &mut out)?;
+                Ok(Bytes::from(out))
+            }
+        })
     }
+}
+
+/// Scratch buffers larger than this are released after use rather than kept for the thread.
+const MAX_SCRATCH_CAPACITY: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The hub protocols this crate implements, chosen at run time.
