@@ -1,0 +1,303 @@
+//! One hub connection: who it is, its bounded outbound queue, keep-alive, and how it closes.
+//!
+//! Everything that leaves a connection goes through its queue as whole, already encoded messages
+//! (a broadcast hands every queue a cheap clone of the same bytes). One writer task per connection
+//! drains the queue into the transport, batching what is waiting into one transport frame, and
+//! sends a Ping when nothing was written for the keep-alive interval. A queue that is full means
+//! the client cannot keep up: the connection is closed with an error rather than buffering more.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hub_core::negotiate::TransportType;
+use hub_core::protocol::{Close, EncodeMessage, HubMessage, HubProtocol, Protocol};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::request::{Principal, RequestInfo};
+use crate::transport::{TransportError, TransportSink};
+
+/// Frames larger than this are not merged with others into one transport write.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+/// Why a message could not be queued for a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The connection is closed or closing.
+    Closed,
+    /// The connection's queue was full; it is being closed.
+    QueueFull,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::Closed => "the connection is closed",
+            SendError::QueueFull => "the connection's outbound queue is full; it is being closed",
+        })
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// How a connection ends: the Close message the client gets, and the error (if any) that the
+/// on-disconnected hook and the logs see.
+#[derive(Debug, Clone)]
+pub(crate) struct Ending {
+    pub(crate) message: Close,
+    pub(crate) error: Option<String>,
+    /// Whether messages already queued are still written before the Close message (not when the
+    /// queue overflowed: the client is not reading).
+    pub(crate) flush: bool,
+}
+
+/// A live connection, shared by its tasks, the lifetime manager and every context that refers to
+/// it.
+pub(crate) struct Connection {
+    pub(crate) id: Arc<str>,
+    pub(crate) user_id: Option<Arc<str>>,
+    pub(crate) principal: Principal,
+    pub(crate) request: RequestInfo,
+    pub(crate) transport: TransportType,
+    pub(crate) protocol: Protocol,
+    outbound: mpsc::Sender<Bytes>,
+    closing: CancellationToken,
+    ending: Mutex<Option<Ending>>,
+    state: Mutex<http::Extensions>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("transport", &self.transport)
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The parts of a connection the writer task owns.
+pub(crate) struct Outbox {
+    pub(crate) receiver: mpsc::Receiver<Bytes>,
+}
+
+pub(crate) struct ConnectionParts {
+    pub(crate) id: Arc<str>,
+    pub(crate) user_id: Option<Arc<str>>,
+    pub(crate) principal: Principal,
+    pub(crate) request: RequestInfo,
+    pub(crate) transport: TransportType,
+    pub(crate) protocol: Protocol,
+    pub(crate) queue_capacity: usize,
+}
+
+impl Connection {
+    pub(crate) fn new(parts: ConnectionParts) -> (Arc<Connection>, Outbox) {
+        let (sender, receiver) = mpsc::channel(parts.queue_capacity);
+        let connection = Connection {
+            id: parts.id,
+            user_id: parts.user_id,
+            principal: parts.principal,
+            request: parts.request,
+            transport: parts.transport,
+            protocol: parts.protocol,
+            outbound: sender,
+            closing: CancellationToken::new(),
+            ending: Mutex::new(None),
+            state: Mutex::new(http::Extensions::new()),
+        };
+        (Arc::new(connection), Outbox { receiver })
+    }
+
+    /// Queues one encoded message (or several, whole) without waiting.
+    pub(crate) fn send(&self, frame: Bytes) -> Result<(), SendError> {
+        if self.closing.is_cancelled() {
+            return Err(SendError::Closed);
+        }
+        match self.outbound.try_send(frame) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(
+                    connection_id = %self.id,
+                    capacity = self.outbound.max_capacity(),
+                    "closing a connection whose client does not read fast enough: its outbound queue is full"
+                );
+                self.end_with(Ending {
+                    message: Close::with_error(),
+                    error: Some("The client did not keep up: its outbound queue is full.".into()),
+                    flush: false,
+                });
+                Err(SendError::QueueFull)
+            }
+        }
+    }
+
+    /// Encodes `message` in this connection's protocol and queues it.
+    pub(crate) fn send_message(&self, message: &dyn EncodeMessage) -> Result<(), SendError> {
+        match self.protocol.encode_to_bytes(message) {
+            Ok(bytes) => self.send(bytes),
+            Err(error) => {
+                tracing::error!(connection_id = %self.id, %error, "a message could not be encoded; it was not sent");
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the connection: the client gets `message`, then the transport closes. The first call
+    /// decides; later ones are ignored.
+    pub(crate) fn end(&self, message: Close, error: Option<String>) {
+        self.end_with(Ending {
+            message,
+            error,
+            flush: true,
+        });
+    }
+
+    fn end_with(&self, how: Ending) {
+        {
+            let mut ending = self.ending.lock().unwrap_or_else(PoisonError::into_inner);
+            if ending.is_some() {
+                return;
+            }
+            *ending = Some(how);
+        }
+        self.closing.cancel();
+    }
+
+    /// How the connection ended (set once it is ending).
+    pub(crate) fn ending(&self) -> Option<Ending> {
+        self.ending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Fires when the connection starts ending.
+    pub(crate) fn closing(&self) -> &CancellationToken {
+        &self.closing
+    }
+
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut http::Extensions) -> R) -> R {
+        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Settings of the writer task.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriterConfig {
+    /// `None` disables keep-alive pings (long polling).
+    pub(crate) keep_alive: Option<Duration>,
+    pub(crate) send_timeout: Duration,
+}
+
+/// Drains the connection's queue into `sink` until the connection ends, then writes the Close
+/// message and closes the transport.
+pub(crate) async fn write_loop<S: TransportSink>(
+    connection: Arc<Connection>,
+    mut outbox: Outbox,
+    mut sink: S,
+    config: WriterConfig,
+) {
+    let ping = connection
+        .protocol
+        .encode_to_bytes(&HubMessage::<(), ()>::Ping)
+        .unwrap_or_default();
+    let mut last_write = Instant::now();
+    let mut batch = BytesMut::new();
+    loop {
+        let keep_alive = async {
+            match config.keep_alive {
+                Some(interval) => tokio::time::sleep_until(last_write + interval).await,
+                None => std::future::pending().await,
+            }
+        };
+        let frame = tokio::select! {
+            biased;
+            () = connection.closing().cancelled() => break,
+            frame = outbox.receiver.recv() => match frame {
+                Some(frame) => collect_batch(frame, &mut outbox.receiver, &mut batch),
+                None => break,
+            },
+            () = keep_alive => ping.clone(),
+        };
+        if let Err(error) = send_with_timeout(&mut sink, frame, config.send_timeout).await {
+            tracing::debug!(connection_id = %connection.id, %error, "transport write failed");
+            connection.end(
+                Close::with_error(),
+                Some(format!("The transport failed: {error}")),
+            );
+            sink.close(true).await;
+            return;
+        }
+        last_write = Instant::now();
+    }
+
+    // Ending: flush what is already queued (unless the queue overflowed), then the Close message.
+    let ending = connection.ending().unwrap_or(Ending {
+        message: Close::new(),
+        error: None,
+        flush: true,
+    });
+    let deadline = Instant::now() + config.send_timeout;
+    let mut healthy = true;
+    if ending.flush {
+        while let Ok(frame) = outbox.receiver.try_recv() {
+            let frame = collect_batch(frame, &mut outbox.receiver, &mut batch);
+            if tokio::time::timeout_at(deadline, sink.send(frame))
+                .await
+                .map_or(true, |r| r.is_err())
+            {
+                healthy = false;
+                break;
+            }
+        }
+    }
+    outbox.receiver.close();
+    if healthy {
+        if let Ok(close) = connection.protocol.encode_to_bytes(&ending.message) {
+            healthy = matches!(
+                tokio::time::timeout_at(deadline, sink.send(close)).await,
+                Ok(Ok(()))
+            );
+        }
+    }
+    let _ = tokio::time::timeout_at(deadline, sink.close(!healthy)).await;
+}
+
+/// Joins `first` with the frames already waiting, up to [`MAX_BATCH_BYTES`], into one buffer.
+fn collect_batch(
+    first: Bytes,
+    receiver: &mut mpsc::Receiver<Bytes>,
+    batch: &mut BytesMut,
+) -> Bytes {
+    if first.len() >= MAX_BATCH_BYTES || receiver.is_empty() {
+        return first;
+    }
+    batch.clear();
+    batch.extend_from_slice(&first);
+    while batch.len() < MAX_BATCH_BYTES {
+        match receiver.try_recv() {
+            Ok(next) => batch.extend_from_slice(&next),
+            Err(_) => break,
+        }
+    }
+    batch.split().freeze()
+}
+
+async fn send_with_timeout<S: TransportSink>(
+    sink: &mut S,
+    frame: Bytes,
+    timeout: Duration,
+) -> Result<(), TransportError> {
+    match tokio::time::timeout(timeout, sink.send(frame)).await {
+        Ok(result) => result,
+        Err(_) => Err(TransportError(format!(
+            "a write did not complete within {timeout:?}"
+        ))),
+    }
+}

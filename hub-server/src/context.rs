@@ -1,0 +1,157 @@
+//! What hub code can reach: [`Context`] inside a hub method, [`HubContext`] anywhere else.
+
+use std::sync::Arc;
+
+use hub_core::negotiate::TransportType;
+use hub_core::protocol::{Close, Protocol};
+use tokio_util::sync::CancellationToken;
+
+use crate::clients::{CallerClients, Clients, Groups};
+use crate::connection::Connection;
+use crate::lifetime::LifetimeManager;
+use crate::request::{Principal, RequestInfo};
+
+/// A hub's clients and groups, usable outside hub methods: from background tasks, HTTP handlers,
+/// timers. Cheap to clone; get one from [`HubServer::hub_context`](crate::HubServer::hub_context)
+/// or [`Context::hub`].
+#[derive(Clone)]
+pub struct HubContext {
+    manager: Arc<dyn LifetimeManager>,
+}
+
+impl HubContext {
+    pub(crate) fn new(manager: Arc<dyn LifetimeManager>) -> Self {
+        HubContext { manager }
+    }
+
+    /// Picks who to send to.
+    pub fn clients(&self) -> Clients {
+        Clients::new(self.manager.clone())
+    }
+
+    /// Manages and inspects groups.
+    pub fn groups(&self) -> Groups {
+        Groups::new(self.manager.clone())
+    }
+
+    /// How many connections the hub has.
+    pub async fn connection_count(&self) -> usize {
+        self.manager.connection_count().await
+    }
+
+    /// The connection ids of a user, sorted.
+    pub async fn user_connections(&self, user_id: &str) -> Vec<String> {
+        self.manager.user_connections(user_id).await
+    }
+
+    /// Closes a connection of this process (the client gets `{"type":7}` and does not reconnect).
+    /// Returns whether it was connected here.
+    pub fn abort(&self, connection_id: &str) -> bool {
+        match self.manager.connection(connection_id) {
+            Some(connection) => {
+                connection.close(Close::new());
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Everything a hub method knows about its call: the connection, the request that opened it, the
+/// caller-relative clients, groups, per-connection state, and cancellation.
+#[derive(Clone)]
+pub struct Context {
+    connection: Arc<Connection>,
+    hub: HubContext,
+    cancellation: CancellationToken,
+}
+
+impl Context {
+    pub(crate) fn new(
+        connection: Arc<Connection>,
+        hub: HubContext,
+        cancellation: CancellationToken,
+    ) -> Self {
+        Context {
+            connection,
+            hub,
+            cancellation,
+        }
+    }
+
+    /// The caller's connection id (the client's `connectionId`).
+    pub fn connection_id(&self) -> &str {
+        &self.connection.id
+    }
+
+    /// The caller's user id, if authenticated.
+    pub fn user_id(&self) -> Option<&str> {
+        self.connection.user_id.as_deref()
+    }
+
+    /// Who the caller authenticated as.
+    pub fn principal(&self) -> &Principal {
+        &self.connection.principal
+    }
+
+    /// The transport the caller is connected with.
+    pub fn transport(&self) -> TransportType {
+        self.connection.transport
+    }
+
+    /// The hub protocol the caller speaks.
+    pub fn protocol(&self) -> Protocol {
+        self.connection.protocol
+    }
+
+    /// The HTTP request that opened the caller's transport: headers, query string, cookies.
+    pub fn request(&self) -> &RequestInfo {
+        &self.connection.request
+    }
+
+    /// Stores a value of type `T` on the connection, returning the one it replaces.
+    pub fn insert_state<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
+        self.connection.with_state(|state| state.insert(value))
+    }
+
+    /// The connection's value of type `T`, if one was stored.
+    pub fn state<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.connection
+            .with_state(|state| state.get::<T>().cloned())
+    }
+
+    /// Changes the connection's value of type `T` in place (inserting `T::default()` first).
+    pub fn update_state<T: Default + Clone + Send + Sync + 'static, R>(
+        &self,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> R {
+        self.connection
+            .with_state(|state| f(state.get_or_insert_default::<T>()))
+    }
+
+    /// Ends the caller's connection: the client gets `{"type":7}` and does not reconnect.
+    pub fn abort(&self) {
+        self.connection.end(Close::new(), None);
+    }
+
+    /// Fires when this invocation should stop: the connection is closing or the server is
+    /// shutting down.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancellation
+    }
+
+    /// Picks who to send to, relative to the caller.
+    pub fn clients(&self) -> CallerClients {
+        CallerClients::new(self.hub.clients(), self.connection.id.clone())
+    }
+
+    /// Manages and inspects groups.
+    pub fn groups(&self) -> Groups {
+        self.hub.groups()
+    }
+
+    /// The hub's context, to keep beyond this call.
+    pub fn hub(&self) -> &HubContext {
+        &self.hub
+    }
+}

@@ -1,0 +1,180 @@
+//! One hub mapped at a path: its dispatch, settings, lifetime manager, and connection tokens.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hub_core::hub::HubDispatch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::HubConfig;
+use crate::context::{Context, HubContext};
+use crate::lifetime::LifetimeManager;
+use crate::request::{SharedAuthenticator, SharedUserIdProvider};
+
+/// A connection token's state.
+#[derive(Debug, Clone)]
+enum TokenState {
+    /// Negotiated; no transport has attached yet.
+    Negotiated {
+        connection_id: Arc<str>,
+        created: Instant,
+    },
+    /// A transport is attached.
+    Active,
+}
+
+/// Why a transport could not attach to a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttachError {
+    /// Unknown or expired token: 404.
+    NotFound,
+    /// A transport is already attached: 409.
+    Conflict,
+}
+
+pub(crate) struct Endpoint {
+    pub(crate) path: String,
+    pub(crate) hub: Arc<dyn HubDispatch<Context>>,
+    pub(crate) config: HubConfig,
+    pub(crate) manager: Arc<dyn LifetimeManager>,
+    pub(crate) context: HubContext,
+    pub(crate) authenticator: SharedAuthenticator,
+    pub(crate) user_ids: SharedUserIdProvider,
+    /// Every task of this hub's connections (transports and invocations), for shutdown.
+    pub(crate) tasks: TaskTracker,
+    /// Fires when the server shuts down.
+    pub(crate) shutdown: CancellationToken,
+    tokens: Mutex<HashMap<String, TokenState>>,
+    sweeper_started: AtomicBool,
+}
+
+impl Endpoint {
+    pub(crate) fn new(
+        path: String,
+        hub: Arc<dyn HubDispatch<Context>>,
+        config: HubConfig,
+        manager: Arc<dyn LifetimeManager>,
+        authenticator: SharedAuthenticator,
+        user_ids: SharedUserIdProvider,
+    ) -> Self {
+        Endpoint {
+            path,
+            hub,
+            config,
+            context: HubContext::new(manager.clone()),
+            manager,
+            authenticator,
+            user_ids,
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            tokens: Mutex::new(HashMap::new()),
+            sweeper_started: AtomicBool::new(false),
+        }
+    }
+
+    fn tokens<R>(&self, f: impl FnOnce(&mut HashMap<String, TokenState>) -> R) -> R {
+        f(&mut self.tokens.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Creates a negotiated connection: a public id and a separate secret token (the same value
+    /// in negotiate version 0).
+    pub(crate) fn negotiate_connection(
+        self: &Arc<Self>,
+        version: u32,
+    ) -> Result<(Arc<str>, String), getrandom::Error> {
+        self.start_sweeper();
+        let connection_id: Arc<str> = Arc::from(random_id()?);
+        let token = if version == 0 {
+            connection_id.to_string()
+        } else {
+            random_id()?
+        };
+        self.tokens(|tokens| {
+            tokens.insert(
+                token.clone(),
+                TokenState::Negotiated {
+                    connection_id: connection_id.clone(),
+                    created: Instant::now(),
+                },
+            )
+        });
+        Ok((connection_id, token))
+    }
+
+    /// Attaches a transport to a negotiated token, returning the connection id.
+    pub(crate) fn attach(&self, token: &str) -> Result<Arc<str>, AttachError> {
+        let timeout = self.config.disconnect_timeout;
+        self.tokens(|tokens| match tokens.get(token).cloned() {
+            None => Err(AttachError::NotFound),
+            Some(TokenState::Active) => Err(AttachError::Conflict),
+            Some(TokenState::Negotiated { created, .. }) if created.elapsed() > timeout => {
+                tokens.remove(token);
+                Err(AttachError::NotFound)
+            }
+            Some(TokenState::Negotiated { connection_id, .. }) => {
+                tokens.insert(token.to_owned(), TokenState::Active);
+                Ok(connection_id)
+            }
+        })
+    }
+
+    /// Registers a connection that skipped negotiation (its id is its token).
+    pub(crate) fn attach_without_negotiate(&self) -> Result<(Arc<str>, String), getrandom::Error> {
+        let token = random_id()?;
+        self.tokens(|tokens| tokens.insert(token.clone(), TokenState::Active));
+        Ok((Arc::from(token.as_str()), token))
+    }
+
+    /// Whether a transport is attached to `token`.
+    pub(crate) fn is_active(&self, token: &str) -> bool {
+        self.tokens(|tokens| matches!(tokens.get(token), Some(TokenState::Active)))
+    }
+
+    /// Forgets a token whose connection ended.
+    pub(crate) fn release(&self, token: &str) {
+        self.tokens(|tokens| tokens.remove(token));
+    }
+
+    /// Disposes negotiated connections nothing attached to, once a second.
+    fn start_sweeper(self: &Arc<Self>) {
+        if self.sweeper_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let endpoint: Weak<Endpoint> = Arc::downgrade(self);
+        let shutdown = self.shutdown.clone();
+        let period = self.config.disconnect_timeout.min(Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    () = shutdown.cancelled() => return,
+                }
+                let Some(endpoint) = endpoint.upgrade() else {
+                    return;
+                };
+                let timeout = endpoint.config.disconnect_timeout;
+                endpoint.tokens(|tokens| {
+                    tokens.retain(|_, state| match state {
+                        TokenState::Negotiated { created, .. } => created.elapsed() <= timeout,
+                        TokenState::Active => true,
+                    })
+                });
+            }
+        });
+    }
+}
+
+/// 16 random bytes from the operating system, base64url without padding (22 URL-safe
+/// characters), as ASP.NET Core makes connection ids and tokens.
+pub(crate) fn random_id() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}

@@ -1,0 +1,373 @@
+//! The registry of connections, groups and users, behind a trait so that a backplane (e.g. Redis)
+//! can later carry broadcasts and groups across servers.
+//!
+//! [`LocalLifetimeManager`] is the one-process implementation. A message sent to many connections
+//! is encoded **once per protocol** ([`PreparedMessage`]) and each connection's queue gets a cheap
+//! clone of the bytes.
+
+use std::cell::OnceCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use bytes::Bytes;
+use hub_core::hub::BoxFuture;
+use hub_core::protocol::{Close, EncodeMessage, HubProtocol, MessageRef, Protocol};
+use hub_core::ProtocolError;
+
+use crate::connection::Connection;
+
+/// Who a message is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every connection.
+    All,
+    /// Every connection but these.
+    AllExcept(Vec<String>),
+    /// One connection.
+    Connection(String),
+    /// Several connections.
+    Connections(Vec<String>),
+    /// The members of a group.
+    Group(String),
+    /// The members of any of these groups (each connection once).
+    Groups(Vec<String>),
+    /// The members of a group but these connections.
+    GroupExcept(String, Vec<String>),
+    /// Every connection of a user.
+    User(String),
+    /// Every connection of any of these users.
+    Users(Vec<String>),
+}
+
+/// A message about to be sent to many connections: encoded at most once per protocol, on first
+/// use.
+pub struct PreparedMessage<'a> {
+    message: MessageRef<'a>,
+    encoded: [OnceCell<Result<Bytes, ProtocolError>>; 2],
+}
+
+impl<'a> PreparedMessage<'a> {
+    /// Prepares `message`; nothing is encoded yet.
+    pub fn new(message: &'a dyn EncodeMessage) -> Self {
+        PreparedMessage {
+            message: message.as_message_ref(),
+            encoded: [OnceCell::new(), OnceCell::new()],
+        }
+    }
+
+    /// The message framed in `protocol`, encoded on the first call for that protocol.
+    pub fn encoded(&self, protocol: Protocol) -> Result<Bytes, ProtocolError> {
+        let slot = match protocol {
+            Protocol::Json => &self.encoded[0],
+            Protocol::MessagePack => &self.encoded[1],
+        };
+        slot.get_or_init(|| protocol.encode_to_bytes(&self.message))
+            .clone()
+    }
+}
+
+/// A handle on a live connection of this process, given to a [`LifetimeManager`].
+#[derive(Clone, Debug)]
+pub struct ConnectionHandle {
+    pub(crate) inner: Arc<Connection>,
+}
+
+impl ConnectionHandle {
+    /// The connection id.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The user the connection belongs to.
+    pub fn user_id(&self) -> Option<&str> {
+        self.inner.user_id.as_deref()
+    }
+
+    /// The hub protocol the connection speaks.
+    pub fn protocol(&self) -> Protocol {
+        self.inner.protocol
+    }
+
+    /// Queues already encoded bytes (whole messages in the connection's protocol) without
+    /// waiting. A full queue closes the connection.
+    pub fn send_encoded(&self, bytes: Bytes) -> Result<(), crate::connection::SendError> {
+        self.inner.send(bytes)
+    }
+
+    /// Queues a prepared message in the connection's protocol.
+    pub fn send_prepared(
+        &self,
+        message: &PreparedMessage<'_>,
+    ) -> Result<(), crate::connection::SendError> {
+        match message.encoded(self.inner.protocol) {
+            Ok(bytes) => self.inner.send(bytes),
+            Err(error) => {
+                tracing::error!(connection_id = %self.inner.id, %error, "a message could not be encoded; it was not sent");
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the connection with `close` (e.g. on server shutdown).
+    pub fn close(&self, close: Close) {
+        self.inner.end(close, None);
+    }
+}
+
+/// The registry of connections, groups and users of one hub.
+///
+/// Object safe. Methods that may need the network in a multi-server implementation return futures;
+/// sends encode synchronously (the futures own what they need), so callers may pass borrowed
+/// arguments.
+pub trait LifetimeManager: Send + Sync + 'static {
+    /// Registers a connection whose handshake completed.
+    fn add_connection(&self, connection: ConnectionHandle);
+    /// Removes a connection that ended, and its group memberships.
+    fn remove_connection(&self, connection_id: &str);
+    /// A live connection of this process.
+    fn connection(&self, connection_id: &str) -> Option<ConnectionHandle>;
+    /// Sends `message` to `target`. Connections that cannot keep up are closed; the others still
+    /// get the message.
+    fn send(&self, target: &Target, message: &PreparedMessage<'_>) -> BoxFuture<()>;
+    /// Adds a connection to a group (a connection id that is not connected is ignored).
+    fn add_to_group(&self, connection_id: &str, group: &str) -> BoxFuture<()>;
+    /// Removes a connection from a group.
+    fn remove_from_group(&self, connection_id: &str, group: &str) -> BoxFuture<()>;
+    /// The connection ids in a group.
+    fn group_members(&self, group: &str) -> BoxFuture<Vec<String>>;
+    /// The groups a connection is in.
+    fn groups_of(&self, connection_id: &str) -> BoxFuture<Vec<String>>;
+    /// The connection ids of a user.
+    fn user_connections(&self, user_id: &str) -> BoxFuture<Vec<String>>;
+    /// How many connections there are.
+    fn connection_count(&self) -> BoxFuture<usize>;
+    /// Every live connection of this process (for shutdown).
+    fn local_connections(&self) -> Vec<ConnectionHandle>;
+}
+
+#[derive(Default)]
+struct Registry {
+    connections: HashMap<Arc<str>, ConnectionHandle>,
+    groups: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    groups_of: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    users: HashMap<Arc<str>, HashSet<Arc<str>>>,
+}
+
+impl Registry {
+    fn deliver(&self, id: &str, message: &PreparedMessage<'_>) {
+        if let Some(connection) = self.connections.get(id) {
+            let _ = connection.send_prepared(message);
+        }
+    }
+
+    fn deliver_all<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a Arc<str>>,
+        except: &[String],
+        message: &PreparedMessage<'_>,
+    ) {
+        for id in ids {
+            if !except.iter().any(|e| **e == **id) {
+                self.deliver(id, message);
+            }
+        }
+    }
+
+    fn members_of_any(&self, names: &[String]) -> HashSet<Arc<str>> {
+        names
+            .iter()
+            .filter_map(|name| self.groups.get(name.as_str()))
+            .flat_map(|members| members.iter().cloned())
+            .collect()
+    }
+
+    fn connections_of_any(&self, users: &[String]) -> HashSet<Arc<str>> {
+        users
+            .iter()
+            .filter_map(|user| self.users.get(user.as_str()))
+            .flat_map(|ids| ids.iter().cloned())
+            .collect()
+    }
+}
+
+/// The lifetime manager of a single process.
+#[derive(Default)]
+pub struct LocalLifetimeManager {
+    registry: RwLock<Registry>,
+}
+
+impl LocalLifetimeManager {
+    /// An empty registry.
+    pub fn new() -> Self {
+        LocalLifetimeManager::default()
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Registry) -> R) -> R {
+        f(&self.registry.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&mut Registry) -> R) -> R {
+        f(&mut self
+            .registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+fn ready<T: Send + 'static>(value: T) -> BoxFuture<T> {
+    Box::pin(std::future::ready(value))
+}
+
+fn sorted(ids: impl IntoIterator<Item = Arc<str>>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.into_iter().map(|id| id.to_string()).collect();
+    ids.sort();
+    ids
+}
+
+impl LifetimeManager for LocalLifetimeManager {
+    fn add_connection(&self, connection: ConnectionHandle) {
+        let id = connection.inner.id.clone();
+        let user = connection.inner.user_id.clone();
+        self.write(|registry| {
+            if let Some(user) = user {
+                registry.users.entry(user).or_default().insert(id.clone());
+            }
+            registry.connections.insert(id, connection);
+        });
+    }
+
+    fn remove_connection(&self, connection_id: &str) {
+        self.write(|registry| {
+            let Some(connection) = registry.connections.remove(connection_id) else {
+                return;
+            };
+            if let Some(user) = &connection.inner.user_id {
+                if let Some(ids) = registry.users.get_mut(user) {
+                    ids.remove(connection_id);
+                    if ids.is_empty() {
+                        registry.users.remove(user);
+                    }
+                }
+            }
+            for group in registry.groups_of.remove(connection_id).unwrap_or_default() {
+                if let Some(members) = registry.groups.get_mut(&group) {
+                    members.remove(connection_id);
+                    if members.is_empty() {
+                        registry.groups.remove(&group);
+                    }
+                }
+            }
+        });
+    }
+
+    fn connection(&self, connection_id: &str) -> Option<ConnectionHandle> {
+        self.read(|registry| registry.connections.get(connection_id).cloned())
+    }
+
+    fn send(&self, target: &Target, message: &PreparedMessage<'_>) -> BoxFuture<()> {
+        self.read(|registry| match target {
+            Target::All => registry.deliver_all(registry.connections.keys(), &[], message),
+            Target::AllExcept(except) => {
+                registry.deliver_all(registry.connections.keys(), except, message)
+            }
+            Target::Connection(id) => registry.deliver(id, message),
+            Target::Connections(ids) => {
+                let unique: HashSet<&str> = ids.iter().map(String::as_str).collect();
+                for id in unique {
+                    registry.deliver(id, message);
+                }
+            }
+            Target::Group(group) => {
+                if let Some(members) = registry.groups.get(group.as_str()) {
+                    registry.deliver_all(members, &[], message);
+                }
+            }
+            Target::Groups(groups) => {
+                registry.deliver_all(&registry.members_of_any(groups), &[], message)
+            }
+            Target::GroupExcept(group, except) => {
+                if let Some(members) = registry.groups.get(group.as_str()) {
+                    registry.deliver_all(members, except, message);
+                }
+            }
+            Target::User(user) => {
+                if let Some(ids) = registry.users.get(user.as_str()) {
+                    registry.deliver_all(ids, &[], message);
+                }
+            }
+            Target::Users(users) => {
+                registry.deliver_all(&registry.connections_of_any(users), &[], message)
+            }
+        });
+        ready(())
+    }
+
+    fn add_to_group(&self, connection_id: &str, group: &str) -> BoxFuture<()> {
+        self.write(|registry| {
+            let Some((id, _)) = registry.connections.get_key_value(connection_id) else {
+                return;
+            };
+            let id = id.clone();
+            let group: Arc<str> = Arc::from(group);
+            registry
+                .groups
+                .entry(group.clone())
+                .or_default()
+                .insert(id.clone());
+            registry.groups_of.entry(id).or_default().insert(group);
+        });
+        ready(())
+    }
+
+    fn remove_from_group(&self, connection_id: &str, group: &str) -> BoxFuture<()> {
+        self.write(|registry| {
+            if let Some(members) = registry.groups.get_mut(group) {
+                members.remove(connection_id);
+                if members.is_empty() {
+                    registry.groups.remove(group);
+                }
+            }
+            if let Some(groups) = registry.groups_of.get_mut(connection_id) {
+                groups.remove(group);
+                if groups.is_empty() {
+                    registry.groups_of.remove(connection_id);
+                }
+            }
+        });
+        ready(())
+    }
+
+    fn group_members(&self, group: &str) -> BoxFuture<Vec<String>> {
+        let members =
+            self.read(|registry| sorted(registry.groups.get(group).into_iter().flatten().cloned()));
+        ready(members)
+    }
+
+    fn groups_of(&self, connection_id: &str) -> BoxFuture<Vec<String>> {
+        let groups = self.read(|registry| {
+            sorted(
+                registry
+                    .groups_of
+                    .get(connection_id)
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            )
+        });
+        ready(groups)
+    }
+
+    fn user_connections(&self, user_id: &str) -> BoxFuture<Vec<String>> {
+        let ids = self
+            .read(|registry| sorted(registry.users.get(user_id).into_iter().flatten().cloned()));
+        ready(ids)
+    }
+
+    fn connection_count(&self) -> BoxFuture<usize> {
+        ready(self.read(|registry| registry.connections.len()))
+    }
+
+    fn local_connections(&self) -> Vec<ConnectionHandle> {
+        self.read(|registry| registry.connections.values().cloned().collect())
+    }
+}

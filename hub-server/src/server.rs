@@ -1,0 +1,218 @@
+//! Building and running a server: map hubs at paths, bind, serve, shut down gracefully.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hub_core::hub::HubDispatch;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::HubConfig;
+use crate::context::{Context, HubContext};
+use crate::endpoint::Endpoint;
+use crate::lifetime::{LifetimeManager, LocalLifetimeManager};
+use crate::request::{
+    AllowAnonymous, Authenticator, PrincipalUserId, SharedAuthenticator, SharedUserIdProvider,
+    UserIdProvider,
+};
+use crate::service::{normalize_path, HubService};
+
+/// A hub and how it is served: its settings and its lifetime manager.
+pub struct HubEndpoint {
+    hub: Arc<dyn HubDispatch<Context>>,
+    config: Option<HubConfig>,
+    manager: Option<Arc<dyn LifetimeManager>>,
+}
+
+impl HubEndpoint {
+    /// Serves `hub` with the server's default settings and a [`LocalLifetimeManager`].
+    pub fn new(hub: impl HubDispatch<Context>) -> Self {
+        HubEndpoint {
+            hub: Arc::new(hub),
+            config: None,
+            manager: None,
+        }
+    }
+
+    /// Uses these settings for this hub.
+    pub fn config(mut self, config: HubConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Uses this lifetime manager (e.g. a backplane) for this hub.
+    pub fn lifetime_manager(mut self, manager: impl LifetimeManager) -> Self {
+        self.manager = Some(Arc::new(manager));
+        self
+    }
+}
+
+/// Builds a [`HubServer`] or a mountable [`HubService`].
+pub struct HubServerBuilder {
+    endpoints: Vec<(String, HubEndpoint)>,
+    config: HubConfig,
+    authenticator: SharedAuthenticator,
+    user_ids: SharedUserIdProvider,
+}
+
+impl Default for HubServerBuilder {
+    fn default() -> Self {
+        HubServerBuilder {
+            endpoints: Vec::new(),
+            config: HubConfig::default(),
+            authenticator: Arc::new(AllowAnonymous),
+            user_ids: Arc::new(PrincipalUserId),
+        }
+    }
+}
+
+impl HubServerBuilder {
+    /// Maps `hub` at `path` (e.g. `/chat`; matched case-insensitively), with the default settings.
+    pub fn hub(self, path: &str, hub: impl HubDispatch<Context>) -> Self {
+        self.endpoint(path, HubEndpoint::new(hub))
+    }
+
+    /// Maps a configured hub at `path`.
+    pub fn endpoint(mut self, path: &str, endpoint: HubEndpoint) -> Self {
+        self.endpoints.push((normalize_path(path), endpoint));
+        self
+    }
+
+    /// The settings of hubs mapped without their own.
+    pub fn config(mut self, config: HubConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Authenticates negotiate and transport requests (default: everyone, anonymously). A
+    /// rejection is answered with 401 and an empty body.
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Arc::new(authenticator);
+        self
+    }
+
+    /// Decides the user id of each connection (default: the principal's user id).
+    pub fn user_id_provider(mut self, provider: impl UserIdProvider) -> Self {
+        self.user_ids = Arc::new(provider);
+        self
+    }
+
+    /// The service that serves the hubs, to mount in your own hyper or axum application.
+    pub fn into_service(self) -> HubService {
+        let endpoints = self
+            .endpoints
+            .into_iter()
+            .map(|(path, endpoint)| {
+                Arc::new(Endpoint::new(
+                    path,
+                    endpoint.hub,
+                    endpoint.config.unwrap_or_else(|| self.config.clone()),
+                    endpoint
+                        .manager
+                        .unwrap_or_else(|| Arc::new(LocalLifetimeManager::new())),
+                    self.authenticator.clone(),
+                    self.user_ids.clone(),
+                ))
+            })
+            .collect();
+        HubService::new(endpoints)
+    }
+
+    /// Binds a listener (port 0 picks a free port; see [`HubServer::local_addr`]).
+    pub async fn bind(self, address: impl ToSocketAddrs) -> io::Result<HubServer> {
+        let listener = TcpListener::bind(address).await?;
+        let local_addr = listener.local_addr()?;
+        Ok(HubServer {
+            listener,
+            local_addr,
+            service: self.into_service(),
+            shutdown: CancellationToken::new(),
+        })
+    }
+}
+
+/// A bound server. Call [`serve`](Self::serve) to run it; stop it with a [`ShutdownHandle`].
+pub struct HubServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    service: HubService,
+    shutdown: CancellationToken,
+}
+
+/// Stops a running [`HubServer`] gracefully. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    token: CancellationToken,
+}
+
+impl ShutdownHandle {
+    /// Starts the graceful shutdown: the server stops accepting, running invocations get their
+    /// hub's shutdown timeout, every client gets Close with `allowReconnect: true`.
+    pub fn shutdown(&self) {
+        self.token.cancel();
+    }
+}
+
+impl HubServer {
+    /// Starts building a server.
+    pub fn builder() -> HubServerBuilder {
+        HubServerBuilder::default()
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The context of the hub mapped at `path`, to send to its clients from anywhere.
+    pub fn hub_context(&self, path: &str) -> Option<HubContext> {
+        self.service.hub_context(path)
+    }
+
+    /// A handle that stops the server.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            token: self.shutdown.clone(),
+        }
+    }
+
+    /// The service, e.g. to route some paths of another listener to the same hubs.
+    pub fn service(&self) -> HubService {
+        self.service.clone()
+    }
+
+    /// Serves until [`ShutdownHandle::shutdown`] is called, then shuts down gracefully.
+    pub async fn serve(self) -> io::Result<()> {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "accepting a connection failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = self.shutdown.cancelled() => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let service = self.service.clone();
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let connection = graceful.watch(connection.into_owned());
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%peer, %error, "HTTP connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        self.service.shutdown().await;
+        graceful.shutdown().await;
+        Ok(())
+    }
+}

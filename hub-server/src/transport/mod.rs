@@ -1,0 +1,38 @@
+//! Transports: how bytes reach a connection and leave it. The connection lifecycle only sees the
+//! two traits here; each transport implements them.
+
+pub(crate) mod websocket;
+
+use std::fmt;
+use std::future::Future;
+
+use bytes::Bytes;
+use hub_core::protocol::Protocol;
+
+/// The transport failed: the peer went away, sent something the transport rejects, or a write
+/// timed out.
+#[derive(Debug)]
+pub(crate) struct TransportError(pub(crate) String);
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The receiving half of a transport: chunks of the client's byte stream, in order.
+pub(crate) trait TransportSource: Send {
+    /// The next chunk; `None` when the client closed the transport.
+    fn next(&mut self) -> impl Future<Output = Option<Result<Bytes, TransportError>>> + Send;
+}
+
+/// The sending half of a transport.
+pub(crate) trait TransportSink: Send + 'static {
+    /// Called once the handshake picked a protocol: frames that follow are in it (WebSockets then
+    /// send binary frames for MessagePack). Handshake errors are sent before, as text.
+    fn set_protocol(&mut self, protocol: Protocol);
+    /// Writes one transport frame holding one or more whole messages.
+    fn send(&mut self, frame: Bytes) -> impl Future<Output = Result<(), TransportError>> + Send;
+    /// Closes the transport: normally, or as an internal error.
+    fn close(&mut self, internal_error: bool) -> impl Future<Output = ()> + Send;
+}

@@ -1,0 +1,149 @@
+//! The WebSocket transport: hyper's upgrade, then tokio-tungstenite frames.
+//!
+//! Incoming frame types are ignored (the hub protocol decides how bytes are read; the JavaScript
+//! client sends its handshake as text even for MessagePack). Outgoing frames are text for JSON and
+//! binary for MessagePack, each holding only whole messages.
+
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use hub_core::protocol::Protocol;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use super::{TransportError, TransportSink, TransportSource};
+
+type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Whether a request asks for a WebSocket upgrade.
+pub(crate) fn is_upgrade_request(headers: &HeaderMap) -> bool {
+    let has_token = |name: http::header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value
+                .to_str()
+                .map(|v| {
+                    v.split(',')
+                        .any(|part| part.trim().eq_ignore_ascii_case(token))
+                })
+                .unwrap_or(false)
+        })
+    };
+    has_token(http::header::CONNECTION, "upgrade") && has_token(http::header::UPGRADE, "websocket")
+}
+
+/// The 101 response for a valid upgrade request, or the status to reject it with.
+pub(crate) fn accept_response(headers: &HeaderMap) -> Result<Response<()>, StatusCode> {
+    let version_ok = headers
+        .get(http::header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v.as_bytes() == b"13");
+    let key = headers
+        .get(http::header::SEC_WEBSOCKET_KEY)
+        .ok_or(StatusCode::BAD_REQUEST)?;
+    if !version_ok {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let mut response = Response::new(());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
+    headers.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(
+        http::header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&accept).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?,
+    );
+    Ok(response)
+}
+
+/// Wraps an upgraded connection, limiting one WebSocket message to `max_ws_message` bytes (the
+/// hub protocol's own limit applies to each hub message inside).
+pub(crate) fn split(
+    upgraded: Upgraded,
+    max_ws_message: usize,
+) -> impl std::future::Future<Output = (WsSource, WsSink)> {
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max_ws_message))
+        .max_frame_size(Some(max_ws_message));
+    async move {
+        let socket =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        let (sink, stream) = socket.split();
+        (
+            WsSource { stream },
+            WsSink {
+                sink,
+                binary: false,
+            },
+        )
+    }
+}
+
+pub(crate) struct WsSource {
+    stream: SplitStream<Socket>,
+}
+
+impl TransportSource for WsSource {
+    async fn next(&mut self) -> Option<Result<Bytes, TransportError>> {
+        loop {
+            return match self.stream.next().await? {
+                Ok(Message::Text(text)) => Some(Ok(Bytes::from(text))),
+                Ok(Message::Binary(bytes)) => Some(Ok(bytes)),
+                Ok(Message::Close(_)) => None,
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+                Err(error) => Some(Err(TransportError(error.to_string()))),
+            };
+        }
+    }
+}
+
+pub(crate) struct WsSink {
+    sink: SplitSink<Socket, Message>,
+    binary: bool,
+}
+
+impl TransportSink for WsSink {
+    fn set_protocol(&mut self, protocol: Protocol) {
+        self.binary = protocol == Protocol::MessagePack;
+    }
+
+    async fn send(&mut self, frame: Bytes) -> Result<(), TransportError> {
+        let message = if self.binary {
+            Message::Binary(frame)
+        } else {
+            Message::Text(
+                Utf8Bytes::try_from(frame)
+                    .map_err(|_| TransportError("a text frame was not UTF-8".to_owned()))?,
+            )
+        };
+        self.sink
+            .send(message)
+            .await
+            .map_err(|error| TransportError(error.to_string()))
+    }
+
+    async fn close(&mut self, internal_error: bool) {
+        let code = if internal_error {
+            CloseCode::Error
+        } else {
+            CloseCode::Normal
+        };
+        let _ = self
+            .sink
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(""),
+            })))
+            .await;
+        let _ = self.sink.close().await;
+    }
+}
