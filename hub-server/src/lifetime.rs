@@ -371,3 +371,161 @@ impl LifetimeManager for LocalLifetimeManager {
         self.read(|registry| registry.connections.values().cloned().collect())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use hub_core::negotiate::TransportType;
+    use hub_core::protocol::Invocation;
+
+    use super::*;
+    use crate::connection::{ConnectionParts, Outbox};
+    use crate::request::{Principal, RequestInfo};
+
+    /// A value that counts how often it is serialized.
+    struct Counted<'a>(&'a AtomicUsize);
+
+    impl serde::Serialize for Counted<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            serializer.serialize_str("payload")
+        }
+    }
+
+    fn connection(id: &str, protocol: Protocol, user: Option<&str>) -> (ConnectionHandle, Outbox) {
+        let request = RequestInfo::from_parts(&http::Request::new(()).into_parts().0);
+        let (inner, outbox) = Connection::new(ConnectionParts {
+            id: Arc::from(id),
+            user_id: user.map(Arc::from),
+            principal: Principal::anonymous(),
+            request,
+            transport: TransportType::WebSockets,
+            protocol,
+            queue_capacity: 4,
+        });
+        (ConnectionHandle { inner }, outbox)
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let std::task::Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+                return value;
+            }
+        }
+    }
+
+    fn received(outbox: &mut Outbox) -> Vec<Bytes> {
+        std::iter::from_fn(|| outbox.receiver.try_recv().ok()).collect()
+    }
+
+    #[test]
+    fn a_broadcast_is_encoded_once_per_protocol() {
+        let manager = LocalLifetimeManager::new();
+        let mut outboxes = Vec::new();
+        for i in 0..10 {
+            let protocol = if i % 2 == 0 {
+                Protocol::Json
+            } else {
+                Protocol::MessagePack
+            };
+            let (handle, outbox) = connection(&format!("c{i}"), protocol, None);
+            manager.add_connection(handle);
+            outboxes.push((protocol, outbox));
+        }
+        let encodes = AtomicUsize::new(0);
+        let invocation = Invocation::new("Receive", (Counted(&encodes),));
+        block_on(manager.send(&Target::All, &PreparedMessage::new(&invocation)));
+        assert_eq!(
+            encodes.load(Ordering::SeqCst),
+            2,
+            "once for JSON, once for MessagePack"
+        );
+        for (protocol, outbox) in &mut outboxes {
+            let frames = received(outbox);
+            assert_eq!(frames.len(), 1);
+            assert_eq!(frames[0], protocol.encode_to_bytes(&invocation).unwrap());
+        }
+    }
+
+    #[test]
+    fn targets_reach_exactly_their_connections() {
+        let manager = LocalLifetimeManager::new();
+        let mut outboxes = HashMap::new();
+        for (id, user) in [
+            ("a", Some("ann")),
+            ("b", Some("bob")),
+            ("c", Some("bob")),
+            ("d", None),
+        ] {
+            let (handle, outbox) = connection(id, Protocol::Json, user);
+            manager.add_connection(handle);
+            outboxes.insert(id, outbox);
+        }
+        block_on(manager.add_to_group("a", "g"));
+        block_on(manager.add_to_group("b", "g"));
+        block_on(manager.add_to_group("b", "h"));
+        block_on(manager.add_to_group("nobody", "g"));
+        let cases: Vec<(Target, &[&str])> = vec![
+            (Target::All, &["a", "b", "c", "d"]),
+            (Target::AllExcept(vec!["a".into()]), &["b", "c", "d"]),
+            (Target::Connection("c".into()), &["c"]),
+            (
+                Target::Connections(vec!["a".into(), "a".into(), "d".into()]),
+                &["a", "d"],
+            ),
+            (Target::Group("g".into()), &["a", "b"]),
+            (Target::Groups(vec!["g".into(), "h".into()]), &["a", "b"]),
+            (Target::GroupExcept("g".into(), vec!["a".into()]), &["b"]),
+            (Target::User("bob".into()), &["b", "c"]),
+            (
+                Target::Users(vec!["ann".into(), "bob".into()]),
+                &["a", "b", "c"],
+            ),
+            (Target::Group("none".into()), &[]),
+        ];
+        for (target, expected) in cases {
+            let invocation = Invocation::new("M", ());
+            block_on(manager.send(&target, &PreparedMessage::new(&invocation)));
+            let mut got: Vec<&str> = outboxes
+                .iter_mut()
+                .filter_map(|(id, outbox)| (!received(outbox).is_empty()).then_some(*id))
+                .collect();
+            got.sort();
+            assert_eq!(got, expected, "{target:?}");
+        }
+        assert_eq!(block_on(manager.group_members("g")), ["a", "b"]);
+        assert_eq!(block_on(manager.groups_of("b")), ["g", "h"]);
+        manager.remove_connection("b");
+        assert_eq!(block_on(manager.group_members("g")), ["a"]);
+        assert!(block_on(manager.group_members("h")).is_empty());
+        assert_eq!(block_on(manager.user_connections("bob")), ["c"]);
+        assert_eq!(block_on(manager.connection_count()), 3);
+    }
+
+    #[test]
+    fn a_full_queue_closes_only_that_connection() {
+        let manager = LocalLifetimeManager::new();
+        let (slow, _slow_outbox) = connection("slow", Protocol::Json, None);
+        let (fast, mut fast_outbox) = connection("fast", Protocol::Json, None);
+        manager.add_connection(slow.clone());
+        manager.add_connection(fast.clone());
+        for i in 0..6 {
+            let invocation = Invocation::new("M", (i,));
+            block_on(manager.send(&Target::All, &PreparedMessage::new(&invocation)));
+            assert_eq!(received(&mut fast_outbox).len(), 1);
+        }
+        assert!(
+            slow.inner.closing().is_cancelled(),
+            "the queue of 4 overflowed"
+        );
+        assert!(!fast.inner.closing().is_cancelled());
+        let ending = slow.inner.ending().unwrap();
+        assert_eq!(ending.message, Close::with_error());
+        assert!(!ending.flush);
+    }
+}
