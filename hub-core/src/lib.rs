@@ -30,8 +30,3 @@ pub mod negotiate;
 pub mod protocol;
 
 pub use error::ProtocolError;
-
-/// The README's Rust examples, compiled and run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

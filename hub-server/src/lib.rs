@@ -53,3 +53,8 @@ pub use service::{HubService, ResponseBody};
 
 /// The protocol core, for code that works with messages directly.
 pub use hub_core as core;
+
+/// The README's Rust examples, compiled (and run where they can) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
