@@ -15,7 +15,7 @@
 //!
 //! let index = hub.find("add").expect("lookup is case-insensitive");
 //! let args = Arguments::from(vec![RawValue::from_json("2")?, RawValue::from_json("3")?]);
-//! let call = hub.call(index, (), args);
+//! let call = hub.call(index, (), args, Vec::new());
 //! let output = futures_executor_like_block_on(call).expect("the method succeeds");
 //! let MethodOutput::Value(value) = output else { unreachable!() };
 //! assert_eq!(RawValue::encode(&*value, Format::Json)?.as_bytes(), b"5");
@@ -35,16 +35,24 @@ use std::hash::Hasher;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_core::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::protocol::{Arguments, EncodeValue};
+use crate::protocol::{Arguments, EncodeValue, RawValue};
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// A value a method produced, ready to encode in whichever protocol the caller speaks.
 pub type BoxValue = Box<dyn EncodeValue + Send + Sync>;
+
+/// A boxed, sendable stream.
+pub type BoxStream<T> = Pin<Box<dyn Stream<Item = T> + Send + 'static>>;
+
+/// An upload stream as the server feeds it: the client's items, still raw, ended by the client's
+/// Completion (an error Completion ends it with an `Err`).
+pub type RawUpload = BoxStream<Result<RawValue, HubError>>;
 
 /// An error a hub method returns.
 ///
@@ -167,13 +175,114 @@ pub struct MethodDescriptor {
 pub enum MethodOutput {
     /// The result of a unary method.
     Value(BoxValue),
+    /// The items of a streaming method; an `Err` item ends the stream with an error.
+    Stream(BoxStream<Result<BoxValue, HubError>>),
 }
 
 impl fmt::Debug for MethodOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MethodOutput::Value(_) => f.write_str("Value(..)"),
+            MethodOutput::Stream(_) => f.write_str("Stream(..)"),
         }
+    }
+}
+
+/// A typed upload stream: a method parameter fed by the client's `StreamItem`s.
+///
+/// Yields each item deserialized into `T`; an item of the wrong shape yields an `Err` (and the
+/// stream goes on). Ends when the client completes the stream; a client error ends it with `Err`.
+pub struct UploadStream<T> {
+    raw: RawUpload,
+    item: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> UploadStream<T> {
+    /// Wraps a raw upload stream.
+    pub fn new(raw: RawUpload) -> Self {
+        UploadStream {
+            raw,
+            item: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for UploadStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UploadStream(..)")
+    }
+}
+
+impl<T: DeserializeOwned> Stream for UploadStream<T> {
+    type Item = Result<T, HubError>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.raw.as_mut().poll_next(cx).map(|item| {
+            item.map(|result| {
+                result.and_then(|raw| {
+                    raw.deserialize::<T>().map_err(|error| {
+                        HubError::new(format!("an upload stream item has the wrong type: {error}"))
+                    })
+                })
+            })
+        })
+    }
+}
+
+/// A tuple of upload stream parameters, bound in order from the invocation's `streamIds`.
+pub trait FromUploads: Sized {
+    /// How many upload streams the tuple takes.
+    const COUNT: usize;
+    /// Binds the streams; the caller has checked the count.
+    fn from_uploads(uploads: Vec<RawUpload>) -> Option<Self>;
+}
+
+macro_rules! tuple_from_uploads {
+    ($count:expr; $($name:ident),*) => {
+        impl<$($name: DeserializeOwned),*> FromUploads for ($(UploadStream<$name>,)*) {
+            const COUNT: usize = $count;
+            #[allow(unused_variables, unused_mut, non_snake_case)]
+            fn from_uploads(uploads: Vec<RawUpload>) -> Option<Self> {
+                let mut uploads = uploads.into_iter();
+                $( let $name = UploadStream::new(uploads.next()?); )*
+                Some(($($name,)*))
+            }
+        }
+    };
+}
+
+tuple_from_uploads!(0;);
+tuple_from_uploads!(1; A);
+tuple_from_uploads!(2; A, B);
+tuple_from_uploads!(3; A, B, C);
+tuple_from_uploads!(4; A, B, C, D);
+
+/// Maps a method's stream of `Result<T, E>` to the erased items a server encodes.
+struct ErasedItems<S> {
+    inner: Pin<Box<S>>,
+}
+
+impl<S, T, E> Stream for ErasedItems<S>
+where
+    S: Stream<Item = Result<T, E>>,
+    T: Serialize + Send + Sync + 'static,
+    E: Into<HubError>,
+{
+    type Item = Result<BoxValue, HubError>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx).map(|item| {
+            item.map(|result| match result {
+                Ok(value) => Ok(Box::new(value) as BoxValue),
+                Err(error) => Err(error.into()),
+            })
+        })
     }
 }
 
@@ -296,13 +405,14 @@ pub trait HubDispatch<Cx>: Send + Sync + 'static {
     /// The index of the method a client named, compared case-insensitively as SignalR does.
     fn find(&self, name: &str) -> Option<usize>;
 
-    /// Binds `arguments` and runs method `index`. Binding happens before the future is returned,
-    /// so a binding error costs no allocation of a task.
+    /// Binds `arguments` (and the upload streams, one per stream id, in order) and runs method
+    /// `index`. The server has checked the number of upload streams against the descriptor.
     fn call(
         &self,
         index: usize,
         cx: Cx,
         arguments: Arguments,
+        uploads: Vec<RawUpload>,
     ) -> BoxFuture<Result<MethodOutput, CallError>>;
 
     /// Runs when a connection has completed its handshake. An error closes the connection.
@@ -319,7 +429,11 @@ pub trait HubDispatch<Cx>: Send + Sync + 'static {
 }
 
 type Handler<Cx> = Arc<
-    dyn Fn(Cx, &Arguments) -> Result<BoxFuture<Result<MethodOutput, CallError>>, BindError>
+    dyn Fn(
+            Cx,
+            &Arguments,
+            Vec<RawUpload>,
+        ) -> Result<BoxFuture<Result<MethodOutput, CallError>>, BindError>
         + Send
         + Sync,
 >;
@@ -358,10 +472,28 @@ impl<Cx: Send + 'static> HubMethods<Cx> {
     ///
     /// A method returning `()` answers with a null result, as SignalR's void methods do. A second
     /// method whose name differs only in case replaces the first.
-    pub fn method<Args, F, Fut, T, E>(mut self, name: impl Into<String>, handler: F) -> Self
+    pub fn method<Args, F, Fut, T, E>(self, name: impl Into<String>, handler: F) -> Self
     where
         Args: FromArguments + Send + 'static,
         F: Fn(Cx, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Serialize + Send + Sync + 'static,
+        E: Into<HubError> + 'static,
+    {
+        self.method_with_uploads(name, move |cx, args, (): ()| handler(cx, args))
+    }
+
+    /// Adds a unary method that also takes upload streams: `handler(cx, (args…), (uploads…))`,
+    /// where each upload is an [`UploadStream<T>`] bound from the invocation's stream ids.
+    pub fn method_with_uploads<Args, U, F, Fut, T, E>(
+        mut self,
+        name: impl Into<String>,
+        handler: F,
+    ) -> Self
+    where
+        Args: FromArguments + Send + 'static,
+        U: FromUploads + Send + 'static,
+        F: Fn(Cx, Args, U) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Serialize + Send + Sync + 'static,
         E: Into<HubError> + 'static,
@@ -370,14 +502,70 @@ impl<Cx: Send + 'static> HubMethods<Cx> {
             name: name.into(),
             kind: MethodKind::Unary,
             arguments: Args::COUNT,
-            upload_streams: 0,
+            upload_streams: U::COUNT,
         };
-        let handler: Handler<Cx> = Arc::new(move |cx, arguments| {
+        let handler: Handler<Cx> = Arc::new(move |cx, arguments, uploads| {
             let args = Args::from_arguments(arguments)?;
-            let future = handler(cx, args);
+            let uploads = bind_uploads::<U>(uploads)?;
+            let future = handler(cx, args, uploads);
             Ok(Box::pin(async move {
                 match future.await {
                     Ok(value) => Ok(MethodOutput::Value(Box::new(value) as BoxValue)),
+                    Err(error) => Err(CallError::Method(error.into())),
+                }
+            }) as BoxFuture<_>)
+        });
+        self.insert(descriptor, handler);
+        self
+    }
+
+    /// Adds a streaming method: `handler(cx, (args…))` returns a future of a stream of
+    /// `Result<T, E>` items. Clients call it with `stream()` (a StreamInvocation); an `Err` item
+    /// ends the stream with an error.
+    pub fn stream<Args, F, Fut, S, T, E, E2>(self, name: impl Into<String>, handler: F) -> Self
+    where
+        Args: FromArguments + Send + 'static,
+        F: Fn(Cx, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<S, E>> + Send + 'static,
+        S: Stream<Item = Result<T, E2>> + Send + 'static,
+        T: Serialize + Send + Sync + 'static,
+        E: Into<HubError> + 'static,
+        E2: Into<HubError> + 'static,
+    {
+        self.stream_with_uploads(name, move |cx, args, (): ()| handler(cx, args))
+    }
+
+    /// Adds a streaming method that also takes upload streams.
+    pub fn stream_with_uploads<Args, U, F, Fut, S, T, E, E2>(
+        mut self,
+        name: impl Into<String>,
+        handler: F,
+    ) -> Self
+    where
+        Args: FromArguments + Send + 'static,
+        U: FromUploads + Send + 'static,
+        F: Fn(Cx, Args, U) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<S, E>> + Send + 'static,
+        S: Stream<Item = Result<T, E2>> + Send + 'static,
+        T: Serialize + Send + Sync + 'static,
+        E: Into<HubError> + 'static,
+        E2: Into<HubError> + 'static,
+    {
+        let descriptor = MethodDescriptor {
+            name: name.into(),
+            kind: MethodKind::ServerStream,
+            arguments: Args::COUNT,
+            upload_streams: U::COUNT,
+        };
+        let handler: Handler<Cx> = Arc::new(move |cx, arguments, uploads| {
+            let args = Args::from_arguments(arguments)?;
+            let uploads = bind_uploads::<U>(uploads)?;
+            let future = handler(cx, args, uploads);
+            Ok(Box::pin(async move {
+                match future.await {
+                    Ok(stream) => Ok(MethodOutput::Stream(Box::pin(ErasedItems {
+                        inner: Box::pin(stream),
+                    }))),
                     Err(error) => Err(CallError::Method(error.into())),
                 }
             }) as BoxFuture<_>)
@@ -443,9 +631,10 @@ impl<Cx: Send + 'static> HubDispatch<Cx> for HubMethods<Cx> {
         index: usize,
         cx: Cx,
         arguments: Arguments,
+        uploads: Vec<RawUpload>,
     ) -> BoxFuture<Result<MethodOutput, CallError>> {
         match self.handlers.get(index) {
-            Some(handler) => match handler(cx, &arguments) {
+            Some(handler) => match handler(cx, &arguments, uploads) {
                 Ok(future) => future,
                 Err(bind) => Box::pin(std::future::ready(Err(CallError::Bind(bind)))),
             },
@@ -468,6 +657,14 @@ impl<Cx: Send + 'static> HubDispatch<Cx> for HubMethods<Cx> {
             None => Box::pin(std::future::ready(())),
         }
     }
+}
+
+fn bind_uploads<U: FromUploads>(uploads: Vec<RawUpload>) -> Result<U, BindError> {
+    let provided = uploads.len();
+    U::from_uploads(uploads).ok_or(BindError::Count {
+        provided,
+        expected: U::COUNT,
+    })
 }
 
 /// A hash of `name` that ignores case: equal for names equal under [`eq_ignore_case`].
@@ -528,7 +725,9 @@ mod tests {
     }
 
     fn json_of(output: MethodOutput) -> String {
-        let MethodOutput::Value(value) = output;
+        let MethodOutput::Value(value) = output else {
+            panic!("a value")
+        };
         String::from_utf8(
             RawValue::encode(&*value, Format::Json)
                 .unwrap()
@@ -551,9 +750,9 @@ mod tests {
     #[test]
     fn arguments_bind_straight_into_parameters() {
         let hub = hub();
-        let out = block_on(hub.call(0, 7, args(&[r#""hi""#]))).unwrap();
+        let out = block_on(hub.call(0, 7, args(&[r#""hi""#]), Vec::new())).unwrap();
         assert_eq!(json_of(out), r#""7:hi""#);
-        let out = block_on(hub.call(1, 7, args(&[]))).unwrap();
+        let out = block_on(hub.call(1, 7, args(&[]), Vec::new())).unwrap();
         assert_eq!(
             json_of(out),
             "null",
@@ -564,7 +763,8 @@ mod tests {
     #[test]
     fn binding_errors_say_what_went_wrong() {
         let hub = hub();
-        let Err(CallError::Bind(count)) = block_on(hub.call(0, 7, args(&["1", "2"]))) else {
+        let Err(CallError::Bind(count)) = block_on(hub.call(0, 7, args(&["1", "2"]), Vec::new()))
+        else {
             panic!()
         };
         assert_eq!(
@@ -579,7 +779,7 @@ mod tests {
             "InvalidDataException: Invocation provides 2 argument(s) but target expects 1."
         );
         let Err(CallError::Bind(BindError::Type { index: 0, .. })) =
-            block_on(hub.call(0, 7, args(&["1"])))
+            block_on(hub.call(0, 7, args(&["1"]), Vec::new()))
         else {
             panic!()
         };
@@ -588,7 +788,9 @@ mod tests {
     #[test]
     fn errors_render_like_asp_net() {
         let prefix = "An unexpected error occurred invoking 'Parse' on the server.";
-        let Err(CallError::Method(error)) = block_on(hub().call(2, 0, args(&[r#""x""#]))) else {
+        let Err(CallError::Method(error)) =
+            block_on(hub().call(2, 0, args(&[r#""x""#]), Vec::new()))
+        else {
             panic!()
         };
         assert_eq!(error.kind(), HubErrorKind::Internal);

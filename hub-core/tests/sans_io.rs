@@ -1,4 +1,5 @@
-//! hub-core stays sans-IO: no async runtime, HTTP or WebSocket crate in its dependency tree.
+//! hub-core stays sans-IO: no async runtime, HTTP or WebSocket crate in its dependency tree
+//! (`futures-core`, which only defines the `Stream` trait, is allowed).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -26,7 +27,9 @@ fn no_runtime_http_or_websocket_crates_in_the_dependency_tree() {
             "tungstenite",
             "async-std",
             "mio",
-            "futures",
+            "futures-io",
+            "futures-util",
+            "futures-executor",
         ] {
             assert!(
                 !name.starts_with(forbidden),

@@ -186,7 +186,7 @@ impl Dispatcher {
             self.hub_context.clone(),
             self.cancellation.clone(),
         );
-        let call = hub.call(index, context, arguments);
+        let call = hub.call(index, context, arguments, Vec::new());
         let cancellation = self.cancellation.clone();
         let connection = self.connection.clone();
         let detailed = self.endpoint.config.detailed_errors;
@@ -221,6 +221,13 @@ impl Dispatcher {
                     return;
                 };
                 match result {
+                    Ok(MethodOutput::Stream(_)) => {
+                        send_error(
+                            &connection,
+                            &id,
+                            "An error occurred on the server while streaming results.",
+                        );
+                    }
                     Ok(MethodOutput::Value(value)) => {
                         let _ = connection.send_message(&MessageRef::Completion {
                             headers: &Headers::new(),
