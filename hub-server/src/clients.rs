@@ -2,8 +2,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
+use hub_core::hub::HubError;
 use hub_core::protocol::{EncodeArguments, Invocation};
+use serde::de::DeserializeOwned;
 
 use crate::lifetime::{LifetimeManager, PreparedMessage, Target};
 
@@ -11,11 +14,15 @@ use crate::lifetime::{LifetimeManager, PreparedMessage, Target};
 #[derive(Clone)]
 pub struct Clients {
     manager: Arc<dyn LifetimeManager>,
+    client_result_timeout: Duration,
 }
 
 impl Clients {
-    pub(crate) fn new(manager: Arc<dyn LifetimeManager>) -> Self {
-        Clients { manager }
+    pub(crate) fn new(manager: Arc<dyn LifetimeManager>, client_result_timeout: Duration) -> Self {
+        Clients {
+            manager,
+            client_result_timeout,
+        }
     }
 
     fn proxy(&self, target: Target) -> ClientProxy {
@@ -40,9 +47,13 @@ impl Clients {
         ))
     }
 
-    /// One connection.
-    pub fn client(&self, connection_id: impl Into<String>) -> ClientProxy {
-        self.proxy(Target::Connection(connection_id.into()))
+    /// One connection; it can also answer calls ([`SingleClientProxy::invoke`]).
+    pub fn client(&self, connection_id: impl Into<String>) -> SingleClientProxy {
+        SingleClientProxy {
+            connection_id: connection_id.into(),
+            manager: self.manager.clone(),
+            timeout: self.client_result_timeout,
+        }
     }
 
     /// Several connections.
@@ -102,8 +113,9 @@ impl CallerClients {
         CallerClients { clients, caller }
     }
 
-    /// The connection that made the call.
-    pub fn caller(&self) -> ClientProxy {
+    /// The connection that made the call; it can also answer calls
+    /// ([`SingleClientProxy::invoke`]).
+    pub fn caller(&self) -> SingleClientProxy {
         self.clients.client(&*self.caller)
     }
 
@@ -150,6 +162,61 @@ impl ClientProxy {
         let invocation = Invocation::new(method, arguments);
         let prepared = PreparedMessage::new(&invocation);
         self.manager.send(&self.target, &prepared)
+    }
+}
+
+/// Calls client methods on exactly one connection, including calls that return a result.
+#[derive(Clone)]
+pub struct SingleClientProxy {
+    connection_id: String,
+    manager: Arc<dyn LifetimeManager>,
+    timeout: Duration,
+}
+
+impl SingleClientProxy {
+    /// The connection this proxy sends to.
+    pub fn connection_id(&self) -> &str {
+        &self.connection_id
+    }
+
+    /// Uses `timeout` instead of the hub's client result timeout for [`invoke`](Self::invoke).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Calls `method` on the client without waiting for an answer (see [`ClientProxy::send`]).
+    pub fn send<A: EncodeArguments>(
+        &self,
+        method: &str,
+        arguments: A,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let invocation = Invocation::new(method, arguments);
+        let prepared = PreparedMessage::new(&invocation);
+        self.manager
+            .send(&Target::Connection(self.connection_id.clone()), &prepared)
+    }
+
+    /// Calls `method` on the client and waits for its result, deserialized into `R` (a *client
+    /// result*). Fails with the client's error text, when the client has no handler ("Client
+    /// didn't provide a result."), when the connection closes, or after the timeout.
+    ///
+    /// Awaiting this inside a hub method does not block the connection: the server keeps reading
+    /// the client's messages, including the answer, whatever the parallel-invocation limit.
+    pub fn invoke<R: DeserializeOwned, A: EncodeArguments>(
+        &self,
+        method: &str,
+        arguments: A,
+    ) -> impl Future<Output = Result<R, HubError>> + Send + 'static {
+        let answer =
+            self.manager
+                .invoke_client(&self.connection_id, method, &arguments, self.timeout);
+        async move {
+            let raw = answer.await?;
+            raw.deserialize::<R>().map_err(|error| {
+                HubError::new(format!("The client's result has the wrong type: {error}"))
+            })
+        }
     }
 }
 

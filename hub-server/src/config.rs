@@ -36,6 +36,12 @@ pub struct HubConfig {
     /// On shutdown, how long running invocations may take to finish before they are cancelled
     /// (5 s).
     pub shutdown_timeout: Duration,
+    /// How many items of one upload stream may wait for the hub method (10). A client that sends
+    /// faster than the method reads waits: its connection stops reading until there is room.
+    pub stream_buffer_capacity: usize,
+    /// How long a server-to-client invocation (a client result) waits for the client's answer
+    /// (30 s).
+    pub client_result_timeout: Duration,
 }
 
 impl Default for HubConfig {
@@ -53,6 +59,8 @@ impl Default for HubConfig {
             protocols: Protocol::ALL.to_vec(),
             min_negotiate_version: 0,
             shutdown_timeout: Duration::from_secs(5),
+            stream_buffer_capacity: 10,
+            client_result_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -120,6 +128,18 @@ impl HubConfig {
     /// Sets [`shutdown_timeout`](Self::shutdown_timeout).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Sets [`stream_buffer_capacity`](Self::stream_buffer_capacity) (at least 1).
+    pub fn stream_buffer_capacity(mut self, items: usize) -> Self {
+        self.stream_buffer_capacity = items.max(1);
+        self
+    }
+
+    /// Sets [`client_result_timeout`](Self::client_result_timeout).
+    pub fn client_result_timeout(mut self, timeout: Duration) -> Self {
+        self.client_result_timeout = timeout;
         self
     }
 

@@ -6,14 +6,17 @@
 //! sends a Ping when nothing was written for the keep-alive interval. A queue that is full means
 //! the client cannot keep up: the connection is closed with an error rather than buffering more.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hub_core::negotiate::TransportType;
-use hub_core::protocol::{Close, EncodeMessage, HubMessage, HubProtocol, Protocol};
-use tokio::sync::mpsc;
+use hub_core::protocol::{
+    Close, CompletionOutcome, EncodeMessage, HubMessage, HubProtocol, Protocol,
+};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -23,12 +26,21 @@ use crate::transport::{TransportError, TransportSink};
 /// Frames larger than this are not merged with others into one transport write.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 
+/// Why a frame could not be queued without waiting.
+#[derive(Debug)]
+pub(crate) enum TrySendError {
+    /// The connection is closed or closing.
+    Closed,
+    /// The queue is full; the frame is handed back.
+    Full(Bytes),
+}
+
 /// Why a message could not be queued for a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendError {
     /// The connection is closed or closing.
     Closed,
-    /// The connection's queue was full; it is being closed.
+    /// The connection's queue stayed full for the send timeout; it is being closed.
     QueueFull,
 }
 
@@ -36,7 +48,9 @@ impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             SendError::Closed => "the connection is closed",
-            SendError::QueueFull => "the connection's outbound queue is full; it is being closed",
+            SendError::QueueFull => {
+                "the connection's outbound queue stayed full; it is being closed"
+            }
         })
     }
 }
@@ -58,6 +72,8 @@ pub(crate) struct Ending {
 /// it.
 pub(crate) struct Connection {
     pub(crate) id: Arc<str>,
+    /// How long a send may wait for room in the queue before the client counts as too slow.
+    pub(crate) send_timeout: Duration,
     pub(crate) user_id: Option<Arc<str>>,
     pub(crate) principal: Principal,
     pub(crate) request: RequestInfo,
@@ -67,6 +83,15 @@ pub(crate) struct Connection {
     closing: CancellationToken,
     ending: Mutex<Option<Ending>>,
     state: Mutex<http::Extensions>,
+    client_results: Mutex<ClientResults>,
+}
+
+/// Server-to-client invocations waiting for the client's Completion.
+#[derive(Default)]
+struct ClientResults {
+    next_id: u64,
+    /// `None` once the connection has ended: no new calls are accepted.
+    pending: Option<HashMap<String, oneshot::Sender<CompletionOutcome>>>,
 }
 
 impl fmt::Debug for Connection {
@@ -87,6 +112,7 @@ pub(crate) struct Outbox {
 
 pub(crate) struct ConnectionParts {
     pub(crate) id: Arc<str>,
+    pub(crate) send_timeout: Duration,
     pub(crate) user_id: Option<Arc<str>>,
     pub(crate) principal: Principal,
     pub(crate) request: RequestInfo,
@@ -100,6 +126,7 @@ impl Connection {
         let (sender, receiver) = mpsc::channel(parts.queue_capacity);
         let connection = Connection {
             id: parts.id,
+            send_timeout: parts.send_timeout,
             user_id: parts.user_id,
             principal: parts.principal,
             request: parts.request,
@@ -109,43 +136,130 @@ impl Connection {
             closing: CancellationToken::new(),
             ending: Mutex::new(None),
             state: Mutex::new(http::Extensions::new()),
+            client_results: Mutex::new(ClientResults {
+                next_id: 0,
+                pending: Some(HashMap::new()),
+            }),
         };
         (Arc::new(connection), Outbox { receiver })
     }
 
-    /// Queues one encoded message (or several, whole) without waiting.
-    pub(crate) fn send(&self, frame: Bytes) -> Result<(), SendError> {
+    /// Queues one encoded frame (whole messages) if there is room, without waiting.
+    pub(crate) fn try_send(&self, frame: Bytes) -> Result<(), TrySendError> {
         if self.closing.is_cancelled() {
-            return Err(SendError::Closed);
+            return Err(TrySendError::Closed);
         }
         match self.outbound.try_send(frame) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(
-                    connection_id = %self.id,
-                    capacity = self.outbound.max_capacity(),
-                    "closing a connection whose client does not read fast enough: its outbound queue is full"
-                );
-                self.end_with(Ending {
-                    message: Close::with_error(),
-                    error: Some("The client did not keep up: its outbound queue is full.".into()),
-                    flush: false,
-                });
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(TrySendError::Closed),
+            Err(mpsc::error::TrySendError::Full(frame)) => Err(TrySendError::Full(frame)),
+        }
+    }
+
+    /// Queues one encoded frame, waiting up to the send timeout for room. A client whose queue
+    /// stays full that long cannot keep up: it is closed with an error.
+    pub(crate) async fn send(&self, frame: Bytes) -> Result<(), SendError> {
+        let frame = match self.try_send(frame) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Closed) => return Err(SendError::Closed),
+            Err(TrySendError::Full(frame)) => frame,
+        };
+        tokio::select! {
+            permit = self.outbound.reserve() => match permit {
+                Ok(permit) => {
+                    permit.send(frame);
+                    Ok(())
+                }
+                Err(_) => Err(SendError::Closed),
+            },
+            () = self.closing.cancelled() => Err(SendError::Closed),
+            () = tokio::time::sleep(self.send_timeout) => {
+                self.overflowed();
                 Err(SendError::QueueFull)
             }
         }
     }
 
-    /// Encodes `message` in this connection's protocol and queues it.
-    pub(crate) fn send_message(&self, message: &dyn EncodeMessage) -> Result<(), SendError> {
+    /// Encodes `message` in this connection's protocol; an encoding failure is logged.
+    pub(crate) fn encode(&self, message: &dyn EncodeMessage) -> Option<Bytes> {
         match self.protocol.encode_to_bytes(message) {
-            Ok(bytes) => self.send(bytes),
+            Ok(bytes) => Some(bytes),
             Err(error) => {
                 tracing::error!(connection_id = %self.id, %error, "a message could not be encoded; it was not sent");
-                Ok(())
+                None
             }
         }
+    }
+
+    fn overflowed(&self) {
+        tracing::warn!(
+            connection_id = %self.id,
+            capacity = self.outbound.max_capacity(),
+            timeout = ?self.send_timeout,
+            "closing a connection whose client does not read fast enough: its outbound queue stayed full"
+        );
+        self.end_with(Ending {
+            message: Close::with_error(),
+            error: Some("The client did not keep up: its outbound queue stayed full.".into()),
+            flush: false,
+        });
+    }
+
+    /// Registers a server-to-client invocation and returns its id and the receiver of the
+    /// client's answer; `None` when the connection has ended.
+    pub(crate) fn start_client_call(
+        &self,
+    ) -> Option<(String, oneshot::Receiver<CompletionOutcome>)> {
+        let mut results = self
+            .client_results
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let id = results.next_id.to_string();
+        results.next_id += 1;
+        let (sender, receiver) = oneshot::channel();
+        results.pending.as_mut()?.insert(id.clone(), sender);
+        Some((id, receiver))
+    }
+
+    /// Forgets a server-to-client invocation that timed out or could not be sent.
+    pub(crate) fn cancel_client_call(&self, id: &str) {
+        let mut results = self
+            .client_results
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(pending) = results.pending.as_mut() {
+            pending.remove(id);
+        }
+    }
+
+    /// Delivers a client's Completion to the server call waiting for it. Returns whether one was.
+    pub(crate) fn complete_client_call(&self, id: &str, outcome: CompletionOutcome) -> bool {
+        let sender = {
+            let mut results = self
+                .client_results
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            results
+                .pending
+                .as_mut()
+                .and_then(|pending| pending.remove(id))
+        };
+        match sender {
+            Some(sender) => {
+                let _ = sender.send(outcome);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Fails every pending server-to-client invocation and refuses new ones (connection ended).
+    pub(crate) fn fail_client_calls(&self) {
+        let mut results = self
+            .client_results
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        results.pending = None;
     }
 
     /// Ends the connection: the client gets `message`, then the transport closes. The first call
@@ -231,7 +345,7 @@ pub(crate) async fn write_loop<S: TransportSink>(
                 Close::with_error(),
                 Some(format!("The transport failed: {error}")),
             );
-            sink.close(true).await;
+            let _ = tokio::time::timeout(config.send_timeout, sink.close(true)).await;
             return;
         }
         last_write = Instant::now();

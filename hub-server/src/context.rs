@@ -1,6 +1,7 @@
 //! What hub code can reach: [`Context`] inside a hub method, [`HubContext`] anywhere else.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hub_core::negotiate::TransportType;
 use hub_core::protocol::{Close, Protocol};
@@ -17,16 +18,20 @@ use crate::request::{Principal, RequestInfo};
 #[derive(Clone)]
 pub struct HubContext {
     manager: Arc<dyn LifetimeManager>,
+    client_result_timeout: Duration,
 }
 
 impl HubContext {
-    pub(crate) fn new(manager: Arc<dyn LifetimeManager>) -> Self {
-        HubContext { manager }
+    pub(crate) fn new(manager: Arc<dyn LifetimeManager>, client_result_timeout: Duration) -> Self {
+        HubContext {
+            manager,
+            client_result_timeout,
+        }
     }
 
     /// Picks who to send to.
     pub fn clients(&self) -> Clients {
-        Clients::new(self.manager.clone())
+        Clients::new(self.manager.clone(), self.client_result_timeout)
     }
 
     /// Manages and inspects groups.
@@ -134,8 +139,8 @@ impl Context {
         self.connection.end(Close::new(), None);
     }
 
-    /// Fires when this invocation should stop: the connection is closing or the server is
-    /// shutting down.
+    /// Fires when this invocation should stop: the client cancelled it (CancelInvocation), the
+    /// connection ended, or the server's shutdown grace period ran out.
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancellation
     }

@@ -1,16 +1,33 @@
-//! From decoded messages to hub method calls and back to Completions.
+//! From decoded messages to hub method calls and back to Completions and StreamItems.
 //!
-//! One [`Dispatcher`] per connection. Each invocation runs in its own task, at most
-//! `max_parallel_invocations` at a time (the reader waits for a free slot, as ASP.NET Core does).
+//! One [`Dispatcher`] per connection, driven by the connection's reader, which never waits for a
+//! hub method: that is what lets a method await a client result (the client's Completion must
+//! still be read) without the deadlock ASP.NET Core has.
+//!
+//! - **Unary invocations** go, in arrival order, through a bounded queue to the connection's
+//!   *invoker*, which runs at most `max_parallel_invocations` of them at a time. A method keeps its
+//!   slot until its Completion is queued, and rejections (unknown method, wrong arguments) take the
+//!   same path, so with the default limit of 1 replies come back in request order.
+//! - **Stream invocations** start at once and do not count against the limit (as in SignalR).
+//! - **Upload stream items**, **Completions** (ends of upload streams, then client results) and
+//!   **CancelInvocation** are handled by the reader directly.
+//!
 //! Errors become the exact SignalR texts; non-blocking invocations (no id) get no reply at all.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
+use bytes::Bytes;
 use bytestring::ByteString;
-use hub_core::hub::{CallError, MethodKind, MethodOutput};
-use hub_core::protocol::{Arguments, Close, Headers, HubMessage, MessageRef, OutcomeRef};
-use tokio::sync::Semaphore;
+use futures_util::StreamExt;
+use hub_core::hub::{BoxStream, CallError, HubError, MethodKind, MethodOutput, RawUpload};
+use hub_core::protocol::{
+    Arguments, Close, CompletionOutcome, Headers, HubMessage, MessageRef, OutcomeRef, RawValue,
+};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -18,6 +35,9 @@ use tracing::Instrument;
 use crate::connection::Connection;
 use crate::context::{Context, HubContext};
 use crate::endpoint::Endpoint;
+
+/// Unary invocations waiting for the invoker; beyond this the reader waits too.
+const INVOCATION_QUEUE: usize = 64;
 
 /// What the connection should do after a message.
 #[derive(Debug, PartialEq, Eq)]
@@ -27,38 +47,134 @@ pub(crate) enum Flow {
     ClientClosed,
 }
 
-pub(crate) struct Dispatcher {
+/// A unary invocation (or its rejection) waiting for a slot, in arrival order.
+enum Queued {
+    Call(Call),
+    Reject {
+        invocation_id: ByteString,
+        text: String,
+    },
+}
+
+/// A validated invocation, ready to run.
+struct Call {
+    invocation_id: Option<ByteString>,
+    target: ByteString,
+    index: usize,
+    arguments: Arguments,
+    uploads: Vec<RawUpload>,
+    /// Fires on CancelInvocation, or when the connection's invocations stop.
+    cancellation: CancellationToken,
+}
+
+/// Ids of the invocations running on a connection, with their cancellation.
+#[derive(Default)]
+struct ActiveInvocations {
+    tokens: Mutex<HashMap<ByteString, CancellationToken>>,
+}
+
+impl ActiveInvocations {
+    /// Registers `id`; false if it is already in use.
+    fn insert(&self, id: &ByteString, token: CancellationToken) -> bool {
+        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        if tokens.contains_key(id) {
+            return false;
+        }
+        tokens.insert(id.clone(), token);
+        true
+    }
+
+    fn remove(&self, id: &str) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+    }
+
+    fn cancel(&self, id: &str) {
+        if let Some(token) = self
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+        {
+            token.cancel();
+        }
+    }
+}
+
+/// What every invocation task needs, shared.
+struct Shared {
     endpoint: Arc<Endpoint>,
     connection: Arc<Connection>,
     hub_context: HubContext,
-    permits: Arc<Semaphore>,
+    active: ActiveInvocations,
+}
+
+pub(crate) struct Dispatcher {
+    shared: Arc<Shared>,
     /// Fires when the connection's invocations must stop: the connection ended, or the shutdown
-    /// grace period ran out. Hub methods see it as [`Context::cancellation`].
+    /// grace period ran out. Every invocation's cancellation derives from it.
     cancellation: CancellationToken,
-    /// This connection's running invocations.
+    /// This connection's running invocations (and its invoker).
     invocations: TaskTracker,
+    queue: mpsc::Sender<Queued>,
+    /// Open upload streams by stream id (reader only).
+    uploads: HashMap<ByteString, mpsc::Sender<Result<RawValue, HubError>>>,
 }
 
 impl Dispatcher {
     pub(crate) fn new(endpoint: Arc<Endpoint>, connection: Arc<Connection>) -> Self {
-        let permits = Arc::new(Semaphore::new(endpoint.config.max_parallel_invocations));
-        Dispatcher {
+        let shared = Arc::new(Shared {
             hub_context: endpoint.context.clone(),
             endpoint,
             connection,
+            active: ActiveInvocations::default(),
+        });
+        let cancellation = CancellationToken::new();
+        let invocations = TaskTracker::new();
+        let (queue, pending) = mpsc::channel(INVOCATION_QUEUE);
+        let permits = Arc::new(Semaphore::new(
+            shared.endpoint.config.max_parallel_invocations,
+        ));
+        let invoker = invocations.track_future(invoker(
+            shared.clone(),
+            pending,
             permits,
-            cancellation: CancellationToken::new(),
-            invocations: TaskTracker::new(),
+            invocations.clone(),
+            cancellation.clone(),
+        ));
+        shared.endpoint.tasks.spawn(invoker.in_current_span());
+        Dispatcher {
+            shared,
+            cancellation,
+            invocations,
+            queue,
+            uploads: HashMap::new(),
         }
+    }
+
+    /// A context for hook calls (on-connected / on-disconnected).
+    pub(crate) fn context(&self) -> Context {
+        Context::new(
+            self.shared.connection.clone(),
+            self.shared.hub_context.clone(),
+            self.cancellation.clone(),
+        )
     }
 
     /// Stops the connection's invocations. On server shutdown, running invocations first get the
     /// grace period to finish and deliver their results, then the client gets a Close that
     /// invites it to reconnect.
     pub(crate) async fn finish(&mut self, shutting_down: bool) {
-        self.invocations.close();
-        if shutting_down && !self.connection.closing().is_cancelled() {
-            let grace = self.endpoint.config.shutdown_timeout;
+        self.uploads.clear();
+        let connection = &self.shared.connection;
+        if shutting_down && !connection.closing().is_cancelled() {
+            let grace = self.shared.endpoint.config.shutdown_timeout;
+            // Closing the queue lets the invoker run what is queued and then end.
+            let (closed, _) = mpsc::channel::<Queued>(1);
+            drop(std::mem::replace(&mut self.queue, closed));
+            self.invocations.close();
             if tokio::time::timeout(grace, self.invocations.wait())
                 .await
                 .is_err()
@@ -68,7 +184,7 @@ impl Dispatcher {
                     "invocations still running after the shutdown grace period are cancelled"
                 );
             }
-            self.connection.end(
+            connection.end(
                 Close {
                     error: None,
                     allow_reconnect: true,
@@ -76,209 +192,444 @@ impl Dispatcher {
                 None,
             );
         }
+        self.invocations.close();
         self.cancellation.cancel();
+        connection.fail_client_calls();
         self.invocations.wait().await;
     }
 
-    /// A context for hook calls (on-connected / on-disconnected).
-    pub(crate) fn context(&self) -> Context {
-        Context::new(
-            self.connection.clone(),
-            self.hub_context.clone(),
-            self.cancellation.clone(),
-        )
-    }
-
+    /// Handles one message from the client.
     pub(crate) async fn handle(&mut self, message: HubMessage) -> Flow {
         match message {
             HubMessage::Invocation(invocation) => {
-                self.invoke(
+                let queued = match self.prepare(
                     invocation.invocation_id,
                     invocation.target,
                     invocation.arguments,
-                    invocation.stream_ids.len(),
+                    invocation.stream_ids,
                     false,
-                )
-                .await;
+                ) {
+                    Ok(call) => Queued::Call(call),
+                    Err((Some(invocation_id), text)) => Queued::Reject {
+                        invocation_id,
+                        text,
+                    },
+                    Err((None, text)) => {
+                        tracing::debug!(error = %text, "a non-blocking invocation failed");
+                        return Flow::Continue;
+                    }
+                };
+                tokio::select! {
+                    _ = self.queue.send(queued) => {}
+                    () = self.shared.connection.closing().cancelled() => {}
+                }
             }
             HubMessage::StreamInvocation(invocation) => {
-                self.invoke(
+                match self.prepare(
                     Some(invocation.invocation_id),
                     invocation.target,
                     invocation.arguments,
-                    invocation.stream_ids.len(),
+                    invocation.stream_ids,
                     true,
-                )
-                .await;
+                ) {
+                    Ok(call) => {
+                        let task = self
+                            .invocations
+                            .track_future(run_stream(self.shared.clone(), call));
+                        self.shared.endpoint.tasks.spawn(task);
+                    }
+                    Err((invocation_id, text)) => {
+                        if let Some(invocation_id) = invocation_id {
+                            send_error(&self.shared.connection, &invocation_id, &text).await;
+                        }
+                    }
+                }
+            }
+            HubMessage::StreamItem(item) => {
+                if let Some(sender) = self.uploads.get(&item.invocation_id) {
+                    let delivered = tokio::select! {
+                        sent = sender.send(Ok(item.item)) => sent.is_ok(),
+                        () = self.shared.connection.closing().cancelled() => true,
+                    };
+                    if !delivered {
+                        // The method no longer reads this stream.
+                        self.uploads.remove(&item.invocation_id);
+                    }
+                }
+            }
+            HubMessage::Completion(completion) => {
+                if let Some(sender) = self.uploads.remove(&completion.invocation_id) {
+                    if let CompletionOutcome::Error(error) = completion.outcome {
+                        let _ = sender.try_send(Err(HubError::new(error.to_string())));
+                    }
+                } else if !self
+                    .shared
+                    .connection
+                    .complete_client_call(&completion.invocation_id, completion.outcome)
+                {
+                    tracing::debug!(invocation_id = %completion.invocation_id, "a Completion for an unknown id was ignored");
+                }
+            }
+            HubMessage::CancelInvocation(cancel) => {
+                self.shared.active.cancel(&cancel.invocation_id)
             }
             HubMessage::Close(close) => {
                 if let Some(error) = &close.error {
-                    tracing::debug!(connection_id = %self.connection.id, %error, "the client closed the connection with an error");
+                    tracing::debug!(%error, "the client closed the connection with an error");
                 }
                 return Flow::ClientClosed;
             }
-            // Client results, upload streams and cancellation arrive with their own features;
-            // until then these are ignored, as messages for unknown ids are.
-            HubMessage::StreamItem(_)
-            | HubMessage::Completion(_)
-            | HubMessage::CancelInvocation(_)
-            | HubMessage::Ping
-            | HubMessage::Ack(_)
-            | HubMessage::Sequence(_) => {}
+            HubMessage::Ping | HubMessage::Ack(_) | HubMessage::Sequence(_) => {}
         }
         Flow::Continue
     }
 
-    async fn invoke(
+    /// Validates an invocation and opens its upload streams. On failure, returns the id to
+    /// answer (if any) and the client-facing text.
+    fn prepare(
         &mut self,
         invocation_id: Option<ByteString>,
         target: ByteString,
         arguments: Arguments,
-        stream_count: usize,
+        stream_ids: Vec<ByteString>,
         streaming: bool,
-    ) {
-        let hub = &self.endpoint.hub;
+    ) -> Result<Call, (Option<ByteString>, String)> {
+        let hub = &self.shared.endpoint.hub;
+        let reject = |text: String| Err((invocation_id.clone(), text));
         let Some(index) = hub.find(&target) else {
-            self.reply_error(
-                invocation_id.as_deref(),
-                &format!("Failed to invoke '{target}' due to an error on the server. HubException: Method does not exist."),
-            );
-            return;
+            return reject(format!(
+                "Failed to invoke '{target}' due to an error on the server. HubException: Method does not exist."
+            ));
         };
         let method = &hub.methods()[index];
         match (method.kind, streaming) {
             (MethodKind::Unary, true) => {
-                self.reply_error(
-                    invocation_id.as_deref(),
-                    &format!("The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."),
-                );
-                return;
+                return reject(format!(
+                    "The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
+                ))
             }
             (MethodKind::ServerStream, false) => {
-                self.reply_error(
-                    invocation_id.as_deref(),
-                    &format!("The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."),
-                );
-                return;
+                return reject(format!(
+                    "The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."
+                ))
             }
             _ => {}
         }
-        if stream_count != method.upload_streams {
-            self.reply_error(
-                invocation_id.as_deref(),
-                &format!(
-                    "An unexpected error occurred invoking '{target}' on the server. HubException: Client sent {stream_count} stream(s), Hub method expects {}.",
-                    method.upload_streams
-                ),
-            );
-            return;
+        if stream_ids.len() != method.upload_streams {
+            return reject(format!(
+                "An unexpected error occurred invoking '{target}' on the server. HubException: Client sent {} stream(s), Hub method expects {}.",
+                stream_ids.len(),
+                method.upload_streams
+            ));
         }
-
-        let permit = tokio::select! {
-            permit = self.permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-            () = self.connection.closing().cancelled() => return,
-        };
-        let context = Context::new(
-            self.connection.clone(),
-            self.hub_context.clone(),
-            self.cancellation.clone(),
-        );
-        let call = hub.call(index, context, arguments, Vec::new());
-        let cancellation = self.cancellation.clone();
-        let connection = self.connection.clone();
-        let detailed = self.endpoint.config.detailed_errors;
-        let span = tracing::debug_span!(
-            "invocation",
-            method = %target,
-            connection_id = %connection.id,
-            invocation_id = invocation_id.as_deref().unwrap_or(""),
-        );
-        let task = self.invocations.track_future(
-            async move {
-                let started = Instant::now();
-                let result = tokio::select! {
-                    result = call => result,
-                    () = cancellation.cancelled() => {
-                        tracing::debug!("invocation cancelled");
-                        return;
-                    }
-                };
-                drop(permit);
-                let elapsed_us = started.elapsed().as_micros() as u64;
-                match &result {
-                    Ok(_) => tracing::debug!(elapsed_us, "invocation completed"),
-                    Err(CallError::Bind(error)) => {
-                        tracing::debug!(elapsed_us, %error, "invocation arguments did not bind")
-                    }
-                    Err(CallError::Method(error)) => {
-                        tracing::warn!(elapsed_us, %error, "hub method failed")
-                    }
-                }
-                let Some(id) = invocation_id else {
-                    return;
-                };
-                match result {
-                    Ok(MethodOutput::Stream(_)) => {
-                        send_error(
-                            &connection,
-                            &id,
-                            "An error occurred on the server while streaming results.",
-                        );
-                    }
-                    Ok(MethodOutput::Value(value)) => {
-                        let _ = connection.send_message(&MessageRef::Completion {
-                            headers: &Headers::new(),
-                            invocation_id: &id,
-                            outcome: OutcomeRef::Result(&*value),
-                        });
-                    }
-                    Err(CallError::Bind(error)) => {
-                        let prefix =
-                            format!("Failed to invoke '{target}' due to an error on the server.");
-                        let text = if detailed {
-                            format!("{prefix} {}", error.detail())
-                        } else {
-                            prefix
-                        };
-                        send_error(&connection, &id, &text);
-                    }
-                    Err(CallError::Method(error)) => {
-                        let prefix = format!(
-                            "An unexpected error occurred invoking '{target}' on the server."
-                        );
-                        send_error(&connection, &id, &error.client_text(&prefix, detailed));
-                    }
-                }
-            }
-            .instrument(span),
-        );
-        self.endpoint.tasks.spawn(task);
-    }
-
-    fn reply_error(&self, invocation_id: Option<&str>, text: &str) {
-        match invocation_id {
-            Some(id) => send_error(&self.connection, id, text),
-            None => {
-                tracing::debug!(connection_id = %self.connection.id, error = text, "a non-blocking invocation failed")
+        let cancellation = self.cancellation.child_token();
+        if let Some(id) = &invocation_id {
+            if !self.shared.active.insert(id, cancellation.clone()) {
+                return reject(format!("Invocation ID '{id}' is already in use."));
             }
         }
+        let capacity = self.shared.endpoint.config.stream_buffer_capacity;
+        let mut uploads = Vec::with_capacity(stream_ids.len());
+        for stream_id in stream_ids {
+            let (sender, receiver) = mpsc::channel(capacity);
+            self.uploads.insert(stream_id, sender);
+            uploads.push(Box::pin(UploadReceiver { receiver }) as RawUpload);
+        }
+        Ok(Call {
+            invocation_id,
+            target,
+            index,
+            arguments,
+            uploads,
+            cancellation,
+        })
     }
 
     /// Ends the connection after a protocol violation: Close with an error, reconnect allowed.
     pub(crate) fn protocol_violation(&self, error: &hub_core::ProtocolError) {
-        tracing::debug!(connection_id = %self.connection.id, %error, "closing the connection: the client broke the protocol");
-        self.connection
+        tracing::debug!(%error, "closing the connection: the client broke the protocol");
+        self.shared
+            .connection
             .end(Close::with_error(), Some(error.to_string()));
     }
 }
 
-fn send_error(connection: &Connection, invocation_id: &str, text: &str) {
-    let _ = connection.send_message(&MessageRef::Completion {
+/// An upload stream fed by the reader.
+struct UploadReceiver {
+    receiver: mpsc::Receiver<Result<RawValue, HubError>>,
+}
+
+impl futures_util::Stream for UploadReceiver {
+    type Item = Result<RawValue, HubError>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        self.receiver.poll_recv(cx)
+    }
+}
+
+/// Runs queued unary invocations in order, at most `permits` at a time.
+async fn invoker(
+    shared: Arc<Shared>,
+    mut pending: mpsc::Receiver<Queued>,
+    permits: Arc<Semaphore>,
+    invocations: TaskTracker,
+    cancellation: CancellationToken,
+) {
+    loop {
+        let queued = tokio::select! {
+            queued = pending.recv() => match queued {
+                Some(queued) => queued,
+                None => return,
+            },
+            () = cancellation.cancelled() => return,
+        };
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            () = cancellation.cancelled() => return,
+        };
+        match queued {
+            Queued::Reject {
+                invocation_id,
+                text,
+            } => {
+                send_error(&shared.connection, &invocation_id, &text).await;
+                drop(permit);
+            }
+            Queued::Call(call) => {
+                let task = invocations.track_future(run_unary(shared.clone(), call, permit));
+                shared.endpoint.tasks.spawn(task);
+            }
+        }
+    }
+}
+
+fn span_for(call: &Call) -> tracing::Span {
+    tracing::debug_span!(
+        "invocation",
+        method = %call.target,
+        invocation_id = call.invocation_id.as_deref().unwrap_or(""),
+    )
+}
+
+/// Runs a unary method and queues its Completion before giving its slot back.
+async fn run_unary(shared: Arc<Shared>, call: Call, permit: OwnedSemaphorePermit) {
+    let span = span_for(&call);
+    async move {
+        let Call {
+            invocation_id,
+            target,
+            index,
+            arguments,
+            uploads,
+            cancellation,
+        } = call;
+        let context = Context::new(
+            shared.connection.clone(),
+            shared.hub_context.clone(),
+            cancellation.clone(),
+        );
+        let started = Instant::now();
+        let result = tokio::select! {
+            result = shared.endpoint.hub.call(index, context, arguments, uploads) => Some(result),
+            () = cancellation.cancelled() => None,
+        };
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        let reply = match result {
+            None => {
+                tracing::debug!(elapsed_us, "invocation cancelled");
+                None
+            }
+            Some(result) => {
+                log_outcome(&result, elapsed_us);
+                invocation_id
+                    .as_ref()
+                    .and_then(|id| completion_bytes(&shared, id, &target, result))
+            }
+        };
+        if let Some(bytes) = reply {
+            let _ = shared.connection.send(bytes).await;
+        }
+        if let Some(id) = &invocation_id {
+            shared.active.remove(id);
+        }
+        drop(permit);
+    }
+    .instrument(span)
+    .await
+}
+
+/// The encoded Completion of a unary invocation.
+fn completion_bytes(
+    shared: &Shared,
+    invocation_id: &str,
+    target: &str,
+    result: Result<MethodOutput, CallError>,
+) -> Option<Bytes> {
+    let detailed = shared.endpoint.config.detailed_errors;
+    let text = match result {
+        Ok(MethodOutput::Value(value)) => {
+            return shared.connection.encode(&MessageRef::Completion {
+                headers: &Headers::new(),
+                invocation_id,
+                outcome: OutcomeRef::Result(&*value),
+            })
+        }
+        Ok(MethodOutput::Stream(_)) => {
+            format!("The client attempted to invoke the streaming '{target}' method with a non-streaming invocation.")
+        }
+        Err(error) => call_error_text(&error, target, detailed),
+    };
+    error_bytes(&shared.connection, invocation_id, &text)
+}
+
+fn call_error_text(error: &CallError, target: &str, detailed: bool) -> String {
+    match error {
+        CallError::Bind(error) => {
+            let prefix = format!("Failed to invoke '{target}' due to an error on the server.");
+            if detailed {
+                format!("{prefix} {}", error.detail())
+            } else {
+                prefix
+            }
+        }
+        CallError::Method(error) => error.client_text(
+            &format!("An unexpected error occurred invoking '{target}' on the server."),
+            detailed,
+        ),
+    }
+}
+
+fn log_outcome(result: &Result<MethodOutput, CallError>, elapsed_us: u64) {
+    match result {
+        Ok(_) => tracing::debug!(elapsed_us, "invocation completed"),
+        Err(CallError::Bind(error)) => {
+            tracing::debug!(elapsed_us, %error, "invocation arguments did not bind")
+        }
+        Err(CallError::Method(error)) => tracing::warn!(elapsed_us, %error, "hub method failed"),
+    }
+}
+
+/// Runs a streaming method: StreamItems in order, then one Completion (without a result when the
+/// stream ends or is cancelled, with an error when it fails).
+async fn run_stream(shared: Arc<Shared>, call: Call) {
+    let span = span_for(&call);
+    async move {
+        let Call {
+            invocation_id,
+            target,
+            index,
+            arguments,
+            uploads,
+            cancellation,
+        } = call;
+        let Some(id) = invocation_id else {
+            return;
+        };
+        let context = Context::new(
+            shared.connection.clone(),
+            shared.hub_context.clone(),
+            cancellation.clone(),
+        );
+        let started = Instant::now();
+        let detailed = shared.endpoint.config.detailed_errors;
+        let result = tokio::select! {
+            result = shared.endpoint.hub.call(index, context, arguments, uploads) => Some(result),
+            () = cancellation.cancelled() => None,
+        };
+        let end = match result {
+            None => Ok(()),
+            Some(Ok(MethodOutput::Stream(items))) => {
+                stream_items(&shared, &id, items, &cancellation).await
+            }
+            Some(Ok(MethodOutput::Value(value))) => {
+                // A unary output from a method declared streaming: send it as the one item.
+                let item = shared.connection.encode(&MessageRef::StreamItem {
+                    headers: &Headers::new(),
+                    invocation_id: &id,
+                    item: &*value,
+                });
+                if let Some(bytes) = item {
+                    let _ = shared.connection.send(bytes).await;
+                }
+                Ok(())
+            }
+            Some(Err(error)) => Err(call_error_text(&error, &target, detailed)),
+        };
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        let completion = match &end {
+            Ok(()) => {
+                tracing::debug!(elapsed_us, "stream completed");
+                shared.connection.encode(&MessageRef::Completion {
+                    headers: &Headers::new(),
+                    invocation_id: &id,
+                    outcome: OutcomeRef::NoResult,
+                })
+            }
+            Err(text) => {
+                tracing::debug!(elapsed_us, error = %text, "stream failed");
+                error_bytes(&shared.connection, &id, text)
+            }
+        };
+        if let Some(bytes) = completion {
+            let _ = shared.connection.send(bytes).await;
+        }
+        shared.active.remove(&id);
+    }
+    .instrument(span)
+    .await
+}
+
+/// Sends a stream's items until it ends, fails or is cancelled. Items wait for room in the
+/// connection's queue, so a slow client slows its stream rather than growing memory.
+async fn stream_items(
+    shared: &Shared,
+    id: &str,
+    mut items: BoxStream<Result<hub_core::hub::BoxValue, HubError>>,
+    cancellation: &CancellationToken,
+) -> Result<(), String> {
+    let detailed = shared.endpoint.config.detailed_errors;
+    loop {
+        let item = tokio::select! {
+            item = items.next() => item,
+            () = cancellation.cancelled() => return Ok(()),
+        };
+        match item {
+            None => return Ok(()),
+            Some(Ok(value)) => {
+                let bytes = shared.connection.encode(&MessageRef::StreamItem {
+                    headers: &Headers::new(),
+                    invocation_id: id,
+                    item: &*value,
+                });
+                if let Some(bytes) = bytes {
+                    if shared.connection.send(bytes).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            Some(Err(error)) => {
+                tracing::warn!(%error, "a stream failed");
+                return Err(error.client_text(
+                    "An error occurred on the server while streaming results.",
+                    detailed,
+                ));
+            }
+        }
+    }
+}
+
+fn error_bytes(connection: &Connection, invocation_id: &str, text: &str) -> Option<Bytes> {
+    connection.encode(&MessageRef::Completion {
         headers: &Headers::new(),
         invocation_id,
         outcome: OutcomeRef::Error(text),
-    });
+    })
+}
+
+async fn send_error(connection: &Connection, invocation_id: &str, text: &str) {
+    if let Some(bytes) = error_bytes(connection, invocation_id, text) {
+        let _ = connection.send(bytes).await;
+    }
 }

@@ -66,8 +66,8 @@ impl Endpoint {
         Endpoint {
             path,
             hub,
+            context: HubContext::new(manager.clone(), config.client_result_timeout),
             config,
-            context: HubContext::new(manager.clone()),
             manager,
             authenticator,
             user_ids,

@@ -35,11 +35,11 @@ mod server;
 mod service;
 mod transport;
 
-pub use clients::{CallerClients, ClientProxy, Clients, Groups};
+pub use clients::{CallerClients, ClientProxy, Clients, Groups, SingleClientProxy};
 pub use config::HubConfig;
 pub use connection::SendError;
 pub use context::{Context, HubContext};
-pub use hub_core::hub::{HubDispatch, HubError, HubMethods};
+pub use hub_core::hub::{HubDispatch, HubError, HubMethods, UploadStream};
 pub use hub_core::{negotiate, protocol, ProtocolError};
 pub use lifetime::{
     ConnectionHandle, LifetimeManager, LocalLifetimeManager, PreparedMessage, Target,

@@ -107,6 +107,7 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
         .user_id(&attached.principal, &attached.request);
     let (connection, outbox) = Connection::new(ConnectionParts {
         id: attached.connection_id,
+        send_timeout: config.send_timeout,
         user_id: user_id.map(Arc::from),
         principal: attached.principal,
         request: attached.request,

@@ -9,12 +9,17 @@ use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use std::time::Duration;
+
 use bytes::Bytes;
-use hub_core::hub::BoxFuture;
-use hub_core::protocol::{Close, EncodeMessage, HubProtocol, MessageRef, Protocol};
+use hub_core::hub::{BoxFuture, HubError};
+use hub_core::protocol::{
+    Close, CompletionOutcome, EncodeArguments, EncodeMessage, HubProtocol, Invocation, MessageRef,
+    Protocol, RawValue,
+};
 use hub_core::ProtocolError;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, SendError, TrySendError};
 
 /// Who a message is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,24 +93,10 @@ impl ConnectionHandle {
         self.inner.protocol
     }
 
-    /// Queues already encoded bytes (whole messages in the connection's protocol) without
-    /// waiting. A full queue closes the connection.
-    pub fn send_encoded(&self, bytes: Bytes) -> Result<(), crate::connection::SendError> {
-        self.inner.send(bytes)
-    }
-
-    /// Queues a prepared message in the connection's protocol.
-    pub fn send_prepared(
-        &self,
-        message: &PreparedMessage<'_>,
-    ) -> Result<(), crate::connection::SendError> {
-        match message.encoded(self.inner.protocol) {
-            Ok(bytes) => self.inner.send(bytes),
-            Err(error) => {
-                tracing::error!(connection_id = %self.inner.id, %error, "a message could not be encoded; it was not sent");
-                Ok(())
-            }
-        }
+    /// Queues already encoded bytes (whole messages in the connection's protocol), waiting up to
+    /// the hub's send timeout for room; a client whose queue stays full is closed.
+    pub async fn send_encoded(&self, bytes: Bytes) -> Result<(), SendError> {
+        self.inner.send(bytes).await
     }
 
     /// Ends the connection with `close` (e.g. on server shutdown).
@@ -118,7 +109,9 @@ impl ConnectionHandle {
 ///
 /// Object safe. Methods that may need the network in a multi-server implementation return futures;
 /// sends encode synchronously (the futures own what they need), so callers may pass borrowed
-/// arguments.
+/// arguments. A send's future completes when every target has the message queued: a target whose
+/// queue is full is waited for (backpressure on the sender) up to the hub's send timeout, then
+/// closed, so one slow client costs a broadcaster at most that long and never memory.
 pub trait LifetimeManager: Send + Sync + 'static {
     /// Registers a connection whose handshake completed.
     fn add_connection(&self, connection: ConnectionHandle);
@@ -129,6 +122,14 @@ pub trait LifetimeManager: Send + Sync + 'static {
     /// Sends `message` to `target`. Connections that cannot keep up are closed; the others still
     /// get the message.
     fn send(&self, target: &Target, message: &PreparedMessage<'_>) -> BoxFuture<()>;
+    /// Calls `method` on one connection and waits (up to `timeout`) for the client's result.
+    fn invoke_client(
+        &self,
+        connection_id: &str,
+        method: &str,
+        arguments: &dyn EncodeArguments,
+        timeout: Duration,
+    ) -> BoxFuture<Result<RawValue, HubError>>;
     /// Adds a connection to a group (a connection id that is not connected is ignored).
     fn add_to_group(&self, connection_id: &str, group: &str) -> BoxFuture<()>;
     /// Removes a connection from a group.
@@ -153,10 +154,24 @@ struct Registry {
     users: HashMap<Arc<str>, HashSet<Arc<str>>>,
 }
 
+/// Frames that found a full queue, to wait for.
+type Backlog = Vec<(Arc<Connection>, Bytes)>;
+
 impl Registry {
-    fn deliver(&self, id: &str, message: &PreparedMessage<'_>) {
-        if let Some(connection) = self.connections.get(id) {
-            let _ = connection.send_prepared(message);
+    /// Queues the message for one connection, or records it in `backlog` if its queue is full.
+    fn deliver(&self, id: &str, message: &PreparedMessage<'_>, backlog: &mut Backlog) {
+        let Some(connection) = self.connections.get(id) else {
+            return;
+        };
+        let bytes = match message.encoded(connection.inner.protocol) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::error!(connection_id = %id, %error, "a message could not be encoded; it was not sent");
+                return;
+            }
+        };
+        if let Err(TrySendError::Full(bytes)) = connection.inner.try_send(bytes) {
+            backlog.push((connection.inner.clone(), bytes));
         }
     }
 
@@ -165,10 +180,11 @@ impl Registry {
         ids: impl IntoIterator<Item = &'a Arc<str>>,
         except: &[String],
         message: &PreparedMessage<'_>,
+        backlog: &mut Backlog,
     ) {
         for id in ids {
             if !except.iter().any(|e| **e == **id) {
-                self.deliver(id, message);
+                self.deliver(id, message, backlog);
             }
         }
     }
@@ -265,41 +281,108 @@ impl LifetimeManager for LocalLifetimeManager {
     }
 
     fn send(&self, target: &Target, message: &PreparedMessage<'_>) -> BoxFuture<()> {
-        self.read(|registry| match target {
-            Target::All => registry.deliver_all(registry.connections.keys(), &[], message),
-            Target::AllExcept(except) => {
-                registry.deliver_all(registry.connections.keys(), except, message)
-            }
-            Target::Connection(id) => registry.deliver(id, message),
-            Target::Connections(ids) => {
-                let unique: HashSet<&str> = ids.iter().map(String::as_str).collect();
-                for id in unique {
-                    registry.deliver(id, message);
+        let mut backlog = Backlog::new();
+        self.read(|registry| {
+            let backlog = &mut backlog;
+            match target {
+                Target::All => {
+                    registry.deliver_all(registry.connections.keys(), &[], message, backlog)
                 }
-            }
-            Target::Group(group) => {
-                if let Some(members) = registry.groups.get(group.as_str()) {
-                    registry.deliver_all(members, &[], message);
+                Target::AllExcept(except) => {
+                    registry.deliver_all(registry.connections.keys(), except, message, backlog)
                 }
-            }
-            Target::Groups(groups) => {
-                registry.deliver_all(&registry.members_of_any(groups), &[], message)
-            }
-            Target::GroupExcept(group, except) => {
-                if let Some(members) = registry.groups.get(group.as_str()) {
-                    registry.deliver_all(members, except, message);
+                Target::Connection(id) => registry.deliver(id, message, backlog),
+                Target::Connections(ids) => {
+                    let unique: HashSet<&str> = ids.iter().map(String::as_str).collect();
+                    for id in unique {
+                        registry.deliver(id, message, backlog);
+                    }
                 }
-            }
-            Target::User(user) => {
-                if let Some(ids) = registry.users.get(user.as_str()) {
-                    registry.deliver_all(ids, &[], message);
+                Target::Group(group) => {
+                    if let Some(members) = registry.groups.get(group.as_str()) {
+                        registry.deliver_all(members, &[], message, backlog);
+                    }
                 }
-            }
-            Target::Users(users) => {
-                registry.deliver_all(&registry.connections_of_any(users), &[], message)
+                Target::Groups(groups) => {
+                    registry.deliver_all(&registry.members_of_any(groups), &[], message, backlog)
+                }
+                Target::GroupExcept(group, except) => {
+                    if let Some(members) = registry.groups.get(group.as_str()) {
+                        registry.deliver_all(members, except, message, backlog);
+                    }
+                }
+                Target::User(user) => {
+                    if let Some(ids) = registry.users.get(user.as_str()) {
+                        registry.deliver_all(ids, &[], message, backlog);
+                    }
+                }
+                Target::Users(users) => {
+                    registry.deliver_all(&registry.connections_of_any(users), &[], message, backlog)
+                }
             }
         });
-        ready(())
+        if backlog.is_empty() {
+            return ready(());
+        }
+        Box::pin(async move {
+            futures_util::future::join_all(
+                backlog
+                    .into_iter()
+                    .map(|(connection, bytes)| async move { connection.send(bytes).await }),
+            )
+            .await;
+        })
+    }
+
+    fn invoke_client(
+        &self,
+        connection_id: &str,
+        method: &str,
+        arguments: &dyn EncodeArguments,
+        timeout: Duration,
+    ) -> BoxFuture<Result<RawValue, HubError>> {
+        let Some(connection) = self.connection(connection_id) else {
+            return ready(Err(HubError::new(format!(
+                "Connection '{connection_id}' does not exist."
+            ))));
+        };
+        let connection = connection.inner;
+        let Some((id, answer)) = connection.start_client_call() else {
+            return ready(Err(HubError::new(
+                "The connection was closed before the client answered.",
+            )));
+        };
+        let invocation = Invocation::new(method, arguments).with_id(id.as_str());
+        let Some(bytes) = connection.encode(&invocation) else {
+            connection.cancel_client_call(&id);
+            return ready(Err(HubError::new(
+                "The client invocation could not be encoded.",
+            )));
+        };
+        Box::pin(async move {
+            if connection.send(bytes).await.is_err() {
+                connection.cancel_client_call(&id);
+                return Err(HubError::new(
+                    "The connection was closed before the client answered.",
+                ));
+            }
+            match tokio::time::timeout(timeout, answer).await {
+                Ok(Ok(CompletionOutcome::Result(value))) => Ok(value),
+                Ok(Ok(CompletionOutcome::Error(error))) => Err(HubError::new(error.to_string())),
+                Ok(Ok(CompletionOutcome::NoResult)) => {
+                    Err(HubError::new("Client didn't provide a result."))
+                }
+                Ok(Err(_)) => Err(HubError::new(
+                    "The connection was closed before the client answered.",
+                )),
+                Err(_) => {
+                    connection.cancel_client_call(&id);
+                    Err(HubError::new(format!(
+                        "The client did not answer within {timeout:?}."
+                    )))
+                }
+            }
+        })
     }
 
     fn add_to_group(&self, connection_id: &str, group: &str) -> BoxFuture<()> {
@@ -398,6 +481,7 @@ mod tests {
         let request = RequestInfo::from_parts(&http::Request::new(()).into_parts().0);
         let (inner, outbox) = Connection::new(ConnectionParts {
             id: Arc::from(id),
+            send_timeout: Duration::from_millis(50),
             user_id: user.map(Arc::from),
             principal: Principal::anonymous(),
             request,
@@ -507,8 +591,8 @@ mod tests {
         assert_eq!(block_on(manager.connection_count()), 3);
     }
 
-    #[test]
-    fn a_full_queue_closes_only_that_connection() {
+    #[tokio::test]
+    async fn a_full_queue_delays_the_sender_then_closes_only_that_connection() {
         let manager = LocalLifetimeManager::new();
         let (slow, _slow_outbox) = connection("slow", Protocol::Json, None);
         let (fast, mut fast_outbox) = connection("fast", Protocol::Json, None);
@@ -516,12 +600,17 @@ mod tests {
         manager.add_connection(fast.clone());
         for i in 0..6 {
             let invocation = Invocation::new("M", (i,));
-            block_on(manager.send(&Target::All, &PreparedMessage::new(&invocation)));
-            assert_eq!(received(&mut fast_outbox).len(), 1);
+            let sent = manager.send(&Target::All, &PreparedMessage::new(&invocation));
+            assert_eq!(
+                received(&mut fast_outbox).len(),
+                1,
+                "the fast client has it before any wait"
+            );
+            sent.await;
         }
         assert!(
             slow.inner.closing().is_cancelled(),
-            "the queue of 4 overflowed"
+            "the queue of 4 stayed full for the send timeout"
         );
         assert!(!fast.inner.closing().is_cancelled());
         let ending = slow.inner.ending().unwrap();

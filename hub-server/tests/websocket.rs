@@ -218,8 +218,6 @@ async fn several_invocations_in_one_frame_are_all_answered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: with max_parallel_invocations(1) Completions can overtake each other \
-            (dispatch.rs drops the invocation permit before queuing the Completion)"]
 async fn several_invocations_in_one_frame_are_answered_in_order() {
     let server = TestServer::start(test_hub(), HubConfig::new().max_parallel_invocations(1)).await;
     let mut client = server.json_client().await;
@@ -246,8 +244,6 @@ async fn several_invocations_in_one_frame_are_answered_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: the error Completion of an unknown method is queued at once by the reader, \
-            overtaking the Completion of the call still running before it"]
 async fn an_unknown_method_error_waits_for_the_call_before_it() {
     let server = TestServer::start(test_hub(), HubConfig::new().max_parallel_invocations(1)).await;
     let mut client = server.json_client().await;
