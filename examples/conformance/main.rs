@@ -11,9 +11,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use hub_server::{
     Context, HubConfig, HubEndpoint, HubError, HubMethods, HubServer, Principal, RequestInfo,
-    Unauthorized,
+    Unauthorized, UploadStream,
 };
 use serde_json::Value;
 
@@ -241,6 +242,64 @@ fn hub(
                 Ok::<_, HubError>(())
             },
         )
+        // Server-to-client streams.
+        .stream("Counter", |_, (count, delay_ms): (u32, u64)| async move {
+            Ok::<_, HubError>(ticks(count, delay_ms))
+        })
+        .stream("FailingStream", |_, (after,): (u32,)| async move {
+            let items = ticks(after, 0).chain(futures_util::stream::once(async {
+                Err(HubError::new("the stream broke"))
+            }));
+            Ok::<_, HubError>(items)
+        })
+        .stream("Ticker", |cx: Context, (delay_ms,): (u64,)| async move {
+            // Endless until cancelled; records the cancellation for the tests.
+            let cancellation = cx.cancellation().clone();
+            let id = cx.connection_id().to_owned();
+            let hub = cx.hub().clone();
+            tokio::spawn(async move {
+                cancellation.cancelled().await;
+                hub.clients().client(id).send("TickerCancelled", ()).await;
+            });
+            Ok::<_, HubError>(ticks(u32::MAX, delay_ms))
+        })
+        // Client-to-server streams.
+        .method_with_uploads(
+            "Sum",
+            |_, (): (), (numbers,): (UploadStream<i64>,)| async move {
+                let mut numbers = numbers;
+                let mut total = 0i64;
+                while let Some(number) = numbers.next().await {
+                    total += number?;
+                }
+                Ok::<_, HubError>(total)
+            },
+        )
+        .stream_with_uploads(
+            "Double",
+            |_, (): (), (numbers,): (UploadStream<i64>,)| async move {
+                Ok::<_, HubError>(numbers.map(|number| number.map(|n| n * 2)))
+            },
+        )
+        // Client results: the server asks the caller and returns what it answered.
+        .method(
+            "AskCaller",
+            |cx: Context, (question,): (String,)| async move {
+                cx.clients()
+                    .caller()
+                    .invoke::<Value, _>("GetAnswer", (question,))
+                    .await
+            },
+        )
+        .method(
+            "AskClient",
+            |cx: Context, (id, question): (String, String)| async move {
+                cx.clients()
+                    .client(id)
+                    .invoke::<Value, _>("GetAnswer", (question,))
+                    .await
+            },
+        )
         .method("Abort", |cx: Context, (): ()| async move {
             cx.abort();
             Ok::<_, HubError>(())
@@ -273,6 +332,22 @@ fn hub(
                 }
             }
         })
+}
+
+/// `count` items `0, 1, …`, one every `delay_ms`.
+fn ticks(
+    count: u32,
+    delay_ms: u64,
+) -> impl futures_util::Stream<Item = Result<u32, HubError>> + Send {
+    futures_util::stream::unfold(0u32, move |i| async move {
+        if i >= count {
+            return None;
+        }
+        if delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        }
+        Some((Ok(i), i + 1))
+    })
 }
 
 fn env_ms(name: &str) -> Option<Duration> {

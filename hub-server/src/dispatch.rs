@@ -22,7 +22,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use bytestring::ByteString;
-use futures_util::StreamExt;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::{FutureExt, StreamExt};
 use hub_core::hub::{BoxStream, CallError, HubError, MethodKind, MethodOutput, RawUpload};
 use hub_core::protocol::{
     Arguments, Close, CompletionOutcome, Headers, HubMessage, MessageRef, OutcomeRef, RawValue,
@@ -432,7 +434,7 @@ async fn run_unary(shared: Arc<Shared>, call: Call, permit: OwnedSemaphorePermit
         );
         let started = Instant::now();
         let result = tokio::select! {
-            result = shared.endpoint.hub.call(index, context, arguments, uploads) => Some(result),
+            result = guarded(shared.endpoint.hub.call(index, context, arguments, uploads)) => Some(result),
             () = cancellation.cancelled() => None,
         };
         let elapsed_us = started.elapsed().as_micros() as u64;
@@ -535,7 +537,7 @@ async fn run_stream(shared: Arc<Shared>, call: Call) {
         let started = Instant::now();
         let detailed = shared.endpoint.config.detailed_errors;
         let result = tokio::select! {
-            result = shared.endpoint.hub.call(index, context, arguments, uploads) => Some(result),
+            result = guarded(shared.endpoint.hub.call(index, context, arguments, uploads)) => Some(result),
             () = cancellation.cancelled() => None,
         };
         let end = match result {
@@ -592,7 +594,10 @@ async fn stream_items(
     let detailed = shared.endpoint.config.detailed_errors;
     loop {
         let item = tokio::select! {
-            item = items.next() => item,
+            item = AssertUnwindSafe(items.next()).catch_unwind() => match item {
+                Ok(item) => item,
+                Err(panic) => Some(Err(panicked(panic))),
+            },
             () = cancellation.cancelled() => return Ok(()),
         };
         match item {
@@ -617,6 +622,36 @@ async fn stream_items(
                 ));
             }
         }
+    }
+}
+
+/// Runs a method call, turning a panic into an internal error (the caller gets the generic text).
+async fn guarded(
+    call: hub_core::hub::BoxFuture<Result<MethodOutput, CallError>>,
+) -> Result<MethodOutput, CallError> {
+    match AssertUnwindSafe(call).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(CallError::Method(panicked(panic))),
+    }
+}
+
+/// A panic's payload as an internal hub error.
+fn panicked(panic: Box<dyn std::any::Any + Send>) -> HubError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a hub method panicked".to_owned());
+    tracing::error!(panic = %message, "a hub method panicked");
+    HubError::internal(&MethodPanicked(message))
+}
+
+/// The error a panicking hub method becomes.
+struct MethodPanicked(String);
+
+impl std::fmt::Display for MethodPanicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the hub method panicked: {}", self.0)
     }
 }
 

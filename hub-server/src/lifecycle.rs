@@ -216,7 +216,7 @@ async fn read_loop<R: TransportSource>(
             chunk = source.next() => match chunk {
                 Some(Ok(bytes)) => decoder.push(bytes),
                 Some(Err(error)) => {
-                    connection.end(Close::new(), Some(format!("The transport failed: {error}")));
+                    connection.end(Close::with_error(), Some(format!("The transport failed: {error}")));
                     return;
                 }
                 None => {

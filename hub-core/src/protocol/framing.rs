@@ -14,7 +14,9 @@ use crate::ProtocolError;
 /// The byte that ends every JSON record (and the handshake): ASCII Record Separator.
 pub const RECORD_SEPARATOR: u8 = 0x1e;
 
-/// The default maximum size of one message, handshake included: 32 KiB, as in ASP.NET Core.
+/// The default maximum size of one message, handshake included: 32 KiB, as in ASP.NET Core. The
+/// size counts the message's framing (its record separator or length prefix), as ASP.NET Core's
+/// does.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 32 * 1024;
 
 /// The largest length a MessagePack varint prefix may carry (2^31−1).
@@ -130,7 +132,8 @@ impl FrameDecoder {
         let buffered = self.partial.len();
         match separator {
             Some(position) => {
-                if buffered + position > self.max_message_size {
+                // The limit covers the record with its separator, as in ASP.NET Core.
+                if buffered + position + 1 > self.max_message_size {
                     return Err(self.too_large());
                 }
                 let frame = if buffered == 0 {
@@ -144,7 +147,7 @@ impl FrameDecoder {
                 Ok(Some(frame))
             }
             None => {
-                if buffered + self.input.len() > self.max_message_size {
+                if buffered + self.input.len() + 1 > self.max_message_size {
                     return Err(self.too_large());
                 }
                 self.partial.extend_from_slice(&self.input);
@@ -160,7 +163,7 @@ impl FrameDecoder {
                 // Fast path: the prefix and, ideally, the whole payload are in this chunk.
                 match parse_length_prefix(&self.input)? {
                     Some((length, prefix_len)) => {
-                        self.check_length(length)?;
+                        self.check_length(length, prefix_len)?;
                         if self.input.len() - prefix_len >= length {
                             self.input.advance(prefix_len);
                             return Ok(Some(self.input.split_to(length)));
@@ -184,8 +187,8 @@ impl FrameDecoder {
                     }
                     self.partial.extend_from_slice(&self.input[..1]);
                     self.input.advance(1);
-                    if let Some((length, _)) = parse_length_prefix(&self.partial)? {
-                        self.check_length(length)?;
+                    if let Some((length, prefix_len)) = parse_length_prefix(&self.partial)? {
+                        self.check_length(length, prefix_len)?;
                         self.partial.clear();
                         self.partial.reserve(length);
                         self.expected = Some(length);
@@ -209,8 +212,9 @@ impl FrameDecoder {
         }
     }
 
-    fn check_length(&self, length: usize) -> Result<(), ProtocolError> {
-        if length > self.max_message_size {
+    /// The limit covers the frame with its length prefix, as in ASP.NET Core.
+    fn check_length(&self, length: usize, prefix_len: usize) -> Result<(), ProtocolError> {
+        if length.saturating_add(prefix_len) > self.max_message_size {
             Err(self.too_large())
         } else {
             Ok(())
@@ -289,7 +293,8 @@ mod tests {
 
     #[test]
     fn record_at_the_limit_passes_and_one_over_fails_before_its_separator() {
-        let mut decoder = FrameDecoder::new(Framing::TextRecords, 4);
+        // The limit of 5 covers four bytes of payload and the separator.
+        let mut decoder = FrameDecoder::new(Framing::TextRecords, 5);
         assert_eq!(
             frames(&mut decoder, b"abcd\x1e").unwrap(),
             vec![b"abcd".to_vec()]
@@ -297,12 +302,12 @@ mod tests {
         assert_eq!(frames(&mut decoder, b"abc").unwrap(), Vec::<Vec<u8>>::new());
         assert_eq!(
             frames(&mut decoder, b"de"),
-            Err(ProtocolError::MessageTooLarge { limit: 4 })
+            Err(ProtocolError::MessageTooLarge { limit: 5 })
         );
-        let mut decoder = FrameDecoder::new(Framing::TextRecords, 4);
+        let mut decoder = FrameDecoder::new(Framing::TextRecords, 5);
         assert_eq!(
             frames(&mut decoder, b"abcde"),
-            Err(ProtocolError::MessageTooLarge { limit: 4 })
+            Err(ProtocolError::MessageTooLarge { limit: 5 })
         );
     }
 
@@ -363,6 +368,18 @@ mod tests {
             Err(ProtocolError::MessageTooLarge { limit: 299 })
         );
         assert!(decoder.buffered_len() <= 5);
+    }
+
+    #[test]
+    fn the_limit_counts_the_length_prefix() {
+        let frame = [&[0xac, 0x02][..], &[7u8; 300]].concat();
+        let mut decoder = FrameDecoder::new(Framing::LengthPrefixed, 302);
+        assert_eq!(frames(&mut decoder, &frame).unwrap().len(), 1);
+        let mut decoder = FrameDecoder::new(Framing::LengthPrefixed, 301);
+        assert_eq!(
+            frames(&mut decoder, &frame),
+            Err(ProtocolError::MessageTooLarge { limit: 301 })
+        );
     }
 
     #[test]
