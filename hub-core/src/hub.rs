@@ -486,7 +486,7 @@ impl<Cx: Send + 'static> HubMethods<Cx> {
     /// Adds a unary method that also takes upload streams: `handler(cx, (args…), (uploads…))`,
     /// where each upload is an [`UploadStream<T>`] bound from the invocation's stream ids.
     pub fn method_with_uploads<Args, U, F, Fut, T, E>(
-        mut self,
+        self,
         name: impl Into<String>,
         handler: F,
     ) -> Self
@@ -498,25 +498,9 @@ impl<Cx: Send + 'static> HubMethods<Cx> {
         T: Serialize + Send + Sync + 'static,
         E: Into<HubError> + 'static,
     {
-        let descriptor = MethodDescriptor {
-            name: name.into(),
-            kind: MethodKind::Unary,
-            arguments: Args::COUNT,
-            upload_streams: U::COUNT,
-        };
-        let handler: Handler<Cx> = Arc::new(move |cx, arguments, uploads| {
-            let args = Args::from_arguments(arguments)?;
-            let uploads = bind_uploads::<U>(uploads)?;
-            let future = handler(cx, args, uploads);
-            Ok(Box::pin(async move {
-                match future.await {
-                    Ok(value) => Ok(MethodOutput::Value(Box::new(value) as BoxValue)),
-                    Err(error) => Err(CallError::Method(error.into())),
-                }
-            }) as BoxFuture<_>)
-        });
-        self.insert(descriptor, handler);
-        self
+        self.register(name, MethodKind::Unary, handler, |value: T| {
+            MethodOutput::Value(Box::new(value))
+        })
     }
 
     /// Adds a streaming method: `handler(cx, (args…))` returns a future of a stream of
@@ -537,7 +521,7 @@ impl<Cx: Send + 'static> HubMethods<Cx> {
 
     /// Adds a streaming method that also takes upload streams.
     pub fn stream_with_uploads<Args, U, F, Fut, S, T, E, E2>(
-        mut self,
+        self,
         name: impl Into<String>,
         handler: F,
     ) -> Self
@@ -551,9 +535,33 @@ impl<Cx: Send + 'static> HubMethods<Cx> {
         E: Into<HubError> + 'static,
         E2: Into<HubError> + 'static,
     {
+        self.register(name, MethodKind::ServerStream, handler, |stream: S| {
+            MethodOutput::Stream(Box::pin(ErasedItems {
+                inner: Box::pin(stream),
+            }))
+        })
+    }
+
+    /// Registers a method whose handler's success value becomes a [`MethodOutput`] through
+    /// `into_output`.
+    fn register<Args, U, F, Fut, R, E>(
+        mut self,
+        name: impl Into<String>,
+        kind: MethodKind,
+        handler: F,
+        into_output: fn(R) -> MethodOutput,
+    ) -> Self
+    where
+        Args: FromArguments + Send + 'static,
+        U: FromUploads + Send + 'static,
+        F: Fn(Cx, Args, U) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        R: 'static,
+        E: Into<HubError> + 'static,
+    {
         let descriptor = MethodDescriptor {
             name: name.into(),
-            kind: MethodKind::ServerStream,
+            kind,
             arguments: Args::COUNT,
             upload_streams: U::COUNT,
         };
@@ -563,9 +571,7 @@ impl<Cx: Send + 'static> HubMethods<Cx> {
             let future = handler(cx, args, uploads);
             Ok(Box::pin(async move {
                 match future.await {
-                    Ok(stream) => Ok(MethodOutput::Stream(Box::pin(ErasedItems {
-                        inner: Box::pin(stream),
-                    }))),
+                    Ok(value) => Ok(into_output(value)),
                     Err(error) => Err(CallError::Method(error.into())),
                 }
             }) as BoxFuture<_>)

@@ -62,11 +62,40 @@ enum Queued {
 struct Call {
     invocation_id: Option<ByteString>,
     target: ByteString,
+    /// Fires on CancelInvocation, or when the connection's invocations stop.
+    cancellation: CancellationToken,
+    method: BoundMethod,
+}
+
+/// Which method to run, with what.
+struct BoundMethod {
     index: usize,
     arguments: Arguments,
     uploads: Vec<RawUpload>,
-    /// Fires on CancelInvocation, or when the connection's invocations stop.
-    cancellation: CancellationToken,
+}
+
+impl BoundMethod {
+    /// Runs the method until it returns (a panic becomes an internal error) or `cancellation`
+    /// fires (`None`).
+    async fn run(
+        self,
+        shared: &Shared,
+        cancellation: &CancellationToken,
+    ) -> Option<Result<MethodOutput, CallError>> {
+        let context = Context::new(
+            shared.connection.clone(),
+            shared.hub_context.clone(),
+            cancellation.clone(),
+        );
+        let call = shared
+            .endpoint
+            .hub
+            .call(self.index, context, self.arguments, self.uploads);
+        tokio::select! {
+            result = guarded(call) => Some(result),
+            () = cancellation.cancelled() => None,
+        }
+    }
 }
 
 /// Ids of the invocations running on a connection, with their cancellation.
@@ -340,10 +369,12 @@ impl Dispatcher {
         Ok(Call {
             invocation_id,
             target,
-            index,
-            arguments,
-            uploads,
             cancellation,
+            method: BoundMethod {
+                index,
+                arguments,
+                uploads,
+            },
         })
     }
 
@@ -422,21 +453,11 @@ async fn run_unary(shared: Arc<Shared>, call: Call, permit: OwnedSemaphorePermit
         let Call {
             invocation_id,
             target,
-            index,
-            arguments,
-            uploads,
             cancellation,
+            method,
         } = call;
-        let context = Context::new(
-            shared.connection.clone(),
-            shared.hub_context.clone(),
-            cancellation.clone(),
-        );
         let started = Instant::now();
-        let result = tokio::select! {
-            result = guarded(shared.endpoint.hub.call(index, context, arguments, uploads)) => Some(result),
-            () = cancellation.cancelled() => None,
-        };
+        let result = method.run(&shared, &cancellation).await;
         let elapsed_us = started.elapsed().as_micros() as u64;
         let reply = match result {
             None => {
@@ -521,25 +542,15 @@ async fn run_stream(shared: Arc<Shared>, call: Call) {
         let Call {
             invocation_id,
             target,
-            index,
-            arguments,
-            uploads,
             cancellation,
+            method,
         } = call;
         let Some(id) = invocation_id else {
             return;
         };
-        let context = Context::new(
-            shared.connection.clone(),
-            shared.hub_context.clone(),
-            cancellation.clone(),
-        );
         let started = Instant::now();
         let detailed = shared.endpoint.config.detailed_errors;
-        let result = tokio::select! {
-            result = guarded(shared.endpoint.hub.call(index, context, arguments, uploads)) => Some(result),
-            () = cancellation.cancelled() => None,
-        };
+        let result = method.run(&shared, &cancellation).await;
         let end = match result {
             None => Ok(()),
             Some(Ok(MethodOutput::Stream(items))) => {
