@@ -76,7 +76,7 @@ struct BoundMethod {
 
 impl BoundMethod {
     /// Runs the method until it returns (a panic becomes an internal error) or `cancellation`
-    /// fires (`None`).
+    /// fires (`None`: a cancelled invocation gets no reply).
     async fn run(
         self,
         shared: &Shared,
@@ -91,9 +91,12 @@ impl BoundMethod {
             .endpoint
             .hub
             .call(self.index, context, self.arguments, self.uploads);
+        // Cancellation first: a method that stops because it saw the cancellation must not get
+        // its (error) result sent for an invocation the client cancelled.
         tokio::select! {
-            result = guarded(call) => Some(result),
+            biased;
             () = cancellation.cancelled() => None,
+            result = guarded(call) => Some(result),
         }
     }
 }
