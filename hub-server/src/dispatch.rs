@@ -154,7 +154,7 @@ pub(crate) struct Dispatcher {
     invocations: TaskTracker,
     queue: mpsc::Sender<Queued>,
     /// Open upload streams by stream id (reader only).
-    uploads: HashMap<ByteString, mpsc::Sender<Result<RawValue, HubError>>>,
+    uploads: HashMap<ByteString, UploadSender>,
 }
 
 impl Dispatcher {
@@ -243,6 +243,18 @@ impl Dispatcher {
                     invocation.stream_ids,
                     false,
                 ) {
+                    // Methods fed by upload streams run at once, outside the parallel limit (as
+                    // in SignalR): queued behind another call, their full upload buffers would
+                    // stop the reader and deadlock the connection.
+                    Ok(call) if !call.method.uploads.is_empty() => {
+                        let task = self.invocations.track_future(run_unary(
+                            self.shared.clone(),
+                            call,
+                            None,
+                        ));
+                        self.shared.endpoint.tasks.spawn(task);
+                        return Flow::Continue;
+                    }
                     Ok(call) => Queued::Call(call),
                     Err((Some(invocation_id), text)) => Queued::Reject {
                         invocation_id,
@@ -280,9 +292,9 @@ impl Dispatcher {
                 }
             }
             HubMessage::StreamItem(item) => {
-                if let Some(sender) = self.uploads.get(&item.invocation_id) {
+                if let Some(upload) = self.uploads.get(&item.invocation_id) {
                     let delivered = tokio::select! {
-                        sent = sender.send(Ok(item.item)) => sent.is_ok(),
+                        sent = upload.items.send(item.item) => sent.is_ok(),
                         () = self.shared.connection.closing().cancelled() => true,
                     };
                     if !delivered {
@@ -292,9 +304,11 @@ impl Dispatcher {
                 }
             }
             HubMessage::Completion(completion) => {
-                if let Some(sender) = self.uploads.remove(&completion.invocation_id) {
+                if let Some(upload) = self.uploads.remove(&completion.invocation_id) {
+                    // Ending the stream needs no room in its buffer: the method gets the items
+                    // already sent, then the error (if any), then the end.
                     if let CompletionOutcome::Error(error) = completion.outcome {
-                        let _ = sender.try_send(Err(HubError::new(error.to_string())));
+                        upload.fail(HubError::new(error.to_string()));
                     }
                 } else if !self
                     .shared
@@ -365,9 +379,9 @@ impl Dispatcher {
         let capacity = self.shared.endpoint.config.stream_buffer_capacity;
         let mut uploads = Vec::with_capacity(stream_ids.len());
         for stream_id in stream_ids {
-            let (sender, receiver) = mpsc::channel(capacity);
+            let (sender, receiver) = upload_channel(capacity);
             self.uploads.insert(stream_id, sender);
-            uploads.push(Box::pin(UploadReceiver { receiver }) as RawUpload);
+            uploads.push(Box::pin(receiver) as RawUpload);
         }
         Ok(Call {
             invocation_id,
@@ -390,15 +404,56 @@ impl Dispatcher {
     }
 }
 
-/// An upload stream fed by the reader.
+/// A bounded upload stream: items wait for room; the end (with or without an error) does not.
+fn upload_channel(capacity: usize) -> (UploadSender, UploadReceiver) {
+    let (items, receiver) = mpsc::channel(capacity);
+    let failure = Arc::new(Mutex::new(None));
+    (
+        UploadSender {
+            items,
+            failure: failure.clone(),
+        },
+        UploadReceiver {
+            items: receiver,
+            failure,
+        },
+    )
+}
+
+/// The reader's end of an upload stream. Dropping it ends the stream.
+struct UploadSender {
+    items: mpsc::Sender<RawValue>,
+    failure: Arc<Mutex<Option<HubError>>>,
+}
+
+impl UploadSender {
+    /// Ends the stream with `error`, after the items already sent.
+    fn fail(self, error: HubError) {
+        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+    }
+}
+
+/// The method's end of an upload stream.
 struct UploadReceiver {
-    receiver: mpsc::Receiver<Result<RawValue, HubError>>,
+    items: mpsc::Receiver<RawValue>,
+    failure: Arc<Mutex<Option<HubError>>>,
 }
 
 impl futures_util::Stream for UploadReceiver {
     type Item = Result<RawValue, HubError>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        self.receiver.poll_recv(cx)
+        match self.items.poll_recv(cx) {
+            Poll::Ready(Some(item)) => Poll::Ready(Some(Ok(item))),
+            // The sender is gone: the client ended the stream, possibly with an error.
+            Poll::Ready(None) => Poll::Ready(
+                self.failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take()
+                    .map(Err),
+            ),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -434,7 +489,7 @@ async fn invoker(
                 drop(permit);
             }
             Queued::Call(call) => {
-                let task = invocations.track_future(run_unary(shared.clone(), call, permit));
+                let task = invocations.track_future(run_unary(shared.clone(), call, Some(permit)));
                 shared.endpoint.tasks.spawn(task);
             }
         }
@@ -449,8 +504,8 @@ fn span_for(call: &Call) -> tracing::Span {
     )
 }
 
-/// Runs a unary method and queues its Completion before giving its slot back.
-async fn run_unary(shared: Arc<Shared>, call: Call, permit: OwnedSemaphorePermit) {
+/// Runs a unary method and queues its Completion before giving its slot (if it holds one) back.
+async fn run_unary(shared: Arc<Shared>, call: Call, permit: Option<OwnedSemaphorePermit>) {
     let span = span_for(&call);
     async move {
         let Call {
@@ -474,11 +529,12 @@ async fn run_unary(shared: Arc<Shared>, call: Call, permit: OwnedSemaphorePermit
                     .and_then(|id| completion_bytes(&shared, id, &target, result))
             }
         };
-        if let Some(bytes) = reply {
-            let _ = shared.connection.send(bytes).await;
-        }
+        // The id is free again before the client can see the Completion.
         if let Some(id) = &invocation_id {
             shared.active.remove(id);
+        }
+        if let Some(bytes) = reply {
+            let _ = shared.connection.send(bytes).await;
         }
         drop(permit);
     }
@@ -588,10 +644,10 @@ async fn run_stream(shared: Arc<Shared>, call: Call) {
                 error_bytes(&shared.connection, &id, text)
             }
         };
+        shared.active.remove(&id);
         if let Some(bytes) = completion {
             let _ = shared.connection.send(bytes).await;
         }
-        shared.active.remove(&id);
     }
     .instrument(span)
     .await
@@ -607,12 +663,15 @@ async fn stream_items(
 ) -> Result<(), String> {
     let detailed = shared.endpoint.config.detailed_errors;
     loop {
+        // Cancellation first: an item that fails because it saw the cancellation must not turn
+        // the cancelled stream's end into an error.
         let item = tokio::select! {
+            biased;
+            () = cancellation.cancelled() => return Ok(()),
             item = AssertUnwindSafe(items.next()).catch_unwind() => match item {
                 Ok(item) => item,
                 Err(panic) => Some(Err(panicked(panic))),
             },
-            () = cancellation.cancelled() => return Ok(()),
         };
         match item {
             None => return Ok(()),

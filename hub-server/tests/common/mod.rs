@@ -565,6 +565,32 @@ impl WsClient {
         }
     }
 
+    /// Sends one JSON record as a text frame (the record separator is appended).
+    pub async fn send_json(&mut self, json: &str) {
+        self.send_text(&format!("{json}{RS}")).await;
+    }
+
+    /// The raw JSON text of the next non-Ping message.
+    pub async fn recv_text(&mut self) -> String {
+        self.recv_skip_pings().await.text().to_owned()
+    }
+
+    /// Asserts that nothing but Pings arrives within `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.try_recv_within(left).await {
+                None => return,
+                Some(received) if matches!(received.message, HubMessage::Ping) => {}
+                Some(received) => panic!(
+                    "expected silence, got {:?}",
+                    String::from_utf8_lossy(&received.raw)
+                ),
+            }
+        }
+    }
+
     /// Invokes Echo and checks the answer.
     pub async fn echo_works(&mut self, text: &str) {
         self.next_id += 1;
@@ -655,5 +681,443 @@ pub fn invocation_args<T: DeserializeOwned>(received: &Received, target: &str) -
             serde_json::from_value(serde_json::Value::Array(values)).expect("the arguments")
         }
         other => panic!("expected an Invocation of {target}, got {other:?}"),
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// HTTP transports (Server-Sent Events, long polling)
+// ------------------------------------------------------------------------------------------------
+
+/// [`http`] with a custom wait for the response head (for polls that are held).
+pub async fn http_within(
+    addr: SocketAddr,
+    method: Method,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    wait: Duration,
+) -> (StatusCode, HeaderMap, Bytes) {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("HTTP handshake");
+    tokio::spawn(connection);
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .header(http::header::HOST, addr.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .expect("request");
+    let response = tokio::time::timeout(wait, sender.send_request(request))
+        .await
+        .expect("the response took too long")
+        .expect("send the request");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = tokio::time::timeout(TIMEOUT, response.into_body().collect())
+        .await
+        .expect("the body took too long")
+        .expect("read the body")
+        .to_bytes();
+    (status, headers, body)
+}
+
+/// The value of a response header as text ("" if absent).
+pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .map(|value| value.to_str().expect("an ASCII header"))
+        .unwrap_or("")
+}
+
+/// An open event stream (`GET` with `Accept: text/event-stream`), read chunk by chunk.
+pub struct EventStream {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    body: hyper::body::Incoming,
+    /// Bytes received but not yet returned as an event.
+    buffer: Vec<u8>,
+    /// Every raw chunk of the body so far, in order.
+    pub chunks: Vec<Bytes>,
+}
+
+impl EventStream {
+    /// Opens `path_and_query` as an event stream; `Err` with status, headers and body if the
+    /// server answered with anything but 200.
+    pub async fn open(
+        addr: SocketAddr,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<EventStream, (StatusCode, HeaderMap, Bytes)> {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("HTTP handshake");
+        tokio::spawn(connection);
+        let mut request = Request::builder()
+            .method(Method::GET)
+            .uri(path_and_query)
+            .header(http::header::HOST, addr.to_string())
+            .header(http::header::ACCEPT, "text/event-stream");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(Bytes::new())).expect("request");
+        let response = tokio::time::timeout(TIMEOUT, sender.send_request(request))
+            .await
+            .expect("the response took too long")
+            .expect("send the request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        if status != StatusCode::OK {
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            return Err((status, headers, body));
+        }
+        Ok(EventStream {
+            status,
+            headers,
+            body: response.into_body(),
+            buffer: Vec::new(),
+            chunks: Vec::new(),
+        })
+    }
+
+    /// The next raw chunk of the body; `None` at its end. Panics after `wait`.
+    pub async fn next_chunk_within(&mut self, wait: Duration) -> Option<Bytes> {
+        loop {
+            let frame = tokio::time::timeout(wait, self.body.frame())
+                .await
+                .expect("no event-stream data in time")?
+                .expect("the event stream failed");
+            if let Ok(data) = frame.into_data() {
+                self.chunks.push(data.clone());
+                return Some(data);
+            }
+        }
+    }
+
+    /// The payload of the next event (its `data:` lines joined with `\n`), checking the framing:
+    /// every line starts with `data: ` and ends with `\r\n`, and a blank line ends the event.
+    /// `None` when the stream ends.
+    pub async fn next_event_within(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        loop {
+            if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let block: Vec<u8> = self.buffer.drain(..end + 4).collect();
+                let block = &block[..block.len() - 4];
+                let mut payload = Vec::new();
+                for (i, line) in block.split(|&b| b == b'\n').enumerate() {
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    if i == 0 && line == b":" {
+                        // The opening comment: `:\r\n` then the first event.
+                        continue;
+                    }
+                    let data = line.strip_prefix(b"data: ").unwrap_or_else(|| {
+                        panic!(
+                            "an event line without `data: `: {:?}",
+                            String::from_utf8_lossy(line)
+                        )
+                    });
+                    if !payload.is_empty() {
+                        payload.push(b'\n');
+                    }
+                    payload.extend_from_slice(data);
+                }
+                return Some(payload);
+            }
+            let chunk = self.next_chunk_within(wait).await?;
+            self.buffer.extend_from_slice(&chunk);
+        }
+    }
+
+    /// The next event's payload; panics if the stream ends or nothing arrives within [`TIMEOUT`].
+    pub async fn next_event(&mut self) -> Vec<u8> {
+        self.next_event_within(TIMEOUT)
+            .await
+            .expect("the event stream ended")
+    }
+
+    /// Expects the end of the response body (the server ended the connection).
+    pub async fn expect_end(&mut self) {
+        assert!(
+            self.next_chunk_within(TIMEOUT).await.is_none(),
+            "expected the end of the event stream"
+        );
+    }
+}
+
+/// How a [`HttpHub`] receives.
+pub enum Down {
+    Sse(EventStream),
+    LongPolling,
+}
+
+/// A hub client over Server-Sent Events or long polling, sending with POST; it checks that every
+/// event / poll body holds only whole messages.
+pub struct HttpHub {
+    pub addr: SocketAddr,
+    pub path: String,
+    pub token: String,
+    pub connection_id: String,
+    pub protocol: Protocol,
+    pub down: Down,
+    decoder: Option<FrameDecoder>,
+    pending: VecDeque<Received>,
+    next_id: u64,
+}
+
+impl HttpHub {
+    /// Negotiates at [`PATH`], opens an event stream (checking its opening `:\r\n`) and completes
+    /// a handshake for `protocol` (JSON).
+    pub async fn sse(addr: SocketAddr) -> HttpHub {
+        let mut hub = HttpHub::open_sse(addr, PATH).await;
+        hub.handshake(Protocol::Json).await;
+        hub
+    }
+
+    /// Negotiates at `path` and opens an event stream, without a handshake.
+    pub async fn open_sse(addr: SocketAddr, path: &str) -> HttpHub {
+        let negotiated = negotiate_v1(addr, path).await;
+        let token = negotiated["connectionToken"].as_str().unwrap().to_owned();
+        let mut events = EventStream::open(addr, &format!("{path}?id={token}"), &[])
+            .await
+            .unwrap_or_else(|(status, _, body)| {
+                panic!("the event stream was refused: {status} {body:?}")
+            });
+        let first = events
+            .next_chunk_within(TIMEOUT)
+            .await
+            .expect("a first write");
+        assert_eq!(&first[..], b":\r\n", "the first write of an event stream");
+        HttpHub {
+            addr,
+            path: path.to_owned(),
+            token,
+            connection_id: negotiated["connectionId"].as_str().unwrap().to_owned(),
+            protocol: Protocol::Json,
+            down: Down::Sse(events),
+            decoder: None,
+            pending: VecDeque::new(),
+            next_id: 1000,
+        }
+    }
+
+    /// Negotiates at [`PATH`], makes the first poll (which must return at once, empty) and
+    /// completes a handshake for `protocol`.
+    pub async fn long_polling(addr: SocketAddr, protocol: Protocol) -> HttpHub {
+        let mut hub = HttpHub::open_long_polling(addr, PATH).await;
+        hub.handshake(protocol).await;
+        hub
+    }
+
+    /// Negotiates at `path` and makes the first poll, without a handshake.
+    pub async fn open_long_polling(addr: SocketAddr, path: &str) -> HttpHub {
+        let negotiated = negotiate_v1(addr, path).await;
+        let token = negotiated["connectionToken"].as_str().unwrap().to_owned();
+        let hub = HttpHub {
+            addr,
+            path: path.to_owned(),
+            token,
+            connection_id: negotiated["connectionId"].as_str().unwrap().to_owned(),
+            protocol: Protocol::Json,
+            down: Down::LongPolling,
+            decoder: None,
+            pending: VecDeque::new(),
+            next_id: 1000,
+        };
+        let (status, headers, body) = tokio::time::timeout(Duration::from_secs(1), hub.poll())
+            .await
+            .expect("the first poll must return at once");
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(header_str(&headers, "content-length"), "0");
+        assert!(body.is_empty());
+        hub
+    }
+
+    /// The transport URL of this connection.
+    pub fn url(&self) -> String {
+        format!("{}?id={}", self.path, self.token)
+    }
+
+    /// One poll (`GET` without `Accept: text/event-stream`), waiting up to 10 s.
+    pub async fn poll(&self) -> (StatusCode, HeaderMap, Bytes) {
+        let url = format!("{}&_=1", self.url());
+        http_within(
+            self.addr,
+            Method::GET,
+            &url,
+            &[],
+            b"",
+            Duration::from_secs(10),
+        )
+        .await
+    }
+
+    /// `POST` of raw bytes: status and body.
+    pub async fn post(&self, body: &[u8]) -> (StatusCode, Bytes) {
+        let content_type = match self.protocol {
+            Protocol::Json => "text/plain;charset=UTF-8",
+            Protocol::MessagePack => "application/octet-stream",
+        };
+        let (status, _, body) = http(
+            self.addr,
+            Method::POST,
+            &self.url(),
+            &[("content-type", content_type)],
+            body,
+        )
+        .await;
+        (status, body)
+    }
+
+    /// `DELETE`: status.
+    pub async fn delete(&self) -> StatusCode {
+        http(self.addr, Method::DELETE, &self.url(), &[], b"")
+            .await
+            .0
+    }
+
+    /// Posts encoded messages (one body) and expects 200 with an empty body.
+    pub async fn post_ok(&self, body: &[u8]) {
+        let (status, reply) = self.post(body).await;
+        assert_eq!(status, StatusCode::OK, "{reply:?}");
+        assert!(reply.is_empty(), "a POST reply must be empty: {reply:?}");
+    }
+
+    /// Encodes `message` in the connection's protocol.
+    pub fn encode(&self, message: &dyn EncodeMessage) -> Bytes {
+        self.protocol.encode_to_bytes(message).expect("encode")
+    }
+
+    /// Posts one message.
+    pub async fn send_message(&self, message: &dyn EncodeMessage) {
+        self.post_ok(&self.encode(message)).await;
+    }
+
+    /// Invokes `target` with id `id`.
+    pub async fn invoke<A: EncodeArguments>(&self, id: &str, target: &str, arguments: A) {
+        self.send_message(&Invocation::new(target, arguments).with_id(id))
+            .await;
+    }
+
+    /// Sends the handshake (JSON text, as every client does) and expects exactly `{}␞` back as the
+    /// start of the next event / poll body.
+    pub async fn handshake(&mut self, protocol: Protocol) {
+        let mut request = Vec::new();
+        HandshakeRequest::new(protocol.name(), 1).encode(&mut request);
+        self.post_ok(&request).await;
+        let data = self.recv_raw().await.expect("the handshake reply");
+        assert!(
+            data.starts_with(b"{}\x1e"),
+            "expected the handshake response {{}}\\x1e, got {:?}",
+            String::from_utf8_lossy(&data)
+        );
+        self.protocol = protocol;
+        self.decoder = Some(FrameDecoder::new(protocol.framing(), usize::MAX / 2));
+        let rest = data.slice(3..);
+        if !rest.is_empty() {
+            self.decode(rest);
+        }
+    }
+
+    /// The next event payload, or the next non-empty poll body; `None` when the event stream ends
+    /// or a poll gets 204. Panics if nothing arrives in time.
+    pub async fn recv_raw(&mut self) -> Option<Bytes> {
+        match &mut self.down {
+            Down::Sse(events) => events.next_event_within(TIMEOUT).await.map(Bytes::from),
+            Down::LongPolling => loop {
+                let (status, headers, body) = self.poll().await;
+                match status {
+                    StatusCode::NO_CONTENT => return None,
+                    StatusCode::OK if body.is_empty() => continue,
+                    StatusCode::OK => {
+                        assert_eq!(
+                            header_str(&headers, "content-type"),
+                            "application/octet-stream"
+                        );
+                        return Some(body);
+                    }
+                    other => panic!("a poll got {other}: {body:?}"),
+                }
+            },
+        }
+    }
+
+    fn decode(&mut self, bytes: Bytes) {
+        let decoder = self
+            .decoder
+            .as_mut()
+            .expect("hub messages before the handshake");
+        decoder.push(bytes.clone());
+        while let Some(raw) = decoder.next_frame().expect("the server's framing is valid") {
+            let message = self
+                .protocol
+                .decode(raw.clone())
+                .expect("the server's message decodes")
+                .expect("the server sent a known message type");
+            self.pending.push_back(Received {
+                raw,
+                message,
+                binary: self.protocol == Protocol::MessagePack,
+            });
+        }
+        assert!(
+            !decoder.has_partial_frame(),
+            "an event or poll body ended in the middle of a message: {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+
+    /// The next message; `None` if the connection ended first.
+    pub async fn try_recv(&mut self) -> Option<Received> {
+        while self.pending.is_empty() {
+            let data = self.recv_raw().await?;
+            self.decode(data);
+        }
+        self.pending.pop_front()
+    }
+
+    /// The next message.
+    pub async fn recv(&mut self) -> Received {
+        self.try_recv().await.expect("the connection ended")
+    }
+
+    /// The next message that is not a Ping.
+    pub async fn recv_skip_pings(&mut self) -> Received {
+        loop {
+            let received = self.recv().await;
+            if !matches!(received.message, HubMessage::Ping) {
+                return received;
+            }
+        }
+    }
+
+    /// The next non-Ping message, which must be the Completion of `id`.
+    pub async fn expect_completion(&mut self, id: &str) -> Completion {
+        let received = self.recv_skip_pings().await;
+        match received.message {
+            HubMessage::Completion(completion) => {
+                assert_eq!(&*completion.invocation_id, id, "{:?}", received.raw);
+                completion
+            }
+            other => panic!("expected the Completion of {id:?}, got {other:?}"),
+        }
+    }
+
+    /// Invokes Echo and checks the answer.
+    pub async fn echo_works(&mut self, text: &str) {
+        self.next_id += 1;
+        let id = self.next_id.to_string();
+        self.invoke(&id, "Echo", (text,)).await;
+        let completion = self.expect_completion(&id).await;
+        assert_eq!(result::<String>(&completion), text);
     }
 }
