@@ -3,20 +3,26 @@
 //!
 //! Settings come from the environment so tests can shorten timers:
 //! `PORT` (0), `KEEP_ALIVE_MS`, `CLIENT_TIMEOUT_MS`, `HANDSHAKE_TIMEOUT_MS`,
-//! `DISCONNECT_TIMEOUT_MS`, `SHUTDOWN_TIMEOUT_MS`, `MAX_MESSAGE_SIZE`, `OUTBOUND_QUEUE`.
+//! `DISCONNECT_TIMEOUT_MS`, `SHUTDOWN_TIMEOUT_MS`, `MAX_MESSAGE_SIZE`, `OUTBOUND_QUEUE`,
+//! `POLL_TIMEOUT_MS` (long polling).
 //!
-//! Hubs: `/hub` (default errors) and `/detailed` (detailed errors). A bearer token (header or
-//! `access_token`) becomes the user id; the token `reject` gets 401.
+//! Hubs: `/hub` (default errors) and `/detailed` (detailed errors), offering every transport, and
+//! `/no-ws` (the `/hub` methods over Server-Sent Events and long polling only). A bearer token
+//! (header or `access_token`) becomes the user id; the token `reject` gets 401. Every hub allows
+//! cross-origin requests from [`CORS_ORIGIN`].
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use hub_server::{
-    Context, HubConfig, HubEndpoint, HubError, HubMethods, HubServer, Principal, RequestInfo,
-    Unauthorized, UploadStream,
+    Context, CorsConfig, HubConfig, HubEndpoint, HubError, HubMethods, HubServer, Principal,
+    RequestInfo, TransportType, Unauthorized, UploadStream,
 };
 use serde_json::Value;
+
+/// The browser origin the hubs accept cross-origin requests from.
+const CORS_ORIGIN: &str = "http://allowed.test";
 
 /// What the on-disconnected hook saw, for the tests to read back.
 #[derive(Default)]
@@ -359,7 +365,7 @@ fn env_ms(name: &str) -> Option<Duration> {
 }
 
 fn config() -> HubConfig {
-    let mut config = HubConfig::new();
+    let mut config = HubConfig::new().cors(CorsConfig::allow_origins([CORS_ORIGIN]));
     if let Some(d) = env_ms("KEEP_ALIVE_MS") {
         config = config.keep_alive_interval(d);
     }
@@ -374,6 +380,9 @@ fn config() -> HubConfig {
     }
     if let Some(d) = env_ms("SHUTDOWN_TIMEOUT_MS") {
         config = config.shutdown_timeout(d);
+    }
+    if let Some(d) = env_ms("POLL_TIMEOUT_MS") {
+        config = config.long_polling_timeout(d);
     }
     if let Some(size) = std::env::var("MAX_MESSAGE_SIZE")
         .ok()
@@ -411,6 +420,14 @@ async fn main() -> std::io::Result<()> {
         .endpoint(
             "/hub",
             HubEndpoint::new(hub(log.clone(), shutdown.clone())).config(config.clone()),
+        )
+        .endpoint(
+            "/no-ws",
+            HubEndpoint::new(hub(log.clone(), shutdown.clone())).config(
+                config
+                    .clone()
+                    .transports([TransportType::ServerSentEvents, TransportType::LongPolling]),
+            ),
         )
         .endpoint(
             "/detailed",

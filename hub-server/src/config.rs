@@ -1,7 +1,9 @@
-//! Per-hub settings: timers, limits, protocols, errors. Plain data with ASP.NET Core's defaults.
+//! Per-hub settings: timers, limits, protocols, transports, CORS, errors. Plain data with ASP.NET
+//! Core's defaults.
 
 use std::time::Duration;
 
+use hub_core::negotiate::TransportType;
 use hub_core::protocol::{Protocol, DEFAULT_MAX_MESSAGE_SIZE};
 
 /// How a hub endpoint behaves. Every timer and limit is configurable; the defaults are ASP.NET
@@ -42,6 +44,21 @@ pub struct HubConfig {
     /// How long a server-to-client invocation (a client result) waits for the client's answer
     /// (30 s).
     pub client_result_timeout: Duration,
+    /// The transports offered (all three by default). Negotiate lists the enabled ones in the
+    /// order WebSockets, Server-Sent Events, long polling whatever the order here; a request for a
+    /// disabled transport gets 404.
+    pub transports: Vec<TransportType>,
+    /// How long a long poll waits for data before it is answered with an empty 200 and the client
+    /// polls again (90 s).
+    pub long_polling_timeout: Duration,
+    /// The largest request body accepted by the send endpoint (`POST {hub}?id=…`, used by
+    /// Server-Sent Events and long polling); larger bodies get 413 and are dropped. A body may hold
+    /// several messages; each one is still limited by
+    /// [`max_message_size`](Self::max_message_size). `None` (the default): 8 ×
+    /// `max_message_size`, at least 1 MiB, the same bound as one WebSocket message.
+    pub max_request_body_size: Option<usize>,
+    /// Cross-origin requests from browsers (off: no CORS headers, preflights get 405).
+    pub cors: Option<CorsConfig>,
 }
 
 impl Default for HubConfig {
@@ -61,6 +78,10 @@ impl Default for HubConfig {
             shutdown_timeout: Duration::from_secs(5),
             stream_buffer_capacity: 10,
             client_result_timeout: Duration::from_secs(30),
+            transports: TransportType::ALL.to_vec(),
+            long_polling_timeout: Duration::from_secs(90),
+            max_request_body_size: None,
+            cors: None,
         }
     }
 }
@@ -147,5 +168,161 @@ impl HubConfig {
     pub fn protocols(mut self, protocols: impl IntoIterator<Item = Protocol>) -> Self {
         self.protocols = protocols.into_iter().collect();
         self
+    }
+
+    /// Sets [`transports`](Self::transports), e.g. `[TransportType::LongPolling]` behind a proxy
+    /// that breaks WebSockets and event streams.
+    pub fn transports(mut self, transports: impl IntoIterator<Item = TransportType>) -> Self {
+        self.transports = transports.into_iter().collect();
+        self
+    }
+
+    /// Sets [`long_polling_timeout`](Self::long_polling_timeout).
+    pub fn long_polling_timeout(mut self, timeout: Duration) -> Self {
+        self.long_polling_timeout = timeout;
+        self
+    }
+
+    /// Sets [`max_request_body_size`](Self::max_request_body_size).
+    pub fn max_request_body_size(mut self, bytes: usize) -> Self {
+        self.max_request_body_size = Some(bytes);
+        self
+    }
+
+    /// Sets [`cors`](Self::cors).
+    pub fn cors(mut self, cors: CorsConfig) -> Self {
+        self.cors = Some(cors);
+        self
+    }
+
+    /// Whether `transport` is offered.
+    pub(crate) fn allows(&self, transport: TransportType) -> bool {
+        self.transports.contains(&transport)
+    }
+
+    /// The effective [`max_request_body_size`](Self::max_request_body_size).
+    pub(crate) fn request_body_limit(&self) -> usize {
+        self.max_request_body_size
+            .unwrap_or_else(|| self.max_message_size.saturating_mul(8).max(1 << 20))
+    }
+}
+
+/// The request headers a SignalR client sends (JavaScript: `X-Requested-With`,
+/// `X-SignalR-User-Agent`, `Authorization` with a token factory, `Content-Type` on sends).
+const SIGNALR_REQUEST_HEADERS: [&str; 4] = [
+    "authorization",
+    "content-type",
+    "x-requested-with",
+    "x-signalr-user-agent",
+];
+
+/// Which browser origins may call a hub cross-origin, with credentials (cookies, `Authorization`).
+///
+/// For an allowed `Origin` every response (negotiate, sends, polls, event streams, DELETE) echoes
+/// it in `Access-Control-Allow-Origin` with `Access-Control-Allow-Credentials: true`, and
+/// preflights (`OPTIONS`) are answered with 204, the methods `GET, POST, DELETE` and the
+/// SignalR request headers. Other origins get no CORS headers, so browsers refuse the response.
+///
+/// ```
+/// use std::time::Duration;
+/// use hub_server::{CorsConfig, HubConfig};
+///
+/// let config = HubConfig::new().cors(
+///     CorsConfig::allow_origins(["https://app.example.com"]).max_age(Duration::from_secs(600)),
+/// );
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone)]
+pub struct CorsConfig {
+    /// `None`: any origin (echoed, never `*`, because credentials are allowed).
+    origins: Option<Vec<String>>,
+    /// Request headers allowed besides the SignalR ones (lowercase).
+    extra_headers: Vec<String>,
+    max_age: Duration,
+}
+
+impl CorsConfig {
+    /// Allows these origins (`scheme://host[:port]`, compared ASCII case-insensitively; a trailing
+    /// slash is ignored).
+    pub fn allow_origins<I, S>(origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        CorsConfig {
+            origins: Some(
+                origins
+                    .into_iter()
+                    .map(|origin| origin.into().trim_end_matches('/').to_owned())
+                    .collect(),
+            ),
+            extra_headers: Vec::new(),
+            max_age: Duration::from_secs(600),
+        }
+    }
+
+    /// Allows every origin. Credentials are allowed too, so only use this when the hub does not
+    /// rely on cookies for authentication.
+    pub fn allow_any_origin() -> Self {
+        CorsConfig {
+            origins: None,
+            extra_headers: Vec::new(),
+            max_age: Duration::from_secs(600),
+        }
+    }
+
+    /// Also allows these request headers (e.g. the custom `headers` of the JavaScript client's
+    /// options), besides `authorization, content-type, x-requested-with, x-signalr-user-agent`.
+    pub fn allow_headers<I, S>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.extra_headers
+            .extend(headers.into_iter().map(|h| h.into().to_ascii_lowercase()));
+        self
+    }
+
+    /// How long browsers may cache a preflight answer (`Access-Control-Max-Age`; 10 minutes).
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Whether requests from `origin` may be answered with CORS headers.
+    pub fn is_allowed(&self, origin: &str) -> bool {
+        match &self.origins {
+            None => true,
+            Some(origins) => {
+                let origin = origin.trim_end_matches('/');
+                origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
+            }
+        }
+    }
+
+    /// The `Access-Control-Max-Age` value.
+    pub(crate) fn max_age_secs(&self) -> u64 {
+        self.max_age.as_secs()
+    }
+
+    /// Whether a request header may be sent cross-origin.
+    pub(crate) fn allows_header(&self, name: &str) -> bool {
+        SIGNALR_REQUEST_HEADERS
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(name))
+            || self
+                .extra_headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name))
+    }
+
+    /// Every allowed request header, comma-separated.
+    pub(crate) fn allowed_headers(&self) -> String {
+        SIGNALR_REQUEST_HEADERS
+            .iter()
+            .copied()
+            .chain(self.extra_headers.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }

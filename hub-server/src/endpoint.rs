@@ -8,6 +8,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hub_core::hub::HubDispatch;
+use hub_core::negotiate::TransportType;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -16,9 +17,30 @@ use crate::config::HubConfig;
 use crate::context::{Context, HubContext};
 use crate::lifetime::LifetimeManager;
 use crate::request::{SharedAuthenticator, SharedUserIdProvider};
+use crate::transport::http::Inbound;
+use crate::transport::long_polling::LongPolling;
+
+/// The transport attached to a connection token, with what its later HTTP requests (sends, polls,
+/// DELETE) need.
+#[derive(Clone)]
+pub(crate) enum Attachment {
+    WebSockets,
+    /// The event stream's up-channel.
+    ServerSentEvents(Arc<Inbound>),
+    LongPolling(Arc<LongPolling>),
+}
+
+impl Attachment {
+    pub(crate) fn transport(&self) -> TransportType {
+        match self {
+            Attachment::WebSockets => TransportType::WebSockets,
+            Attachment::ServerSentEvents(_) => TransportType::ServerSentEvents,
+            Attachment::LongPolling(_) => TransportType::LongPolling,
+        }
+    }
+}
 
 /// A connection token's state.
-#[derive(Debug, Clone)]
 enum TokenState {
     /// Negotiated; no transport has attached yet.
     Negotiated {
@@ -26,7 +48,17 @@ enum TokenState {
         created: Instant,
     },
     /// A transport is attached.
-    Active,
+    Active(Attachment),
+}
+
+/// What a token names.
+pub(crate) enum Lookup {
+    /// Unknown, expired or disposed: 404.
+    Unknown,
+    /// Negotiated; no transport yet.
+    Negotiated,
+    /// A transport is attached.
+    Active(Attachment),
 }
 
 /// Why a transport could not attach to a token.
@@ -34,8 +66,10 @@ enum TokenState {
 pub(crate) enum AttachError {
     /// Unknown or expired token: 404.
     NotFound,
-    /// A transport is already attached: 409.
+    /// The same transport is already attached: 409.
     Conflict,
+    /// Another transport is attached: 400 `Cannot change transports mid-connection`.
+    TransportChange,
 }
 
 pub(crate) struct Endpoint {
@@ -107,41 +141,83 @@ impl Endpoint {
         Ok((connection_id, token))
     }
 
-    /// Attaches a transport to a negotiated token, returning the connection id.
-    pub(crate) fn attach(&self, token: &str) -> Result<Arc<str>, AttachError> {
+    /// What `token` names.
+    pub(crate) fn lookup(&self, token: &str) -> Lookup {
         let timeout = self.config.disconnect_timeout;
-        self.tokens(|tokens| match tokens.get(token).cloned() {
+        self.tokens(|tokens| match tokens.get(token) {
+            None => Lookup::Unknown,
+            Some(TokenState::Negotiated { created, .. }) if created.elapsed() > timeout => {
+                Lookup::Unknown
+            }
+            Some(TokenState::Negotiated { .. }) => Lookup::Negotiated,
+            Some(TokenState::Active(attachment)) => Lookup::Active(attachment.clone()),
+        })
+    }
+
+    /// Attaches a transport to a negotiated token, returning the connection id.
+    pub(crate) fn attach(
+        &self,
+        token: &str,
+        attachment: Attachment,
+    ) -> Result<Arc<str>, AttachError> {
+        let timeout = self.config.disconnect_timeout;
+        self.tokens(|tokens| match tokens.get(token) {
             None => Err(AttachError::NotFound),
-            Some(TokenState::Active) => Err(AttachError::Conflict),
+            Some(TokenState::Active(active)) if active.transport() == attachment.transport() => {
+                Err(AttachError::Conflict)
+            }
+            Some(TokenState::Active(_)) => Err(AttachError::TransportChange),
             Some(TokenState::Negotiated { created, .. }) if created.elapsed() > timeout => {
                 tokens.remove(token);
                 Err(AttachError::NotFound)
             }
             Some(TokenState::Negotiated { connection_id, .. }) => {
-                tokens.insert(token.to_owned(), TokenState::Active);
+                let connection_id = connection_id.clone();
+                tokens.insert(token.to_owned(), TokenState::Active(attachment));
                 Ok(connection_id)
             }
         })
     }
 
-    /// Registers a connection that skipped negotiation (its id is its token).
+    /// Registers a connection that skipped negotiation (its id is its token; WebSockets only).
     pub(crate) fn attach_without_negotiate(&self) -> Result<(Arc<str>, String), getrandom::Error> {
         let token = random_id()?;
-        self.tokens(|tokens| tokens.insert(token.clone(), TokenState::Active));
+        self.tokens(|tokens| {
+            tokens.insert(token.clone(), TokenState::Active(Attachment::WebSockets))
+        });
         Ok((Arc::from(token.as_str()), token))
     }
 
-    /// Whether a transport is attached to `token`.
-    pub(crate) fn is_active(&self, token: &str) -> bool {
-        self.tokens(|tokens| matches!(tokens.get(token), Some(TokenState::Active)))
-    }
-
-    /// Forgets a token whose connection ended.
+    /// Forgets a token whose connection ended, except a long-polling one whose client has not
+    /// been told yet: it keeps answering polls until one gets 204 (or the client stops polling).
     pub(crate) fn release(&self, token: &str) {
-        self.tokens(|tokens| tokens.remove(token));
+        self.tokens(|tokens| {
+            let keep = matches!(
+                tokens.get(token),
+                Some(TokenState::Active(Attachment::LongPolling(polling)))
+                    if polling.awaits_final_poll()
+            );
+            if !keep {
+                tokens.remove(token);
+            }
+        });
     }
 
-    /// Disposes negotiated connections nothing attached to, once a second.
+    /// Forgets a long-polling token if it still names `polling` (after DELETE, or after its final
+    /// 204).
+    pub(crate) fn forget_long_polling(&self, token: &str, polling: &Arc<LongPolling>) {
+        self.tokens(|tokens| {
+            if matches!(
+                tokens.get(token),
+                Some(TokenState::Active(Attachment::LongPolling(p))) if Arc::ptr_eq(p, polling)
+            ) {
+                tokens.remove(token);
+            }
+        });
+    }
+
+    /// Once a second: disposes negotiated connections nothing attached to, and long-polling
+    /// connections that no poll reached for the disconnect timeout.
     fn start_sweeper(self: &Arc<Self>) {
         if self.sweeper_started.swap(true, Ordering::AcqRel) {
             return;
@@ -163,7 +239,20 @@ impl Endpoint {
                 endpoint.tokens(|tokens| {
                     tokens.retain(|_, state| match state {
                         TokenState::Negotiated { created, .. } => created.elapsed() <= timeout,
-                        TokenState::Active => true,
+                        TokenState::Active(Attachment::LongPolling(polling)) => {
+                            let expired = polling
+                                .inactive_for()
+                                .is_some_and(|inactive| inactive > timeout);
+                            if expired {
+                                tracing::debug!(
+                                    ?timeout,
+                                    "disposing a long-polling connection that stopped polling"
+                                );
+                                polling.terminate();
+                            }
+                            !expired
+                        }
+                        TokenState::Active(_) => true,
                     })
                 });
             }

@@ -2,7 +2,7 @@
 //!
 //! A hub is a set of methods clients invoke and a set of callbacks the server pushes to them. This
 //! crate serves hubs over the ASP.NET Core SignalR protocol, so the official SignalR clients work
-//! unchanged.
+//! unchanged, over WebSockets, Server-Sent Events or long polling (see [`HubConfig::transports`]).
 //!
 //! ```no_run
 //! use hub_server::{Context, HubError, HubMethods, HubServer};
@@ -36,10 +36,11 @@ mod service;
 mod transport;
 
 pub use clients::{CallerClients, ClientProxy, Clients, Groups, SingleClientProxy};
-pub use config::HubConfig;
+pub use config::{CorsConfig, HubConfig};
 pub use connection::SendError;
 pub use context::{Context, HubContext};
 pub use hub_core::hub::{HubDispatch, HubError, HubMethods, UploadStream};
+pub use hub_core::negotiate::TransportType;
 pub use hub_core::{negotiate, protocol, ProtocolError};
 pub use lifetime::{
     ConnectionHandle, LifetimeManager, LocalLifetimeManager, PreparedMessage, Target,

@@ -1,4 +1,5 @@
-//! Routing HTTP requests to hubs: `{hub}/negotiate` and the transport endpoint `{hub}`.
+//! Routing HTTP requests to hubs: `{hub}/negotiate` and the transport endpoint `{hub}` (WebSocket
+//! upgrades, Server-Sent Events, long polls, sends, DELETE), with CORS.
 //!
 //! [`HubService`] is both a hyper service and a tower service, so hubs mount inside an existing
 //! hyper or axum application (e.g. as axum's fallback service) next to the application's own routes.
@@ -8,22 +9,29 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hub_core::hub::BoxFuture;
 use hub_core::negotiate::{
     AvailableTransport, NegotiateRequest, NegotiateResponse, NegotiatedConnection, TransportType,
 };
+use tokio_util::sync::CancellationToken;
 
+use crate::config::HubConfig;
 use crate::context::HubContext;
-use crate::endpoint::{AttachError, Endpoint};
+use crate::endpoint::{AttachError, Attachment, Endpoint, Lookup};
 use crate::lifecycle::{self, Attached};
-use crate::request::RequestInfo;
-use crate::transport::websocket;
+use crate::request::{Principal, RequestInfo};
+use crate::transport::http::{DeliverError, HttpSource, Inbound};
+use crate::transport::long_polling::{LongPolling, PollOutcome};
+use crate::transport::{sse, websocket};
 
 /// The body of every response a [`HubService`] gives.
 pub type ResponseBody = BoxBody<Bytes, Infallible>;
+
+/// The error of a request body, as hyper and axum bodies give it.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Serves the hubs of a server: negotiate and transports, under each hub's path.
 ///
@@ -89,18 +97,119 @@ impl HubService {
         }
     }
 
-    /// Handles one request.
+    /// Handles one request. Any body whose data is [`Bytes`] works: hyper's `Incoming`, axum's
+    /// `Body`, `Full<Bytes>`…
     pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
     where
-        B: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let Some((endpoint, route)) = self.route(request.uri().path()) else {
             return status(StatusCode::NOT_FOUND);
         };
         let endpoint = endpoint.clone();
-        match route {
+        let cors = Cors::evaluate(&endpoint.config, request.headers());
+        if let Some(response) = cors.preflight(&endpoint.config, &request) {
+            return response;
+        }
+        let mut response = match route {
             Route::Negotiate => negotiate(&endpoint, request).await,
             Route::Connect => connect(endpoint, request).await,
+        };
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            cors.apply(&mut response);
+        }
+        response
+    }
+}
+
+/// What CORS adds to the responses to one request.
+struct Cors {
+    /// CORS is configured and the request has an `Origin`: responses vary by it.
+    vary: bool,
+    /// The request's origin, if it is allowed.
+    allowed_origin: Option<HeaderValue>,
+}
+
+impl Cors {
+    fn evaluate(config: &HubConfig, headers: &HeaderMap) -> Cors {
+        let origin = config
+            .cors
+            .as_ref()
+            .and_then(|cors| Some((cors, headers.get(header::ORIGIN)?)));
+        match origin {
+            None => Cors {
+                vary: false,
+                allowed_origin: None,
+            },
+            Some((cors, origin)) => Cors {
+                vary: true,
+                allowed_origin: origin
+                    .to_str()
+                    .is_ok_and(|o| cors.is_allowed(o))
+                    .then(|| origin.clone()),
+            },
+        }
+    }
+
+    /// The answer to a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`), when CORS
+    /// is configured: 204, with the CORS headers if the origin is allowed.
+    fn preflight<B>(
+        &self,
+        config: &HubConfig,
+        request: &Request<B>,
+    ) -> Option<Response<ResponseBody>> {
+        let cors = config.cors.as_ref()?;
+        let headers = request.headers();
+        if request.method() != Method::OPTIONS
+            || !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            return None;
+        }
+        let mut response = status(StatusCode::NO_CONTENT);
+        if self.allowed_origin.is_some() {
+            let requested: Vec<String> = headers
+                .get_all(header::ACCESS_CONTROL_REQUEST_HEADERS)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|value| value.split(','))
+                .map(|name| name.trim().to_ascii_lowercase())
+                .filter(|name| !name.is_empty())
+                .collect();
+            let allowed_headers =
+                if !requested.is_empty() && requested.iter().all(|name| cors.allows_header(name)) {
+                    requested.join(", ")
+                } else {
+                    cors.allowed_headers()
+                };
+            let out = response.headers_mut();
+            out.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, DELETE"),
+            );
+            if let Ok(value) = HeaderValue::from_str(&allowed_headers) {
+                out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, value);
+            }
+            out.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from(cors.max_age_secs()),
+            );
+        }
+        self.apply(&mut response);
+        Some(response)
+    }
+
+    fn apply(&self, response: &mut Response<ResponseBody>) {
+        let headers = response.headers_mut();
+        if self.vary {
+            headers.append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        if let Some(origin) = &self.allowed_origin {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
         }
     }
 }
@@ -120,8 +229,9 @@ fn status(code: StatusCode) -> Response<ResponseBody> {
     response
 }
 
-fn text(code: StatusCode, body: &'static str) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())).boxed());
+/// A `text/plain` response (ASP.NET Core answers transport requests so, also when empty).
+fn text(code: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
+    let mut response = Response::new(Full::new(body.into()).boxed());
     *response.status_mut() = code;
     response
         .headers_mut()
@@ -139,8 +249,12 @@ fn json(body: Vec<u8>) -> Response<ResponseBody> {
 }
 
 /// The transports a hub offers, in the order clients should try them.
-fn available_transports() -> Vec<AvailableTransport> {
-    vec![AvailableTransport::from(TransportType::WebSockets)]
+fn available_transports(config: &HubConfig) -> Vec<AvailableTransport> {
+    TransportType::ALL
+        .into_iter()
+        .filter(|&transport| config.allows(transport))
+        .map(AvailableTransport::from)
+        .collect()
 }
 
 async fn negotiate<B>(endpoint: &Arc<Endpoint>, request: Request<B>) -> Response<ResponseBody> {
@@ -169,65 +283,114 @@ async fn negotiate<B>(endpoint: &Arc<Endpoint>, request: Request<B>) -> Response
         negotiate_version: negotiate.version,
         connection_id: connection_id.to_string(),
         connection_token: (negotiate.version > 0).then_some(token),
-        available_transports: available_transports(),
+        available_transports: available_transports(&endpoint.config),
         use_stateful_reconnect: false,
     });
     json(response.to_json())
 }
 
-async fn connect<B: Send + 'static>(
+/// The transport endpoint `{hub}`: WebSocket upgrades, event streams and polls (GET), sends
+/// (POST), and the end of long-polling connections (DELETE).
+async fn connect<B>(endpoint: Arc<Endpoint>, request: Request<B>) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    match *request.method() {
+        Method::GET if websocket::is_upgrade_request(request.headers()) => {
+            websocket_connect(endpoint, request).await
+        }
+        Method::GET if sse::accepts_event_stream(request.headers()) => {
+            sse_connect(endpoint, request).await
+        }
+        Method::GET => {
+            let mut response = long_poll(endpoint, request).await;
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache, no-store"),
+            );
+            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            headers.insert(
+                header::EXPIRES,
+                HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+            );
+            response
+        }
+        Method::POST => send(endpoint, request).await,
+        Method::DELETE => delete(endpoint, request).await,
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, ""),
+    }
+}
+
+/// The connection token of a transport request.
+fn token_of<B>(request: &Request<B>) -> Option<String> {
+    query_value(request.uri().query(), "id")
+}
+
+fn missing_token() -> Response<ResponseBody> {
+    text(StatusCode::BAD_REQUEST, "Connection ID required")
+}
+
+fn no_connection() -> Response<ResponseBody> {
+    text(StatusCode::NOT_FOUND, "No Connection with that ID")
+}
+
+fn transport_disabled(transport: TransportType) -> Response<ResponseBody> {
+    tracing::debug!(?transport, "a request for a disabled transport");
+    text(
+        StatusCode::NOT_FOUND,
+        format!("{transport:?} transport not supported by this end point type"),
+    )
+}
+
+fn attach_error(error: AttachError) -> Response<ResponseBody> {
+    match error {
+        AttachError::NotFound => no_connection(),
+        AttachError::Conflict => text(StatusCode::CONFLICT, ""),
+        AttachError::TransportChange => text(
+            StatusCode::BAD_REQUEST,
+            "Cannot change transports mid-connection",
+        ),
+    }
+}
+
+/// Authenticates a transport request: its principal, or `None` (answered with 401).
+async fn authenticate(endpoint: &Endpoint, info: &RequestInfo) -> Option<Principal> {
+    endpoint.authenticator.authenticate(info).await.ok()
+}
+
+fn unauthorized() -> Response<ResponseBody> {
+    status(StatusCode::UNAUTHORIZED)
+}
+
+async fn websocket_connect<B: Send + 'static>(
     endpoint: Arc<Endpoint>,
-    request: Request<B>,
+    mut request: Request<B>,
 ) -> Response<ResponseBody> {
     let token = query_value(request.uri().query(), "id");
-    match *request.method() {
-        Method::GET => {}
-        Method::POST => {
-            return match token {
-                None => text(StatusCode::BAD_REQUEST, "Connection ID required"),
-                Some(token) if endpoint.is_active(&token) => text(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "POST requests are not allowed for WebSocket connections.",
-                ),
-                Some(_) => text(StatusCode::NOT_FOUND, "No Connection with that ID"),
-            };
-        }
-        Method::DELETE => {
-            return match token {
-                None => text(StatusCode::BAD_REQUEST, "Connection ID required"),
-                Some(token) if endpoint.is_active(&token) => text(
-                    StatusCode::BAD_REQUEST,
-                    "Cannot terminate this connection using the DELETE endpoint.",
-                ),
-                Some(_) => text(StatusCode::NOT_FOUND, "No Connection with that ID"),
-            };
-        }
-        _ => return status(StatusCode::METHOD_NOT_ALLOWED),
-    }
-    if !websocket::is_upgrade_request(request.headers()) {
-        // Server-Sent Events and long polling are not offered (yet): as for a disabled transport.
-        return status(StatusCode::NOT_FOUND);
-    }
-
-    let mut request = request;
     let upgrade = hyper::upgrade::on(&mut request);
     let (parts, _body) = request.into_parts();
     let info = RequestInfo::from_parts(&parts);
-    let principal = match endpoint.authenticator.authenticate(&info).await {
-        Ok(principal) => principal,
-        Err(_) => return status(StatusCode::UNAUTHORIZED),
+    let Some(principal) = authenticate(&endpoint, &info).await else {
+        return unauthorized();
     };
+    if let Some(token) = &token {
+        if matches!(endpoint.lookup(token), Lookup::Unknown) {
+            return no_connection();
+        }
+    }
+    if !endpoint.config.allows(TransportType::WebSockets) {
+        return transport_disabled(TransportType::WebSockets);
+    }
     let response = match websocket::accept_response(&parts.headers) {
         Ok(response) => response,
         Err(code) => return status(code),
     };
     let (connection_id, token) = match token {
-        Some(token) => match endpoint.attach(&token) {
+        Some(token) => match endpoint.attach(&token, Attachment::WebSockets) {
             Ok(connection_id) => (connection_id, token),
-            Err(AttachError::NotFound) => {
-                return text(StatusCode::NOT_FOUND, "No Connection with that ID")
-            }
-            Err(AttachError::Conflict) => return status(StatusCode::CONFLICT),
+            Err(error) => return attach_error(error),
         },
         None => match endpoint.attach_without_negotiate() {
             Ok(pair) => pair,
@@ -266,6 +429,220 @@ async fn connect<B: Send + 'static>(
     response.map(|()| Full::new(Bytes::new()).boxed())
 }
 
+/// `GET {hub}?id=<token>` with `Accept: text/event-stream`: opens the event stream and starts the
+/// connection.
+async fn sse_connect<B>(endpoint: Arc<Endpoint>, request: Request<B>) -> Response<ResponseBody> {
+    let Some(token) = token_of(&request) else {
+        return missing_token();
+    };
+    let (parts, _body) = request.into_parts();
+    let info = RequestInfo::from_parts(&parts);
+    let Some(principal) = authenticate(&endpoint, &info).await else {
+        return unauthorized();
+    };
+    if matches!(endpoint.lookup(&token), Lookup::Unknown) {
+        return no_connection();
+    }
+    if !endpoint.config.allows(TransportType::ServerSentEvents) {
+        return transport_disabled(TransportType::ServerSentEvents);
+    }
+    let (inbound, receiver) = Inbound::new();
+    let connection_id =
+        match endpoint.attach(&token, Attachment::ServerSentEvents(Arc::new(inbound))) {
+            Ok(connection_id) => connection_id,
+            Err(error) => return attach_error(error),
+        };
+    let gone = CancellationToken::new();
+    let (body, sink) = sse::open(gone.clone());
+    let source = HttpSource::new(receiver, gone);
+    let attached = Attached {
+        connection_id,
+        token,
+        principal,
+        request: info,
+        transport: TransportType::ServerSentEvents,
+    };
+    endpoint
+        .tasks
+        .spawn(lifecycle::run(endpoint.clone(), attached, source, sink));
+
+    let mut response = Response::new(body.boxed());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache,no-store"),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::CONTENT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+    response
+}
+
+/// A long poll, `GET {hub}?id=<token>` without `Accept: text/event-stream`. The first one after
+/// negotiate starts the connection and returns at once; later ones wait for data.
+async fn long_poll<B>(endpoint: Arc<Endpoint>, request: Request<B>) -> Response<ResponseBody> {
+    let Some(token) = token_of(&request) else {
+        return missing_token();
+    };
+    let (parts, _body) = request.into_parts();
+    let info = RequestInfo::from_parts(&parts);
+    let Some(principal) = authenticate(&endpoint, &info).await else {
+        return unauthorized();
+    };
+    let lookup = endpoint.lookup(&token);
+    if matches!(lookup, Lookup::Unknown) {
+        return no_connection();
+    }
+    if !endpoint.config.allows(TransportType::LongPolling) {
+        return transport_disabled(TransportType::LongPolling);
+    }
+    let polling = match lookup {
+        Lookup::Unknown => return no_connection(),
+        Lookup::Active(Attachment::LongPolling(polling)) => polling,
+        Lookup::Active(_) => return attach_error(AttachError::TransportChange),
+        Lookup::Negotiated => {
+            let (polling, source, sink) = LongPolling::new();
+            match endpoint.attach(&token, Attachment::LongPolling(polling)) {
+                Ok(connection_id) => {
+                    let attached = Attached {
+                        connection_id,
+                        token,
+                        principal,
+                        request: info,
+                        transport: TransportType::LongPolling,
+                    };
+                    endpoint
+                        .tasks
+                        .spawn(lifecycle::run(endpoint.clone(), attached, source, sink));
+                    // The first poll returns at once: the client sends its handshake only then.
+                    let mut response = status(StatusCode::OK);
+                    let headers = response.headers_mut();
+                    headers.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/octet-stream"),
+                    );
+                    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+                    return response;
+                }
+                // A concurrent first poll won: this one is an ordinary poll.
+                Err(AttachError::Conflict) => match endpoint.lookup(&token) {
+                    Lookup::Active(Attachment::LongPolling(polling)) => polling,
+                    _ => return no_connection(),
+                },
+                Err(error) => return attach_error(error),
+            }
+        }
+    };
+    match polling.poll(endpoint.config.long_polling_timeout).await {
+        PollOutcome::Data(data) => {
+            let mut response = Response::new(Full::new(data).boxed());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            response
+        }
+        PollOutcome::TimedOut => {
+            let mut response = text(StatusCode::OK, "");
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+            response
+        }
+        PollOutcome::Ended => {
+            endpoint.forget_long_polling(&token, &polling);
+            text(StatusCode::NO_CONTENT, "")
+        }
+        PollOutcome::Superseded | PollOutcome::Terminated => text(StatusCode::NO_CONTENT, ""),
+    }
+}
+
+/// `POST {hub}?id=<token>`: the client's messages, for Server-Sent Events and long polling.
+async fn send<B>(endpoint: Arc<Endpoint>, request: Request<B>) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let Some(token) = token_of(&request) else {
+        return missing_token();
+    };
+    let (parts, body) = request.into_parts();
+    if authenticate(&endpoint, &RequestInfo::from_parts(&parts))
+        .await
+        .is_none()
+    {
+        return unauthorized();
+    }
+    let delivered = match endpoint.lookup(&token) {
+        Lookup::Unknown | Lookup::Negotiated => return no_connection(),
+        Lookup::Active(Attachment::WebSockets) => {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "POST requests are not allowed for WebSocket connections.",
+            )
+        }
+        Lookup::Active(Attachment::ServerSentEvents(inbound)) => {
+            inbound
+                .deliver(body, endpoint.config.request_body_limit())
+                .await
+        }
+        Lookup::Active(Attachment::LongPolling(polling)) => {
+            polling
+                .inbound()
+                .deliver(body, endpoint.config.request_body_limit())
+                .await
+        }
+    };
+    match delivered {
+        Ok(()) => text(StatusCode::OK, ""),
+        Err(DeliverError::Closed) => no_connection(),
+        Err(DeliverError::TooLarge) => {
+            tracing::debug!(
+                limit = endpoint.config.request_body_limit(),
+                "a send request body over the limit was refused"
+            );
+            text(StatusCode::PAYLOAD_TOO_LARGE, "")
+        }
+        Err(DeliverError::Body(error)) => {
+            tracing::debug!(%error, "reading a send request body failed");
+            text(StatusCode::BAD_REQUEST, "")
+        }
+    }
+}
+
+/// `DELETE {hub}?id=<token>`: the long-polling client stops.
+async fn delete<B>(endpoint: Arc<Endpoint>, request: Request<B>) -> Response<ResponseBody> {
+    let Some(token) = token_of(&request) else {
+        return missing_token();
+    };
+    let (parts, _body) = request.into_parts();
+    if authenticate(&endpoint, &RequestInfo::from_parts(&parts))
+        .await
+        .is_none()
+    {
+        return unauthorized();
+    }
+    match endpoint.lookup(&token) {
+        Lookup::Unknown => no_connection(),
+        Lookup::Active(Attachment::LongPolling(polling)) => {
+            tracing::debug!("a long-polling client ended its connection with DELETE");
+            endpoint.forget_long_polling(&token, &polling);
+            polling.terminate();
+            text(StatusCode::ACCEPTED, "")
+        }
+        Lookup::Negotiated | Lookup::Active(_) => text(
+            StatusCode::BAD_REQUEST,
+            "Cannot terminate this connection using the DELETE endpoint.",
+        ),
+    }
+}
+
 fn query_value(query: Option<&str>, name: &str) -> Option<String> {
     form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(key, _)| key == name)
@@ -273,7 +650,11 @@ fn query_value(query: Option<&str>, name: &str) -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
-impl<B: Send + 'static> hyper::service::Service<Request<B>> for HubService {
+impl<B> hyper::service::Service<Request<B>> for HubService
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = BoxFuture<Result<Self::Response, Infallible>>;
@@ -284,7 +665,11 @@ impl<B: Send + 'static> hyper::service::Service<Request<B>> for HubService {
     }
 }
 
-impl<B: Send + 'static> tower_service::Service<Request<B>> for HubService {
+impl<B> tower_service::Service<Request<B>> for HubService
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = BoxFuture<Result<Self::Response, Infallible>>;

@@ -1,6 +1,12 @@
 //! Transports: how bytes reach a connection and leave it. The connection lifecycle only sees the
 //! two traits here; each transport implements them.
+//!
+//! WebSockets carry both directions. Server-Sent Events and long polling carry the server's
+//! messages; the client sends with POST requests, which both share ([`http`]).
 
+pub(crate) mod http;
+pub(crate) mod long_polling;
+pub(crate) mod sse;
 pub(crate) mod websocket;
 
 use std::fmt;

@@ -15,7 +15,11 @@ import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
 import { PROTOCOLS, connect, rawHub, rawUpgrade, startServer, stopAll } from "./server.mjs";
 
 const ID = /^[A-Za-z0-9_-]{22}$/;
-const WEBSOCKETS_ONLY = [{ transport: "WebSockets", transferFormats: ["Text", "Binary"] }];
+const ALL_TRANSPORTS = [
+  { transport: "WebSockets", transferFormats: ["Text", "Binary"] },
+  { transport: "ServerSentEvents", transferFormats: ["Text"] },
+  { transport: "LongPolling", transferFormats: ["Text", "Binary"] },
+];
 
 let server;
 before(async () => {
@@ -47,7 +51,7 @@ class RewritingHttpClient extends DefaultHttpClient {
 }
 
 describe("negotiate over HTTP", () => {
-  it("v1: 200 JSON with a 22-char URL-safe id and a different token, WebSockets only", async () => {
+  it("v1: 200 JSON with a 22-char URL-safe id and a different token, all three transports", async () => {
     const response = await negotiate("?negotiateVersion=1");
     assert.equal(response.status, 200);
     assert.match(response.headers.get("content-type"), /^application\/json/);
@@ -57,7 +61,7 @@ describe("negotiate over HTTP", () => {
     assert.match(body.connectionId, ID);
     assert.match(body.connectionToken, ID);
     assert.notEqual(body.connectionId, body.connectionToken);
-    assert.deepEqual(body.availableTransports, WEBSOCKETS_ONLY);
+    assert.deepEqual(body.availableTransports, ALL_TRANSPORTS);
     assert.equal("useStatefulReconnect" in body, false);
   });
 
@@ -74,7 +78,7 @@ describe("negotiate over HTTP", () => {
     assert.deepEqual(Object.keys(body), ["negotiateVersion", "connectionId", "availableTransports"]);
     assert.equal(body.negotiateVersion, 0);
     assert.match(body.connectionId, ID);
-    assert.deepEqual(body.availableTransports, WEBSOCKETS_ONLY);
+    assert.deepEqual(body.availableTransports, ALL_TRANSPORTS);
   });
 
   it("a version above 1 is answered with 1; the query key is case-insensitive", async () => {
