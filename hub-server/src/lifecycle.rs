@@ -4,6 +4,7 @@
 //! → hub method → Completion → the connection's queue → writer task → transport.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hub_core::negotiate::TransportType;
 use hub_core::protocol::handshake::{HandshakeRequest, HandshakeResponse};
@@ -66,7 +67,14 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
         match decoder.next_frame() {
             Ok(Some(frame)) => break frame,
             Ok(None) => {}
-            Err(_) => return reject_handshake(&mut sink, ProtocolError::HandshakeCanceled).await,
+            Err(_) => {
+                return reject_handshake(
+                    &mut sink,
+                    ProtocolError::HandshakeCanceled,
+                    config.send_timeout,
+                )
+                .await
+            }
         }
         tokio::select! {
             chunk = source.next() => match chunk {
@@ -78,10 +86,10 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
                 None => return,
             },
             () = tokio::time::sleep_until(deadline) => {
-                return reject_handshake(&mut sink, ProtocolError::HandshakeCanceled).await;
+                return reject_handshake(&mut sink, ProtocolError::HandshakeCanceled, config.send_timeout).await;
             }
             () = endpoint.shutdown.cancelled() => {
-                sink.close(false).await;
+                let _ = tokio::time::timeout(config.send_timeout, sink.close(false)).await;
                 return;
             }
         }
@@ -90,13 +98,17 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
         .and_then(|r| r.select(&config.protocols, transfer_format))
     {
         Ok(protocol) => protocol,
-        Err(error) => return reject_handshake(&mut sink, error).await,
+        Err(error) => return reject_handshake(&mut sink, error, config.send_timeout).await,
     };
     sink.set_protocol(protocol);
     let mut accepted = Vec::new();
     HandshakeResponse::Accepted.encode(&mut accepted);
-    if sink.send(accepted.into()).await.is_err() {
-        return;
+    match tokio::time::timeout(config.send_timeout, sink.send(accepted.into())).await {
+        Ok(Ok(())) => {}
+        _ => {
+            let _ = tokio::time::timeout(config.send_timeout, sink.close(true)).await;
+            return;
+        }
     }
     decoder.set_framing(protocol.framing());
     tracing::debug!(protocol = protocol.name(), "handshake accepted");
@@ -228,10 +240,18 @@ async fn read_loop<R: TransportSource>(
     }
 }
 
-async fn reject_handshake<S: TransportSink>(sink: &mut S, error: ProtocolError) {
+/// Sends the handshake error response and closes, each step bounded by `send_timeout`.
+async fn reject_handshake<S: TransportSink>(
+    sink: &mut S,
+    error: ProtocolError,
+    send_timeout: Duration,
+) {
     tracing::debug!(%error, "handshake rejected");
     let mut response = Vec::new();
     HandshakeResponse::rejected(&error).encode(&mut response);
-    let _ = sink.send(response.into()).await;
-    sink.close(false).await;
+    let sent = matches!(
+        tokio::time::timeout(send_timeout, sink.send(response.into())).await,
+        Ok(Ok(()))
+    );
+    let _ = tokio::time::timeout(send_timeout, sink.close(!sent)).await;
 }

@@ -3,6 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hub_core::hub::HubDispatch;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -56,6 +57,7 @@ pub struct HubServerBuilder {
     config: HubConfig,
     authenticator: SharedAuthenticator,
     user_ids: SharedUserIdProvider,
+    http_shutdown_timeout: Duration,
 }
 
 impl Default for HubServerBuilder {
@@ -65,6 +67,7 @@ impl Default for HubServerBuilder {
             config: HubConfig::default(),
             authenticator: Arc::new(AllowAnonymous),
             user_ids: Arc::new(PrincipalUserId),
+            http_shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -100,6 +103,13 @@ impl HubServerBuilder {
         self
     }
 
+    /// After the hubs have shut down, how long [`HubServer::serve`] waits for other HTTP
+    /// requests still in flight before it returns anyway (10 s).
+    pub fn http_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.http_shutdown_timeout = timeout;
+        self
+    }
+
     /// The service that serves the hubs, to mount in your own hyper or axum application.
     pub fn into_service(self) -> HubService {
         let endpoints = self
@@ -125,11 +135,13 @@ impl HubServerBuilder {
     pub async fn bind(self, address: impl ToSocketAddrs) -> io::Result<HubServer> {
         let listener = TcpListener::bind(address).await?;
         let local_addr = listener.local_addr()?;
+        let http_shutdown_timeout = self.http_shutdown_timeout;
         Ok(HubServer {
             listener,
             local_addr,
             service: self.into_service(),
             shutdown: CancellationToken::new(),
+            http_shutdown_timeout,
         })
     }
 }
@@ -140,6 +152,7 @@ pub struct HubServer {
     local_addr: SocketAddr,
     service: HubService,
     shutdown: CancellationToken,
+    http_shutdown_timeout: Duration,
 }
 
 /// Stops a running [`HubServer`] gracefully. Cheap to clone.
@@ -212,7 +225,15 @@ impl HubServer {
         }
         drop(self.listener);
         self.service.shutdown().await;
-        graceful.shutdown().await;
+        if tokio::time::timeout(self.http_shutdown_timeout, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout = ?self.http_shutdown_timeout,
+                "HTTP requests still running at the end of the shutdown were abandoned"
+            );
+        }
         Ok(())
     }
 }
