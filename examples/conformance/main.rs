@@ -138,6 +138,17 @@ fn hub(
                 Ok::<_, HubError>(())
             },
         )
+        .method(
+            "PushToCaller",
+            |cx: Context, (count, delay_ms): (u32, u64)| async move {
+                // `Item(i)` to the caller for i in 0..count, `delay_ms` apart (stateful reconnect).
+                for i in 0..count {
+                    cx.clients().caller().send("Item", (i,)).await;
+                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                }
+                Ok::<_, HubError>(count)
+            },
+        )
         .method("SendToAll", |cx: Context, (text,): (String,)| async move {
             cx.clients().all().send("Receive", ("all", &text)).await;
             Ok::<_, HubError>(())

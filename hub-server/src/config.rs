@@ -59,6 +59,13 @@ pub struct HubConfig {
     pub max_request_body_size: Option<usize>,
     /// Cross-origin requests from browsers (off: no CORS headers, preflights get 405).
     pub cors: Option<CorsConfig>,
+    /// Grant stateful reconnect to WebSocket clients that ask for it in negotiate (on): a
+    /// dropped socket then keeps its connection for [`disconnect_timeout`](Self::disconnect_timeout),
+    /// and the client resumes it without losing messages.
+    pub stateful_reconnect: bool,
+    /// With stateful reconnect, how many bytes of sent messages may wait for the client's
+    /// acknowledgement before further sends wait (100 000).
+    pub stateful_reconnect_buffer_size: usize,
 }
 
 impl Default for HubConfig {
@@ -82,6 +89,8 @@ impl Default for HubConfig {
             long_polling_timeout: Duration::from_secs(90),
             max_request_body_size: None,
             cors: None,
+            stateful_reconnect: true,
+            stateful_reconnect_buffer_size: 100_000,
         }
     }
 }
@@ -192,6 +201,18 @@ impl HubConfig {
     /// Sets [`cors`](Self::cors).
     pub fn cors(mut self, cors: CorsConfig) -> Self {
         self.cors = Some(cors);
+        self
+    }
+
+    /// Sets [`stateful_reconnect`](Self::stateful_reconnect).
+    pub fn stateful_reconnect(mut self, enabled: bool) -> Self {
+        self.stateful_reconnect = enabled;
+        self
+    }
+
+    /// Sets [`stateful_reconnect_buffer_size`](Self::stateful_reconnect_buffer_size) (at least 1).
+    pub fn stateful_reconnect_buffer_size(mut self, bytes: usize) -> Self {
+        self.stateful_reconnect_buffer_size = bytes.max(1);
         self
     }
 

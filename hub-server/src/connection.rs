@@ -14,17 +14,21 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use hub_core::negotiate::TransportType;
 use hub_core::protocol::{
-    Close, CompletionOutcome, EncodeMessage, HubMessage, HubProtocol, Protocol,
+    Ack, Close, CompletionOutcome, EncodeMessage, HubMessage, HubProtocol, Protocol, Sequence,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::reconnect::{MessageBuffer, Sequencer};
 use crate::request::{Principal, RequestInfo};
 use crate::transport::{TransportError, TransportSink};
 
 /// Frames larger than this are not merged with others into one transport write.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+/// With stateful reconnect, `Ack`s go at most this often (and only when something new arrived).
+const ACK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why a frame could not be queued without waiting.
 #[derive(Debug)]
@@ -309,20 +313,55 @@ pub(crate) struct WriterConfig {
     pub(crate) send_timeout: Duration,
 }
 
+/// How a stateful-reconnect connection's writer works with one socket.
+pub(crate) struct Resumable {
+    /// The numbered messages of both directions.
+    pub(crate) sequencer: Arc<Sequencer>,
+    /// Fires when this socket is lost, noticed by the reader or the writer.
+    pub(crate) lost: CancellationToken,
+    /// A reconnected socket: `Sequence` and the unacknowledged messages go first.
+    pub(crate) replay: bool,
+}
+
+/// Why the writer stopped.
+pub(crate) enum WriterExit {
+    /// The connection ended (its Close message was written if possible).
+    Ended,
+    /// The socket of a stateful-reconnect connection was lost; the queue waits for the next one.
+    Lost(Outbox),
+}
+
 /// Drains the connection's queue into `sink` until the connection ends, then writes the Close
-/// message and closes the transport.
+/// message and closes the transport. With stateful reconnect, also numbers and keeps what it
+/// sends (waiting while the replay buffer is full), sends `Ack`s at most once a second, and stops
+/// without ending the connection when the socket is lost.
 pub(crate) async fn write_loop<S: TransportSink>(
     connection: Arc<Connection>,
     mut outbox: Outbox,
     mut sink: S,
     config: WriterConfig,
-) {
+    resumable: Option<Resumable>,
+) -> WriterExit {
     let ping = connection
         .protocol
         .encode_to_bytes(&HubMessage::<(), ()>::Ping)
         .unwrap_or_default();
+    let sequencer = resumable.as_ref().map(|r| r.sequencer.clone());
+    let lost = resumable.as_ref().map(|r| r.lost.clone());
     let mut last_write = Instant::now();
     let mut batch = BytesMut::new();
+    if let (Some(resumable), Some(sequencer)) = (&resumable, &sequencer) {
+        if resumable.replay {
+            if let Err(error) = replay(&connection, &mut sink, sequencer, config.send_timeout).await
+            {
+                tracing::debug!(connection_id = %connection.id, %error, "replay after a reconnect failed");
+                resumable.lost.cancel();
+                return WriterExit::Lost(outbox);
+            }
+        }
+    }
+    let mut acks = tokio::time::interval(ACK_INTERVAL);
+    acks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let keep_alive = async {
             match config.keep_alive {
@@ -330,23 +369,60 @@ pub(crate) async fn write_loop<S: TransportSink>(
                 None => std::future::pending().await,
             }
         };
+        let has_room = sequencer
+            .as_ref()
+            .is_none_or(|sequencer| sequencer.with(|buffer| buffer.has_room()));
+        let room_freed = async {
+            match &sequencer {
+                Some(sequencer) if !has_room => sequencer.room_freed().await,
+                _ => std::future::pending().await,
+            }
+        };
+        let socket_lost = async {
+            match &lost {
+                Some(lost) => lost.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        let ack_due = async {
+            match &sequencer {
+                Some(sequencer) => loop {
+                    acks.tick().await;
+                    if let Some(id) = sequencer.with(MessageBuffer::take_ack) {
+                        break id;
+                    }
+                },
+                None => std::future::pending().await,
+            }
+        };
         let frame = tokio::select! {
             biased;
             () = connection.closing().cancelled() => break,
-            frame = outbox.receiver.recv() => match frame {
-                Some(frame) => collect_batch(frame, &mut outbox.receiver, &mut batch),
+            () = socket_lost => return WriterExit::Lost(outbox),
+            id = ack_due => match connection.protocol.encode_to_bytes(&HubMessage::<(), ()>::Ack(Ack { sequence_id: id })) {
+                Ok(ack) => ack,
+                Err(_) => continue,
+            },
+            () = room_freed => continue,
+            frame = outbox.receiver.recv(), if has_room => match frame {
+                Some(frame) => collect_batch(frame, &mut outbox.receiver, &mut batch, sequencer.as_deref()),
                 None => break,
             },
             () = keep_alive => ping.clone(),
         };
         if let Err(error) = send_with_timeout(&mut sink, frame, config.send_timeout).await {
             tracing::debug!(connection_id = %connection.id, %error, "transport write failed");
+            if let Some(lost) = &lost {
+                // The frame is in the replay buffer: the next socket sends it again.
+                lost.cancel();
+                return WriterExit::Lost(outbox);
+            }
             connection.end(
                 Close::with_error(),
                 Some(format!("The transport failed: {error}")),
             );
             let _ = tokio::time::timeout(config.send_timeout, sink.close(true)).await;
-            return;
+            return WriterExit::Ended;
         }
         last_write = Instant::now();
     }
@@ -361,7 +437,7 @@ pub(crate) async fn write_loop<S: TransportSink>(
     let mut healthy = true;
     if ending.flush {
         while let Ok(frame) = outbox.receiver.try_recv() {
-            let frame = collect_batch(frame, &mut outbox.receiver, &mut batch);
+            let frame = collect_batch(frame, &mut outbox.receiver, &mut batch, None);
             if tokio::time::timeout_at(deadline, sink.send(frame))
                 .await
                 .map_or(true, |r| r.is_err())
@@ -381,22 +457,74 @@ pub(crate) async fn write_loop<S: TransportSink>(
         }
     }
     let _ = tokio::time::timeout_at(deadline, sink.close(!healthy)).await;
+    WriterExit::Ended
+}
+
+/// On a reconnected socket: `Sequence` (the first id that follows), then every unacknowledged
+/// message, in order, batched into frames of whole messages.
+async fn replay<S: TransportSink>(
+    connection: &Connection,
+    sink: &mut S,
+    sequencer: &Sequencer,
+    timeout: Duration,
+) -> Result<(), TransportError> {
+    let (sequence_id, messages) = sequencer.with(|buffer| buffer.replay());
+    tracing::debug!(
+        connection_id = %connection.id,
+        sequence_id,
+        replayed = messages.len(),
+        "resuming on a new socket"
+    );
+    let mut frame = BytesMut::from(
+        connection
+            .protocol
+            .encode_to_bytes(&HubMessage::<(), ()>::Sequence(Sequence { sequence_id }))
+            .map_err(|error| TransportError(error.to_string()))?
+            .as_ref(),
+    );
+    for message in messages {
+        if !frame.is_empty() && frame.len() + message.len() > MAX_BATCH_BYTES {
+            send_with_timeout(sink, frame.split().freeze(), timeout).await?;
+        }
+        frame.extend_from_slice(&message);
+    }
+    if !frame.is_empty() {
+        send_with_timeout(sink, frame.freeze(), timeout).await?;
+    }
+    Ok(())
 }
 
 /// Joins `first` with the frames already waiting, up to [`MAX_BATCH_BYTES`], into one buffer.
+/// With a sequencer, every frame taken is numbered and kept for replay, and no more are taken once
+/// the replay buffer is full.
 fn collect_batch(
     first: Bytes,
     receiver: &mut mpsc::Receiver<Bytes>,
     batch: &mut BytesMut,
+    sequencer: Option<&Sequencer>,
 ) -> Bytes {
-    if first.len() >= MAX_BATCH_BYTES || receiver.is_empty() {
+    let record = |frame: &Bytes| {
+        sequencer.is_none_or(|sequencer| {
+            sequencer.with(|buffer| {
+                buffer.record_sent(frame.clone());
+                buffer.has_room()
+            })
+        })
+    };
+    let room = record(&first);
+    if !room || first.len() >= MAX_BATCH_BYTES || receiver.is_empty() {
         return first;
     }
     batch.clear();
     batch.extend_from_slice(&first);
     while batch.len() < MAX_BATCH_BYTES {
         match receiver.try_recv() {
-            Ok(next) => batch.extend_from_slice(&next),
+            Ok(next) => {
+                batch.extend_from_slice(&next);
+                if !record(&next) {
+                    break;
+                }
+            }
             Err(_) => break,
         }
     }

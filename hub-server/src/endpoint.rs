@@ -16,15 +16,21 @@ use tokio_util::task::TaskTracker;
 use crate::config::HubConfig;
 use crate::context::{Context, HubContext};
 use crate::lifetime::LifetimeManager;
+use crate::reconnect::Session;
 use crate::request::{SharedAuthenticator, SharedUserIdProvider};
 use crate::transport::http::Inbound;
 use crate::transport::long_polling::LongPolling;
+use crate::transport::websocket::{WsSink, WsSource};
+
+/// The stateful-reconnect session of a WebSocket connection.
+pub(crate) type WsSession = Session<WsSource, WsSink>;
 
 /// The transport attached to a connection token, with what its later HTTP requests (sends, polls,
 /// DELETE) need.
 #[derive(Clone)]
 pub(crate) enum Attachment {
-    WebSockets,
+    /// With its session if the connection negotiated stateful reconnect.
+    WebSockets(Option<Arc<WsSession>>),
     /// The event stream's up-channel.
     ServerSentEvents(Arc<Inbound>),
     LongPolling(Arc<LongPolling>),
@@ -33,7 +39,7 @@ pub(crate) enum Attachment {
 impl Attachment {
     pub(crate) fn transport(&self) -> TransportType {
         match self {
-            Attachment::WebSockets => TransportType::WebSockets,
+            Attachment::WebSockets(_) => TransportType::WebSockets,
             Attachment::ServerSentEvents(_) => TransportType::ServerSentEvents,
             Attachment::LongPolling(_) => TransportType::LongPolling,
         }
@@ -46,6 +52,8 @@ enum TokenState {
     Negotiated {
         connection_id: Arc<str>,
         created: Instant,
+        /// The client asked for stateful reconnect and negotiate granted it.
+        stateful: bool,
     },
     /// A transport is attached.
     Active(Attachment),
@@ -59,6 +67,18 @@ pub(crate) enum Lookup {
     Negotiated,
     /// A transport is attached.
     Active(Attachment),
+}
+
+/// A WebSocket attached to a token.
+pub(crate) enum WsAttach {
+    /// A new connection.
+    New {
+        connection_id: Arc<str>,
+        /// Its stateful-reconnect session, if negotiated.
+        session: Option<Arc<WsSession>>,
+    },
+    /// A client reconnecting to a connection whose socket was lost.
+    Resume(Arc<WsSession>),
 }
 
 /// Why a transport could not attach to a token.
@@ -121,6 +141,7 @@ impl Endpoint {
     pub(crate) fn negotiate_connection(
         self: &Arc<Self>,
         version: u32,
+        stateful: bool,
     ) -> Result<(Arc<str>, String), getrandom::Error> {
         self.start_sweeper();
         let connection_id: Arc<str> = Arc::from(random_id()?);
@@ -135,6 +156,7 @@ impl Endpoint {
                 TokenState::Negotiated {
                     connection_id: connection_id.clone(),
                     created: Instant::now(),
+                    stateful,
                 },
             )
         });
@@ -179,11 +201,50 @@ impl Endpoint {
         })
     }
 
+    /// Attaches a WebSocket to a token: a new connection (with a stateful-reconnect session if
+    /// negotiate granted one), or the reconnect of a connection whose socket was lost.
+    pub(crate) fn attach_websocket(&self, token: &str) -> Result<WsAttach, AttachError> {
+        let timeout = self.config.disconnect_timeout;
+        let capacity = self.config.stateful_reconnect_buffer_size;
+        self.tokens(|tokens| match tokens.get(token) {
+            None => Err(AttachError::NotFound),
+            Some(TokenState::Active(Attachment::WebSockets(Some(session)))) => {
+                session.claim(timeout)?;
+                Ok(WsAttach::Resume(session.clone()))
+            }
+            Some(TokenState::Active(Attachment::WebSockets(None))) => Err(AttachError::Conflict),
+            Some(TokenState::Active(_)) => Err(AttachError::TransportChange),
+            Some(TokenState::Negotiated { created, .. }) if created.elapsed() > timeout => {
+                tokens.remove(token);
+                Err(AttachError::NotFound)
+            }
+            Some(TokenState::Negotiated {
+                connection_id,
+                stateful,
+                ..
+            }) => {
+                let connection_id = connection_id.clone();
+                let session = stateful.then(|| Arc::new(WsSession::new(capacity)));
+                tokens.insert(
+                    token.to_owned(),
+                    TokenState::Active(Attachment::WebSockets(session.clone())),
+                );
+                Ok(WsAttach::New {
+                    connection_id,
+                    session,
+                })
+            }
+        })
+    }
+
     /// Registers a connection that skipped negotiation (its id is its token; WebSockets only).
     pub(crate) fn attach_without_negotiate(&self) -> Result<(Arc<str>, String), getrandom::Error> {
         let token = random_id()?;
         self.tokens(|tokens| {
-            tokens.insert(token.clone(), TokenState::Active(Attachment::WebSockets))
+            tokens.insert(
+                token.clone(),
+                TokenState::Active(Attachment::WebSockets(None)),
+            )
         });
         Ok((Arc::from(token.as_str()), token))
     }

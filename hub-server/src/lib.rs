@@ -30,6 +30,7 @@ mod dispatch;
 mod endpoint;
 mod lifecycle;
 mod lifetime;
+mod reconnect;
 mod request;
 mod server;
 mod service;

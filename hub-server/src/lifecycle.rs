@@ -10,13 +10,18 @@ use hub_core::negotiate::TransportType;
 use hub_core::protocol::handshake::{HandshakeRequest, HandshakeResponse};
 use hub_core::protocol::{Close, FrameDecoder, Framing, HubMessage, HubProtocol, TransferFormat};
 use hub_core::ProtocolError;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::connection::{Connection, ConnectionParts, WriterConfig};
+use crate::connection::{
+    write_loop, Connection, ConnectionParts, Outbox, Resumable, WriterConfig, WriterExit,
+};
 use crate::dispatch::{Dispatcher, Flow};
 use crate::endpoint::Endpoint;
 use crate::lifetime::ConnectionHandle;
+use crate::reconnect::{Incoming, Sequencer, Session};
 use crate::request::{Principal, RequestInfo};
 use crate::transport::{TransportSink, TransportSource};
 
@@ -30,11 +35,16 @@ pub(crate) struct Attached {
 }
 
 /// Runs a connection until it ends. Returns when its transport is closed.
+///
+/// `session`: the stateful-reconnect session negotiated for this WebSocket connection; it is used
+/// if the handshake asks for version 2, and then the connection survives a lost socket for the
+/// disconnect timeout.
 pub(crate) async fn run<R: TransportSource, S: TransportSink>(
     endpoint: Arc<Endpoint>,
     attached: Attached,
     source: R,
     sink: S,
+    session: Option<Arc<Session<R, S>>>,
 ) {
     let span = tracing::info_span!(
         "connection",
@@ -42,9 +52,12 @@ pub(crate) async fn run<R: TransportSource, S: TransportSink>(
         transport = ?attached.transport,
     );
     let token = attached.token.clone();
-    run_inner(endpoint.clone(), attached, source, sink)
+    run_inner(endpoint.clone(), attached, source, sink, session.clone())
         .instrument(span)
         .await;
+    if let Some(session) = session {
+        session.end();
+    }
     endpoint.release(&token);
 }
 
@@ -53,6 +66,7 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
     attached: Attached,
     mut source: R,
     mut sink: S,
+    session: Option<Arc<Session<R, S>>>,
 ) {
     let config = &endpoint.config;
     let mut decoder = FrameDecoder::new(Framing::TextRecords, config.max_message_size);
@@ -94,12 +108,15 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
             }
         }
     };
-    let protocol = match HandshakeRequest::parse(&frame)
-        .and_then(|r| r.select(&config.protocols, transfer_format))
-    {
-        Ok(protocol) => protocol,
+    let (protocol, version) = match HandshakeRequest::parse(&frame).and_then(|request| {
+        let protocol = request.select(&config.protocols, transfer_format)?;
+        Ok((protocol, request.version))
+    }) {
+        Ok(selected) => selected,
         Err(error) => return reject_handshake(&mut sink, error, config.send_timeout).await,
     };
+    // As ASP.NET Core: stateful reconnect needs handshake version 2.
+    let session = session.filter(|_| version >= 2);
     sink.set_protocol(protocol);
     let mut accepted = Vec::new();
     HandshakeResponse::Accepted.encode(&mut accepted);
@@ -130,40 +147,58 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
     endpoint.manager.add_connection(ConnectionHandle {
         inner: connection.clone(),
     });
-    let writer = endpoint.tasks.spawn(
-        crate::connection::write_loop(
-            connection.clone(),
-            outbox,
-            sink,
-            WriterConfig {
-                keep_alive: (attached.transport != TransportType::LongPolling)
-                    .then_some(config.keep_alive_interval),
-                send_timeout: config.send_timeout,
-            },
-        )
-        .in_current_span(),
-    );
+    let writer_config = WriterConfig {
+        keep_alive: (attached.transport != TransportType::LongPolling)
+            .then_some(config.keep_alive_interval),
+        send_timeout: config.send_timeout,
+    };
     let mut dispatcher = Dispatcher::new(endpoint.clone(), connection.clone());
 
-    if let Err(error) = endpoint.hub.on_connected(dispatcher.context()).await {
-        tracing::warn!(%error, "the on-connected hook failed; closing the connection");
-        connection.end(
-            Close {
-                error: Some(Close::ERROR_TEXT.into()),
-                allow_reconnect: false,
-            },
-            Some(error.to_string()),
-        );
-    } else {
-        read_loop(
-            &endpoint,
-            &connection,
-            &mut dispatcher,
-            &mut decoder,
-            &mut source,
-        )
-        .await;
-    }
+    let writer = match session {
+        None => {
+            let writer = endpoint.tasks.spawn(
+                write_loop(connection.clone(), outbox, sink, writer_config, None).in_current_span(),
+            );
+            if connected(&endpoint, &connection, &dispatcher).await {
+                read_loop(
+                    &endpoint,
+                    &connection,
+                    &mut dispatcher,
+                    &mut decoder,
+                    &mut source,
+                    None,
+                )
+                .await;
+            }
+            Some(writer)
+        }
+        Some(session) => {
+            session.enable();
+            let socket = Socket {
+                source,
+                sink,
+                decoder,
+            };
+            if connected(&endpoint, &connection, &dispatcher).await {
+                run_resumable(
+                    &endpoint,
+                    &connection,
+                    &mut dispatcher,
+                    &session,
+                    socket,
+                    outbox,
+                    writer_config,
+                )
+                .await
+            } else {
+                let writer = endpoint.tasks.spawn(
+                    write_loop(connection.clone(), outbox, socket.sink, writer_config, None)
+                        .in_current_span(),
+                );
+                Some(writer)
+            }
+        }
+    };
 
     // ----- teardown -----
     dispatcher.finish(endpoint.shutdown.is_cancelled()).await;
@@ -173,8 +208,123 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
         .hub
         .on_disconnected(dispatcher.context(), error)
         .await;
-    let _ = writer.await;
+    if let Some(writer) = writer {
+        let _ = writer.await;
+    }
     tracing::debug!("connection ended");
+}
+
+/// Runs the on-connected hook; if it fails, the connection ends. Returns whether it succeeded.
+async fn connected(endpoint: &Endpoint, connection: &Connection, dispatcher: &Dispatcher) -> bool {
+    match endpoint.hub.on_connected(dispatcher.context()).await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, "the on-connected hook failed; closing the connection");
+            connection.end(
+                Close {
+                    error: Some(Close::ERROR_TEXT.into()),
+                    allow_reconnect: false,
+                },
+                Some(error.to_string()),
+            );
+            false
+        }
+    }
+}
+
+/// One socket of a stateful-reconnect connection.
+struct Socket<R, S> {
+    source: R,
+    sink: S,
+    decoder: FrameDecoder,
+}
+
+/// Runs a stateful-reconnect connection over one socket after another: when a socket is lost,
+/// the connection waits up to the disconnect timeout for its client to reconnect, and the new
+/// socket's writer first sends `Sequence` and replays what the client has not acknowledged.
+/// Returns the last writer, if one is still running (it writes the Close message).
+async fn run_resumable<R: TransportSource, S: TransportSink>(
+    endpoint: &Arc<Endpoint>,
+    connection: &Arc<Connection>,
+    dispatcher: &mut Dispatcher,
+    session: &Session<R, S>,
+    mut socket: Socket<R, S>,
+    mut outbox: Outbox,
+    writer_config: WriterConfig,
+) -> Option<JoinHandle<WriterExit>> {
+    let window = endpoint.config.disconnect_timeout;
+    let mut replay = false;
+    loop {
+        let lost = CancellationToken::new();
+        let writer = endpoint.tasks.spawn(
+            write_loop(
+                connection.clone(),
+                outbox,
+                socket.sink,
+                writer_config,
+                Some(Resumable {
+                    sequencer: session.sequencer.clone(),
+                    lost: lost.clone(),
+                    replay,
+                }),
+            )
+            .in_current_span(),
+        );
+        read_loop(
+            endpoint,
+            connection,
+            dispatcher,
+            &mut socket.decoder,
+            &mut socket.source,
+            Some((&session.sequencer, &lost)),
+        )
+        .await;
+        if !lost.is_cancelled() {
+            // The connection is ending; the writer sends the Close message.
+            return Some(writer);
+        }
+        outbox = match writer.await {
+            Ok(WriterExit::Lost(outbox)) => outbox,
+            Ok(WriterExit::Ended) | Err(_) => return None,
+        };
+        session.detach();
+        tracing::debug!(
+            ?window,
+            "the socket was lost; waiting for the client to reconnect"
+        );
+        let deadline = Instant::now() + window;
+        let next = tokio::select! {
+            next = session.next_socket(deadline) => next,
+            // Ended meanwhile (kicked, or its queue overflowed) or shutting down: teardown.
+            () = connection.closing().cancelled() => None,
+            () = endpoint.shutdown.cancelled() => None,
+        };
+        if next.is_none() {
+            session.end();
+        }
+        if connection.closing().is_cancelled() || endpoint.shutdown.is_cancelled() {
+            return None;
+        }
+        let Some((source, mut sink)) = next else {
+            tracing::debug!(?window, "the client did not reconnect in time");
+            connection.end(
+                Close::new(),
+                Some(format!("The client did not reconnect within {window:?}.")),
+            );
+            return None;
+        };
+        tracing::debug!("the client reconnected");
+        sink.set_protocol(connection.protocol);
+        socket = Socket {
+            source,
+            sink,
+            decoder: FrameDecoder::new(
+                connection.protocol.framing(),
+                endpoint.config.max_message_size,
+            ),
+        };
+        replay = true;
+    }
 }
 
 /// Reads and dispatches until the connection ends.
@@ -184,8 +334,19 @@ async fn read_loop<R: TransportSource>(
     dispatcher: &mut Dispatcher,
     decoder: &mut FrameDecoder,
     source: &mut R,
+    resumable: Option<(&Sequencer, &CancellationToken)>,
 ) {
     let client_timeout = endpoint.config.client_timeout;
+    let sequencer = resumable.map(|(sequencer, _)| sequencer);
+    let lost = resumable.map(|(_, lost)| lost);
+    let socket_lost = || {
+        if let Some(lost) = lost {
+            lost.cancel();
+            true
+        } else {
+            false
+        }
+    };
     let mut timeout_armed = false;
     loop {
         // Dispatch every whole message received so far.
@@ -197,6 +358,17 @@ async fn read_loop<R: TransportSource>(
             };
             match connection.protocol.decode(frame) {
                 Ok(Some(message)) => {
+                    if let Some(sequencer) = sequencer {
+                        match sequencer.receive(&message) {
+                            Ok(Incoming::Dispatch) => {}
+                            Ok(Incoming::Skip | Incoming::Acked) => continue,
+                            Err(error) => {
+                                tracing::debug!(%error, "closing the connection: a bad Sequence");
+                                connection.end(Close::with_error(), Some(error.to_string()));
+                                return;
+                            }
+                        }
+                    }
                     timeout_armed |= matches!(message, HubMessage::Ping);
                     if dispatcher.handle(message).await == Flow::ClientClosed {
                         connection.end(Close::new(), None);
@@ -220,6 +392,12 @@ async fn read_loop<R: TransportSource>(
             biased;
             () = connection.closing().cancelled() => return,
             () = endpoint.shutdown.cancelled() => return,
+            () = async {
+                match lost {
+                    Some(lost) => lost.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            } => return,
             () = client_timeout_elapsed => {
                 tracing::debug!(?client_timeout, "closing a connection whose client went silent");
                 connection.end(Close::with_error(), Some(format!("The client sent nothing for {client_timeout:?}.")));
@@ -228,11 +406,17 @@ async fn read_loop<R: TransportSource>(
             chunk = source.next() => match chunk {
                 Some(Ok(bytes)) => decoder.push(bytes),
                 Some(Err(error)) => {
+                    if socket_lost() {
+                        tracing::debug!(%error, "the socket failed");
+                        return;
+                    }
                     connection.end(Close::with_error(), Some(format!("The transport failed: {error}")));
                     return;
                 }
                 None => {
-                    connection.end(Close::new(), None);
+                    if !socket_lost() {
+                        connection.end(Close::new(), None);
+                    }
                     return;
                 }
             },

@@ -20,12 +20,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::HubConfig;
 use crate::context::HubContext;
-use crate::endpoint::{AttachError, Attachment, Endpoint, Lookup};
+use crate::endpoint::{AttachError, Attachment, Endpoint, Lookup, WsAttach};
 use crate::lifecycle::{self, Attached};
 use crate::request::{Principal, RequestInfo};
 use crate::transport::http::{DeliverError, HttpSource, Inbound};
 use crate::transport::long_polling::{LongPolling, PollOutcome};
-use crate::transport::{sse, websocket};
+use crate::transport::{sse, websocket, TransportSink};
 
 /// The body of every response a [`HubService`] gives.
 pub type ResponseBody = BoxBody<Bytes, Infallible>;
@@ -272,7 +272,11 @@ async fn negotiate<B>(endpoint: &Arc<Endpoint>, request: Request<B>) -> Response
         Ok(negotiate) => negotiate,
         Err(error) => return json(NegotiateResponse::Error(error.to_string()).to_json()),
     };
-    let (connection_id, token) = match endpoint.negotiate_connection(negotiate.version) {
+    // Stateful reconnect only when asked, and only WebSockets can use it.
+    let stateful = negotiate.use_stateful_reconnect
+        && endpoint.config.stateful_reconnect
+        && endpoint.config.allows(TransportType::WebSockets);
+    let (connection_id, token) = match endpoint.negotiate_connection(negotiate.version, stateful) {
         Ok(pair) => pair,
         Err(error) => {
             tracing::error!(%error, "the operating system's random source failed; cannot create a connection id");
@@ -284,7 +288,7 @@ async fn negotiate<B>(endpoint: &Arc<Endpoint>, request: Request<B>) -> Response
         connection_id: connection_id.to_string(),
         connection_token: (negotiate.version > 0).then_some(token),
         available_transports: available_transports(&endpoint.config),
-        use_stateful_reconnect: false,
+        use_stateful_reconnect: stateful,
     });
     json(response.to_json())
 }
@@ -387,13 +391,43 @@ async fn websocket_connect<B: Send + 'static>(
         Ok(response) => response,
         Err(code) => return status(code),
     };
-    let (connection_id, token) = match token {
-        Some(token) => match endpoint.attach(&token, Attachment::WebSockets) {
-            Ok(connection_id) => (connection_id, token),
-            Err(error) => return attach_error(error),
-        },
+    let max_ws_message = endpoint
+        .config
+        .max_message_size
+        .saturating_mul(8)
+        .max(1 << 20);
+    let (connection_id, token, session) = match token {
+        Some(token) => {
+            match endpoint.attach_websocket(&token) {
+                Ok(WsAttach::New {
+                    connection_id,
+                    session,
+                }) => (connection_id, token, session),
+                Ok(WsAttach::Resume(session)) => {
+                    // A stateful reconnect: the new socket goes to the connection waiting for it, with
+                    // no handshake.
+                    endpoint.tasks.spawn(async move {
+                    match upgrade.await {
+                        Ok(upgraded) => {
+                            let (source, sink) = websocket::split(upgraded, max_ws_message).await;
+                            if let Err((_, mut sink)) = session.offer(source, sink) {
+                                tracing::debug!("the connection ended before its client reconnected");
+                                sink.close(false).await;
+                            }
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, "the WebSocket upgrade of a reconnect failed");
+                            session.unclaim();
+                        }
+                    }
+                });
+                    return response.map(|()| Full::new(Bytes::new()).boxed());
+                }
+                Err(error) => return attach_error(error),
+            }
+        }
         None => match endpoint.attach_without_negotiate() {
-            Ok(pair) => pair,
+            Ok((connection_id, token)) => (connection_id, token, None),
             Err(error) => {
                 tracing::error!(%error, "the operating system's random source failed; cannot create a connection id");
                 return status(StatusCode::INTERNAL_SERVER_ERROR);
@@ -401,11 +435,6 @@ async fn websocket_connect<B: Send + 'static>(
         },
     };
 
-    let max_ws_message = endpoint
-        .config
-        .max_message_size
-        .saturating_mul(8)
-        .max(1 << 20);
     let attached = Attached {
         connection_id,
         token: token.clone(),
@@ -418,7 +447,7 @@ async fn websocket_connect<B: Send + 'static>(
         match upgrade.await {
             Ok(upgraded) => {
                 let (source, sink) = websocket::split(upgraded, max_ws_message).await;
-                lifecycle::run(task_endpoint, attached, source, sink).await;
+                lifecycle::run(task_endpoint, attached, source, sink, session).await;
             }
             Err(error) => {
                 tracing::debug!(%error, "the WebSocket upgrade failed");
@@ -462,9 +491,13 @@ async fn sse_connect<B>(endpoint: Arc<Endpoint>, request: Request<B>) -> Respons
         request: info,
         transport: TransportType::ServerSentEvents,
     };
-    endpoint
-        .tasks
-        .spawn(lifecycle::run(endpoint.clone(), attached, source, sink));
+    endpoint.tasks.spawn(lifecycle::run(
+        endpoint.clone(),
+        attached,
+        source,
+        sink,
+        None,
+    ));
 
     let mut response = Response::new(body.boxed());
     let headers = response.headers_mut();
@@ -517,9 +550,13 @@ async fn long_poll<B>(endpoint: Arc<Endpoint>, request: Request<B>) -> Response<
                         request: info,
                         transport: TransportType::LongPolling,
                     };
-                    endpoint
-                        .tasks
-                        .spawn(lifecycle::run(endpoint.clone(), attached, source, sink));
+                    endpoint.tasks.spawn(lifecycle::run(
+                        endpoint.clone(),
+                        attached,
+                        source,
+                        sink,
+                        None,
+                    ));
                     // The first poll returns at once: the client sends its handshake only then.
                     let mut response = status(StatusCode::OK);
                     let headers = response.headers_mut();
@@ -581,7 +618,7 @@ where
     }
     let delivered = match endpoint.lookup(&token) {
         Lookup::Unknown | Lookup::Negotiated => return no_connection(),
-        Lookup::Active(Attachment::WebSockets) => {
+        Lookup::Active(Attachment::WebSockets(_)) => {
             return text(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "POST requests are not allowed for WebSocket connections.",

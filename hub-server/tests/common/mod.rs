@@ -224,6 +224,23 @@ pub async fn negotiate_token(addr: SocketAddr, path: &str) -> String {
         .to_owned()
 }
 
+/// Negotiates version 1 asking for stateful reconnect and returns the token, asserting the server
+/// granted it.
+pub async fn negotiate_stateful_token(addr: SocketAddr, path: &str) -> String {
+    let (status, body) =
+        negotiate(addr, path, "negotiateVersion=1&useStatefulReconnect=true").await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let body: serde_json::Value = serde_json::from_slice(&body).expect("negotiate JSON");
+    assert_eq!(
+        body["useStatefulReconnect"], true,
+        "stateful reconnect was not granted: {body}"
+    );
+    body["connectionToken"]
+        .as_str()
+        .expect("a connectionToken")
+        .to_owned()
+}
+
 /// Sends a WebSocket upgrade request through hyper and returns what came back without upgrading:
 /// for checking the status and body of a refused upgrade.
 pub async fn refused_upgrade(addr: SocketAddr, path_and_query: &str) -> (StatusCode, Bytes) {
@@ -435,6 +452,24 @@ impl WsClient {
         self.expect_handshake_accepted(protocol).await;
     }
 
+    /// As [`handshake`](Self::handshake), asking for protocol version `version` (2: stateful
+    /// reconnect).
+    pub async fn handshake_version(&mut self, protocol: Protocol, version: i64) {
+        let mut request = Vec::new();
+        HandshakeRequest::new(protocol.name(), version).encode(&mut request);
+        self.send_text(std::str::from_utf8(&request).unwrap()).await;
+        self.expect_handshake_accepted(protocol).await;
+    }
+
+    /// Opens a WebSocket that continues a stateful-reconnect connection: no handshake, and the
+    /// server's frames are in `protocol` from the start.
+    pub async fn resume(addr: SocketAddr, path_and_query: &str, protocol: Protocol) -> Self {
+        let mut client = Self::connect(addr, path_and_query).await;
+        client.protocol = protocol;
+        client.decoder = Some(FrameDecoder::new(protocol.framing(), usize::MAX / 2));
+        client
+    }
+
     /// Reads the handshake response and expects `{}␞` in the frame type of `protocol`; whatever
     /// follows it in the same frame is decoded as hub messages.
     pub async fn expect_handshake_accepted(&mut self, protocol: Protocol) {
@@ -573,6 +608,27 @@ impl WsClient {
     /// The raw JSON text of the next non-Ping message.
     pub async fn recv_text(&mut self) -> String {
         self.recv_skip_pings().await.text().to_owned()
+    }
+
+    /// Expects no message of types 1–5 for `wait` (stateful reconnect: Pings, Acks and Sequences
+    /// may come).
+    pub async fn expect_silence_of_tracked(&mut self, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.try_recv_within(left).await {
+                None => return,
+                Some(received)
+                    if matches!(
+                        received.message,
+                        HubMessage::Ping | HubMessage::Ack(_) | HubMessage::Sequence(_)
+                    ) => {}
+                Some(received) => panic!(
+                    "expected silence, got {:?}",
+                    String::from_utf8_lossy(&received.raw)
+                ),
+            }
+        }
     }
 
     /// Asserts that nothing but Pings arrives within `wait`.
