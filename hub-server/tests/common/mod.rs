@@ -168,33 +168,7 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (StatusCode, HeaderMap, Bytes) {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("HTTP handshake");
-    tokio::spawn(connection);
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path_and_query)
-        .header(http::header::HOST, addr.to_string());
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request
-        .body(Full::new(Bytes::copy_from_slice(body)))
-        .expect("request");
-    let response = tokio::time::timeout(TIMEOUT, sender.send_request(request))
-        .await
-        .expect("the response took too long")
-        .expect("send the request");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = tokio::time::timeout(TIMEOUT, response.into_body().collect())
-        .await
-        .expect("the body took too long")
-        .expect("read the body")
-        .to_bytes();
-    (status, headers, body)
+    http_within(addr, method, path_and_query, headers, body, TIMEOUT).await
 }
 
 /// `POST {path}/negotiate?{query}`: status and body.

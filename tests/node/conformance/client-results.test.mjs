@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { MessageType } from "@microsoft/signalr";
-import { PROTOCOLS, connect, delay, rawHub, startServer, stopAll, waitUntil, withTimeout } from "./server.mjs";
+import { PROTOCOLS, connect, delay, openRaw, startServer, stopAll, waitUntil, withTimeout } from "./server.mjs";
 
 let server;
 before(async () => {
@@ -23,29 +23,6 @@ async function rejectsWith(promise, text) {
   });
 }
 
-/** Opens a raw hub connection that reads every hub message (pings dropped) into `messages`. */
-async function openRaw(protocol) {
-  const raw = await rawHub(server.url("/hub"), protocol);
-  const messages = [];
-  (async () => {
-    for (;;) {
-      let message;
-      try {
-        message = await raw.receive(60_000);
-      } catch {
-        return;
-      }
-      if (message.type !== MessageType.Ping) messages.push(message);
-    }
-  })();
-  return {
-    messages,
-    send: (message) => raw.send({ headers: {}, ...message }),
-    waitFor: (predicate, timeoutMs = 3_000, what = "message") =>
-      waitUntil(() => messages.find(predicate), timeoutMs, `no ${what}`),
-    close: () => raw.close(),
-  };
-}
 
 const askCallerError = (text) => `An unexpected error occurred invoking 'AskCaller' on the server. HubException: ${text}`;
 
@@ -172,7 +149,7 @@ for (const protocol of PROTOCOLS) {
     });
 
     it("raw: the server's Invocation carries an id; a Completion with 42 answers it", async () => {
-      const client = await openRaw(protocol);
+      const client = await openRaw(server.url("/hub"), protocol);
       try {
         client.send({ type: MessageType.Invocation, invocationId: "1", target: "AskCaller", arguments: ["q"] });
         const question = await client.waitFor((m) => m.type === MessageType.Invocation, 3_000, "GetAnswer");
@@ -199,7 +176,7 @@ for (const protocol of PROTOCOLS) {
     });
 
     it("raw: a null result is a result", async () => {
-      const client = await openRaw(protocol);
+      const client = await openRaw(server.url("/hub"), protocol);
       try {
         client.send({ type: MessageType.Invocation, invocationId: "1", target: "AskCaller", arguments: ["q"] });
         const question = await client.waitFor((m) => m.type === MessageType.Invocation, 3_000, "GetAnswer");
@@ -212,7 +189,7 @@ for (const protocol of PROTOCOLS) {
     });
 
     it("raw: an error answer is surfaced as a HubException", async () => {
-      const client = await openRaw(protocol);
+      const client = await openRaw(server.url("/hub"), protocol);
       try {
         client.send({ type: MessageType.Invocation, invocationId: "1", target: "AskCaller", arguments: ["q"] });
         const question = await client.waitFor((m) => m.type === MessageType.Invocation, 3_000, "GetAnswer");
@@ -226,7 +203,7 @@ for (const protocol of PROTOCOLS) {
     });
 
     it("raw: a client-result Completion for an unknown id with no pending call is ignored", async () => {
-      const client = await openRaw(protocol);
+      const client = await openRaw(server.url("/hub"), protocol);
       try {
         client.send({ type: MessageType.Completion, invocationId: "42", result: "stray" });
         client.send({ type: MessageType.Completion, invocationId: "43", error: "stray" });

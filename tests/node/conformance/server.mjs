@@ -12,6 +12,7 @@ import {
   HubConnectionBuilder,
   JsonHubProtocol,
   LogLevel,
+  MessageType,
   NullLogger,
 } from "@microsoft/signalr";
 import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
@@ -429,5 +430,33 @@ export async function rawHub(url, protocol = "json", headers = {}) {
     close() {
       socket.destroy();
     },
+  };
+}
+
+/**
+ * Opens a raw hub connection and reads every hub message (pings dropped) into `messages` in the
+ * background. `waitFor(predicate)` resolves with the first matching message.
+ */
+export async function openRaw(url, protocol) {
+  const raw = await rawHub(url, protocol);
+  const messages = [];
+  (async () => {
+    for (;;) {
+      let message;
+      try {
+        message = await raw.receive(60_000);
+      } catch {
+        return; // closed (or, in theory, a minute of silence)
+      }
+      if (message.type !== MessageType.Ping) messages.push(message);
+    }
+  })();
+  return {
+    raw,
+    messages,
+    send: (message) => raw.send({ headers: {}, ...message }),
+    waitFor: (predicate, timeoutMs = 3_000, what = "message") =>
+      waitUntil(() => messages.find(predicate), timeoutMs, `no ${what}`),
+    close: () => raw.close(),
   };
 }

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { MessageType, Subject } from "@microsoft/signalr";
-import { PROTOCOLS, connect, delay, rawHub, startServer, stopAll, waitUntil, withTimeout } from "./server.mjs";
+import { PROTOCOLS, connect, delay, openRaw, startServer, stopAll, waitUntil, withTimeout } from "./server.mjs";
 
 let server;
 before(async () => {
@@ -42,33 +42,6 @@ async function rejectsWith(promise, text) {
 /** A Completion that carries neither a result nor an error (a stream's end). */
 const isBareCompletion = (m) => m.type === MessageType.Completion && m.result === undefined && m.error === undefined;
 
-/**
- * Opens a raw hub connection and reads every hub message (pings dropped) into `messages`
- * in the background. `waitFor(predicate)` resolves with the first matching message.
- */
-async function openRaw(protocol) {
-  const raw = await rawHub(server.url("/hub"), protocol);
-  const messages = [];
-  (async () => {
-    for (;;) {
-      let message;
-      try {
-        message = await raw.receive(60_000);
-      } catch {
-        return; // closed (or, in theory, a minute of silence)
-      }
-      if (message.type !== MessageType.Ping) messages.push(message);
-    }
-  })();
-  return {
-    raw,
-    messages,
-    send: (message) => raw.send({ headers: {}, ...message }),
-    waitFor: (predicate, timeoutMs = 3_000, what = "message") =>
-      waitUntil(() => messages.find(predicate), timeoutMs, `no ${what}`),
-    close: () => raw.close(),
-  };
-}
 
 for (const protocol of PROTOCOLS) {
   describe(`streams (${protocol})`, () => {
@@ -262,7 +235,7 @@ for (const protocol of PROTOCOLS) {
     });
 
     it("raw: Sum without streamIds gets the stream-count error", async () => {
-      const client = await openRaw(protocol);
+      const client = await openRaw(server.url("/hub"), protocol);
       try {
         client.send({ type: MessageType.Invocation, invocationId: "1", target: "Sum", arguments: [] });
         const reply = await client.waitFor((m) => m.invocationId === "1", 3_000, "reply to Sum");
@@ -277,7 +250,7 @@ for (const protocol of PROTOCOLS) {
     });
 
     it("raw: Echo with a stream id gets the stream-count error", async () => {
-      const client = await openRaw(protocol);
+      const client = await openRaw(server.url("/hub"), protocol);
       try {
         client.send({
           type: MessageType.Invocation,
@@ -302,7 +275,7 @@ for (const protocol of PROTOCOLS) {
     });
 
     it("raw: a StreamItem and a Completion for an unknown stream id are ignored", async () => {
-      const client = await openRaw(protocol);
+      const client = await openRaw(server.url("/hub"), protocol);
       try {
         client.send({ type: MessageType.StreamItem, invocationId: "zzz", item: 1 });
         client.send({ type: MessageType.Completion, invocationId: "zzz" });
@@ -318,7 +291,7 @@ for (const protocol of PROTOCOLS) {
     });
 
     it("raw: a reused stream invocation id is refused; CancelInvocation then ends the first stream", async () => {
-      const client = await openRaw(protocol);
+      const client = await openRaw(server.url("/hub"), protocol);
       try {
         const ticker = { type: MessageType.StreamInvocation, invocationId: "5", target: "Ticker", arguments: [20] };
         client.send(ticker);
@@ -367,7 +340,7 @@ for (const protocol of PROTOCOLS) {
     // invocations (only streams are cancellable there). This server cancels the unary method
     // (its Context cancellation fires), frees its slot at once, and sends nothing for it.
     it("raw: CancelInvocation of a unary Sleep frees the only invocation slot at once", async () => {
-      const client = await openRaw(protocol);
+      const client = await openRaw(server.url("/hub"), protocol);
       try {
         client.send({ type: MessageType.Invocation, invocationId: "1", target: "Sleep", arguments: [5000] });
         await delay(50);
@@ -388,7 +361,7 @@ for (const protocol of PROTOCOLS) {
     it(
       "raw: a cancelled unary invocation never gets a Completion (same outcome every time)",
       async () => {
-        const client = await openRaw(protocol);
+        const client = await openRaw(server.url("/hub"), protocol);
         try {
           for (let i = 0; i < 20; i++) {
             const id = `s${i}`;
