@@ -9,20 +9,20 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hub_core::hub::BoxFuture;
-use hub_core::negotiate::{
-    AvailableTransport, NegotiateRequest, NegotiateResponse, NegotiatedConnection, TransportType,
-};
+use hub_core::negotiate::TransportType;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::HubConfig;
 use crate::context::HubContext;
+use crate::cors::Cors;
 use crate::endpoint::{AttachError, Attachment, Endpoint, Lookup, WsAttach};
 use crate::lifecycle::{self, Attached};
+use crate::negotiation::negotiate;
 use crate::request::{Principal, RequestInfo};
+use crate::response::{status, text};
 use crate::transport::http::{DeliverError, HttpSource, Inbound};
 use crate::transport::long_polling::{LongPolling, PollOutcome};
 use crate::transport::{sse, websocket, TransportSink};
@@ -123,97 +123,6 @@ impl HubService {
     }
 }
 
-/// What CORS adds to the responses to one request.
-struct Cors {
-    /// CORS is configured and the request has an `Origin`: responses vary by it.
-    vary: bool,
-    /// The request's origin, if it is allowed.
-    allowed_origin: Option<HeaderValue>,
-}
-
-impl Cors {
-    fn evaluate(config: &HubConfig, headers: &HeaderMap) -> Cors {
-        let origin = config
-            .cors
-            .as_ref()
-            .and_then(|cors| Some((cors, headers.get(header::ORIGIN)?)));
-        match origin {
-            None => Cors {
-                vary: false,
-                allowed_origin: None,
-            },
-            Some((cors, origin)) => Cors {
-                vary: true,
-                allowed_origin: origin
-                    .to_str()
-                    .is_ok_and(|o| cors.is_allowed(o))
-                    .then(|| origin.clone()),
-            },
-        }
-    }
-
-    /// The answer to a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`), when CORS
-    /// is configured: 204, with the CORS headers if the origin is allowed.
-    fn preflight<B>(
-        &self,
-        config: &HubConfig,
-        request: &Request<B>,
-    ) -> Option<Response<ResponseBody>> {
-        let cors = config.cors.as_ref()?;
-        let headers = request.headers();
-        if request.method() != Method::OPTIONS
-            || !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-        {
-            return None;
-        }
-        let mut response = status(StatusCode::NO_CONTENT);
-        if self.allowed_origin.is_some() {
-            let requested: Vec<String> = headers
-                .get_all(header::ACCESS_CONTROL_REQUEST_HEADERS)
-                .iter()
-                .filter_map(|value| value.to_str().ok())
-                .flat_map(|value| value.split(','))
-                .map(|name| name.trim().to_ascii_lowercase())
-                .filter(|name| !name.is_empty())
-                .collect();
-            let allowed_headers =
-                if !requested.is_empty() && requested.iter().all(|name| cors.allows_header(name)) {
-                    requested.join(", ")
-                } else {
-                    cors.allowed_headers()
-                };
-            let out = response.headers_mut();
-            out.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, POST, DELETE"),
-            );
-            if let Ok(value) = HeaderValue::from_str(&allowed_headers) {
-                out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, value);
-            }
-            out.insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from(cors.max_age_secs()),
-            );
-        }
-        self.apply(&mut response);
-        Some(response)
-    }
-
-    fn apply(&self, response: &mut Response<ResponseBody>) {
-        let headers = response.headers_mut();
-        if self.vary {
-            headers.append(header::VARY, HeaderValue::from_static("Origin"));
-        }
-        if let Some(origin) = &self.allowed_origin {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-            headers.insert(
-                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                HeaderValue::from_static("true"),
-            );
-        }
-    }
-}
-
 pub(crate) fn normalize_path(path: &str) -> String {
     let trimmed = path.trim_end_matches('/');
     if trimmed.starts_with('/') {
@@ -221,76 +130,6 @@ pub(crate) fn normalize_path(path: &str) -> String {
     } else {
         format!("/{trimmed}")
     }
-}
-
-fn status(code: StatusCode) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(Bytes::new()).boxed());
-    *response.status_mut() = code;
-    response
-}
-
-/// A `text/plain` response (ASP.NET Core answers transport requests so, also when empty).
-fn text(code: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(body.into()).boxed());
-    *response.status_mut() = code;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    response
-}
-
-fn json(body: Vec<u8>) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// The transports a hub offers, in the order clients should try them.
-fn available_transports(config: &HubConfig) -> Vec<AvailableTransport> {
-    TransportType::ALL
-        .into_iter()
-        .filter(|&transport| config.allows(transport))
-        .map(AvailableTransport::from)
-        .collect()
-}
-
-async fn negotiate<B>(endpoint: &Arc<Endpoint>, request: Request<B>) -> Response<ResponseBody> {
-    if request.method() != Method::POST {
-        return status(StatusCode::METHOD_NOT_ALLOWED);
-    }
-    let (parts, _body) = request.into_parts();
-    let info = RequestInfo::from_parts(&parts);
-    if endpoint.authenticator.authenticate(&info).await.is_err() {
-        return status(StatusCode::UNAUTHORIZED);
-    }
-    let query = parts.uri.query().unwrap_or_default();
-    let negotiate = match NegotiateRequest::from_query(query, endpoint.config.min_negotiate_version)
-    {
-        Ok(negotiate) => negotiate,
-        Err(error) => return json(NegotiateResponse::Error(error.to_string()).to_json()),
-    };
-    // Stateful reconnect only when asked, and only WebSockets can use it.
-    let stateful = negotiate.use_stateful_reconnect
-        && endpoint.config.stateful_reconnect
-        && endpoint.config.allows(TransportType::WebSockets);
-    let (connection_id, token) = match endpoint.negotiate_connection(negotiate.version, stateful) {
-        Ok(pair) => pair,
-        Err(error) => {
-            tracing::error!(%error, "the operating system's random source failed; cannot create a connection id");
-            return status(StatusCode::INTERNAL_SERVER_ERROR);
-        }
-    };
-    let response = NegotiateResponse::Connection(NegotiatedConnection {
-        negotiate_version: negotiate.version,
-        connection_id: connection_id.to_string(),
-        connection_token: (negotiate.version > 0).then_some(token),
-        available_transports: available_transports(&endpoint.config),
-        use_stateful_reconnect: stateful,
-    });
-    json(response.to_json())
 }
 
 /// The transport endpoint `{hub}`: WebSocket upgrades, event streams and polls (GET), sends

@@ -1,0 +1,63 @@
+//! `POST {hub}/negotiate`: authenticate, apply the version rule, create a connection id and
+//! token, and list the transports this hub offers.
+
+use std::sync::Arc;
+
+use http::{Method, Request, Response, StatusCode};
+use hub_core::negotiate::{
+    AvailableTransport, NegotiateRequest, NegotiateResponse, NegotiatedConnection, TransportType,
+};
+
+use crate::config::HubConfig;
+use crate::endpoint::Endpoint;
+use crate::request::RequestInfo;
+use crate::response::{json, status};
+use crate::service::ResponseBody;
+
+/// The transports a hub offers, in the order clients should try them.
+fn available_transports(config: &HubConfig) -> Vec<AvailableTransport> {
+    TransportType::ALL
+        .into_iter()
+        .filter(|&transport| config.allows(transport))
+        .map(AvailableTransport::from)
+        .collect()
+}
+
+pub(crate) async fn negotiate<B>(
+    endpoint: &Arc<Endpoint>,
+    request: Request<B>,
+) -> Response<ResponseBody> {
+    if request.method() != Method::POST {
+        return status(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let (parts, _body) = request.into_parts();
+    let info = RequestInfo::from_parts(&parts);
+    if endpoint.authenticator.authenticate(&info).await.is_err() {
+        return status(StatusCode::UNAUTHORIZED);
+    }
+    let query = parts.uri.query().unwrap_or_default();
+    let negotiate = match NegotiateRequest::from_query(query, endpoint.config.min_negotiate_version)
+    {
+        Ok(negotiate) => negotiate,
+        Err(error) => return json(NegotiateResponse::Error(error.to_string()).to_json()),
+    };
+    // Stateful reconnect only when asked, and only WebSockets can use it.
+    let stateful = negotiate.use_stateful_reconnect
+        && endpoint.config.stateful_reconnect
+        && endpoint.config.allows(TransportType::WebSockets);
+    let (connection_id, token) = match endpoint.negotiate_connection(negotiate.version, stateful) {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::error!(%error, "the operating system's random source failed; cannot create a connection id");
+            return status(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+    };
+    let response = NegotiateResponse::Connection(NegotiatedConnection {
+        negotiate_version: negotiate.version,
+        connection_id: connection_id.to_string(),
+        connection_token: (negotiate.version > 0).then_some(token),
+        available_transports: available_transports(&endpoint.config),
+        use_stateful_reconnect: stateful,
+    });
+    json(response.to_json())
+}
