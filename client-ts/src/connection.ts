@@ -1,0 +1,126 @@
+import { NegotiateError, TransportError } from "./errors.js";
+import type { TransferFormat } from "./protocol.js";
+import {
+  HttpTransportType,
+  LongPollingTransport,
+  request,
+  ServerSentEventsTransport,
+  type Transport,
+  type TransportContext,
+  WebSocketTransport,
+} from "./transports.js";
+
+/** Options of `withUrl`. */
+export interface ConnectionOptions {
+  /** Allowed transports: a `HttpTransportType` bitmask (default: all three). */
+  transport?: number;
+  /** Connect a WebSocket straight to the URL without negotiating (WebSockets only). */
+  skipNegotiation?: boolean;
+  /** Called before each negotiate and transport connect; the token goes out as a bearer. */
+  accessTokenFactory?: () => string | undefined | Promise<string | undefined>;
+  /** Extra HTTP headers (the WebSocket upgrade gets them only where the implementation allows). */
+  headers?: Record<string, string>;
+  /** A `fetch` implementation (default: the global one). */
+  fetch?: typeof fetch;
+  /** A WebSocket constructor (default: the global one; in Node 20, pass `ws`). */
+  WebSocket?: unknown;
+}
+
+interface NegotiateResponse {
+  connectionId?: string;
+  connectionToken?: string;
+  negotiateVersion?: number;
+  availableTransports?: { transport: string; transferFormats: TransferFormat[] }[];
+  url?: string;
+  accessToken?: string;
+  error?: string;
+  ProtocolVersion?: string;
+}
+
+const TRANSPORTS: Record<string, [number, new (cx: TransportContext) => Transport]> = {
+  WebSockets: [HttpTransportType.WebSockets, WebSocketTransport],
+  ServerSentEvents: [HttpTransportType.ServerSentEvents, ServerSentEventsTransport],
+  LongPolling: [HttpTransportType.LongPolling, LongPollingTransport],
+};
+
+/** Negotiates (following redirects) and connects the first transport that works. */
+export async function openConnection(
+  baseUrl: string,
+  options: ConnectionOptions,
+  format: TransferFormat,
+): Promise<{ transport: Transport; connectionId?: string; kind: string }> {
+  let redirectToken: string | undefined;
+  const cx: TransportContext = {
+    fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
+    WebSocket: options.WebSocket,
+    token: async () => redirectToken ?? (await options.accessTokenFactory?.()) ?? undefined,
+    headers: async () => {
+      const token = await cx.token();
+      return { ...options.headers, ...(token ? { Authorization: "Bearer " + token } : {}) };
+    },
+  };
+  const allowed = options.transport ?? 7;
+
+  if (options.skipNegotiation) {
+    if (allowed !== HttpTransportType.WebSockets) {
+      throw new TransportError("Negotiation can only be skipped when using the WebSocket transport directly.");
+    }
+    const transport = new WebSocketTransport(cx);
+    await transport.connect(baseUrl);
+    return { transport, kind: "WebSockets" };
+  }
+
+  const negotiate = async (): Promise<NegotiateResponse> => {
+    for (let hop = 0; hop < 100; hop++) {
+      const [path, query] = baseUrl.split("?");
+      const url = path.replace(/\/$/, "") + "/negotiate?" + (query ? query + "&" : "") + "negotiateVersion=1";
+      let response: Response;
+      try {
+        response = await request(cx, "POST", url);
+      } catch (error) {
+        throw new NegotiateError(`Failed to complete negotiation with the server: ${error}`);
+      }
+      if (response.status !== 200) {
+        const text = (await response.text().catch(() => "")) || response.statusText;
+        throw new NegotiateError(
+          `Failed to complete negotiation with the server: Error: ${text}: Status code '${response.status}'` +
+            (response.status === 404
+              ? " Either this is not a SignalR endpoint or there is a proxy blocking the connection."
+              : ""),
+          response.status,
+        );
+      }
+      const body = (await response.json()) as NegotiateResponse;
+      if (body.error) throw new NegotiateError(body.error, 200);
+      if (body.ProtocolVersion) {
+        throw new NegotiateError("Detected a connection attempt to an ASP.NET SignalR Server. This client only supports connecting to an ASP.NET Core SignalR Server.", 200);
+      }
+      if (!body.url) return body;
+      baseUrl = body.url;
+      if (body.accessToken) redirectToken = body.accessToken;
+    }
+    throw new NegotiateError("Negotiate redirection limit exceeded.");
+  };
+
+  let negotiated: NegotiateResponse | undefined = await negotiate();
+  const errors: string[] = [];
+  for (const offer of negotiated.availableTransports ?? []) {
+    const entry = TRANSPORTS[offer.transport];
+    if (!entry || !(allowed & entry[0]) || !offer.transferFormats.includes(format)) continue;
+    try {
+      // A failed attempt may have used up the token: negotiate again for each fallback.
+      negotiated ??= await negotiate();
+      const token = (negotiated.negotiateVersion ?? 0) > 0 ? negotiated.connectionToken : negotiated.connectionId;
+      const transport = new entry[1](cx);
+      await transport.connect(baseUrl + (baseUrl.includes("?") ? "&" : "?") + "id=" + encodeURIComponent(token!), format);
+      return { transport, connectionId: negotiated.connectionId, kind: offer.transport };
+    } catch (error) {
+      if (error instanceof NegotiateError) throw error;
+      errors.push(`${offer.transport}: ${(error as Error).message}`);
+      negotiated = undefined;
+    }
+  }
+  throw new TransportError(
+    errors.length ? `Unable to connect to the server with any of the available transports. ${errors.join(" ")}` : "None of the transports supported by the client are supported by the server.",
+  );
+}

@@ -1,0 +1,36 @@
+/** Base class of every error this client raises. */
+export class HubClientError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Negotiation failed: a non-200 status (see `status`), an `error` field, or too many redirects. */
+export class NegotiateError extends HubClientError {
+  constructor(message: string, readonly status?: number) {
+    super(message);
+  }
+}
+
+/** The server refused the handshake (`Server returned handshake error: …`). */
+export class HandshakeError extends HubClientError {}
+
+/** A hub method failed on the server: the message is the server's Completion error text. */
+export class HubError extends HubClientError {}
+
+/** The connection closed (or could not start) while the operation was pending. */
+export class ConnectionClosedError extends HubClientError {}
+
+/** The server went silent for longer than the server timeout. */
+export class TimeoutError extends HubClientError {}
+
+/** The operation was cancelled through its AbortSignal. */
+export class AbortError extends HubClientError {
+  constructor(message = "The operation was aborted.") {
+    super(message);
+  }
+}
+
+/** A transport could not connect or failed. */
+export class TransportError extends HubClientError {}

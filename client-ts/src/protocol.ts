@@ -1,0 +1,75 @@
+/** Hub message types (§4 of the wire spec). */
+export const MessageType = {
+  Invocation: 1,
+  StreamItem: 2,
+  Completion: 3,
+  StreamInvocation: 4,
+  CancelInvocation: 5,
+  Ping: 6,
+  Close: 7,
+} as const;
+
+/** A hub message; which fields are set depends on `type`. */
+export interface HubMessage {
+  type: number;
+  invocationId?: string;
+  target?: string;
+  arguments?: unknown[];
+  streamIds?: string[];
+  item?: unknown;
+  result?: unknown;
+  error?: string;
+  allowReconnect?: boolean;
+  headers?: Record<string, string>;
+}
+
+export type TransferFormat = "Text" | "Binary";
+
+/** A hub protocol: its handshake name and version, and how it frames messages. */
+export interface HubProtocol {
+  readonly name: string;
+  readonly version: number;
+  readonly transferFormat: TransferFormat;
+  /** A parser for one connection: feed it chunks in any split, it returns the whole messages. */
+  createParser(): (chunk: string | Uint8Array) => HubMessage[];
+  /** One framed message. */
+  write(message: HubMessage): string | Uint8Array;
+}
+
+export const RS = "\x1e";
+
+/**
+ * Splits `␞`-terminated text records out of chunks that may be split anywhere, even inside
+ * a multi-byte UTF-8 character (binary chunks are decoded as a stream).
+ */
+export function createTextFramer(): (chunk: string | Uint8Array) => string[] {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  return (chunk) => {
+    buffer += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+    const records = buffer.split(RS);
+    buffer = records.pop()!;
+    return records;
+  };
+}
+
+/** The JSON hub protocol (`json`, version 1, Text). */
+export class JsonHubProtocol implements HubProtocol {
+  readonly name = "json";
+  readonly version = 1;
+  readonly transferFormat = "Text";
+
+  createParser() {
+    const framer = createTextFramer();
+    return (chunk: string | Uint8Array) =>
+      framer(chunk).map((record) => {
+        const message = JSON.parse(record);
+        if (!message || typeof message.type !== "number") throw new Error("Invalid payload.");
+        return message as HubMessage;
+      });
+  }
+
+  write(message: HubMessage): string {
+    return JSON.stringify(message) + RS;
+  }
+}
