@@ -2,7 +2,7 @@
 import { build } from "esbuild";
 import { gzipSync } from "node:zlib";
 
-for (const [name, entry] of [["core (json, 3 transports, reconnect)", "src/index.ts"], ["msgpack entry (without @msgpack/msgpack)", "src/msgpack.ts"]]) {
+for (const [name, entry] of [["core (json, 3 transports, reconnect, stateful reconnect)", "src/index.ts"], ["msgpack entry (without @msgpack/msgpack)", "src/msgpack.ts"]]) {
   const result = await build({
     entryPoints: [entry],
     bundle: true,

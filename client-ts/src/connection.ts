@@ -1,4 +1,4 @@
-import { NegotiateError, TransportError } from "./errors.js";
+import { NegotiateError, TimeoutError, TransportError } from "./errors.js";
 import type { TransferFormat } from "./protocol.js";
 import {
   HttpTransportType,
@@ -24,6 +24,8 @@ export interface ConnectionOptions {
   fetch?: typeof fetch;
   /** A WebSocket constructor (default: the global one; in Node 20, pass `ws`). */
   WebSocket?: unknown;
+  /** Timeout of negotiate, POST and DELETE requests in ms (default 100 000; 0 = none). Long polls have their own 100 s. */
+  timeout?: number;
 }
 
 interface NegotiateResponse {
@@ -35,6 +37,7 @@ interface NegotiateResponse {
   accessToken?: string;
   error?: string;
   ProtocolVersion?: string;
+  useStatefulReconnect?: boolean;
 }
 
 const TRANSPORTS: Record<string, [number, new (cx: TransportContext) => Transport]> = {
@@ -48,11 +51,13 @@ export async function openConnection(
   baseUrl: string,
   options: ConnectionOptions,
   format: TransferFormat,
-): Promise<{ transport: Transport; connectionId?: string; kind: string }> {
+  stateful?: boolean,
+): Promise<{ transport: Transport; connectionId?: string; kind: string; reopen?: (setup: (transport: Transport) => void) => Promise<Transport> }> {
   let redirectToken: string | undefined;
   const cx: TransportContext = {
     fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
     WebSocket: options.WebSocket,
+    timeout: options.timeout ?? 100_000,
     token: async () => redirectToken ?? (await options.accessTokenFactory?.()) ?? undefined,
     headers: async () => {
       const token = await cx.token();
@@ -73,12 +78,15 @@ export async function openConnection(
   const negotiate = async (): Promise<NegotiateResponse> => {
     for (let hop = 0; hop < 100; hop++) {
       const [path, query] = baseUrl.split("?");
-      const url = path.replace(/\/$/, "") + "/negotiate?" + (query ? query + "&" : "") + "negotiateVersion=1";
+      const url =
+        path.replace(/\/$/, "") + "/negotiate?" + (query ? query + "&" : "") + "negotiateVersion=1" +
+        (stateful ? "&useStatefulReconnect=true" : "");
       let response: Response;
       try {
         response = await request(cx, "POST", url);
       } catch (error) {
-        throw new NegotiateError(`Failed to complete negotiation with the server: ${error}`);
+        const message = `Failed to complete negotiation with the server: ${error}`;
+        throw error instanceof TimeoutError ? new TimeoutError(message) : new NegotiateError(message);
       }
       if (response.status !== 200) {
         const text = (await response.text().catch(() => "")) || response.statusText;
@@ -92,6 +100,9 @@ export async function openConnection(
       }
       const body = (await response.json()) as NegotiateResponse;
       if (body.error) throw new NegotiateError(body.error, 200);
+      if (body.useStatefulReconnect && !stateful) {
+        throw new NegotiateError("Client didn't negotiate Stateful Reconnect but the server did.", 200);
+      }
       if (body.ProtocolVersion) {
         throw new NegotiateError("Detected a connection attempt to an ASP.NET SignalR Server. This client only supports connecting to an ASP.NET Core SignalR Server.", 200);
       }
@@ -112,8 +123,19 @@ export async function openConnection(
       negotiated ??= await negotiate();
       const token = (negotiated.negotiateVersion ?? 0) > 0 ? negotiated.connectionToken : negotiated.connectionId;
       const transport = new entry[1](cx);
-      await transport.connect(baseUrl + (baseUrl.includes("?") ? "&" : "?") + "id=" + encodeURIComponent(token!), format);
-      return { transport, connectionId: negotiated.connectionId, kind: offer.transport };
+      const url = baseUrl + (baseUrl.includes("?") ? "&" : "?") + "id=" + encodeURIComponent(token!);
+      await transport.connect(url, format);
+      // Stateful reconnect (WebSockets only): a dropped socket reopens the same URL.
+      const reopen =
+        negotiated.useStatefulReconnect && transport instanceof WebSocketTransport
+          ? async (setup: (transport: Transport) => void) => {
+              const socket = new WebSocketTransport(cx);
+              setup(socket); // the server's Sequence may come with the upgrade
+              await socket.connect(url);
+              return socket;
+            }
+          : undefined;
+      return { transport, connectionId: negotiated.connectionId, kind: offer.transport, reopen };
     } catch (error) {
       if (error instanceof NegotiateError) throw error;
       errors.push(`${offer.transport}: ${(error as Error).message}`);

@@ -34,7 +34,27 @@ export interface HubConnectionOptions {
   keepAliveIntervalInMilliseconds: number;
   serverTimeoutInMilliseconds: number;
   logger?: Logger;
+  /** Set by `withStatefulReconnect`: the send buffer in bytes. */
+  statefulReconnectBufferSize?: number;
 }
+
+/** Stateful reconnect bookkeeping of one logical connection. */
+interface Session {
+  /** Sent tracked messages not acked yet, oldest first. */
+  buffer: { id: number; data: Data; size: number; release(): void; fail(error: Error): void }[];
+  bytes: number;
+  /** Tracked messages sent so far (the last id). */
+  sent: number;
+  /** The id the next incoming tracked message has; the highest one processed. */
+  nextIn: number;
+  latestIn: number;
+  waitSequence: boolean;
+  resuming: boolean;
+  ackTimer?: ReturnType<typeof setTimeout>;
+  reopen: (setup: (transport: Transport) => void) => Promise<Transport>;
+}
+
+const RESUME_DELAYS = [0, 200, 1000, 2000];
 
 export type Handler = (...args: any[]) => unknown;
 
@@ -92,6 +112,9 @@ export class HubConnection {
   private transportClosed?: Promise<void>;
   private startPromise?: Promise<void>;
   private longPolling = false;
+  /** Replaced on each new connection (uploads stop when it changes). */
+  private generation = {};
+  private session?: Session;
 
   /** @internal Use HubConnectionBuilder. */
   constructor(
@@ -145,12 +168,18 @@ export class HubConnection {
   /** Negotiate, transport, handshake. On success the connection is live. */
   private async connect(): Promise<void> {
     const protocol = this.options.protocol;
-    const { transport, connectionId, kind } = await openConnection(
+    const bufferSize = this.options.statefulReconnectBufferSize;
+    const { transport, connectionId, kind, reopen } = await openConnection(
       this.url,
       this.connectionOptions,
       protocol.transferFormat,
+      bufferSize !== undefined,
     );
     this.transport = transport;
+    this.generation = {};
+    this.session = reopen
+      ? { buffer: [], bytes: 0, sent: 0, nextIn: 1, latestIn: 0, waitSequence: false, resuming: false, reopen }
+      : undefined;
     this.longPolling = kind === "LongPolling";
     this.closeError = undefined;
     this.allowReconnect = true;
@@ -193,21 +222,13 @@ export class HubConnection {
         if (!rest.length) return;
         data = rest;
       }
-      let messages: HubMessage[];
-      try {
-        messages = this.parse(data);
-      } catch (error) {
-        this.closeError = error as Error;
-        this.transport?.stop();
-        return;
-      }
-      for (const message of messages) this.dispatch(message);
+      this.receive(data);
     };
     this.transportClosed = new Promise((resolve) => {
       transport.onclose = (error) => {
         handshake.reject(error ?? new HandshakeError("The connection closed during the handshake."));
         resolve();
-        if (this.transport === transport && this.parse === parser) this.onTransportClose(error);
+        if (this.transport === transport && this.parse === parser) this.dropped(error);
       };
     });
     try {
@@ -216,7 +237,8 @@ export class HubConnection {
         this.options.serverTimeoutInMilliseconds,
       );
       await Promise.all([
-        transport.send(JSON.stringify({ protocol: protocol.name, version: protocol.version }) + RS),
+        // Stateful reconnect needs handshake version 2.
+        transport.send(JSON.stringify({ protocol: protocol.name, version: this.session ? 2 : protocol.version }) + RS),
         handshakeDone.finally(() => clearTimeout(timer)),
       ]);
     } catch (error) {
@@ -228,6 +250,124 @@ export class HubConnection {
     this._connectionId = connectionId ?? null;
     this.resetTimeout();
     if (!this.longPolling) this.sendMessage({ type: T.Ping }).catch(() => {});
+  }
+
+  private receive(data: Data) {
+    let messages: HubMessage[];
+    try {
+      messages = this.parse!(data);
+    } catch (error) {
+      this.closeError = error as Error;
+      this.transport?.stop();
+      return;
+    }
+    for (const message of messages) if (this.accept(message)) this.dispatch(message);
+  }
+
+  /** Stateful reconnect: handles Ack/Sequence and drops what must not be processed. */
+  private accept(message: HubMessage): boolean {
+    const session = this.session;
+    if (!session) return true;
+    const type = message.type;
+    if (session.waitSequence) {
+      if (type !== T.Sequence) return false;
+      session.waitSequence = false;
+    }
+    if (type === T.Sequence) {
+      if (message.sequenceId! > session.nextIn) {
+        this.closeError = new ConnectionClosedError("Sequence ID greater than amount of messages we've received.");
+        this.transport?.stop();
+      } else session.nextIn = message.sequenceId!;
+      return false;
+    }
+    if (type === T.Ack) {
+      let i = 0;
+      for (const item of session.buffer) {
+        if (item.id > message.sequenceId!) break;
+        session.bytes -= item.size;
+        i++;
+      }
+      session.buffer.splice(0, i).forEach((item) => item.release());
+      // Sends waiting for room go on while the unacked bytes stay under the limit.
+      let bytes = 0;
+      for (const item of session.buffer) {
+        if ((bytes += item.size) >= this.options.statefulReconnectBufferSize!) break;
+        item.release();
+      }
+      return false;
+    }
+    if (type > T.CancelInvocation) return true;
+    const id = session.nextIn++;
+    if (id <= session.latestIn) return false; // already processed before the reconnect
+    session.latestIn = id;
+    session.ackTimer ??= setTimeout(() => {
+      session.ackTimer = undefined;
+      if (!session.resuming && this.session === session) {
+        this.sendMessage({ type: T.Ack, sequenceId: session.latestIn }).catch(() => {});
+      }
+    }, 1000);
+    return true;
+  }
+
+  /** The transport closed: resume a stateful session after an unexpected drop, else close. */
+  private dropped(error?: Error) {
+    const session = this.session;
+    if (session && error && !this.closeError && this._state === HubConnectionState.Connected) {
+      this.resume(session, error);
+    } else {
+      this.onTransportClose(error);
+    }
+  }
+
+  /** Reopens the same connection (no negotiate, no handshake), sends Sequence and replays. */
+  private async resume(session: Session, error: Error) {
+    session.resuming = session.waitSequence = true;
+    clearTimeout(this.pingTimer);
+    clearTimeout(this.timeoutTimer);
+    this.log(LogLevel.Information, `Connection lost (${error.message}); resuming it.`);
+    const write = (m: HubMessage) => this.options.protocol.write(m);
+    for (const wait of RESUME_DELAYS) {
+      await delay(wait, this.lifetime.signal);
+      if (this._state !== HubConnectionState.Connected) break;
+      let transport!: Transport;
+      const parse = this.options.protocol.createParser();
+      try {
+        await session.reopen((t) => {
+          this.transport = transport = t;
+          this.parse = parse;
+          t.onreceive = (data) => {
+            if (!session.resuming) this.resetTimeout();
+            this.receive(data);
+          };
+          this.transportClosed = new Promise((resolve) => {
+            t.onclose = (e) => {
+              resolve();
+              if (this.transport === t) this.dropped(e);
+            };
+          });
+        });
+      } catch (e) {
+        this.log(LogLevel.Debug, `Resume attempt failed: ${e}`);
+        continue;
+      }
+      if (this._state !== HubConnectionState.Connected) {
+        await transport.stop();
+        break;
+      }
+      try {
+        await transport.send(write({ type: T.Sequence, sequenceId: session.buffer[0]?.id ?? session.sent + 1 }));
+        for (const item of [...session.buffer]) await transport.send(item.data);
+      } catch {
+        return; // it closed again: its onclose resumes once more
+      }
+      session.resuming = false;
+      this.resetTimeout();
+      this.sendMessage({ type: T.Ping }).catch(() => {});
+      this.log(LogLevel.Information, "Connection resumed.");
+      return;
+    }
+    if (this.session !== session || this._state === HubConnectionState.Disconnected) return;
+    this.onTransportClose(error);
   }
 
   private resetTimeout() {
@@ -249,7 +389,21 @@ export class HubConnection {
       );
     }
     this.log(LogLevel.Trace, `send ${JSON.stringify(message)}`);
-    await this.transport.send(this.options.protocol.write(message));
+    const data = this.options.protocol.write(message);
+    const session = this.session;
+    if (!session || message.type > T.CancelInvocation) {
+      if (session?.resuming) return; // Ping/Ack/Close on a dropped socket
+      return this.transport.send(data);
+    }
+    // Tracked: numbered, kept until acked, replayed after a resume; waits while the buffer is full.
+    const size = typeof data === "string" ? data.length : data.byteLength;
+    let room: Promise<void> | undefined;
+    let item!: Session["buffer"][number];
+    room = new Promise<void>((release, fail) => (item = { id: ++session.sent, data, size, release, fail }));
+    session.buffer.push(item);
+    if ((session.bytes += size) < this.options.statefulReconnectBufferSize!) item.release();
+    if (!session.resuming) await this.transport.send(data).catch(() => {}); // a lost send is replayed
+    await room;
   }
 
   private dispatch(message: HubMessage) {
@@ -308,6 +462,12 @@ export class HubConnection {
     this.transport = undefined;
     error = this.closeError ?? error;
     const closed = error ?? new ConnectionClosedError("Invocation canceled due to the underlying connection being closed.");
+    const session = this.session;
+    this.session = undefined;
+    if (session) {
+      clearTimeout(session.ackTimer);
+      for (const item of session.buffer) item.fail(closed);
+    }
     for (const call of this.pending.values()) call.done(closed);
     this.pending.clear();
     if (this._state === HubConnectionState.Connecting) return; // start() reports it
@@ -373,6 +533,7 @@ export class HubConnection {
     this.allowReconnect = false;
     const transport = this.transport;
     if (!transport) return this.finish();
+    if (this.session?.resuming) return this.onTransportClose(); // the socket is gone already
     await this.sendMessage({ type: T.Close }).catch(() => {});
     await transport.stop();
     await this.transportClosed;
@@ -419,17 +580,17 @@ export class HubConnection {
   }
 
   private async upload(source: AsyncIterable<unknown>, id: string) {
-    const transport = this.transport;
+    const generation = this.generation;
     let error: string | undefined;
     try {
       for await (const item of source) {
-        if (this.transport !== transport) return;
+        if (this.generation !== generation || !this.transport) return;
         await this.sendMessage({ type: T.StreamItem, invocationId: id, item });
       }
     } catch (e) {
       error = e instanceof Error ? e.message : String(e);
     }
-    if (this.transport !== transport) return;
+    if (this.generation !== generation || !this.transport) return;
     const end: HubMessage = { type: T.Completion, invocationId: id };
     if (error !== undefined) end.error = error;
     await this.sendMessage(end).catch(() => {});
@@ -579,6 +740,15 @@ export class HubConnectionBuilder {
     this.options.reconnectPolicy = Array.isArray(retry)
       ? { nextRetryDelayInMilliseconds: ({ previousRetryCount: n }) => retry[n] ?? null }
       : retry;
+    return this;
+  }
+  /**
+   * Stateful reconnect (WebSockets, when the server agrees): a dropped socket is reopened for the
+   * same connection and unacknowledged messages are replayed, without reconnect events.
+   * `bufferSize`: bytes of unacknowledged messages before sends wait (default 100 000).
+   */
+  withStatefulReconnect(options: { bufferSize?: number } = {}): this {
+    this.options.statefulReconnectBufferSize = options.bufferSize ?? 100_000;
     return this;
   }
   withKeepAliveInterval(milliseconds: number): this {

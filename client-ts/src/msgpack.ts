@@ -61,6 +61,10 @@ export class MessagePackHubProtocol implements HubProtocol {
       case 7:
         array = [7, m.error ?? null];
         break;
+      case 8:
+      case 9:
+        array = [m.type, m.sequenceId];
+        break;
       default:
         array = [m.type];
     }
@@ -106,6 +110,9 @@ function toMessage(a: any[]): HubMessage | undefined {
       return { type: 6 };
     case 7:
       return { type: 7, error: a[1] ?? undefined, allowReconnect: !!a[2] };
+    case 8:
+    case 9:
+      return { type: a[0], sequenceId: a[1] };
   }
   return undefined;
 }

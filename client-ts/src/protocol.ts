@@ -7,6 +7,8 @@ export const MessageType = {
   CancelInvocation: 5,
   Ping: 6,
   Close: 7,
+  Ack: 8,
+  Sequence: 9,
 } as const;
 
 /** A hub message; which fields are set depends on `type`. */
@@ -21,6 +23,7 @@ export interface HubMessage {
   error?: string;
   allowReconnect?: boolean;
   headers?: Record<string, string>;
+  sequenceId?: number;
 }
 
 export type TransferFormat = "Text" | "Binary";

@@ -1,4 +1,4 @@
-import { TransportError } from "./errors.js";
+import { TimeoutError, TransportError } from "./errors.js";
 import type { TransferFormat } from "./protocol.js";
 
 /** Transport flags, as in `@microsoft/signalr` (combine with `|`). */
@@ -17,6 +17,8 @@ export interface TransportContext {
   WebSocket?: any;
   headers: () => Promise<Record<string, string>>;
   token: () => Promise<string | undefined>;
+  /** The timeout of negotiate, POST and DELETE requests (ms; 0 = none). */
+  timeout: number;
 }
 
 export interface Transport {
@@ -34,7 +36,10 @@ async function tokenUrl(url: string, cx: TransportContext) {
   return token ? withQuery(url, "access_token=" + encodeURIComponent(token)) : url;
 }
 
-/** An HTTP request with the SignalR headers; rejects on network errors only. */
+/**
+ * An HTTP request with the SignalR headers; rejects on network errors only, and with
+ * TimeoutError when no response came within `timeout` ms (default: the context's; 0 = none).
+ */
 export async function request(
   cx: TransportContext,
   method: string,
@@ -42,14 +47,28 @@ export async function request(
   body?: Data,
   signal?: AbortSignal,
   extra?: Record<string, string>,
+  timeout = cx.timeout,
 ): Promise<Response> {
-  return cx.fetch(url, {
-    method,
-    body: body as BodyInit | undefined,
-    headers: { "X-Requested-With": "XMLHttpRequest", ...(await cx.headers()), ...extra },
-    credentials: "include",
-    signal,
-  });
+  const controller = timeout ? new AbortController() : undefined;
+  let timedOut = false;
+  const timer = timeout && setTimeout(() => ((timedOut = true), controller!.abort()), timeout);
+  const forward = () => controller?.abort();
+  if (signal?.aborted) forward();
+  signal?.addEventListener("abort", forward);
+  try {
+    return await cx.fetch(url, {
+      method,
+      body: body as BodyInit | undefined,
+      headers: { "X-Requested-With": "XMLHttpRequest", ...(await cx.headers()), ...extra },
+      credentials: "include",
+      signal: controller?.signal ?? signal,
+    });
+  } catch (error) {
+    throw timedOut ? new TimeoutError("A timeout occurred.") : error;
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", forward);
+  }
 }
 
 function httpFailure(response: Response, what: string) {
@@ -99,7 +118,7 @@ export class ServerSentEventsTransport extends HttpTransport {
     this.url = url;
     const response = await request(this.cx, "GET", url, undefined, this.abort.signal, {
       Accept: "text/event-stream",
-    });
+    }, 0);
     if (!response.ok || !response.body) throw httpFailure(response, "Server-Sent Events");
     this.read(response.body.getReader());
   }
@@ -144,13 +163,18 @@ export class LongPollingTransport extends HttpTransport {
 
   private poll() {
     const extra: Record<string, string> = this.format === "Binary" ? { Accept: "application/octet-stream" } : {};
-    return request(this.cx, "GET", withQuery(this.url, "_=" + Date.now()), undefined, this.abort.signal, extra);
+    // Polls have their own 100 s timeout (the server answers within 90 s); one that times out is retried.
+    return request(this.cx, "GET", withQuery(this.url, "_=" + Date.now()), undefined, this.abort.signal, extra, 100_000);
   }
 
   private async loop() {
     try {
       while (!this.closed) {
-        const response = await this.poll();
+        const response = await this.poll().catch((error) => {
+          if (error instanceof TimeoutError) return;
+          throw error;
+        });
+        if (!response) continue;
         if (response.status === 204) return this.close();
         if (response.status !== 200) return this.close(httpFailure(response, "Long polling"));
         const body =
