@@ -358,12 +358,7 @@ impl MessageReader<'_> {
             .filter(|id| !id.is_empty());
         let target = self.string("target")?;
         let arguments = self.arguments()?;
-        // JS clients leave out the stream ids when there are none.
-        let stream_ids = if self.left > 0 {
-            self.stream_ids()?
-        } else {
-            Vec::new()
-        };
+        let stream_ids = self.optional_stream_ids()?;
         Ok(HubMessage::Invocation(Invocation {
             headers,
             invocation_id,
@@ -373,16 +368,22 @@ impl MessageReader<'_> {
         }))
     }
 
+    /// The stream ids of an (stream) invocation: JS clients leave the element out when there are
+    /// none (5-element arrays).
+    fn optional_stream_ids(&mut self) -> Result<Vec<ByteString>, ProtocolError> {
+        if self.left > 0 {
+            self.stream_ids()
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
     fn stream_invocation(&mut self) -> Result<HubMessage, ProtocolError> {
         let headers = self.headers()?;
         let invocation_id = self.string("invocationId")?;
         let target = self.string("target")?;
         let arguments = self.arguments()?;
-        let stream_ids = if self.left > 0 {
-            self.stream_ids()?
-        } else {
-            Vec::new()
-        };
+        let stream_ids = self.optional_stream_ids()?;
         Ok(HubMessage::StreamInvocation(StreamInvocation {
             headers,
             invocation_id,
