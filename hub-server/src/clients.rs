@@ -1,6 +1,11 @@
 //! Who to send to: `clients.all()`, `.group("g")`, `.user(id)`, … and group management.
+//!
+//! Proxies come untyped ([`ClientProxy`], [`SingleClientProxy`]: name the client method, pass a
+//! tuple of arguments) or typed, from a `#[hub_client]` trait: `Clients<C>` hands out `C::Many`
+//! and `C::Single`, so `clients.group("g")` has exactly the callbacks the trait declares.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,12 +14,132 @@ use hub_core::protocol::{EncodeArguments, Invocation};
 use serde::de::DeserializeOwned;
 
 use crate::lifetime::{LifetimeManager, PreparedMessage, Target};
+use crate::registry::ClientMetadata;
 
-/// Picks the connections a message goes to. Cheap to clone.
-#[derive(Clone)]
-pub struct Clients {
+/// A family of client proxies: what [`Clients`] hands out for many connections and for one.
+///
+/// [`ClientProxy`] is the untyped family (the default everywhere); the `#[hub_client]` macro
+/// implements this for the typed proxy it generates (`ChatClient` → `ChatClientProxy`).
+pub trait ClientCallbacks: Send + Sync + 'static {
+    /// The proxy for targets that may reach many connections (all, groups, users, …).
+    type Many: Send + Sync + 'static;
+    /// The proxy for exactly one connection; it can also await client results.
+    type Single: Send + Sync + 'static;
+    /// The callbacks, for code generation (empty for untyped proxies).
+    const METADATA: ClientMetadata;
+
+    /// Wraps an untyped proxy for many connections.
+    fn many(proxy: ClientProxy) -> Self::Many;
+    /// Wraps an untyped proxy for one connection.
+    fn single(proxy: SingleClientProxy) -> Self::Single;
+}
+
+impl ClientCallbacks for ClientProxy {
+    type Many = ClientProxy;
+    type Single = SingleClientProxy;
+    const METADATA: ClientMetadata = ClientMetadata {
+        name: "",
+        docs: "",
+        callbacks: &[],
+    };
+
+    fn many(proxy: ClientProxy) -> ClientProxy {
+        proxy
+    }
+
+    fn single(proxy: SingleClientProxy) -> SingleClientProxy {
+        proxy
+    }
+}
+
+/// How many connections a typed proxy reaches: [`ManyClients`] or [`SingleClient`]. Typed proxies
+/// (`ChatClientProxy<K>`) are generic over it, so callbacks that return a result exist only where
+/// one connection answers.
+pub trait ProxyKind: Send + Sync + 'static {
+    /// The untyped proxy underneath.
+    type Proxy: Clone + Send + Sync + 'static;
+
+    /// Calls `method` without waiting for an answer.
+    fn send<A: EncodeArguments>(
+        proxy: &Self::Proxy,
+        method: &str,
+        arguments: A,
+    ) -> impl Future<Output = ()> + Send + 'static + use<Self, A>;
+}
+
+/// A typed proxy that may reach many connections (all, a group, a user, …).
+#[derive(Debug)]
+pub enum ManyClients {}
+
+/// A typed proxy that reaches exactly one connection (the caller, or a connection by id).
+#[derive(Debug)]
+pub enum SingleClient {}
+
+impl ProxyKind for ManyClients {
+    type Proxy = ClientProxy;
+
+    fn send<A: EncodeArguments>(
+        proxy: &ClientProxy,
+        method: &str,
+        arguments: A,
+    ) -> impl Future<Output = ()> + Send + 'static + use<A> {
+        proxy.send(method, arguments)
+    }
+}
+
+impl ProxyKind for SingleClient {
+    type Proxy = SingleClientProxy;
+
+    fn send<A: EncodeArguments>(
+        proxy: &SingleClientProxy,
+        method: &str,
+        arguments: A,
+    ) -> impl Future<Output = ()> + Send + 'static + use<A> {
+        proxy.send(method, arguments)
+    }
+}
+
+/// The proxy kinds that can await a client's result: only [`SingleClient`].
+#[diagnostic::on_unimplemented(
+    message = "a client result cannot be awaited from a proxy that may reach many connections",
+    label = "this callback returns a value, so exactly one client must answer it",
+    note = "call it on `clients.caller()` or `clients.client(connection_id)`, which reach one connection"
+)]
+pub trait ResultKind: ProxyKind {
+    /// Calls `method` and waits for the client's result.
+    fn invoke<R: DeserializeOwned, A: EncodeArguments>(
+        proxy: &Self::Proxy,
+        method: &str,
+        arguments: A,
+    ) -> impl Future<Output = Result<R, HubError>> + Send + 'static + use<Self, R, A>;
+}
+
+impl ResultKind for SingleClient {
+    fn invoke<R: DeserializeOwned, A: EncodeArguments>(
+        proxy: &SingleClientProxy,
+        method: &str,
+        arguments: A,
+    ) -> impl Future<Output = Result<R, HubError>> + Send + 'static + use<R, A> {
+        proxy.invoke(method, arguments)
+    }
+}
+
+/// Picks the connections a message goes to, handing out proxies of the family `C` (untyped by
+/// default). Cheap to clone.
+pub struct Clients<C: ClientCallbacks = ClientProxy> {
     manager: Arc<dyn LifetimeManager>,
     client_result_timeout: Duration,
+    family: PhantomData<fn() -> C>,
+}
+
+impl<C: ClientCallbacks> Clone for Clients<C> {
+    fn clone(&self) -> Self {
+        Clients {
+            manager: self.manager.clone(),
+            client_result_timeout: self.client_result_timeout,
+            family: PhantomData,
+        }
+    }
 }
 
 impl Clients {
@@ -22,18 +147,30 @@ impl Clients {
         Clients {
             manager,
             client_result_timeout,
+            family: PhantomData,
+        }
+    }
+}
+
+impl<C: ClientCallbacks> Clients<C> {
+    /// The same clients, handing out proxies of another family (e.g. a `#[hub_client]` proxy).
+    pub fn typed<D: ClientCallbacks>(&self) -> Clients<D> {
+        Clients {
+            manager: self.manager.clone(),
+            client_result_timeout: self.client_result_timeout,
+            family: PhantomData,
         }
     }
 
-    fn proxy(&self, target: Target) -> ClientProxy {
-        ClientProxy {
+    fn proxy(&self, target: Target) -> C::Many {
+        C::many(ClientProxy {
             manager: self.manager.clone(),
             target,
-        }
+        })
     }
 
     /// Every connection of the hub.
-    pub fn all(&self) -> ClientProxy {
+    pub fn all(&self) -> C::Many {
         self.proxy(Target::All)
     }
 
@@ -41,38 +178,38 @@ impl Clients {
     pub fn all_except<I: IntoIterator<Item = S>, S: Into<String>>(
         &self,
         connection_ids: I,
-    ) -> ClientProxy {
+    ) -> C::Many {
         self.proxy(Target::AllExcept(
             connection_ids.into_iter().map(Into::into).collect(),
         ))
     }
 
     /// One connection; it can also answer calls ([`SingleClientProxy::invoke`]).
-    pub fn client(&self, connection_id: impl Into<String>) -> SingleClientProxy {
-        SingleClientProxy {
+    pub fn client(&self, connection_id: impl Into<String>) -> C::Single {
+        C::single(SingleClientProxy {
             connection_id: connection_id.into(),
             manager: self.manager.clone(),
             timeout: self.client_result_timeout,
-        }
+        })
     }
 
     /// Several connections.
     pub fn clients<I: IntoIterator<Item = S>, S: Into<String>>(
         &self,
         connection_ids: I,
-    ) -> ClientProxy {
+    ) -> C::Many {
         self.proxy(Target::Connections(
             connection_ids.into_iter().map(Into::into).collect(),
         ))
     }
 
     /// The members of a group.
-    pub fn group(&self, group: impl Into<String>) -> ClientProxy {
+    pub fn group(&self, group: impl Into<String>) -> C::Many {
         self.proxy(Target::Group(group.into()))
     }
 
     /// The members of any of these groups, each once.
-    pub fn groups<I: IntoIterator<Item = S>, S: Into<String>>(&self, groups: I) -> ClientProxy {
+    pub fn groups<I: IntoIterator<Item = S>, S: Into<String>>(&self, groups: I) -> C::Many {
         self.proxy(Target::Groups(groups.into_iter().map(Into::into).collect()))
     }
 
@@ -81,7 +218,7 @@ impl Clients {
         &self,
         group: impl Into<String>,
         connection_ids: I,
-    ) -> ClientProxy {
+    ) -> C::Many {
         self.proxy(Target::GroupExcept(
             group.into(),
             connection_ids.into_iter().map(Into::into).collect(),
@@ -89,12 +226,12 @@ impl Clients {
     }
 
     /// Every connection of a user.
-    pub fn user(&self, user_id: impl Into<String>) -> ClientProxy {
+    pub fn user(&self, user_id: impl Into<String>) -> C::Many {
         self.proxy(Target::User(user_id.into()))
     }
 
     /// Every connection of any of these users.
-    pub fn users<I: IntoIterator<Item = S>, S: Into<String>>(&self, user_ids: I) -> ClientProxy {
+    pub fn users<I: IntoIterator<Item = S>, S: Into<String>>(&self, user_ids: I) -> C::Many {
         self.proxy(Target::Users(
             user_ids.into_iter().map(Into::into).collect(),
         ))
@@ -102,37 +239,53 @@ impl Clients {
 }
 
 /// [`Clients`] seen from inside a hub method, which also knows the caller.
-#[derive(Clone)]
-pub struct CallerClients {
-    clients: Clients,
+pub struct CallerClients<C: ClientCallbacks = ClientProxy> {
+    clients: Clients<C>,
     caller: Arc<str>,
 }
 
-impl CallerClients {
-    pub(crate) fn new(clients: Clients, caller: Arc<str>) -> Self {
+impl<C: ClientCallbacks> Clone for CallerClients<C> {
+    fn clone(&self) -> Self {
+        CallerClients {
+            clients: self.clients.clone(),
+            caller: self.caller.clone(),
+        }
+    }
+}
+
+impl<C: ClientCallbacks> CallerClients<C> {
+    pub(crate) fn new(clients: Clients<C>, caller: Arc<str>) -> Self {
         CallerClients { clients, caller }
+    }
+
+    /// The same clients, handing out proxies of another family.
+    pub fn typed<D: ClientCallbacks>(&self) -> CallerClients<D> {
+        CallerClients {
+            clients: self.clients.typed(),
+            caller: self.caller.clone(),
+        }
     }
 
     /// The connection that made the call; it can also answer calls
     /// ([`SingleClientProxy::invoke`]).
-    pub fn caller(&self) -> SingleClientProxy {
+    pub fn caller(&self) -> C::Single {
         self.clients.client(&*self.caller)
     }
 
     /// Every connection but the caller.
-    pub fn others(&self) -> ClientProxy {
+    pub fn others(&self) -> C::Many {
         self.clients.all_except([&*self.caller])
     }
 
     /// The members of a group but the caller.
-    pub fn others_in_group(&self, group: impl Into<String>) -> ClientProxy {
+    pub fn others_in_group(&self, group: impl Into<String>) -> C::Many {
         self.clients.group_except(group, [&*self.caller])
     }
 }
 
-impl std::ops::Deref for CallerClients {
-    type Target = Clients;
-    fn deref(&self) -> &Clients {
+impl<C: ClientCallbacks> std::ops::Deref for CallerClients<C> {
+    type Target = Clients<C>;
+    fn deref(&self) -> &Clients<C> {
         &self.clients
     }
 }

@@ -1,24 +1,37 @@
-//! What hub code can reach: [`Context`] inside a hub method, [`HubContext`] anywhere else.
+//! What hub code can reach: [`Context`] inside a hub method, [`HubContext`] anywhere else, and
+//! the parameter types a `#[hub]` method may take instead of a whole context.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hub_core::hub::{BindError, CallParts, FromCall, ParameterSource};
 use hub_core::negotiate::TransportType;
 use hub_core::protocol::{Close, Protocol};
 use tokio_util::sync::CancellationToken;
 
-use crate::clients::{CallerClients, Clients, Groups};
+use crate::clients::{CallerClients, ClientCallbacks, ClientProxy, Clients, Groups};
 use crate::connection::Connection;
 use crate::lifetime::LifetimeManager;
 use crate::request::{Principal, RequestInfo};
 
 /// A hub's clients and groups, usable outside hub methods: from background tasks, HTTP handlers,
 /// timers. Cheap to clone; get one from [`HubServer::hub_context`](crate::HubServer::hub_context)
-/// or [`Context::hub`].
-#[derive(Clone)]
-pub struct HubContext {
+/// or [`Context::hub`], and make it typed with [`typed`](Self::typed).
+pub struct HubContext<C: ClientCallbacks = ClientProxy> {
     manager: Arc<dyn LifetimeManager>,
     client_result_timeout: Duration,
+    family: PhantomData<fn() -> C>,
+}
+
+impl<C: ClientCallbacks> Clone for HubContext<C> {
+    fn clone(&self) -> Self {
+        HubContext {
+            manager: self.manager.clone(),
+            client_result_timeout: self.client_result_timeout,
+            family: PhantomData,
+        }
+    }
 }
 
 impl HubContext {
@@ -26,12 +39,25 @@ impl HubContext {
         HubContext {
             manager,
             client_result_timeout,
+            family: PhantomData,
+        }
+    }
+}
+
+impl<C: ClientCallbacks> HubContext<C> {
+    /// The same hub, handing out client proxies of the family `D` (e.g. `ChatClientProxy`, from a
+    /// `#[hub_client]` trait).
+    pub fn typed<D: ClientCallbacks>(&self) -> HubContext<D> {
+        HubContext {
+            manager: self.manager.clone(),
+            client_result_timeout: self.client_result_timeout,
+            family: PhantomData,
         }
     }
 
     /// Picks who to send to.
-    pub fn clients(&self) -> Clients {
-        Clients::new(self.manager.clone(), self.client_result_timeout)
+    pub fn clients(&self) -> Clients<C> {
+        Clients::new(self.manager.clone(), self.client_result_timeout).typed()
     }
 
     /// Manages and inspects groups.
@@ -64,11 +90,23 @@ impl HubContext {
 
 /// Everything a hub method knows about its call: the connection, the request that opened it, the
 /// caller-relative clients, groups, per-connection state, and cancellation.
-#[derive(Clone)]
-pub struct Context {
+///
+/// `C` is the family of client proxies [`clients`](Self::clients) hands out: untyped by default,
+/// or the proxy a `#[hub_client]` trait generates (`Context<ChatClientProxy>`).
+pub struct Context<C: ClientCallbacks = ClientProxy> {
     connection: Arc<Connection>,
-    hub: HubContext,
+    hub: HubContext<C>,
     cancellation: CancellationToken,
+}
+
+impl<C: ClientCallbacks> Clone for Context<C> {
+    fn clone(&self) -> Self {
+        Context {
+            connection: self.connection.clone(),
+            hub: self.hub.clone(),
+            cancellation: self.cancellation.clone(),
+        }
+    }
 }
 
 impl Context {
@@ -81,6 +119,17 @@ impl Context {
             connection,
             hub,
             cancellation,
+        }
+    }
+}
+
+impl<C: ClientCallbacks> Context<C> {
+    /// The same call, handing out client proxies of the family `D`.
+    pub fn typed<D: ClientCallbacks>(&self) -> Context<D> {
+        Context {
+            connection: self.connection.clone(),
+            hub: self.hub.typed(),
+            cancellation: self.cancellation.clone(),
         }
     }
 
@@ -146,7 +195,7 @@ impl Context {
     }
 
     /// Picks who to send to, relative to the caller.
-    pub fn clients(&self) -> CallerClients {
+    pub fn clients(&self) -> CallerClients<C> {
         CallerClients::new(self.hub.clients(), self.connection.id.clone())
     }
 
@@ -156,7 +205,55 @@ impl Context {
     }
 
     /// The hub's context, to keep beyond this call.
-    pub fn hub(&self) -> &HubContext {
+    pub fn hub(&self) -> &HubContext<C> {
         &self.hub
     }
 }
+
+/// A hub method parameter that fires when the invocation should stop: the client cancelled it,
+/// the connection ended, or the server's shutdown grace period ran out (the same token as
+/// [`Context::cancellation`]).
+#[derive(Debug, Clone)]
+pub struct Cancellation {
+    token: CancellationToken,
+}
+
+impl Cancellation {
+    /// Waits until the invocation is cancelled.
+    pub async fn cancelled(&self) {
+        self.token.cancelled().await;
+    }
+
+    /// Whether the invocation has been cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// The underlying token, e.g. to hand to other tokio-util code.
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+}
+
+/// Implements [`FromCall`] for a context parameter type, built from the call's [`Context`].
+macro_rules! context_parameter {
+    ($(#[$generics:meta])* [$($params:tt)*] $ty:ty => |$cx:ident| $build:expr) => {
+        impl<$($params)*> FromCall<Context> for $ty {
+            const SOURCE: ParameterSource = ParameterSource::Context;
+            type Wire = ();
+
+            fn from_call(parts: &mut CallParts<'_, Context>) -> Result<Self, BindError> {
+                let $cx = parts.context();
+                Ok($build)
+            }
+        }
+    };
+}
+
+context_parameter!([C: ClientCallbacks] Context<C> => |cx| cx.typed());
+context_parameter!([C: ClientCallbacks] CallerClients<C> => |cx| cx.clients().typed());
+context_parameter!([C: ClientCallbacks] HubContext<C> => |cx| cx.hub().typed());
+context_parameter!([] Groups => |cx| cx.groups());
+context_parameter!([] Cancellation => |cx| Cancellation { token: cx.cancellation().clone() });
+context_parameter!([] RequestInfo => |cx| cx.request().clone());
+context_parameter!([] Principal => |cx| cx.principal().clone());

@@ -41,6 +41,13 @@ use serde::Serialize;
 
 use crate::protocol::{Arguments, EncodeValue, RawValue};
 
+mod binding;
+
+pub use binding::{
+    bind_call, bind_context, fallible_stream_output, hook_result, result_output, stream_output,
+    try_output, unknown_method, value_output, AsArgument, CallParts, FromCall, ParameterSource,
+};
+
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -440,12 +447,68 @@ type Handler<Cx> = Arc<
 type ConnectedHook<Cx> = Arc<dyn Fn(Cx) -> BoxFuture<Result<(), HubError>> + Send + Sync>;
 type DisconnectedHook<Cx> = Arc<dyn Fn(Cx, Option<String>) -> BoxFuture<()> + Send + Sync>;
 
-/// A hub built from closures: register methods by name, then hand it to a server.
-pub struct HubMethods<Cx> {
+/// A hub's methods by name: descriptors in registration order, found case-insensitively.
+#[derive(Debug, Clone, Default)]
+pub struct MethodTable {
     descriptors: Vec<MethodDescriptor>,
-    handlers: Vec<Handler<Cx>>,
     /// Case-folded name hash → indices of the methods with that hash.
     index: HashMap<u64, Vec<usize>>,
+}
+
+impl MethodTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        MethodTable::default()
+    }
+
+    /// A table of these methods, in order (a later name equal to an earlier one ignoring case
+    /// replaces it).
+    pub fn from_descriptors(descriptors: impl IntoIterator<Item = MethodDescriptor>) -> Self {
+        let mut table = MethodTable::new();
+        for descriptor in descriptors {
+            table.insert(descriptor);
+        }
+        table
+    }
+
+    /// Adds a method, or replaces the one whose name equals it ignoring case; returns its index.
+    pub fn insert(&mut self, descriptor: MethodDescriptor) -> usize {
+        match self.find(&descriptor.name) {
+            Some(existing) => {
+                self.descriptors[existing] = descriptor;
+                existing
+            }
+            None => {
+                let index = self.descriptors.len();
+                self.index
+                    .entry(fold_hash(&descriptor.name))
+                    .or_default()
+                    .push(index);
+                self.descriptors.push(descriptor);
+                index
+            }
+        }
+    }
+
+    /// The methods, in order.
+    pub fn descriptors(&self) -> &[MethodDescriptor] {
+        &self.descriptors
+    }
+
+    /// The index of the method named `name`, compared case-insensitively as SignalR does.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.index
+            .get(&fold_hash(name))?
+            .iter()
+            .copied()
+            .find(|&index| eq_ignore_case(&self.descriptors[index].name, name))
+    }
+}
+
+/// A hub built from closures: register methods by name, then hand it to a server.
+pub struct HubMethods<Cx> {
+    table: MethodTable,
+    handlers: Vec<Handler<Cx>>,
     on_connected: Option<ConnectedHook<Cx>>,
     on_disconnected: Option<DisconnectedHook<Cx>>,
 }
@@ -453,9 +516,8 @@ pub struct HubMethods<Cx> {
 impl<Cx> Default for HubMethods<Cx> {
     fn default() -> Self {
         HubMethods {
-            descriptors: Vec::new(),
+            table: MethodTable::new(),
             handlers: Vec::new(),
-            index: HashMap::new(),
             on_connected: None,
             on_disconnected: None,
         }
@@ -601,35 +663,22 @@ impl<Cx: Send + 'static> HubMethods<Cx> {
     }
 
     fn insert(&mut self, descriptor: MethodDescriptor, handler: Handler<Cx>) {
-        match self.find(&descriptor.name) {
-            Some(existing) => {
-                self.descriptors[existing] = descriptor;
-                self.handlers[existing] = handler;
-            }
-            None => {
-                let index = self.descriptors.len();
-                self.index
-                    .entry(fold_hash(&descriptor.name))
-                    .or_default()
-                    .push(index);
-                self.descriptors.push(descriptor);
-                self.handlers.push(handler);
-            }
+        let index = self.table.insert(descriptor);
+        if index == self.handlers.len() {
+            self.handlers.push(handler);
+        } else {
+            self.handlers[index] = handler;
         }
     }
 }
 
 impl<Cx: Send + 'static> HubDispatch<Cx> for HubMethods<Cx> {
     fn methods(&self) -> &[MethodDescriptor] {
-        &self.descriptors
+        self.table.descriptors()
     }
 
     fn find(&self, name: &str) -> Option<usize> {
-        self.index
-            .get(&fold_hash(name))?
-            .iter()
-            .copied()
-            .find(|&index| eq_ignore_case(&self.descriptors[index].name, name))
+        self.table.find(name)
     }
 
     fn call(

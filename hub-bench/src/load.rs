@@ -1,0 +1,404 @@
+//! The load each scenario puts on a target, run on the generator's single-threaded runtime.
+//!
+//! Every connection is its own task on a `LocalSet`; they share one [`Shared`] (no locks).
+//! Latencies go into one HdrHistogram in nanoseconds, measured with `Instant` (the monotonic
+//! clock); only requests *sent* inside the measured window are recorded.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use futures_util::StreamExt;
+use hdrhistogram::Histogram;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::client::WsConn;
+use crate::proto::{Event, Proto, ANY_ID};
+
+/// State shared by every connection task of one window.
+pub(crate) struct Shared {
+    measuring: Cell<bool>,
+    stop: Cell<bool>,
+    since: Cell<Instant>,
+    pub(crate) ops: Cell<u64>,
+    pub(crate) errors: Cell<u64>,
+    pub(crate) hist: RefCell<Histogram<u64>>,
+    pub(crate) last_error: RefCell<Option<String>>,
+    tasks: RefCell<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Result<Rc<Shared>> {
+        Ok(Rc::new(Shared {
+            measuring: Cell::new(false),
+            stop: Cell::new(false),
+            since: Cell::new(Instant::now()),
+            ops: Cell::new(0),
+            errors: Cell::new(0),
+            hist: RefCell::new(Histogram::new_with_bounds(1, 120_000_000_000, 3)?),
+            last_error: RefCell::new(None),
+            tasks: RefCell::new(Vec::new()),
+        }))
+    }
+
+    /// Starts recording.
+    pub(crate) fn begin(&self) {
+        self.since.set(Instant::now());
+        self.measuring.set(true);
+    }
+
+    /// Stops recording and tells the tasks to end.
+    pub(crate) fn end(&self) {
+        self.measuring.set(false);
+        self.stop.set(true);
+    }
+
+    /// Aborts every connection task (dropping its socket).
+    pub(crate) fn abort_all(&self) {
+        for task in self.tasks.borrow_mut().drain(..) {
+            task.abort();
+        }
+    }
+
+    fn record(&self, sent: Instant, now: Instant) {
+        if self.measuring.get() && sent >= self.since.get() {
+            self.ops.set(self.ops.get() + 1);
+            let ns = u64::try_from(now.duration_since(sent).as_nanos()).unwrap_or(u64::MAX);
+            self.hist.borrow_mut().saturating_record(ns.max(1));
+        }
+    }
+
+    fn fail(&self, error: &anyhow::Error) {
+        if !self.stop.get() {
+            self.errors.set(self.errors.get() + 1);
+            self.last_error.borrow_mut().get_or_insert_with(|| format!("{error:#}"));
+        }
+    }
+
+    /// Runs `task` on the local set; an error counts unless the window already ended.
+    fn spawn<F>(self: &Rc<Self>, task: F)
+    where
+        F: std::future::Future<Output = Result<()>> + 'static,
+    {
+        let shared = self.clone();
+        let handle = tokio::task::spawn_local(async move {
+            if let Err(error) = task.await {
+                shared.fail(&error);
+            }
+        });
+        self.tasks.borrow_mut().push(handle);
+    }
+}
+
+/// Opens `count` connections, `concurrency` handshakes at a time, joining the group if `join`.
+pub(crate) async fn open_many(
+    proto: Proto,
+    addr: SocketAddr,
+    count: usize,
+    join: bool,
+) -> Result<Vec<WsConn>> {
+    let results: Vec<Result<WsConn>> = futures_util::stream::iter(0..count)
+        .map(|_| async move {
+            let mut ws = proto.open(addr).await?;
+            if join {
+                proto.push_join(&mut ws, 1);
+                ws.flush().await?;
+                wait_reply(proto, &mut ws, 1).await?;
+            }
+            Ok(ws)
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+async fn wait_reply(proto: Proto, ws: &mut WsConn, id: u64) -> Result<()> {
+    let mut events = Vec::new();
+    loop {
+        ws.read_batch(|op, payload| proto.parse(op, payload, &mut events))
+            .await?;
+        for event in events.drain(..) {
+            match event {
+                Event::Reply(r) if r == id || r == ANY_ID => return Ok(()),
+                Event::Failed(_) => bail!("the request failed"),
+                Event::Closed => bail!("closed by the target"),
+                Event::Ping => proto.push_pong(ws),
+                _ => {}
+            }
+        }
+        ws.flush().await?;
+    }
+}
+
+/// S1: each connection keeps one `Echo` call outstanding.
+pub(crate) fn start_echo(proto: Proto, conns: Vec<WsConn>, payload: Rc<str>, shared: &Rc<Shared>) {
+    for ws in conns {
+        let shared2 = shared.clone();
+        let payload = payload.clone();
+        shared.spawn(echo_loop(proto, ws, payload, shared2));
+    }
+}
+
+async fn echo_loop(proto: Proto, mut ws: WsConn, payload: Rc<str>, shared: Rc<Shared>) -> Result<()> {
+    let mut events = Vec::with_capacity(4);
+    let mut id = 0u64;
+    while !shared.stop.get() {
+        id += 1;
+        proto.push_echo(&mut ws, id, &payload);
+        let sent = Instant::now();
+        ws.flush().await?;
+        'reply: loop {
+            ws.read_batch(|op, data| proto.parse(op, data, &mut events))
+                .await?;
+            let mut done = false;
+            for event in events.drain(..) {
+                match event {
+                    Event::Reply(r) if r == id || r == ANY_ID => done = true,
+                    Event::Failed(_) => bail!("Echo failed"),
+                    Event::Closed => bail!("closed by the target"),
+                    Event::Ping => proto.push_pong(&mut ws),
+                    _ => {}
+                }
+            }
+            if done {
+                shared.record(sent, Instant::now());
+                break 'reply;
+            }
+            if ws.has_pending() {
+                ws.flush().await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// S1b: every connection sends `Echo` on a fixed schedule (`rate` calls/s in total), replies
+/// matched in order; latency from the moment the call was written.
+pub(crate) fn start_paced(
+    proto: Proto,
+    conns: Vec<WsConn>,
+    payload: Rc<str>,
+    rate: f64,
+    shared: &Rc<Shared>,
+) {
+    let n = conns.len().max(1);
+    let interval = Duration::from_secs_f64(n as f64 / rate.max(1.0));
+    let start = tokio::time::Instant::now() + Duration::from_millis(10);
+    for (i, ws) in conns.into_iter().enumerate() {
+        let first = start + interval.mul_f64(i as f64 / n as f64);
+        let shared2 = shared.clone();
+        shared.spawn(paced_loop(proto, ws, payload.clone(), interval, first, shared2));
+    }
+}
+
+async fn paced_loop(
+    proto: Proto,
+    mut ws: WsConn,
+    payload: Rc<str>,
+    interval: Duration,
+    first: tokio::time::Instant,
+    shared: Rc<Shared>,
+) -> Result<()> {
+    let mut ticker = tokio::time::interval_at(first, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut pending: VecDeque<(u64, Instant)> = VecDeque::new();
+    let mut events = Vec::with_capacity(4);
+    let mut id = 0u64;
+    while !shared.stop.get() {
+        let read = tokio::select! {
+            _ = ticker.tick() => None,
+            r = ws.read_batch(|op, data| proto.parse(op, data, &mut events)) => Some(r),
+        };
+        match read {
+            None => {
+                id += 1;
+                proto.push_echo(&mut ws, id, &payload);
+                pending.push_back((id, Instant::now()));
+            }
+            Some(r) => {
+                r?;
+                let now = Instant::now();
+                for event in events.drain(..) {
+                    match event {
+                        Event::Reply(r) => {
+                            while let Some((sent_id, sent)) = pending.pop_front() {
+                                if sent_id == r || r == ANY_ID {
+                                    shared.record(sent, now);
+                                    break;
+                                }
+                            }
+                        }
+                        Event::Failed(_) => bail!("Echo failed"),
+                        Event::Closed => bail!("closed by the target"),
+                        Event::Ping => proto.push_pong(&mut ws),
+                        Event::Delivery(_) => {}
+                    }
+                }
+            }
+        }
+        if ws.has_pending() {
+            ws.flush().await?;
+        }
+    }
+    Ok(())
+}
+
+/// Messages in flight at once in S2.
+pub(crate) const FANOUT_IN_FLIGHT: usize = 4;
+const SLOTS: usize = 64;
+
+/// S2 bookkeeping: a message is in flight until every receiver got it.
+struct Fanout {
+    receivers: u64,
+    sent_at: RefCell<[Option<Instant>; SLOTS]>,
+    got: RefCell<[u64; SLOTS]>,
+    in_flight: Cell<usize>,
+    progress: Cell<Instant>,
+    wake: Notify,
+}
+
+/// S2: `receivers` joined connections, one sender keeping [`FANOUT_IN_FLIGHT`] messages in
+/// flight; latency per delivery from the moment the send was written.
+pub(crate) fn start_fanout(
+    proto: Proto,
+    sender: WsConn,
+    receivers: Vec<WsConn>,
+    payload: Rc<str>,
+    shared: &Rc<Shared>,
+) {
+    let fanout = Rc::new(Fanout {
+        receivers: receivers.len() as u64,
+        sent_at: RefCell::new([None; SLOTS]),
+        got: RefCell::new([0; SLOTS]),
+        in_flight: Cell::new(0),
+        progress: Cell::new(Instant::now()),
+        wake: Notify::new(),
+    });
+    for ws in receivers {
+        let (fanout, shared2) = (fanout.clone(), shared.clone());
+        shared.spawn(receive_loop(proto, ws, fanout, shared2));
+    }
+    shared.spawn(send_loop(proto, sender, payload, fanout, shared.clone()));
+}
+
+async fn receive_loop(proto: Proto, mut ws: WsConn, fanout: Rc<Fanout>, shared: Rc<Shared>) -> Result<()> {
+    let mut events = Vec::with_capacity(8);
+    loop {
+        ws.read_batch(|op, data| proto.parse(op, data, &mut events))
+            .await?;
+        let now = Instant::now();
+        for event in events.drain(..) {
+            match event {
+                Event::Delivery(seq) => {
+                    let slot = (seq as usize) % SLOTS;
+                    if let Some(sent) = fanout.sent_at.borrow()[slot] {
+                        shared.record(sent, now);
+                    }
+                    let mut got = fanout.got.borrow_mut();
+                    got[slot] += 1;
+                    if got[slot] == fanout.receivers {
+                        fanout.in_flight.set(fanout.in_flight.get().saturating_sub(1));
+                        fanout.progress.set(now);
+                        fanout.wake.notify_one();
+                    }
+                }
+                Event::Closed => bail!("closed by the target"),
+                Event::Failed(_) => bail!("a request failed"),
+                Event::Ping => proto.push_pong(&mut ws),
+                Event::Reply(_) => {}
+            }
+        }
+        if ws.has_pending() {
+            ws.flush().await?;
+        }
+    }
+}
+
+async fn send_loop(
+    proto: Proto,
+    mut ws: WsConn,
+    payload: Rc<str>,
+    fanout: Rc<Fanout>,
+    shared: Rc<Shared>,
+) -> Result<()> {
+    let mut seq = 0u64;
+    let mut events = Vec::new();
+    fanout.progress.set(Instant::now());
+    while !shared.stop.get() {
+        while fanout.in_flight.get() < FANOUT_IN_FLIGHT {
+            seq += 1;
+            let slot = (seq as usize) % SLOTS;
+            fanout.got.borrow_mut()[slot] = 0;
+            fanout.sent_at.borrow_mut()[slot] = Some(Instant::now());
+            proto.push_send_group(&mut ws, seq, &payload);
+            fanout.in_flight.set(fanout.in_flight.get() + 1);
+        }
+        ws.flush().await?;
+        let read = tokio::select! {
+            () = fanout.wake.notified() => None,
+            r = ws.read_batch(|op, data| proto.parse(op, data, &mut events)) => Some(r),
+            () = tokio::time::sleep(Duration::from_secs(1)) => None,
+        };
+        if let Some(r) = read {
+            r?;
+            for event in events.drain(..) {
+                match event {
+                    Event::Closed => bail!("closed by the target"),
+                    Event::Ping => proto.push_pong(&mut ws),
+                    _ => {}
+                }
+            }
+        }
+        if fanout.progress.get().elapsed() > Duration::from_secs(5) {
+            bail!("fan-out stalled: messages in flight got no deliveries for 5 s");
+        }
+    }
+    Ok(())
+}
+
+/// S3: holds connections open, answering pings and sending keep-alives every 15 s.
+pub(crate) fn start_idle(proto: Proto, conns: Vec<WsConn>, shared: &Rc<Shared>) {
+    let count = conns.len().max(1);
+    let period = Duration::from_secs(15);
+    for (i, ws) in conns.into_iter().enumerate() {
+        let first = tokio::time::Instant::now() + period.mul_f64(i as f64 / count as f64);
+        shared.spawn(idle_loop(proto, ws, first, period));
+    }
+}
+
+async fn idle_loop(
+    proto: Proto,
+    mut ws: WsConn,
+    first: tokio::time::Instant,
+    period: Duration,
+) -> Result<()> {
+    let mut ticker = tokio::time::interval_at(first, period);
+    let mut events = Vec::new();
+    loop {
+        let read = tokio::select! {
+            _ = ticker.tick() => None,
+            r = ws.read_batch(|op, data| proto.parse(op, data, &mut events)) => Some(r),
+        };
+        match read {
+            None => proto.push_keepalive(&mut ws),
+            Some(r) => {
+                r?;
+                for event in events.drain(..) {
+                    match event {
+                        Event::Closed => bail!("closed by the target"),
+                        Event::Ping => proto.push_pong(&mut ws),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if ws.has_pending() {
+            ws.flush().await?;
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! `hub-bench`: our hubs against a raw WebSocket echo and two peers, side by side.
+//!
+//! ```text
+//! hub-bench run [--profile quick|full] [--targets hub,ref-ws,...] [--scenarios s1,s1b,s2,s3,s5]
+//!               [--rounds N] [--window SECS] [--warmup SECS] [--out DIR] [--no-pin]
+//! hub-bench smoke                       one short round, hub and ref-ws; fails on errors
+//! hub-bench serve hub|ref-ws --port P   run one of our targets (the harness does this)
+//! ```
+//!
+//! See `BENCHMARKS.md` at the repository root for what each number means.
+
+// A command-line tool whose output is its measurements: it prints the summary to stdout and
+// progress to stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod client;
+mod load;
+mod peers;
+mod procs;
+mod proto;
+mod report;
+mod runner;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+
+use crate::proto::{Dialect, Wire};
+use crate::runner::{Case, Plan, Scenario, TargetSpec};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match dispatch(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hub-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("serve") => {
+            let name = args.get(1).ok_or_else(|| anyhow!("serve needs a target name"))?;
+            let port = flag_value(&args[2..], "--port")?
+                .ok_or_else(|| anyhow!("serve needs --port"))?
+                .parse()?;
+            serve::serve(name, port)
+        }
+        Some("run") => run(&args[1..], false),
+        Some("smoke") => run(&args[1..], true),
+        _ => {
+            println!(
+                "usage: hub-bench run [--profile quick|full] [--targets LIST] [--scenarios LIST] \
+                 [--rounds N] [--window SECS] [--warmup SECS] [--out DIR] [--no-pin]\n       \
+                 hub-bench smoke\n       hub-bench serve hub|ref-ws --port PORT"
+            );
+            Ok(())
+        }
+    }
+}
+
+fn flag_value(args: &[String], name: &str) -> Result<Option<String>> {
+    match args.iter().position(|a| a == name) {
+        Some(i) => args
+            .get(i + 1)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| anyhow!("{name} needs a value")),
+        None => Ok(None),
+    }
+}
+
+/// The two profiles of the issue, and the smoke run.
+fn profile(name: &str) -> Result<Plan> {
+    let json = |scenario, param| Case {
+        scenario,
+        param,
+        wire: Wire::Json,
+    };
+    let msgpack = |scenario, param| Case {
+        scenario,
+        param,
+        wire: Wire::Msgpack,
+    };
+    let base = Plan {
+        profile: name.to_owned(),
+        rounds: 3,
+        warmup: Duration::from_millis(1000),
+        window: Duration::from_secs(2),
+        cases: Vec::new(),
+        targets: Vec::new(),
+        s3_steps: vec![1000, 5000, 10000, 19000],
+        s3_settle: Duration::from_millis(500),
+        payload: "the quick brown fox jumps over the lazy dog".to_owned(),
+        pin: true,
+        fallback_rate: 10_000.0,
+    };
+    Ok(match name {
+        "quick" => Plan {
+            cases: vec![
+                json(Scenario::S1, 1),
+                json(Scenario::S1, 256),
+                json(Scenario::S1, 1000),
+                json(Scenario::S1b, 256),
+                json(Scenario::S2, 1000),
+                json(Scenario::S2, 10000),
+                json(Scenario::S3, 10000),
+                msgpack(Scenario::S1, 256),
+                msgpack(Scenario::S2, 1000),
+            ],
+            ..base
+        },
+        "full" => Plan {
+            rounds: 6,
+            warmup: Duration::from_secs(2),
+            window: Duration::from_secs(10),
+            s3_settle: Duration::from_secs(2),
+            cases: vec![
+                json(Scenario::S1, 1),
+                json(Scenario::S1, 256),
+                json(Scenario::S1, 1000),
+                json(Scenario::S1b, 1),
+                json(Scenario::S1b, 256),
+                json(Scenario::S1b, 1000),
+                json(Scenario::S2, 1000),
+                json(Scenario::S2, 10000),
+                json(Scenario::S3, 19000),
+                msgpack(Scenario::S1, 1),
+                msgpack(Scenario::S1, 256),
+                msgpack(Scenario::S1, 1000),
+                msgpack(Scenario::S2, 1000),
+                msgpack(Scenario::S2, 10000),
+            ],
+            ..base
+        },
+        "smoke" => Plan {
+            rounds: 1,
+            warmup: Duration::from_millis(300),
+            window: Duration::from_millis(1000),
+            s3_steps: vec![50, 100],
+            s3_settle: Duration::from_millis(200),
+            cases: vec![
+                json(Scenario::S1, 1),
+                json(Scenario::S1, 64),
+                json(Scenario::S1b, 64),
+                json(Scenario::S2, 100),
+                json(Scenario::S3, 100),
+                msgpack(Scenario::S1, 64),
+                msgpack(Scenario::S2, 100),
+            ],
+            ..base
+        },
+        other => bail!("unknown profile `{other}`; expected quick or full"),
+    })
+}
+
+/// Where this crate lives (peers and results are found from here).
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn target_specs(names: &[String]) -> Result<Vec<TargetSpec>> {
+    let exe = std::env::current_exe().context("locating hub-bench")?;
+    let ours = |name: &'static str, dialect| TargetSpec {
+        name,
+        dialect,
+        launch: procs::Launch {
+            program: exe.clone(),
+            args: vec!["serve".to_owned(), name.to_owned()],
+            dir: None,
+            port_env: None,
+        },
+    };
+    names
+        .iter()
+        .map(|name| match name.as_str() {
+            "hub" => Ok(ours("hub", Dialect::SignalR)),
+            "ref-ws" => Ok(ours("ref-ws", Dialect::Raw)),
+            "socketioxide" => Ok(TargetSpec {
+                name: "socketioxide",
+                dialect: Dialect::SocketIo,
+                launch: peers::socketioxide(&crate_dir())?,
+            }),
+            "socketio-node" => Ok(TargetSpec {
+                name: "socketio-node",
+                dialect: Dialect::SocketIo,
+                launch: peers::socketio_node(&crate_dir())?,
+            }),
+            other => bail!(
+                "unknown target `{other}`; expected hub, ref-ws, socketioxide or socketio-node"
+            ),
+        })
+        .collect()
+}
+
+fn run(args: &[String], smoke: bool) -> Result<()> {
+    let profile_name = if smoke {
+        "smoke".to_owned()
+    } else {
+        flag_value(args, "--profile")?.unwrap_or_else(|| "quick".to_owned())
+    };
+    let mut plan = profile(&profile_name)?;
+    let default_targets = if smoke {
+        "hub,ref-ws"
+    } else {
+        "hub,ref-ws,socketioxide,socketio-node"
+    };
+    let names: Vec<String> = flag_value(args, "--targets")?
+        .unwrap_or_else(|| default_targets.to_owned())
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    if let Some(list) = flag_value(args, "--scenarios")? {
+        let wanted: Vec<&str> = list.split(',').collect();
+        plan.cases.retain(|c| {
+            let name = match (c.scenario, c.wire) {
+                (_, Wire::Msgpack) => "s5",
+                (Scenario::S1, _) => "s1",
+                (Scenario::S1b, _) => "s1b",
+                (Scenario::S2, _) => "s2",
+                (Scenario::S3, _) => "s3",
+            };
+            wanted.contains(&name)
+        });
+    }
+    if let Some(rounds) = flag_value(args, "--rounds")? {
+        plan.rounds = rounds.parse::<usize>()?.max(1);
+    }
+    if let Some(secs) = flag_value(args, "--window")? {
+        plan.window = Duration::from_secs_f64(secs.parse()?);
+    }
+    if let Some(secs) = flag_value(args, "--warmup")? {
+        plan.warmup = Duration::from_secs_f64(secs.parse()?);
+    }
+    let fingerprint = procs::fingerprint();
+    plan.pin = !args.iter().any(|a| a == "--no-pin");
+    if plan.pin && !procs::have_taskset() {
+        eprintln!("hub-bench: taskset not found; running unpinned");
+        plan.pin = false;
+    }
+    if plan.pin {
+        procs::pin_self()?;
+    }
+    plan.targets = target_specs(&names)?;
+    let out_dir = flag_value(args, "--out")?
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate_dir().join("results"));
+    std::fs::create_dir_all(&out_dir)?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let jsonl = out_dir.join(format!("{stamp}-{profile_name}.jsonl"));
+    eprintln!("hub-bench: {fingerprint}; windows → {}", jsonl.display());
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    let outcomes = local.block_on(&rt, runner::run(&plan, Some(jsonl.clone())))?;
+    let summary = report::markdown(&plan, &outcomes, &fingerprint);
+    std::fs::write(jsonl.with_extension("md"), &summary)?;
+    println!("{summary}");
+
+    if smoke {
+        let bad: Vec<String> = outcomes
+            .iter()
+            .filter(|o| o.errors > 0 || !(o.metric > 0.0) || (o.case.scenario != Scenario::S3 && o.rate <= 0.0))
+            .map(|o| {
+                format!(
+                    "{} {}: {} error(s), metric {} {}",
+                    o.case.label(),
+                    o.target,
+                    o.errors,
+                    o.metric,
+                    o.error.as_deref().unwrap_or("")
+                )
+            })
+            .collect();
+        if !bad.is_empty() {
+            bail!("smoke failed:\n  {}", bad.join("\n  "));
+        }
+        eprintln!("hub-bench smoke: {} windows, no errors, all rates non-zero", outcomes.len());
+    }
+    Ok(())
+}

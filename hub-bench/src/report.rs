@@ -1,0 +1,273 @@
+//! The Markdown summary: medians over the measured rounds, per-round ratios, goals.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::proto::Wire;
+use crate::runner::{Case, Outcome, Plan, Scenario};
+
+const PEERS: [&str; 3] = ["ref-ws", "socketioxide", "socketio-node"];
+
+/// Median, min and max of `values` (NaN when empty).
+pub(crate) fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    let median = if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    };
+    (median, v[0], v[v.len() - 1])
+}
+
+/// The first round that counts (the first is discarded when there are several).
+pub(crate) fn first_measured(rounds: usize) -> usize {
+    usize::from(rounds > 1)
+}
+
+fn num(v: f64) -> String {
+    if !v.is_finite() {
+        "–".to_owned()
+    } else if v.abs() >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v.abs() >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn ratio_text((median, min, max): (f64, f64, f64)) -> String {
+    if median.is_finite() {
+        format!("{median:.2}× ({min:.2}–{max:.2})")
+    } else {
+        "–".to_owned()
+    }
+}
+
+/// Per-round ratios `hub/peer` for one case.
+pub(crate) fn ratios(outcomes: &[Outcome], case: &Case, peer: &str, from: usize) -> Vec<f64> {
+    let by_round = |target: &str| -> BTreeMap<usize, f64> {
+        outcomes
+            .iter()
+            .filter(|o| &o.case == case && o.target == target && o.round >= from && o.errors == 0)
+            .map(|o| (o.round, o.metric))
+            .collect()
+    };
+    let hub = by_round("hub");
+    let other = by_round(peer);
+    hub.iter()
+        .filter_map(|(round, h)| other.get(round).map(|o| h / o))
+        .filter(|r| r.is_finite())
+        .collect()
+}
+
+/// Per-round `hub msgpack / hub json` for a msgpack case.
+fn msgpack_ratios(outcomes: &[Outcome], case: &Case, from: usize) -> Vec<f64> {
+    let json = Case {
+        wire: Wire::Json,
+        ..*case
+    };
+    let pick = |c: &Case| -> BTreeMap<usize, f64> {
+        outcomes
+            .iter()
+            .filter(|o| &o.case == c && o.target == "hub" && o.round >= from && o.errors == 0)
+            .map(|o| (o.round, o.metric))
+            .collect()
+    };
+    let (mp, js) = (pick(case), pick(&json));
+    mp.iter()
+        .filter_map(|(r, m)| js.get(r).map(|j| m / j))
+        .collect()
+}
+
+/// The whole summary as Markdown.
+pub(crate) fn markdown(plan: &Plan, outcomes: &[Outcome], fingerprint: &str) -> String {
+    let from = first_measured(plan.rounds);
+    let mut cases: Vec<Case> = plan.cases.clone();
+    cases.dedup();
+    let targets: Vec<&str> = plan.targets.iter().map(|t| t.name).collect();
+    let mut out = String::new();
+    let measured = plan.rounds - from;
+    let _ = writeln!(
+        out,
+        "Profile `{}` on {fingerprint}; {} round(s) measured ({} discarded), {} s windows after {} s warm-up, target order rotated each round. Medians over rounds; ratios are medians of per-round ratios (min–max).\n",
+        plan.profile,
+        measured,
+        from,
+        plan.window.as_secs_f64(),
+        plan.warmup.as_secs_f64()
+    );
+    // Main table.
+    let _ = write!(out, "| case | metric |");
+    for t in &targets {
+        let _ = write!(out, " {t} |");
+    }
+    let peers: Vec<&str> = PEERS.iter().copied().filter(|p| targets.contains(p)).collect();
+    for p in &peers {
+        let _ = write!(out, " hub/{p} |");
+    }
+    let _ = writeln!(out, " msgpack/json (hub) | flagged windows |");
+    let _ = write!(out, "|---|---|");
+    for _ in 0..targets.len() + peers.len() + 2 {
+        let _ = write!(out, "---|");
+    }
+    let _ = writeln!(out);
+    for case in &cases {
+        let (metric, _) = case.metric();
+        let _ = write!(out, "| {} | {metric} |", case.label());
+        for t in &targets {
+            let values: Vec<f64> = outcomes
+                .iter()
+                .filter(|o| &o.case == case && o.target == *t && o.round >= from && o.errors == 0)
+                .map(|o| o.metric)
+                .collect();
+            let _ = write!(out, " {} |", num(spread(&values).0));
+        }
+        for p in &peers {
+            let _ = write!(out, " {} |", ratio_text(spread(&ratios(outcomes, case, p, from))));
+        }
+        let mp = if case.wire == Wire::Msgpack {
+            ratio_text(spread(&msgpack_ratios(outcomes, case, from)))
+        } else {
+            String::new()
+        };
+        let windows: Vec<&Outcome> = outcomes
+            .iter()
+            .filter(|o| &o.case == case && o.round >= from)
+            .collect();
+        let flagged: Vec<String> = windows
+            .iter()
+            .filter(|o| !o.flags.is_empty())
+            .map(|o| format!("{} r{} {}", o.target, o.round, o.flags.join("+")))
+            .collect();
+        let flagged = if flagged.is_empty() {
+            "0".to_owned()
+        } else {
+            format!("{}/{}: {}", flagged.len(), windows.len(), flagged.join("; "))
+        };
+        let _ = writeln!(out, " {mp} | {flagged} |");
+    }
+    // Details.
+    let _ = writeln!(
+        out,
+        "\nDetails (medians): rate, latency percentiles, server CPU per operation, server/generator CPU utilisation (1.0 = one core), server RSS at the end of the window.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| case | target | rate/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/op | server util | generator util | RSS MiB |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+    for case in &cases {
+        for t in &targets {
+            let rows: Vec<&Outcome> = outcomes
+                .iter()
+                .filter(|o| &o.case == case && o.target == *t && o.round >= from && o.errors == 0)
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let med = |f: &dyn Fn(&Outcome) -> f64| {
+                spread(&rows.iter().map(|o| f(o)).collect::<Vec<_>>()).0
+            };
+            let rate_label = match case.scenario {
+                Scenario::S3 => format!("{} conn/s", num(med(&|o| o.rate))),
+                Scenario::S1b => format!(
+                    "{} (offered {})",
+                    num(med(&|o| o.rate)),
+                    num(med(&|o| o.offered_rate.unwrap_or(f64::NAN)))
+                ),
+                _ => num(med(&|o| o.rate)),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {t} | {rate_label} | {} | {} | {} | {} | {:.2} | {:.2} | {:.1} |",
+                case.label(),
+                num(med(&|o| o.p50_us)),
+                num(med(&|o| o.p99_us)),
+                num(med(&|o| o.p999_us)),
+                num(med(&|o| o.server_cpu_us_per_op)),
+                med(&|o| o.server_util),
+                med(&|o| o.generator_util),
+                med(&|o| o.rss_bytes as f64) / (1024.0 * 1024.0),
+            );
+        }
+    }
+    let errors: Vec<&Outcome> = outcomes.iter().filter(|o| o.errors > 0).collect();
+    if !errors.is_empty() {
+        let _ = writeln!(out, "\nWindows with errors (excluded above):\n");
+        for o in errors {
+            let _ = writeln!(
+                out,
+                "- round {} {} {}: {} error(s): {}",
+                o.round,
+                o.case.label(),
+                o.target,
+                o.errors,
+                o.error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    let _ = writeln!(out, "\n{}", goals(&cases, outcomes, from));
+    out
+}
+
+/// The goals, each marked met / not met / not measured.
+fn goals(cases: &[Case], outcomes: &[Outcome], from: usize) -> String {
+    let mut out = String::from("| goal | measured (median, min–max) | |\n|---|---|---|\n");
+    let mut line = |goal: String, values: Vec<f64>, ok: &dyn Fn(f64) -> bool| {
+        let s = spread(&values);
+        let verdict = if !s.0.is_finite() {
+            "not measured"
+        } else if ok(s.0) {
+            "met"
+        } else {
+            "**not met**"
+        };
+        let _ = writeln!(out, "| {goal} | {} | {verdict} |", ratio_text(s));
+    };
+    for case in cases.iter().filter(|c| c.wire == Wire::Json) {
+        let label = case.label();
+        match case.scenario {
+            Scenario::S1 => {
+                line(format!("{label}: hub ≥ 0.7× ref-ws"), ratios(outcomes, case, "ref-ws", from), &|r| r >= 0.7);
+                line(format!("{label}: hub ≥ 1.2× socketioxide"), ratios(outcomes, case, "socketioxide", from), &|r| r >= 1.2);
+                line(format!("{label}: hub ≥ 3× Socket.IO/Node"), ratios(outcomes, case, "socketio-node", from), &|r| r >= 3.0);
+            }
+            Scenario::S1b => {
+                line(format!("{label}: hub p99 ≤ 1.3× ref-ws"), ratios(outcomes, case, "ref-ws", from), &|r| r <= 1.3);
+            }
+            Scenario::S2 => {
+                line(format!("{label}: hub ≥ 0.8× ref-ws"), ratios(outcomes, case, "ref-ws", from), &|r| r >= 0.8);
+            }
+            Scenario::S3 => {
+                line(format!("{label}: hub bytes/conn ≤ 1.5× ref-ws"), ratios(outcomes, case, "ref-ws", from), &|r| r <= 1.5);
+                let absolute: Vec<f64> = outcomes
+                    .iter()
+                    .filter(|o| &o.case == case && o.target == "hub" && o.round >= from && o.errors == 0)
+                    .map(|o| o.metric / 1024.0)
+                    .collect();
+                let s = spread(&absolute);
+                let verdict = if !s.0.is_finite() {
+                    "not measured"
+                } else if s.0 <= 12.0 {
+                    "met"
+                } else {
+                    "**not met**"
+                };
+                let _ = writeln!(
+                    out,
+                    "| {label}: hub ≤ 12 KiB per connection | {:.1} KiB ({:.1}–{:.1}) | {verdict} |",
+                    s.0, s.1, s.2
+                );
+            }
+        }
+    }
+    out
+}

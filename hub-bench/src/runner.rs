@@ -1,0 +1,461 @@
+//! Rounds × cases × targets: one measured window per target process.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+
+use crate::load::{self, Shared};
+use crate::procs::{self, Launch, Target};
+use crate::proto::{Dialect, Proto, Wire};
+
+/// A scenario of the issue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Scenario {
+    /// Invoke echo, one call outstanding per connection.
+    S1,
+    /// Invoke echo at a fixed offered rate.
+    S1b,
+    /// Group fan-out.
+    S2,
+    /// Idle connections.
+    S3,
+}
+
+/// One scenario with its parameter (N, M or K max) and wire protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Case {
+    pub(crate) scenario: Scenario,
+    pub(crate) param: usize,
+    pub(crate) wire: Wire,
+}
+
+impl Case {
+    pub(crate) fn label(&self) -> String {
+        let (name, letter) = match self.scenario {
+            Scenario::S1 => ("S1 echo", "N"),
+            Scenario::S1b => ("S1b fixed-rate echo", "N"),
+            Scenario::S2 => ("S2 fan-out", "M"),
+            Scenario::S3 => ("S3 idle", "K≤"),
+        };
+        let wire = match self.wire {
+            Wire::Json => "",
+            Wire::Msgpack => " msgpack",
+        };
+        format!("{name} {letter}={}{wire}", self.param)
+    }
+
+    /// What the summary compares, and whether more is better.
+    pub(crate) fn metric(&self) -> (&'static str, bool) {
+        match self.scenario {
+            Scenario::S1 => ("calls/s", true),
+            Scenario::S1b => ("p99 µs", false),
+            Scenario::S2 => ("deliveries/s", true),
+            Scenario::S3 => ("bytes/conn", false),
+        }
+    }
+}
+
+/// A target and how to start it.
+#[derive(Clone, Debug)]
+pub(crate) struct TargetSpec {
+    pub(crate) name: &'static str,
+    pub(crate) dialect: Dialect,
+    pub(crate) launch: Launch,
+}
+
+impl TargetSpec {
+    fn supports(&self, case: &Case) -> bool {
+        case.wire == Wire::Json || matches!(self.name, "hub" | "ref-ws")
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    pub(crate) profile: String,
+    pub(crate) rounds: usize,
+    pub(crate) warmup: Duration,
+    pub(crate) window: Duration,
+    pub(crate) cases: Vec<Case>,
+    pub(crate) targets: Vec<TargetSpec>,
+    pub(crate) s3_steps: Vec<usize>,
+    pub(crate) s3_settle: Duration,
+    pub(crate) payload: String,
+    pub(crate) pin: bool,
+    /// S1b offered rate when no S1 window at the same N ran first.
+    pub(crate) fallback_rate: f64,
+}
+
+/// The result of one window.
+#[derive(Clone, Debug)]
+pub(crate) struct Outcome {
+    pub(crate) round: usize,
+    pub(crate) case: Case,
+    pub(crate) target: &'static str,
+    pub(crate) ops: u64,
+    pub(crate) errors: u64,
+    pub(crate) elapsed_s: f64,
+    pub(crate) rate: f64,
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) p999_us: f64,
+    pub(crate) server_cpu_us_per_op: f64,
+    pub(crate) server_util: f64,
+    pub(crate) generator_util: f64,
+    pub(crate) other_util: f64,
+    pub(crate) rss_bytes: u64,
+    pub(crate) offered_rate: Option<f64>,
+    pub(crate) connect_rate: Option<f64>,
+    pub(crate) metric: f64,
+    pub(crate) flags: Vec<&'static str>,
+    pub(crate) error: Option<String>,
+}
+
+impl Outcome {
+    fn failed(round: usize, case: Case, target: &'static str, error: &anyhow::Error) -> Outcome {
+        Outcome {
+            round,
+            case,
+            target,
+            ops: 0,
+            errors: 1,
+            elapsed_s: 0.0,
+            rate: 0.0,
+            p50_us: 0.0,
+            p99_us: 0.0,
+            p999_us: 0.0,
+            server_cpu_us_per_op: 0.0,
+            server_util: 0.0,
+            generator_util: 0.0,
+            other_util: 0.0,
+            rss_bytes: 0,
+            offered_rate: None,
+            connect_rate: None,
+            metric: f64::NAN,
+            flags: vec!["errors"],
+            error: Some(format!("{error:#}")),
+        }
+    }
+
+    /// One JSON line.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        let finite = |v: f64| if v.is_finite() { Some(v) } else { None };
+        serde_json::json!({
+            "round": self.round,
+            "scenario": format!("{:?}", self.case.scenario),
+            "param": self.case.param,
+            "protocol": self.case.wire.name(),
+            "case": self.case.label(),
+            "target": self.target,
+            "ops": self.ops,
+            "errors": self.errors,
+            "window_s": self.elapsed_s,
+            "rate_per_s": self.rate,
+            "p50_us": self.p50_us,
+            "p99_us": self.p99_us,
+            "p999_us": self.p999_us,
+            "server_cpu_us_per_op": self.server_cpu_us_per_op,
+            "server_cpu_util": self.server_util,
+            "generator_cpu_util": self.generator_util,
+            "other_cpu_util": self.other_util,
+            "server_rss_bytes": self.rss_bytes,
+            "offered_rate_per_s": self.offered_rate,
+            "connect_rate_per_s": self.connect_rate,
+            "metric": finite(self.metric),
+            "metric_name": self.case.metric().0,
+            "flags": self.flags,
+            "error": self.error,
+        })
+    }
+}
+
+/// A reading of the CPU clocks at one instant.
+struct Snapshot {
+    at: Instant,
+    server_ns: u64,
+    generator_ns: u64,
+    busy_ticks: u64,
+    steal_ticks: u64,
+}
+
+impl Snapshot {
+    fn take(pid: u32) -> Snapshot {
+        let (busy_ticks, steal_ticks) = procs::machine_ticks();
+        Snapshot {
+            at: Instant::now(),
+            server_ns: procs::cpu_ns(pid),
+            generator_ns: procs::self_cpu_ns(),
+            busy_ticks,
+            steal_ticks,
+        }
+    }
+}
+
+/// Runs the plan; every window is appended to `jsonl` as it ends.
+pub(crate) async fn run(plan: &Plan, jsonl: Option<PathBuf>) -> Result<Vec<Outcome>> {
+    let mut file = match &jsonl {
+        Some(path) => Some(std::fs::File::create(path)?),
+        None => None,
+    };
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut s1b_rates: BTreeMap<usize, f64> = BTreeMap::new();
+    for round in 0..plan.rounds {
+        for case in &plan.cases {
+            let mut targets: Vec<&TargetSpec> =
+                plan.targets.iter().filter(|t| t.supports(case)).collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let shift = round % targets.len();
+            targets.rotate_left(shift);
+            let offered = if case.scenario == Scenario::S1b {
+                let rate = *s1b_rates.entry(case.param).or_insert_with(|| {
+                    // Half the slowest target's S1 rate at the same N, from this run so far.
+                    outcomes
+                        .iter()
+                        .filter(|o| {
+                            o.case.scenario == Scenario::S1
+                                && o.case.param == case.param
+                                && o.case.wire == case.wire
+                                && o.errors == 0
+                        })
+                        .map(|o| o.rate)
+                        .fold(None, |min: Option<f64>, r| Some(min.map_or(r, |m| m.min(r))))
+                        .map_or(plan.fallback_rate, |slowest| slowest / 2.0)
+                });
+                Some(rate)
+            } else {
+                None
+            };
+            for target in targets {
+                let outcome = match run_window(plan, round, *case, target, offered).await {
+                    Ok(outcome) => outcome,
+                    Err(error) => Outcome::failed(round, *case, target.name, &error),
+                };
+                eprintln!(
+                    "round {round} {:<28} {:<14} {:>12.0} {:<13} p99 {:>8.0} µs  cpu {:>5.1} µs/op  gen {:>3.0}%  other {:>3.0}% {}{}",
+                    case.label(),
+                    target.name,
+                    outcome.metric,
+                    case.metric().0,
+                    outcome.p99_us,
+                    outcome.server_cpu_us_per_op,
+                    outcome.generator_util * 100.0,
+                    outcome.other_util * 100.0,
+                    outcome.flags.join(","),
+                    outcome.error.as_deref().map(|e| format!(" error: {e}")).unwrap_or_default(),
+                );
+                if let Some(file) = &mut file {
+                    writeln!(file, "{}", outcome.json())?;
+                }
+                outcomes.push(outcome);
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+async fn run_window(
+    plan: &Plan,
+    round: usize,
+    case: Case,
+    spec: &TargetSpec,
+    offered: Option<f64>,
+) -> Result<Outcome> {
+    let mut target = Target::start(&spec.launch, plan.pin)?;
+    let proto = Proto {
+        dialect: spec.dialect,
+        wire: case.wire,
+    };
+    let shared = Shared::new()?;
+    let result = match case.scenario {
+        Scenario::S3 => idle_window(plan, round, case, spec, &mut target, proto, &shared).await,
+        _ => load_window(plan, round, case, spec, &mut target, proto, offered, &shared).await,
+    };
+    // The target goes first, so the TIME_WAIT sockets are on its side.
+    target.stop();
+    shared.abort_all();
+    tokio::task::yield_now().await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn load_window(
+    plan: &Plan,
+    round: usize,
+    case: Case,
+    spec: &TargetSpec,
+    target: &mut Target,
+    proto: Proto,
+    offered: Option<f64>,
+    shared: &Rc<Shared>,
+) -> Result<Outcome> {
+    let addr = target.addr;
+    let payload: Rc<str> = Rc::from(plan.payload.as_str());
+    match case.scenario {
+        Scenario::S1 => {
+            let conns = load::open_many(proto, addr, case.param, false).await?;
+            load::start_echo(proto, conns, payload, shared);
+        }
+        Scenario::S1b => {
+            let conns = load::open_many(proto, addr, case.param, false).await?;
+            let rate = offered.unwrap_or(plan.fallback_rate);
+            load::start_paced(proto, conns, payload, rate, shared);
+        }
+        Scenario::S2 => {
+            let receivers = load::open_many(proto, addr, case.param, true).await?;
+            let sender = load::open_many(proto, addr, 1, false)
+                .await?
+                .pop()
+                .ok_or_else(|| anyhow!("no sender connection"))?;
+            load::start_fanout(proto, sender, receivers, payload, shared);
+        }
+        Scenario::S3 => unreachable!("S3 has its own window"),
+    }
+    tokio::time::sleep(plan.warmup).await;
+    let before = Snapshot::take(target.pid);
+    shared.begin();
+    tokio::time::sleep(plan.window).await;
+    shared.end();
+    let after = Snapshot::take(target.pid);
+    let rss = procs::rss_bytes(target.pid);
+
+    let elapsed = after.at.duration_since(before.at).as_secs_f64();
+    let ops = shared.ops.get();
+    let hist = shared.hist.borrow();
+    let us = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    let server_s = after.server_ns.saturating_sub(before.server_ns) as f64 / 1e9;
+    let generator_s = after.generator_ns.saturating_sub(before.generator_ns) as f64 / 1e9;
+    let busy_s = after.busy_ticks.saturating_sub(before.busy_ticks) as f64 / procs::TICKS_PER_SEC;
+    let steal_s = after.steal_ticks.saturating_sub(before.steal_ticks) as f64 / procs::TICKS_PER_SEC;
+    let rate = ops as f64 / elapsed;
+    let mut outcome = Outcome {
+        round,
+        case,
+        target: spec.name,
+        ops,
+        errors: shared.errors.get(),
+        elapsed_s: elapsed,
+        rate,
+        p50_us: us(0.5),
+        p99_us: us(0.99),
+        p999_us: us(0.999),
+        server_cpu_us_per_op: if ops > 0 { server_s * 1e6 / ops as f64 } else { 0.0 },
+        server_util: server_s / elapsed,
+        generator_util: generator_s / elapsed,
+        other_util: ((busy_s - server_s - generator_s).max(0.0) + steal_s) / elapsed,
+        rss_bytes: rss,
+        offered_rate: offered.filter(|_| case.scenario == Scenario::S1b),
+        connect_rate: None,
+        metric: match case.scenario {
+            Scenario::S1b => us(0.99),
+            _ => rate,
+        },
+        flags: Vec::new(),
+        error: shared.last_error.borrow().clone(),
+    };
+    flag(&mut outcome);
+    Ok(outcome)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn idle_window(
+    plan: &Plan,
+    round: usize,
+    case: Case,
+    spec: &TargetSpec,
+    target: &mut Target,
+    proto: Proto,
+    shared: &Rc<Shared>,
+) -> Result<Outcome> {
+    let addr = target.addr;
+    let before = Snapshot::take(target.pid);
+    tokio::time::sleep(plan.s3_settle).await;
+    let mut points = vec![(0.0, procs::rss_bytes(target.pid) as f64)];
+    let mut held = 0usize;
+    let mut connect_time = 0.0;
+    for &step in plan.s3_steps.iter().filter(|&&k| k <= case.param) {
+        let started = Instant::now();
+        let conns = load::open_many(proto, addr, step - held, false).await?;
+        connect_time += started.elapsed().as_secs_f64();
+        load::start_idle(proto, conns, shared);
+        held = step;
+        tokio::time::sleep(plan.s3_settle).await;
+        points.push((held as f64, procs::rss_bytes(target.pid) as f64));
+    }
+    let after = Snapshot::take(target.pid);
+    let slope = least_squares_slope(&points);
+    let elapsed = after.at.duration_since(before.at).as_secs_f64();
+    let server_s = after.server_ns.saturating_sub(before.server_ns) as f64 / 1e9;
+    let generator_s = after.generator_ns.saturating_sub(before.generator_ns) as f64 / 1e9;
+    let busy_s = after.busy_ticks.saturating_sub(before.busy_ticks) as f64 / procs::TICKS_PER_SEC;
+    let mut outcome = Outcome {
+        round,
+        case,
+        target: spec.name,
+        ops: held as u64,
+        errors: shared.errors.get(),
+        elapsed_s: elapsed,
+        rate: 0.0,
+        p50_us: 0.0,
+        p99_us: 0.0,
+        p999_us: 0.0,
+        server_cpu_us_per_op: if held > 0 { server_s * 1e6 / held as f64 } else { 0.0 },
+        server_util: server_s / elapsed,
+        generator_util: generator_s / elapsed,
+        other_util: (busy_s - server_s - generator_s).max(0.0) / elapsed,
+        rss_bytes: points.last().map_or(0, |p| p.1 as u64),
+        offered_rate: None,
+        connect_rate: Some(held as f64 / connect_time.max(1e-9)),
+        metric: slope,
+        flags: Vec::new(),
+        error: shared.last_error.borrow().clone(),
+    };
+    outcome.rate = outcome.connect_rate.unwrap_or(0.0);
+    // Connecting is the only load here; the generator being busy while connecting is expected.
+    if outcome.errors > 0 {
+        outcome.flags.push("errors");
+    }
+    Ok(outcome)
+}
+
+/// Marks windows whose numbers say more about the generator or the machine than the target.
+fn flag(outcome: &mut Outcome) {
+    if outcome.errors > 0 {
+        outcome.flags.push("errors");
+    }
+    if outcome.generator_util > 0.9 {
+        outcome.flags.push("generator-bound");
+    }
+    if outcome.other_util > 0.15 {
+        outcome.flags.push("noisy");
+    }
+}
+
+/// The slope of the least-squares line through `points`.
+pub(crate) fn least_squares_slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return f64::NAN;
+    }
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+    let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    sxy / sxx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slope_of_a_line() {
+        let points = [(0.0, 100.0), (10.0, 300.0), (20.0, 500.0)];
+        assert!((least_squares_slope(&points) - 20.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,140 @@
+//! The benchmark targets we build ourselves: `hub` (our server with the benchmark hub) and
+//! `ref-ws` (a raw tokio-tungstenite echo, the physical limit).
+//!
+//! Both WebSocket targets run on the same runtime shape ([`runtime`]), the same
+//! tokio-tungstenite version and default `WebSocketConfig` buffer settings as the hub's
+//! WebSocket transport, `TCP_NODELAY` on, and the workspace release profile.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context as _, Result};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use hub_server::{Context, HubError, HubMethods, HubServer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+/// The runtime every Rust target runs on: tokio's multi-threaded scheduler with one worker, since
+/// each target is pinned to one core.
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+}
+
+/// Runs target `name` on `port` until killed.
+pub(crate) fn serve(name: &str, port: u16) -> Result<()> {
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let address = ("127.0.0.1", port);
+        match name {
+            "hub" => serve_hub(address).await,
+            "ref-ws" => serve_ref_ws(TcpListener::bind(address).await?).await,
+            other => bail!("unknown target `{other}`; expected hub or ref-ws"),
+        }
+    })
+}
+
+/// The benchmark hub: `Echo`, `JoinGroup`, `SendToGroup` → `Recv(seq, text)` to the group.
+async fn serve_hub(address: (&str, u16)) -> Result<()> {
+    let hub = HubMethods::<Context>::new()
+        .method("Echo", |_, (text,): (String,)| async move {
+            Ok::<_, HubError>(text)
+        })
+        .method("JoinGroup", |cx: Context, (group,): (String,)| async move {
+            cx.groups().add(cx.connection_id(), &group).await;
+            Ok::<_, HubError>(())
+        })
+        .method(
+            "SendToGroup",
+            |cx: Context, (group, seq, text): (String, u64, String)| async move {
+                cx.clients().group(group).send("Recv", (seq, &text)).await;
+                Ok::<_, HubError>(())
+            },
+        );
+    let server = HubServer::builder()
+        .hub("/hub", hub)
+        .bind(address)
+        .await
+        .context("binding the hub")?;
+    server.serve().await?;
+    Ok(())
+}
+
+/// Connections that sent `J`: each has a bounded queue drained by its own task, like the hub's.
+type Registry = Arc<Mutex<Vec<(u64, mpsc::Sender<Message>)>>>;
+
+/// `ref-ws`: echoes every data frame verbatim; a frame starting with `J` joins the broadcast set
+/// (and is echoed); a frame starting with `B` has its remainder written, as one pre-encoded
+/// frame, to every joined connection.
+async fn serve_ref_ws(listener: TcpListener) -> Result<()> {
+    let registry: Registry = Arc::default();
+    let ids = Arc::new(AtomicU64::new(0));
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let registry = registry.clone();
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let _ = ref_ws_connection(stream, id, &registry).await;
+            if let Ok(mut registry) = registry.lock() {
+                registry.retain(|(other, _)| *other != id);
+            }
+        });
+    }
+}
+
+async fn ref_ws_connection(stream: TcpStream, id: u64, registry: &Registry) -> Result<()> {
+    let config = WebSocketConfig::default();
+    let mut ws = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await?;
+    let (tx, mut rx) = mpsc::channel::<Message>(1024);
+    loop {
+        tokio::select! {
+            message = ws.next() => {
+                let message = match message {
+                    Some(Ok(message)) => message,
+                    Some(Err(_)) | None => return Ok(()),
+                };
+                let (data, text) = match &message {
+                    Message::Text(text) => (Bytes::from(text.clone()), true),
+                    Message::Binary(data) => (data.clone(), false),
+                    Message::Close(_) => return Ok(()),
+                    _ => continue,
+                };
+                match data.first() {
+                    Some(b'J') => {
+                        if let Ok(mut registry) = registry.lock() {
+                            registry.push((id, tx.clone()));
+                        }
+                        ws.send(message).await?;
+                    }
+                    Some(b'B') => {
+                        let frame = data.slice(1..);
+                        let frame = if text {
+                            Message::Text(Utf8Bytes::try_from(frame)?)
+                        } else {
+                            Message::Binary(frame)
+                        };
+                        if let Ok(registry) = registry.lock() {
+                            for (_, queue) in registry.iter() {
+                                let _ = queue.try_send(frame.clone());
+                            }
+                        }
+                    }
+                    _ => ws.send(message).await?,
+                }
+            }
+            Some(frame) = rx.recv() => {
+                ws.feed(frame).await?;
+                while let Ok(frame) = rx.try_recv() {
+                    ws.feed(frame).await?;
+                }
+                ws.flush().await?;
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! `ServeX<T>`: serves any implementation of hub trait `X` through the runtime's `HubDispatch`.
+//! Each method binds its parameters by type (`FromCall`) and turns its result into the method's
+//! output with the runtime helper for its shape.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::ast::{MethodModel, Shape, TraitModel};
+use crate::naming;
+
+/// The struct, its constructors and its `HubDispatch` impl.
+pub(crate) fn generate(model: &TraitModel, rt: &TokenStream) -> TokenStream {
+    let trait_ident = &model.item.ident;
+    let vis = &model.item.vis;
+    let serve = naming::serve_struct(trait_ident);
+    let p = quote!(#rt::__private);
+    let cx = quote!(#p::Context);
+    let descriptors = model.methods.iter().map(|method| descriptor(method, &p));
+    let arms = model.methods.iter().enumerate().map(|(index, method)| {
+        let call = method_call(trait_ident, method, &p);
+        quote!(#index => #call,)
+    });
+    let on_connected = model.hooks.connected.as_ref().map(|hook| connected(trait_ident, hook, &p));
+    let on_disconnected = model
+        .hooks
+        .disconnected
+        .as_ref()
+        .map(|hook| disconnected(trait_ident, hook, &p));
+    let doc = format!(
+        "Serves an implementation of [`{trait_ident}`] as a hub: \
+         `HubServer::builder().hub(\"/path\", {serve}::new(your_hub))`."
+    );
+    quote! {
+        #[doc = #doc]
+        #vis struct #serve<T> {
+            hub: #p::Arc<T>,
+            table: #p::MethodTable,
+        }
+
+        impl<T: #trait_ident> #serve<T> {
+            /// Serves `hub`.
+            pub fn new(hub: T) -> Self {
+                Self::from_arc(#p::Arc::new(hub))
+            }
+
+            /// Serves a hub shared with other code.
+            pub fn from_arc(hub: #p::Arc<T>) -> Self {
+                #serve {
+                    hub,
+                    table: #p::MethodTable::from_descriptors([#(#descriptors),*]),
+                }
+            }
+
+            /// The implementation being served.
+            pub fn hub(&self) -> &#p::Arc<T> {
+                &self.hub
+            }
+        }
+
+        impl<T: #trait_ident> #p::HubDispatch<#cx> for #serve<T> {
+            fn methods(&self) -> &[#p::MethodDescriptor] {
+                self.table.descriptors()
+            }
+
+            fn find(&self, name: &str) -> #p::Option<usize> {
+                self.table.find(name)
+            }
+
+            fn call(
+                &self,
+                index: usize,
+                cx: #cx,
+                arguments: #p::Arguments,
+                uploads: #p::Vec<#p::RawUpload>,
+            ) -> #p::BoxFuture<#p::Result<#p::MethodOutput, #p::CallError>> {
+                match index {
+                    #(#arms)*
+                    _ => #p::unknown_method(),
+                }
+            }
+
+            #on_connected
+            #on_disconnected
+        }
+    }
+}
+
+/// `0usize + <P as FromCall<Context>>::SOURCE.arguments() + …` (or `.uploads()`).
+fn count(method: &MethodModel, p: &TokenStream, which: &str) -> TokenStream {
+    let which = format_ident!("{}", which);
+    let terms = method.params.iter().map(|param| {
+        let ty = &param.ty;
+        quote!(<#ty as #p::FromCall<#p::Context>>::SOURCE.#which())
+    });
+    quote!(0usize #(+ #terms)*)
+}
+
+fn descriptor(method: &MethodModel, p: &TokenStream) -> TokenStream {
+    let wire = &method.wire_name;
+    let kind = if method.output.is_stream() {
+        quote!(#p::MethodKind::ServerStream)
+    } else {
+        quote!(#p::MethodKind::Unary)
+    };
+    let arguments = count(method, p, "arguments");
+    let uploads = count(method, p, "uploads");
+    quote! {
+        #p::MethodDescriptor {
+            name: #p::String::from(#wire),
+            kind: #kind,
+            arguments: #arguments,
+            upload_streams: #uploads,
+        }
+    }
+}
+
+/// `(<P0 as FromCall<Context>>::from_call(parts)?, …)`, each spanned at the user's type.
+fn bind_tuple(params: &[crate::ast::ParamModel], p: &TokenStream) -> TokenStream {
+    let binds = params.iter().map(|param| {
+        let ty = &param.ty;
+        quote_spanned!(ty.span()=> <#ty as #p::FromCall<#p::Context>>::from_call(__parts)?)
+    });
+    quote!((#(#binds,)*))
+}
+
+fn names(count: usize) -> Vec<syn::Ident> {
+    (0..count).map(|index| format_ident!("__p{}", index)).collect()
+}
+
+fn method_call(trait_ident: &syn::Ident, method: &MethodModel, p: &TokenStream) -> TokenStream {
+    let ident = &method.ident;
+    let expected = count(method, p, "arguments");
+    let bind = bind_tuple(&method.params, p);
+    let names = names(method.params.len());
+    let call = quote!(<T as #trait_ident>::#ident(&*__hub, #(#names),*).await);
+    let span = method
+        .output
+        .ty
+        .as_ref()
+        .map_or_else(|| method.ident.span(), Spanned::span);
+    let output = match (&method.output.shape, method.output.fallible) {
+        (Shape::Unit, false) => quote!({ #call; #p::value_output(()) }),
+        (Shape::Unit | Shape::Value(_), true) => quote_spanned!(span=> #p::result_output(#call)),
+        (Shape::Value(_), false) => quote_spanned!(span=> #p::value_output(#call)),
+        (Shape::Stream { fallible_items, .. }, fallible) => {
+            let helper = if *fallible_items {
+                quote!(#p::fallible_stream_output)
+            } else {
+                quote!(#p::stream_output)
+            };
+            if fallible {
+                quote_spanned!(span=> #p::try_output(#call, #helper))
+            } else {
+                quote_spanned!(span=> #helper(#call))
+            }
+        }
+    };
+    quote! {{
+        let __hub = #p::Arc::clone(&self.hub);
+        #p::bind_call(
+            cx,
+            &arguments,
+            uploads,
+            #expected,
+            |__parts: &mut #p::CallParts<'_, #p::Context>| -> #p::Result<_, #p::BindError> {
+                #p::Result::Ok(#bind)
+            },
+            move |(#(#names,)*)| async move { #output },
+        )
+    }}
+}
+
+fn connected(trait_ident: &syn::Ident, hook: &MethodModel, p: &TokenStream) -> TokenStream {
+    let ident = &hook.ident;
+    let bind = bind_tuple(&hook.params, p);
+    let names = names(hook.params.len());
+    let call = quote!(<T as #trait_ident>::#ident(&*__hub, #(#names),*).await);
+    let result = if hook.output.fallible {
+        quote!(#p::hook_result(#call))
+    } else {
+        quote!({ #call; #p::Result::Ok(()) })
+    };
+    quote! {
+        fn on_connected(&self, cx: #p::Context) -> #p::BoxFuture<#p::Result<(), #p::HubError>> {
+            let __hub = #p::Arc::clone(&self.hub);
+            match #p::bind_context(&cx, |__parts: &mut #p::CallParts<'_, #p::Context>| -> #p::Result<_, #p::BindError> {
+                #p::Result::Ok(#bind)
+            }) {
+                #p::Result::Ok((#(#names,)*)) => #p::Box::pin(async move { #result }),
+                #p::Result::Err(error) => #p::Box::pin(#p::ready(#p::Result::Err(error))),
+            }
+        }
+    }
+}
+
+fn disconnected(trait_ident: &syn::Ident, hook: &MethodModel, p: &TokenStream) -> TokenStream {
+    let ident = &hook.ident;
+    let context_params = &hook.params[..hook.params.len().saturating_sub(1)];
+    let bind = bind_tuple(context_params, p);
+    let names = names(context_params.len());
+    quote! {
+        fn on_disconnected(
+            &self,
+            cx: #p::Context,
+            error: #p::Option<#p::String>,
+        ) -> #p::BoxFuture<()> {
+            let __hub = #p::Arc::clone(&self.hub);
+            match #p::bind_context(&cx, |__parts: &mut #p::CallParts<'_, #p::Context>| -> #p::Result<_, #p::BindError> {
+                #p::Result::Ok(#bind)
+            }) {
+                #p::Result::Ok((#(#names,)*)) => #p::Box::pin(async move {
+                    <T as #trait_ident>::#ident(&*__hub, #(#names,)* error).await;
+                }),
+                #p::Result::Err(_) => #p::Box::pin(#p::ready(())),
+            }
+        }
+    }
+}
