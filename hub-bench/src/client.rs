@@ -248,30 +248,6 @@ impl HttpConn {
         Ok(HttpResponse { status, body })
     }
 
-    /// Sends a request whose response is a stream (SSE): returns the status; then call
-    /// [`read_some`](Self::read_some).
-    pub(crate) async fn open_stream(&mut self, path: &str) -> Result<u16> {
-        self.send_head("GET", path, "", b"").await?;
-        let (status, head_len, _, _) = self.read_head().await?;
-        self.buf.drain(..head_len);
-        Ok(status)
-    }
-
-    /// Buffered stream bytes (after [`open_stream`](Self::open_stream)); `consume` removes some.
-    pub(crate) fn buffered(&self) -> &[u8] {
-        &self.buf
-    }
-
-    /// Drops the first `n` buffered bytes.
-    pub(crate) fn consume(&mut self, n: usize) {
-        self.buf.drain(..n);
-    }
-
-    /// Reads more stream bytes into the buffer.
-    pub(crate) async fn read_some(&mut self) -> Result<()> {
-        self.fill().await
-    }
-
     async fn send_head(
         &mut self,
         method: &str,

@@ -75,7 +75,9 @@ impl Shared {
     fn fail(&self, error: &anyhow::Error) {
         if !self.stop.get() {
             self.errors.set(self.errors.get() + 1);
-            self.last_error.borrow_mut().get_or_insert_with(|| format!("{error:#}"));
+            self.last_error
+                .borrow_mut()
+                .get_or_insert_with(|| format!("{error:#}"));
         }
     }
 
@@ -144,7 +146,12 @@ pub(crate) fn start_echo(proto: Proto, conns: Vec<WsConn>, payload: Rc<str>, sha
     }
 }
 
-async fn echo_loop(proto: Proto, mut ws: WsConn, payload: Rc<str>, shared: Rc<Shared>) -> Result<()> {
+async fn echo_loop(
+    proto: Proto,
+    mut ws: WsConn,
+    payload: Rc<str>,
+    shared: Rc<Shared>,
+) -> Result<()> {
     let mut events = Vec::with_capacity(4);
     let mut id = 0u64;
     while !shared.stop.get() {
@@ -192,7 +199,14 @@ pub(crate) fn start_paced(
     for (i, ws) in conns.into_iter().enumerate() {
         let first = start + interval.mul_f64(i as f64 / n as f64);
         let shared2 = shared.clone();
-        shared.spawn(paced_loop(proto, ws, payload.clone(), interval, first, shared2));
+        shared.spawn(paced_loop(
+            proto,
+            ws,
+            payload.clone(),
+            interval,
+            first,
+            shared2,
+        ));
     }
 }
 
@@ -286,7 +300,12 @@ pub(crate) fn start_fanout(
     shared.spawn(send_loop(proto, sender, payload, fanout, shared.clone()));
 }
 
-async fn receive_loop(proto: Proto, mut ws: WsConn, fanout: Rc<Fanout>, shared: Rc<Shared>) -> Result<()> {
+async fn receive_loop(
+    proto: Proto,
+    mut ws: WsConn,
+    fanout: Rc<Fanout>,
+    shared: Rc<Shared>,
+) -> Result<()> {
     let mut events = Vec::with_capacity(8);
     loop {
         ws.read_batch(|op, data| proto.parse(op, data, &mut events))
@@ -302,7 +321,9 @@ async fn receive_loop(proto: Proto, mut ws: WsConn, fanout: Rc<Fanout>, shared: 
                     let mut got = fanout.got.borrow_mut();
                     got[slot] += 1;
                     if got[slot] == fanout.receivers {
-                        fanout.in_flight.set(fanout.in_flight.get().saturating_sub(1));
+                        fanout
+                            .in_flight
+                            .set(fanout.in_flight.get().saturating_sub(1));
                         fanout.progress.set(now);
                         fanout.wake.notify_one();
                     }

@@ -45,7 +45,9 @@ fn main() -> ExitCode {
 fn dispatch(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("serve") => {
-            let name = args.get(1).ok_or_else(|| anyhow!("serve needs a target name"))?;
+            let name = args
+                .get(1)
+                .ok_or_else(|| anyhow!("serve needs a target name"))?;
             let port = flag_value(&args[2..], "--port")?
                 .ok_or_else(|| anyhow!("serve needs --port"))?
                 .parse()?;
@@ -243,10 +245,11 @@ fn run(args: &[String], smoke: bool) -> Result<()> {
         eprintln!("hub-bench: taskset not found; running unpinned");
         plan.pin = false;
     }
+    // Peers are built/installed here, before the generator pins itself.
+    plan.targets = target_specs(&names)?;
     if plan.pin {
         procs::pin_self()?;
     }
-    plan.targets = target_specs(&names)?;
     let out_dir = flag_value(args, "--out")?
         .map(PathBuf::from)
         .unwrap_or_else(|| crate_dir().join("results"));
@@ -269,7 +272,12 @@ fn run(args: &[String], smoke: bool) -> Result<()> {
     if smoke {
         let bad: Vec<String> = outcomes
             .iter()
-            .filter(|o| o.errors > 0 || !(o.metric > 0.0) || (o.case.scenario != Scenario::S3 && o.rate <= 0.0))
+            .filter(|o| {
+                o.errors > 0
+                    || o.metric.is_nan()
+                    || o.metric <= 0.0
+                    || (o.case.scenario != Scenario::S3 && o.rate <= 0.0)
+            })
             .map(|o| {
                 format!(
                     "{} {}: {} error(s), metric {} {}",
@@ -284,7 +292,10 @@ fn run(args: &[String], smoke: bool) -> Result<()> {
         if !bad.is_empty() {
             bail!("smoke failed:\n  {}", bad.join("\n  "));
         }
-        eprintln!("hub-bench smoke: {} windows, no errors, all rates non-zero", outcomes.len());
+        eprintln!(
+            "hub-bench smoke: {} windows, no errors, all rates non-zero",
+            outcomes.len()
+        );
     }
     Ok(())
 }

@@ -72,7 +72,8 @@ impl Target {
         let port = free_port()?;
         let mut command = if pin {
             let mut c = Command::new("taskset");
-            c.args(["-c", &TARGET_CORE.to_string()]).arg(&launch.program);
+            c.args(["-c", &TARGET_CORE.to_string()])
+                .arg(&launch.program);
             c
         } else {
             Command::new(&launch.program)
@@ -104,7 +105,8 @@ impl Target {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if std::net::TcpStream::connect_timeout(&target.addr, Duration::from_millis(200)).is_ok()
+            if std::net::TcpStream::connect_timeout(&target.addr, Duration::from_millis(200))
+                .is_ok()
             {
                 return Ok(target);
             }

@@ -22,7 +22,7 @@ pub(crate) enum Dialect {
 }
 
 /// The hub protocol on the wire (for `Raw`: which bytes are echoed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Wire {
     Json,
     Msgpack,
@@ -107,7 +107,16 @@ impl Proto {
         let id = ids.as_str();
         match (self.dialect, self.wire) {
             (Dialect::SocketIo, _) => {
-                ws.push(OP_TEXT, &[b"42", id.as_bytes(), b"[\"echo\",\"", payload.as_bytes(), b"\"]"]);
+                ws.push(
+                    OP_TEXT,
+                    &[
+                        b"42",
+                        id.as_bytes(),
+                        b"[\"echo\",\"",
+                        payload.as_bytes(),
+                        b"\"]",
+                    ],
+                );
             }
             (_, Wire::Json) => ws.push(
                 OP_TEXT,
@@ -138,7 +147,16 @@ impl Proto {
         match (self.dialect, self.wire) {
             (Dialect::Raw, _) => ws.push(self.opcode(), &[b"J"]),
             (Dialect::SocketIo, _) => {
-                ws.push(OP_TEXT, &[b"42", id.as_bytes(), b"[\"join\",\"", GROUP.as_bytes(), b"\"]"]);
+                ws.push(
+                    OP_TEXT,
+                    &[
+                        b"42",
+                        id.as_bytes(),
+                        b"[\"join\",\"",
+                        GROUP.as_bytes(),
+                        b"\"]",
+                    ],
+                );
             }
             (Dialect::SignalR, Wire::Json) => ws.push(
                 OP_TEXT,
@@ -211,7 +229,7 @@ impl Proto {
             }
             (Dialect::SignalR, Wire::Msgpack) => {
                 let mut body = Vec::with_capacity(32 + payload.len());
-                body.extend_from_slice(&[0x95, 0x01, 0x80, 0xc0]);
+                body.extend_from_slice(&[0x96, 0x01, 0x80, 0xc0]);
                 mp_str(&mut body, "SendToGroup");
                 body.push(0x93);
                 mp_str(&mut body, GROUP);
@@ -265,7 +283,12 @@ impl Proto {
 async fn negotiate(addr: SocketAddr) -> Result<String> {
     let mut http = HttpConn::connect(addr).await?;
     let response = http
-        .request("POST", "/hub/negotiate?negotiateVersion=1", "text/plain", b"")
+        .request(
+            "POST",
+            "/hub/negotiate?negotiateVersion=1",
+            "text/plain",
+            b"",
+        )
         .await?;
     if response.status != 200 {
         bail!("negotiate answered {}", response.status);
@@ -303,9 +326,8 @@ fn parse_json_record(record: &[u8], events: &mut Vec<Event>) {
     let kind = memmem::find(record, b"\"type\":")
         .and_then(|i| record.get(i + 7))
         .copied();
-    let id = || {
-        memmem::find(record, b"\"invocationId\":\"").and_then(|i| digits(&record[i + 16..]))
-    };
+    let id =
+        || memmem::find(record, b"\"invocationId\":\"").and_then(|i| digits(&record[i + 16..]));
     match kind {
         Some(b'1') => {
             if let Some(id) = id() {
@@ -464,7 +486,10 @@ fn mp_read_str(data: &[u8]) -> Option<(&[u8], &[u8])> {
     let (len, start) = match *data.first()? {
         b @ 0xa0..=0xbf => (usize::from(b & 0x1f), 1),
         0xd9 => (usize::from(*data.get(1)?), 2),
-        0xda => (usize::from(u16::from_be_bytes([*data.get(1)?, *data.get(2)?])), 3),
+        0xda => (
+            usize::from(u16::from_be_bytes([*data.get(1)?, *data.get(2)?])),
+            3,
+        ),
         _ => return None,
     };
     Some((data.get(start..start + len)?, data.get(start + len..)?))
@@ -493,9 +518,18 @@ mod tests {
     #[test]
     fn json_completion_and_delivery() {
         let mut events = Vec::new();
-        parse_json_record(br#"{"type":3,"invocationId":"42","result":"x"}"#, &mut events);
-        parse_json_record(br#"{"type":1,"target":"Recv","arguments":[7,"p"]}"#, &mut events);
-        parse_json_record(br#"{"type":3,"invocationId":"5","error":"no"}"#, &mut events);
+        parse_json_record(
+            br#"{"type":3,"invocationId":"42","result":"x"}"#,
+            &mut events,
+        );
+        parse_json_record(
+            br#"{"type":1,"target":"Recv","arguments":[7,"p"]}"#,
+            &mut events,
+        );
+        parse_json_record(
+            br#"{"type":3,"invocationId":"5","error":"no"}"#,
+            &mut events,
+        );
         assert_eq!(
             events,
             [Event::Reply(42), Event::Delivery(7), Event::Failed(5)]
@@ -530,9 +564,6 @@ mod tests {
         parse_socketio(b"4317[\"x\"]", &mut events);
         parse_socketio(b"42[\"recv\",9,\"p\"]", &mut events);
         parse_socketio(b"2", &mut events);
-        assert_eq!(
-            events,
-            [Event::Reply(17), Event::Delivery(9), Event::Ping]
-        );
+        assert_eq!(events, [Event::Reply(17), Event::Delivery(9), Event::Ping]);
     }
 }

@@ -224,7 +224,9 @@ pub(crate) async fn run(plan: &Plan, jsonl: Option<PathBuf>) -> Result<Vec<Outco
                                 && o.errors == 0
                         })
                         .map(|o| o.rate)
-                        .fold(None, |min: Option<f64>, r| Some(min.map_or(r, |m| m.min(r))))
+                        .fold(None, |min: Option<f64>, r| {
+                            Some(min.map_or(r, |m| m.min(r)))
+                        })
                         .map_or(plan.fallback_rate, |slowest| slowest / 2.0)
                 });
                 Some(rate)
@@ -274,7 +276,19 @@ async fn run_window(
     let shared = Shared::new()?;
     let result = match case.scenario {
         Scenario::S3 => idle_window(plan, round, case, spec, &mut target, proto, &shared).await,
-        _ => load_window(plan, round, case, spec, &mut target, proto, offered, &shared).await,
+        _ => {
+            load_window(
+                plan,
+                round,
+                case,
+                spec,
+                &mut target,
+                proto,
+                offered,
+                &shared,
+            )
+            .await
+        }
     };
     // The target goes first, so the TIME_WAIT sockets are on its side.
     target.stop();
@@ -331,7 +345,8 @@ async fn load_window(
     let server_s = after.server_ns.saturating_sub(before.server_ns) as f64 / 1e9;
     let generator_s = after.generator_ns.saturating_sub(before.generator_ns) as f64 / 1e9;
     let busy_s = after.busy_ticks.saturating_sub(before.busy_ticks) as f64 / procs::TICKS_PER_SEC;
-    let steal_s = after.steal_ticks.saturating_sub(before.steal_ticks) as f64 / procs::TICKS_PER_SEC;
+    let steal_s =
+        after.steal_ticks.saturating_sub(before.steal_ticks) as f64 / procs::TICKS_PER_SEC;
     let rate = ops as f64 / elapsed;
     let mut outcome = Outcome {
         round,
@@ -344,7 +359,11 @@ async fn load_window(
         p50_us: us(0.5),
         p99_us: us(0.99),
         p999_us: us(0.999),
-        server_cpu_us_per_op: if ops > 0 { server_s * 1e6 / ops as f64 } else { 0.0 },
+        server_cpu_us_per_op: if ops > 0 {
+            server_s * 1e6 / ops as f64
+        } else {
+            0.0
+        },
         server_util: server_s / elapsed,
         generator_util: generator_s / elapsed,
         other_util: ((busy_s - server_s - generator_s).max(0.0) + steal_s) / elapsed,
@@ -404,7 +423,11 @@ async fn idle_window(
         p50_us: 0.0,
         p99_us: 0.0,
         p999_us: 0.0,
-        server_cpu_us_per_op: if held > 0 { server_s * 1e6 / held as f64 } else { 0.0 },
+        server_cpu_us_per_op: if held > 0 {
+            server_s * 1e6 / held as f64
+        } else {
+            0.0
+        },
         server_util: server_s / elapsed,
         generator_util: generator_s / elapsed,
         other_util: (busy_s - server_s - generator_s).max(0.0) / elapsed,
