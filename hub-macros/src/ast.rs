@@ -2,7 +2,6 @@
 //! and what it returns. Built by [`parse`], which reports every problem it finds at once.
 
 use proc_macro2::{Span, TokenStream};
-use syn::spanned::Spanned;
 use syn::{
     Attribute, Expr, FnArg, GenericArgument, Ident, ItemTrait, Lit, Meta, Pat, PathArguments,
     ReturnType, TraitItem, Type, TypeParamBound,
@@ -26,13 +25,25 @@ impl Errors {
         self.push(syn::Error::new(span, message));
     }
 
+    /// An error spanning all of `tokens` (a whole type or pattern, not only its first token).
+    pub(crate) fn spanned(
+        &mut self,
+        tokens: &dyn quote::ToTokens,
+        message: impl std::fmt::Display,
+    ) {
+        self.push(syn::Error::new_spanned(tokens, message));
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.errors.is_empty()
     }
 
     /// One `compile_error!` per error.
     pub(crate) fn to_compile_errors(&self) -> TokenStream {
-        self.errors.iter().map(syn::Error::to_compile_error).collect()
+        self.errors
+            .iter()
+            .map(syn::Error::to_compile_error)
+            .collect()
     }
 }
 
@@ -175,8 +186,8 @@ pub(crate) fn parse(
                     }
                 }
             }
-            other => errors.at(
-                other.span(),
+            other => errors.spanned(
+                other,
                 format!(
                     "a `#[{}]` trait holds only `async fn` methods; move this item out of the trait",
                     if kind == TraitKind::Hub { "hub" } else { "hub_client" }
@@ -212,8 +223,8 @@ fn parse_method(
         let ident = match &*typed.pat {
             Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => pat.ident.clone(),
             other => {
-                errors.at(
-                    other.span(),
+                errors.spanned(
+                    other,
                     format!(
                         "use a plain parameter name here: a {} parameter needs a name that generated clients can show",
                         kind.noun()
@@ -269,8 +280,8 @@ fn output(kind: TraitKind, ret: &ReturnType, errors: &mut Errors) -> Option<Outp
         let shape = match &ty {
             Type::Tuple(tuple) if tuple.elems.is_empty() => Shape::Unit,
             Type::ImplTrait(_) | Type::Reference(_) | Type::Infer(_) => {
-                errors.at(
-                    ty.span(),
+                errors.spanned(
+                    &ty,
                     "a client callback returns nothing (the server does not wait) or the owned type the client answers with (a client result)",
                 );
                 return None;
@@ -330,8 +341,8 @@ fn shape(ty: &Type, errors: &mut Errors) -> Option<Shape> {
                     },
                 }),
                 None => {
-                    errors.at(
-                        ty.span(),
+                    errors.spanned(
+                        ty,
                         "a hub method returns a value, `Result<T, E>`, or a server stream written `impl Stream<Item = T> + Send + 'static`; name a concrete type here",
                     );
                     None
@@ -339,15 +350,15 @@ fn shape(ty: &Type, errors: &mut Errors) -> Option<Shape> {
             }
         }
         Type::Reference(_) => {
-            errors.at(
-                ty.span(),
+            errors.spanned(
+                ty,
                 "a hub method returns an owned value (`String`, not `&str`): the result is sent after the method returns",
             );
             None
         }
         Type::Infer(_) | Type::Never(_) | Type::BareFn(_) | Type::TraitObject(_) => {
-            errors.at(
-                ty.span(),
+            errors.spanned(
+                ty,
                 "a hub method returns a value that serializes, `Result<T, E>`, or `impl Stream<Item = T> + Send + 'static`",
             );
             None

@@ -47,7 +47,11 @@ pub(crate) enum Hook {
 }
 
 /// Parses the trait attribute's arguments; `keys` says which are allowed.
-pub(crate) fn trait_args(tokens: TokenStream, client_trait: bool, errors: &mut Errors) -> TraitArgs {
+pub(crate) fn trait_args(
+    tokens: TokenStream,
+    client_trait: bool,
+    errors: &mut Errors,
+) -> TraitArgs {
     let keys = if client_trait { CLIENT_KEYS } else { HUB_KEYS };
     let attribute = if client_trait { "hub_client" } else { "hub" };
     let mut args = TraitArgs::default();
@@ -149,7 +153,9 @@ fn parse_pairs(
                 .join(", ");
             return Err(syn::Error::new(
                 key.span(),
-                format!("unknown key `{key}` in `#[{attribute}(...)]`; expected one of: {expected}"),
+                format!(
+                    "unknown key `{key}` in `#[{attribute}(...)]`; expected one of: {expected}"
+                ),
             ));
         }
         if key == "on_connected" || key == "on_disconnected" {

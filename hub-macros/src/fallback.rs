@@ -10,6 +10,7 @@ use crate::ast::{Errors, TraitKind};
 /// The trait as written (our attributes taken off) and one `compile_error!` per problem.
 pub(crate) fn emit(item: &ItemTrait, errors: &Errors) -> TokenStream {
     let errors = errors.to_compile_errors();
+    let item = without_patterns(item);
     quote! {
         #[allow(async_fn_in_trait)]
         #item
@@ -29,4 +30,31 @@ pub(crate) fn not_a_trait(kind: TraitKind, item: TokenStream) -> TokenStream {
     };
     let error = syn::Error::new(Span::call_site(), message).to_compile_error();
     quote!(#item #error)
+}
+
+/// The trait with every parameter pattern that is not a plain name replaced by `_`, so rustc does
+/// not repeat our error about it ("patterns aren't allowed in functions without bodies").
+fn without_patterns(item: &ItemTrait) -> ItemTrait {
+    let mut item = item.clone();
+    for trait_item in &mut item.items {
+        let syn::TraitItem::Fn(method) = trait_item else {
+            continue;
+        };
+        if method.default.is_some() {
+            continue;
+        }
+        for input in &mut method.sig.inputs {
+            if let syn::FnArg::Typed(typed) = input {
+                match &mut *typed.pat {
+                    syn::Pat::Ident(pat) => {
+                        pat.mutability = None;
+                        pat.by_ref = None;
+                        pat.subpat = None;
+                    }
+                    pat => *pat = syn::parse_quote!(_),
+                }
+            }
+        }
+    }
+    item
 }

@@ -91,6 +91,9 @@ mod tests {
     fn generated_names_are_fixed_affixes() {
         let chat = format_ident!("Chat");
         assert_eq!(serve_struct(&chat).to_string(), "ServeChat");
-        assert_eq!(proxy_struct(&format_ident!("ChatClient")).to_string(), "ChatClientProxy");
+        assert_eq!(
+            proxy_struct(&format_ident!("ChatClient")).to_string(),
+            "ChatClientProxy"
+        );
     }
 }

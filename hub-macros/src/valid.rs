@@ -14,8 +14,8 @@ const RESERVED_PROXY_METHODS: &[&str] = &["untyped"];
 /// The trait itself: no generics, no `unsafe`/`auto`.
 pub(crate) fn trait_header(kind: TraitKind, item: &ItemTrait, errors: &mut Errors) {
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
-        errors.at(
-            item.generics.span(),
+        errors.spanned(
+            &item.generics,
             format!(
                 "a `#[{}]` trait cannot be generic: clients call it with concrete types; remove the type parameters",
                 attribute(kind)
@@ -23,7 +23,10 @@ pub(crate) fn trait_header(kind: TraitKind, item: &ItemTrait, errors: &mut Error
         );
     }
     if let Some(token) = &item.unsafety {
-        errors.at(token.span, "remove `unsafe`: a hub trait has nothing unsafe to promise");
+        errors.at(
+            token.span,
+            "remove `unsafe`: a hub trait has nothing unsafe to promise",
+        );
     }
     if let Some(token) = &item.auto_token {
         errors.at(token.span, "remove `auto`: a hub trait declares methods");
@@ -42,24 +45,45 @@ pub(crate) fn signature(
     if sig.asyncness.is_none() {
         errors.at(
             sig.fn_token.span,
-            format!("a {} must be an `async fn`: write `async fn {name}`", kind.noun()),
+            format!(
+                "a {} must be an `async fn`: write `async fn {name}`",
+                kind.noun()
+            ),
         );
     }
     if let Some(token) = &sig.constness {
-        errors.at(token.span, format!("remove `const`: a {} is an `async fn`", kind.noun()));
+        errors.at(
+            token.span,
+            format!("remove `const`: a {} is an `async fn`", kind.noun()),
+        );
     }
     if let Some(token) = &sig.unsafety {
-        errors.at(token.span, format!("remove `unsafe`: a {} cannot be unsafe to call", kind.noun()));
+        errors.at(
+            token.span,
+            format!(
+                "remove `unsafe`: a {} cannot be unsafe to call",
+                kind.noun()
+            ),
+        );
     }
     if let Some(abi) = &sig.abi {
-        errors.at(abi.span(), format!("remove the ABI: a {} is a plain Rust `async fn`", kind.noun()));
+        errors.at(
+            abi.span(),
+            format!(
+                "remove the ABI: a {} is a plain Rust `async fn`",
+                kind.noun()
+            ),
+        );
     }
     if let Some(variadic) = &sig.variadic {
-        errors.at(variadic.span(), "remove `...`: list each parameter with its type");
+        errors.at(
+            variadic.span(),
+            "remove `...`: list each parameter with its type",
+        );
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        errors.at(
-            sig.generics.span(),
+        errors.spanned(
+            &sig.generics,
             format!(
                 "a {} cannot be generic: values on the wire have one concrete type; use a concrete type (an enum for alternatives)",
                 kind.noun()
@@ -69,7 +93,10 @@ pub(crate) fn signature(
     match sig.inputs.first() {
         Some(FnArg::Receiver(receiver)) => {
             if receiver.colon_token.is_some() {
-                errors.at(receiver.span(), "take `&self` here: other receiver types are not supported");
+                errors.at(
+                    receiver.span(),
+                    "take `&self` here: other receiver types are not supported",
+                );
             } else if receiver.reference.is_none() {
                 errors.at(
                     receiver.self_token.span,
@@ -85,11 +112,14 @@ pub(crate) fn signature(
                 );
             }
         }
-        _ => errors.at(name.span(), format!("add `&self` as the first parameter of `{name}`")),
+        _ => errors.at(
+            name.span(),
+            format!("add `&self` as the first parameter of `{name}`"),
+        ),
     }
     if let Some(body) = &method.default {
-        errors.at(
-            body.span(),
+        errors.spanned(
+            body,
             format!(
                 "remove this body: declare the {} here and implement it in `impl {trait_name} for YourType`",
                 kind.noun(),
@@ -101,22 +131,22 @@ pub(crate) fn signature(
 /// A parameter's type: owned and concrete.
 pub(crate) fn parameter_type(kind: TraitKind, ty: &Type, errors: &mut Errors) {
     match ty {
-        Type::Reference(_) => errors.at(
-            ty.span(),
+        Type::Reference(_) => errors.spanned(
+            ty,
             format!(
                 "a {} parameter must be an owned type (`String`, not `&str`): its value arrives in a message",
                 kind.noun()
             ),
         ),
-        Type::ImplTrait(_) => errors.at(
-            ty.span(),
+        Type::ImplTrait(_) => errors.spanned(
+            ty,
             format!(
                 "a {} parameter cannot be `impl Trait`: name a concrete type (upload streams are `UploadStream<T>`)",
                 kind.noun()
             ),
         ),
-        Type::Infer(_) | Type::Never(_) | Type::TraitObject(_) | Type::BareFn(_) => errors.at(
-            ty.span(),
+        Type::Infer(_) | Type::Never(_) | Type::TraitObject(_) | Type::BareFn(_) => errors.spanned(
+            ty,
             format!("a {} parameter needs a concrete type that serializes", kind.noun()),
         ),
         _ => {}
@@ -149,7 +179,10 @@ pub(crate) fn unique_wire_names(kind: TraitKind, methods: &[MethodModel], errors
 /// Client callbacks do not take the names the generated proxy uses itself.
 pub(crate) fn client_names(methods: &[MethodModel], errors: &mut Errors) {
     for method in methods {
-        if RESERVED_PROXY_METHODS.iter().any(|reserved| method.ident == reserved) {
+        if RESERVED_PROXY_METHODS
+            .iter()
+            .any(|reserved| method.ident == reserved)
+        {
             errors.at(
                 method.ident.span(),
                 format!(
@@ -181,19 +214,22 @@ pub(crate) fn hook(
     if let Some(first) = slot {
         errors.at(
             key,
-            format!("`{}` is already this hook; a hub has one of each", first.ident),
+            format!(
+                "`{}` is already this hook; a hub has one of each",
+                first.ident
+            ),
         );
         return;
     }
     let unit = matches!(method.output.shape, Shape::Unit);
     if disconnected && (!unit || method.output.fallible) {
-        errors.at(
-            method.output.ty.as_ref().map_or(method.ident.span(), Spanned::span),
+        errors.spanned(
+            hook_output(&method),
             "`on_disconnected` returns nothing: the connection is already gone",
         );
     } else if !unit {
-        errors.at(
-            method.output.ty.as_ref().map_or(method.ident.span(), Spanned::span),
+        errors.spanned(
+            hook_output(&method),
             "`on_connected` returns `()` or `Result<(), E>` (an error closes the connection)",
         );
     }
@@ -204,4 +240,12 @@ pub(crate) fn hook(
         );
     }
     *slot = Some(method);
+}
+
+/// What a hook's return-type error points at: the type, or the name when there is none.
+fn hook_output(method: &MethodModel) -> &dyn quote::ToTokens {
+    match &method.output.ty {
+        Some(ty) => ty,
+        None => &method.ident,
+    }
 }

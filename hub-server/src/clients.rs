@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hub_core::hub::HubError;
+use hub_core::hub::{BoxFuture, HubError};
 use hub_core::protocol::{EncodeArguments, Invocation};
 use serde::de::DeserializeOwned;
 
@@ -107,20 +107,20 @@ impl ProxyKind for SingleClient {
 )]
 pub trait ResultKind: ProxyKind {
     /// Calls `method` and waits for the client's result.
-    fn invoke<R: DeserializeOwned, A: EncodeArguments>(
+    fn invoke<R: DeserializeOwned + Send + 'static, A: EncodeArguments>(
         proxy: &Self::Proxy,
         method: &str,
         arguments: A,
-    ) -> impl Future<Output = Result<R, HubError>> + Send + 'static + use<Self, R, A>;
+    ) -> BoxFuture<Result<R, HubError>>;
 }
 
 impl ResultKind for SingleClient {
-    fn invoke<R: DeserializeOwned, A: EncodeArguments>(
+    fn invoke<R: DeserializeOwned + Send + 'static, A: EncodeArguments>(
         proxy: &SingleClientProxy,
         method: &str,
         arguments: A,
-    ) -> impl Future<Output = Result<R, HubError>> + Send + 'static + use<R, A> {
-        proxy.invoke(method, arguments)
+    ) -> BoxFuture<Result<R, HubError>> {
+        Box::pin(proxy.invoke(method, arguments))
     }
 }
 

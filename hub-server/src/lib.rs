@@ -47,13 +47,11 @@ pub use clients::{
 pub use config::{CorsConfig, HubConfig};
 pub use connection::SendError;
 pub use context::{Cancellation, Context, HubContext};
+pub use futures_core::Stream;
 pub use hub_core::hub::{AsArgument, FromCall, HubDispatch, HubError, HubMethods, UploadStream};
-pub use hub_macros::{hub, hub_client};
-/// Derives TypeScript types for the values that cross a hub's wire (re-exported for convenience;
-/// `#[derive(TS)]` itself needs `ts-rs` among your dependencies).
-pub use ts_rs;
 pub use hub_core::negotiate::TransportType;
 pub use hub_core::{negotiate, protocol, ProtocolError};
+pub use hub_macros::{hub, hub_client};
 pub use lifetime::{
     ConnectionHandle, LifetimeManager, LocalLifetimeManager, PreparedMessage, Target,
 };
@@ -63,6 +61,9 @@ pub use request::{
 };
 pub use server::{HubEndpoint, HubServer, HubServerBuilder, ShutdownHandle};
 pub use service::{HubService, ResponseBody};
+/// Derives TypeScript types for the values that cross a hub's wire (re-exported for convenience;
+/// `#[derive(TS)]` itself needs `ts-rs` among your dependencies).
+pub use ts_rs;
 
 /// The protocol core, for code that works with messages directly.
 pub use hub_core as core;
@@ -81,15 +82,15 @@ pub mod __private {
         MethodMetadata, OutputMetadata, ParameterMetadata, TypeMetadata,
     };
     pub use hub_core::hub::{
-        bind_call, bind_context, fallible_stream_output, hook_result, result_output,
-        stream_output, try_output, unknown_method, value_output, AsArgument, BindError,
-        BoxFuture, CallError, CallParts, FromCall, HubDispatch, HubError, MethodDescriptor,
-        MethodKind, MethodOutput, MethodTable, ParameterSource, RawUpload,
+        bind_call, bind_context, fallible_stream_output, hook_result, result_output, stream_output,
+        try_output, unknown_method, value_output, AsArgument, BindError, BoxFuture, CallError,
+        CallParts, FromCall, HubDispatch, HubError, MethodDescriptor, MethodKind, MethodOutput,
+        MethodTable, ParameterSource, RawUpload,
     };
-    pub use std::future::ready;
     pub use hub_core::protocol::Arguments;
     pub use inventory;
     pub use std::boxed::Box;
+    pub use std::future::ready;
     pub use std::future::Future;
     pub use std::marker::{Send, Sync};
     pub use std::option::Option;

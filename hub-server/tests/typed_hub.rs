@@ -15,7 +15,7 @@ use common::*;
 use futures_util::{Stream, StreamExt};
 use hub_core::protocol::{CompletionOutcome, HubMessage};
 use hub_server::{
-    hub, hub_client, Cancellation, CallerClients, Context, Groups, HubError, HubServer,
+    hub, hub_client, CallerClients, Cancellation, Context, Groups, HubError, HubServer,
     UploadStream,
 };
 use serde::{Deserialize, Serialize};
@@ -55,7 +55,13 @@ pub trait Notes {
     /// The caller's id, with the context anywhere in the parameter list.
     async fn whoami(&self, prefix: String, cx: Context<NoteClientProxy>) -> String;
     /// Joins a room and tells the others.
-    async fn join(&self, clients: CallerClients<NoteClientProxy>, groups: Groups, cx: Context, room: String);
+    async fn join(
+        &self,
+        clients: CallerClients<NoteClientProxy>,
+        groups: Groups,
+        cx: Context,
+        room: String,
+    );
     /// Sends a note to a room.
     async fn send(&self, cx: Context<NoteClientProxy>, note: Note) -> Result<(), HubError>;
     /// Asks the caller.
@@ -63,7 +69,11 @@ pub trait Notes {
     /// Counts to `n`.
     async fn count_to(&self, n: u32) -> impl Stream<Item = u32> + Send + 'static;
     /// Counts, failing at `fail_at`.
-    async fn count_failing(&self, n: u32, fail_at: u32) -> Result<impl Stream<Item = Result<u32, HubError>>, HubError>;
+    async fn count_failing(
+        &self,
+        n: u32,
+        fail_at: u32,
+    ) -> Result<impl Stream<Item = Result<u32, HubError>>, HubError>;
     /// Sums an upload.
     async fn sum(&self, numbers: UploadStream<i64>) -> Result<i64, HubError>;
     /// Waits until cancelled.
@@ -105,7 +115,13 @@ impl Notes for NotesHub {
     async fn whoami(&self, prefix: String, cx: Context<NoteClientProxy>) -> String {
         format!("{prefix}{}", cx.connection_id())
     }
-    async fn join(&self, clients: CallerClients<NoteClientProxy>, groups: Groups, cx: Context, room: String) {
+    async fn join(
+        &self,
+        clients: CallerClients<NoteClientProxy>,
+        groups: Groups,
+        cx: Context,
+        room: String,
+    ) {
         groups.add(cx.connection_id(), &room).await;
         clients
             .others_in_group(&room)
@@ -166,10 +182,9 @@ impl Notes for NotesHub {
 
 async fn start() -> (TestServer, Arc<NotesHub>) {
     let hub = Arc::new(NotesHub::default());
-    let server = TestServer::start_with(
-        HubServer::builder().hub(PATH, ServeNotes::from_arc(hub.clone())),
-    )
-    .await;
+    let server =
+        TestServer::start_with(HubServer::builder().hub(PATH, ServeNotes::from_arc(hub.clone())))
+            .await;
     (server, hub)
 }
 
@@ -203,7 +218,10 @@ async fn plain_values_results_and_void() {
         "An unexpected error occurred invoking 'Check' on the server. HubException: empty text"
     );
     client.invoke("5", "Touch", ()).await;
-    assert_eq!(value(&client.expect_completion("5").await), serde_json::Value::Null);
+    assert_eq!(
+        value(&client.expect_completion("5").await),
+        serde_json::Value::Null
+    );
     client.invoke("6", "Parse", ("x",)).await;
     assert_eq!(
         error(&client.expect_completion("6").await),
@@ -212,7 +230,8 @@ async fn plain_values_results_and_void() {
     client.invoke("7", "Legacy_Name", ()).await;
     assert_eq!(value(&client.expect_completion("7").await), "legacy");
     client.invoke("8", "Renamed", ()).await;
-    assert!(error(&client.expect_completion("8").await).ends_with("HubException: Method does not exist."));
+    assert!(error(&client.expect_completion("8").await)
+        .ends_with("HubException: Method does not exist."));
 }
 
 #[tokio::test]
@@ -243,8 +262,18 @@ async fn typed_callbacks_reach_groups_and_skip_the_caller() {
     let HubMessage::Invocation(call) = joined.message else {
         panic!("expected an invocation, got {:?}", joined.raw)
     };
-    assert_eq!(&*call.target, "joined", "the renamed callback keeps its wire name");
-    assert_eq!(call.arguments.get(0).unwrap().deserialize::<String>().unwrap(), "lobby");
+    assert_eq!(
+        &*call.target, "joined",
+        "the renamed callback keeps its wire name"
+    );
+    assert_eq!(
+        call.arguments
+            .get(0)
+            .unwrap()
+            .deserialize::<String>()
+            .unwrap(),
+        "lobby"
+    );
 
     let note = Note {
         room: "lobby".into(),
@@ -256,12 +285,23 @@ async fn typed_callbacks_reach_groups_and_skip_the_caller() {
         match received.message {
             HubMessage::Invocation(call) => {
                 assert_eq!(&*call.target, "ReceiveNote");
-                assert_eq!(call.arguments.get(0).unwrap().deserialize::<Note>().unwrap(), note);
+                assert_eq!(
+                    call.arguments
+                        .get(0)
+                        .unwrap()
+                        .deserialize::<Note>()
+                        .unwrap(),
+                    note
+                );
             }
             HubMessage::Completion(completion) => {
                 assert_eq!(&*completion.invocation_id, "2");
                 let again = client.recv_skip_pings().await;
-                assert!(matches!(again.message, HubMessage::Invocation(_)), "{:?}", again.raw);
+                assert!(
+                    matches!(again.message, HubMessage::Invocation(_)),
+                    "{:?}",
+                    again.raw
+                );
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -275,12 +315,20 @@ async fn client_results_are_typed() {
     client.invoke("1", "Ask", ("ok?",)).await;
     let received = client.recv_skip_pings().await;
     let HubMessage::Invocation(call) = received.message else {
-        panic!("expected the client result invocation, got {:?}", received.raw)
+        panic!(
+            "expected the client result invocation, got {:?}",
+            received.raw
+        )
     };
     assert_eq!(&*call.target, "Confirm");
-    let id = call.invocation_id.clone().expect("a client result has an id");
+    let id = call
+        .invocation_id
+        .clone()
+        .expect("a client result has an id");
     client
-        .send_json(&format!(r#"{{"type":3,"invocationId":"{id}","result":true}}"#))
+        .send_json(&format!(
+            r#"{{"type":3,"invocationId":"{id}","result":true}}"#
+        ))
         .await;
     assert_eq!(value(&client.expect_completion("1").await), true);
 }
@@ -314,11 +362,19 @@ async fn server_streams_and_uploads() {
         .send_json(r#"{"type":4,"invocationId":"g","target":"CountFailing","arguments":[3,2]}"#)
         .await;
     let first = client.recv_skip_pings().await;
-    assert!(matches!(first.message, HubMessage::StreamItem(_)), "{:?}", first.raw);
-    assert!(error(&client.expect_completion("g").await).ends_with("HubException: failed on purpose"));
+    assert!(
+        matches!(first.message, HubMessage::StreamItem(_)),
+        "{:?}",
+        first.raw
+    );
+    assert!(
+        error(&client.expect_completion("g").await).ends_with("HubException: failed on purpose")
+    );
 
     client
-        .send_json(r#"{"type":1,"invocationId":"u","target":"Sum","arguments":[],"streamIds":["a"]}"#)
+        .send_json(
+            r#"{"type":1,"invocationId":"u","target":"Sum","arguments":[],"streamIds":["a"]}"#,
+        )
         .await;
     for n in 1..=4 {
         client
@@ -352,7 +408,10 @@ async fn hooks_run_on_connect_and_disconnect() {
     server.wait_for_connection_count(0).await;
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while hub.disconnected.load(Ordering::SeqCst) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "on_disconnected never ran");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "on_disconnected never ran"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -368,26 +427,56 @@ fn metadata_describes_the_hub_for_code_generators() {
     assert_eq!(send.typescript_name, "send");
     assert_eq!(send.docs, "Sends a note to a room.");
     assert_eq!(send.parameters.len(), 2);
-    assert_eq!(send.parameters[0].source, hub_server::__private::ParameterSource::Context);
-    assert_eq!(send.parameters[1].source, hub_server::__private::ParameterSource::Argument);
+    assert_eq!(
+        send.parameters[0].source,
+        hub_server::__private::ParameterSource::Context
+    );
+    assert_eq!(
+        send.parameters[1].source,
+        hub_server::__private::ParameterSource::Argument
+    );
     let config = ts_rs::Config::new();
     let note = (send.parameters[1].ty.typescript)(&config);
     assert_eq!(note.name, "Note");
     assert_eq!(note.declarations.len(), 1);
-    assert!(note.declarations[0].declaration.contains("room: string"), "{note:?}");
+    assert!(
+        note.declarations[0].declaration.contains("room: string"),
+        "{note:?}"
+    );
     let count = meta.methods.iter().find(|m| m.name == "count_to").unwrap();
     assert!(count.output.stream);
     assert_eq!((count.output.ty.typescript)(&config).name, "number");
     let sum = meta.methods.iter().find(|m| m.name == "sum").unwrap();
-    assert_eq!(sum.parameters[0].source, hub_server::__private::ParameterSource::Upload);
-    assert!(meta.methods.iter().all(|m| m.name != "connected"), "hooks are not methods");
+    assert_eq!(
+        sum.parameters[0].source,
+        hub_server::__private::ParameterSource::Upload
+    );
+    assert!(
+        meta.methods.iter().all(|m| m.name != "connected"),
+        "hooks are not methods"
+    );
 
     assert_eq!(meta.client.name, "NoteClient");
-    let joined = meta.client.callbacks.iter().find(|c| c.name == "user_joined").unwrap();
+    let joined = meta
+        .client
+        .callbacks
+        .iter()
+        .find(|c| c.name == "user_joined")
+        .unwrap();
     assert_eq!(joined.wire_name, "joined");
     assert!(joined.result.is_none());
-    let confirm = meta.client.callbacks.iter().find(|c| c.name == "confirm").unwrap();
-    assert_eq!((confirm.result.unwrap().typescript)(&config).name, "boolean");
+    let confirm = meta
+        .client
+        .callbacks
+        .iter()
+        .find(|c| c.name == "confirm")
+        .unwrap();
+    assert_eq!(
+        (confirm.result.unwrap().typescript)(&config).name,
+        "boolean"
+    );
 
-    assert!(hub_server::registry::hubs().iter().any(|hub| hub.name == "Notes"));
+    assert!(hub_server::registry::hubs()
+        .iter()
+        .any(|hub| hub.name == "Notes"));
 }

@@ -27,7 +27,10 @@ pub(crate) fn hub(model: &TraitModel, rt: &TokenStream) -> TokenStream {
         }
         None => quote!(&<#p::ClientProxy as #p::ClientCallbacks>::METADATA),
     };
-    let methods = model.methods.iter().map(|method| method_metadata(method, &p));
+    let methods = model
+        .methods
+        .iter()
+        .map(|method| method_metadata(method, &p));
     quote! {
         impl<T> #serve<T> {
             /// What code generators know about this hub: methods, wire names, types, docs.
@@ -54,8 +57,10 @@ fn method_metadata(method: &MethodModel, p: &TokenStream) -> TokenStream {
     let parameters = method.params.iter().map(|param| {
         let name = param.ident.to_string();
         let ty = &param.ty;
-        let source = quote!(<#ty as #p::FromCall<#p::Context>>::SOURCE);
-        let wire_ty: Type = syn::parse_quote!(<#ty as #p::FromCall<#p::Context>>::Wire);
+        let at = super::respan(p, ty.span());
+        let source = quote_spanned!(ty.span()=> <#ty as #at::FromCall<#at::Context>>::SOURCE);
+        let wire_ty: Type =
+            syn::parse_quote_spanned!(ty.span()=> <#ty as #at::FromCall<#at::Context>>::Wire);
         let ty_meta = type_metadata(&wire_ty, ty, p);
         quote!(#p::ParameterMetadata { name: #name, source: #source, ty: #ty_meta })
     });
@@ -78,8 +83,13 @@ fn method_metadata(method: &MethodModel, p: &TokenStream) -> TokenStream {
 /// A `TypeMetadata` for `ty`, whose "no TypeScript type" error points at `shown` (the type as
 /// the user wrote it).
 pub(crate) fn type_metadata(ty: &Type, shown: &Type, p: &TokenStream) -> TokenStream {
-    let rust = quote!(#shown).to_string().replace(" < ", "<").replace(" >", ">").replace(" ,", ",");
-    let typescript = quote_spanned!(shown.span()=> #p::typescript_type::<#ty>);
+    let rust = quote!(#shown)
+        .to_string()
+        .replace(" < ", "<")
+        .replace(" >", ">")
+        .replace(" ,", ",");
+    let at = super::respan(p, shown.span());
+    let typescript = quote_spanned!(shown.span()=> #at::typescript_type::<#ty>);
     quote!(#p::TypeMetadata { rust: #rust, typescript: #typescript })
 }
 

@@ -37,3 +37,23 @@ pub(crate) fn expand(kind: TraitKind, args: TokenStream, item: TokenStream) -> T
         }
     }
 }
+
+/// `tokens` (a path to the runtime) with every token spanned at `span`, so an error in the
+/// expression built from them points at the user's code that caused it (e.g. a parameter type).
+pub(crate) fn respan(tokens: &TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(group) = &tree {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(&group.stream(), span));
+                inner.set_span(span);
+                tree = proc_macro2::TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
+}

@@ -15,7 +15,10 @@ pub(crate) fn generate(model: &TraitModel, rt: &TokenStream) -> TokenStream {
     let vis = &model.item.vis;
     let proxy = naming::proxy_struct(trait_ident);
     let callbacks = model.methods.iter().map(|method| callback(method, &p));
-    let metadata = model.methods.iter().map(|method| callback_metadata(method, &p));
+    let metadata = model
+        .methods
+        .iter()
+        .map(|method| callback_metadata(method, &p));
     let name = trait_ident.to_string();
     let docs = &model.docs;
     let doc = format!(
@@ -98,7 +101,7 @@ fn callback(method: &MethodModel, p: &TokenStream) -> TokenStream {
             ///
             /// A client result: only one connection can answer it, so this exists on
             /// single-connection proxies (`clients.caller()`, `clients.client(id)`).
-            pub fn #ident(&self, #(#declared),*) -> impl #p::Future<Output = #p::Result<#result, #p::HubError>> + #p::Send + 'static
+            pub fn #ident(&self, #(#declared),*) -> #p::BoxFuture<#p::Result<#result, #p::HubError>>
             where
                 K: #p::ResultKind,
             {

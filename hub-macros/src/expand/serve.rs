@@ -21,7 +21,11 @@ pub(crate) fn generate(model: &TraitModel, rt: &TokenStream) -> TokenStream {
         let call = method_call(trait_ident, method, &p);
         quote!(#index => #call,)
     });
-    let on_connected = model.hooks.connected.as_ref().map(|hook| connected(trait_ident, hook, &p));
+    let on_connected = model
+        .hooks
+        .connected
+        .as_ref()
+        .map(|hook| connected(trait_ident, hook, &p));
     let on_disconnected = model
         .hooks
         .disconnected
@@ -91,7 +95,8 @@ fn count(method: &MethodModel, p: &TokenStream, which: &str) -> TokenStream {
     let which = format_ident!("{}", which);
     let terms = method.params.iter().map(|param| {
         let ty = &param.ty;
-        quote!(<#ty as #p::FromCall<#p::Context>>::SOURCE.#which())
+        let p = super::respan(p, ty.span());
+        quote_spanned!(ty.span()=> <#ty as #p::FromCall<#p::Context>>::SOURCE.#which())
     });
     quote!(0usize #(+ #terms)*)
 }
@@ -107,7 +112,7 @@ fn descriptor(method: &MethodModel, p: &TokenStream) -> TokenStream {
     let uploads = count(method, p, "uploads");
     quote! {
         #p::MethodDescriptor {
-            name: #p::String::from(#wire),
+            name: <#p::String as ::core::convert::From<&str>>::from(#wire),
             kind: #kind,
             arguments: #arguments,
             upload_streams: #uploads,
@@ -119,13 +124,16 @@ fn descriptor(method: &MethodModel, p: &TokenStream) -> TokenStream {
 fn bind_tuple(params: &[crate::ast::ParamModel], p: &TokenStream) -> TokenStream {
     let binds = params.iter().map(|param| {
         let ty = &param.ty;
+        let p = super::respan(p, ty.span());
         quote_spanned!(ty.span()=> <#ty as #p::FromCall<#p::Context>>::from_call(__parts)?)
     });
     quote!((#(#binds,)*))
 }
 
 fn names(count: usize) -> Vec<syn::Ident> {
-    (0..count).map(|index| format_ident!("__p{}", index)).collect()
+    (0..count)
+        .map(|index| format_ident!("__p{}", index))
+        .collect()
 }
 
 fn method_call(trait_ident: &syn::Ident, method: &MethodModel, p: &TokenStream) -> TokenStream {
@@ -157,7 +165,7 @@ fn method_call(trait_ident: &syn::Ident, method: &MethodModel, p: &TokenStream) 
         }
     };
     quote! {{
-        let __hub = #p::Arc::clone(&self.hub);
+        let __hub = <#p::Arc<T> as ::core::clone::Clone>::clone(&self.hub);
         #p::bind_call(
             cx,
             &arguments,
@@ -183,7 +191,7 @@ fn connected(trait_ident: &syn::Ident, hook: &MethodModel, p: &TokenStream) -> T
     };
     quote! {
         fn on_connected(&self, cx: #p::Context) -> #p::BoxFuture<#p::Result<(), #p::HubError>> {
-            let __hub = #p::Arc::clone(&self.hub);
+            let __hub = <#p::Arc<T> as ::core::clone::Clone>::clone(&self.hub);
             match #p::bind_context(&cx, |__parts: &mut #p::CallParts<'_, #p::Context>| -> #p::Result<_, #p::BindError> {
                 #p::Result::Ok(#bind)
             }) {
@@ -205,7 +213,7 @@ fn disconnected(trait_ident: &syn::Ident, hook: &MethodModel, p: &TokenStream) -
             cx: #p::Context,
             error: #p::Option<#p::String>,
         ) -> #p::BoxFuture<()> {
-            let __hub = #p::Arc::clone(&self.hub);
+            let __hub = <#p::Arc<T> as ::core::clone::Clone>::clone(&self.hub);
             match #p::bind_context(&cx, |__parts: &mut #p::CallParts<'_, #p::Context>| -> #p::Result<_, #p::BindError> {
                 #p::Result::Ok(#bind)
             }) {

@@ -65,9 +65,7 @@ fn stream_bounds(ty: &mut Type) {
                 matches!(bound, TypeParamBound::Lifetime(lifetime) if lifetime.ident == "static")
             });
             if !has_send {
-                impl_trait
-                    .bounds
-                    .push(parse_quote!(::core::marker::Send));
+                impl_trait.bounds.push(parse_quote!(::core::marker::Send));
             }
             if !has_static {
                 impl_trait.bounds.push(parse_quote!('static));
