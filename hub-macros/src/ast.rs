@@ -239,6 +239,12 @@ fn parse_method(
             ty: (*typed.ty).clone(),
         });
     }
+    if kind == TraitKind::Client && params.len() > 12 {
+        errors.at(
+            method.sig.ident.span(),
+            "a client callback takes at most 12 arguments; group them in a struct",
+        );
+    }
     let output = output(kind, &method.sig.output, errors);
     let (wire_name, wire_span) = match args.name {
         Some(name) => (name.value(), name.span()),

@@ -38,6 +38,7 @@ mod request;
 mod response;
 mod server;
 mod service;
+pub mod testing;
 mod transport;
 
 pub use clients::{
@@ -81,11 +82,12 @@ pub mod __private {
         typescript_type, CallbackMetadata, ClientMetadata, HubMetadata, HubRegistration,
         MethodMetadata, OutputMetadata, ParameterMetadata, TypeMetadata,
     };
+    pub use crate::testing::{Deliver, Delivery, TypedHub};
     pub use hub_core::hub::{
         bind_call, bind_context, fallible_stream_output, hook_result, result_output, stream_output,
-        try_output, unknown_method, value_output, AsArgument, BindError, BoxFuture, CallError,
-        CallParts, FromCall, HubDispatch, HubError, MethodDescriptor, MethodKind, MethodOutput,
-        MethodTable, ParameterSource, RawUpload,
+        try_output, unknown_method, value_output, AsArgument, BindError, BoxFuture, BoxValue,
+        CallError, CallParts, FromArguments, FromCall, HubDispatch, HubError, MethodDescriptor,
+        MethodKind, MethodOutput, MethodTable, ParameterSource, RawUpload,
     };
     pub use hub_core::protocol::Arguments;
     pub use inventory;

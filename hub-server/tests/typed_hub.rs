@@ -480,3 +480,122 @@ fn metadata_describes_the_hub_for_code_generators() {
         .iter()
         .any(|hub| hub.name == "Notes"));
 }
+
+// ------------------------------------------------------------------------------------------------
+// The in-process test client, typed through the same traits
+// ------------------------------------------------------------------------------------------------
+
+use hub_server::testing::{TestError, TestHub};
+use std::sync::Mutex;
+
+/// A client that records what it receives and answers `confirm` with `answer`.
+#[derive(Default)]
+struct Recorder {
+    notes: Mutex<Vec<Note>>,
+    joined: Mutex<Vec<(String, String)>>,
+    answer: bool,
+}
+
+impl NoteClient for Recorder {
+    async fn receive_note(&self, note: Note) {
+        self.notes.lock().unwrap().push(note);
+    }
+    async fn user_joined(&self, room: String, who: String) {
+        self.joined.lock().unwrap().push((room, who));
+    }
+    async fn confirm(&self, _question: String) -> bool {
+        self.answer
+    }
+}
+
+#[tokio::test]
+async fn test_client_calls_methods_and_receives_typed_callbacks() {
+    let hub = TestHub::new(ServeNotes::new(NotesHub::default()));
+    let mut alice = hub.connect().await.unwrap();
+    let mut bob = hub
+        .connect_with(
+            hub_server::Principal::user("bob"),
+            hub_core::protocol::Protocol::MessagePack,
+        )
+        .await
+        .unwrap();
+    assert_eq!(alice.invoke::<i64>("Add", (2, 40)).await.unwrap(), 42);
+    assert_eq!(
+        bob.invoke::<String>("Echo", ("msgpack",)).await.unwrap(),
+        "msgpack"
+    );
+    assert!(matches!(
+        alice.invoke::<usize>("Check", ("",)).await,
+        Err(TestError::Hub(text)) if text.ends_with("HubException: empty text")
+    ));
+    assert_eq!(
+        alice.stream::<u32>("CountTo", (4,)).await.unwrap(),
+        [1, 2, 3, 4]
+    );
+
+    alice.invoke::<()>("Join", ("lobby",)).await.unwrap();
+    bob.invoke::<()>("Join", ("lobby",)).await.unwrap();
+    let recorder = Recorder::default();
+    assert_eq!(alice.receive(&recorder).await.unwrap(), "joined");
+    assert_eq!(recorder.joined.lock().unwrap()[0].1, bob.connection_id());
+
+    let note = Note {
+        room: "lobby".into(),
+        text: "typed".into(),
+    };
+    bob.invoke::<()>("Send", (&note,)).await.unwrap();
+    assert_eq!(alice.receive(&recorder).await.unwrap(), "ReceiveNote");
+    let raw = bob.next_callback().await.unwrap();
+    assert_eq!(raw.target, "ReceiveNote");
+    assert_eq!(raw.argument::<Note>(0).unwrap(), note);
+    assert_eq!(*recorder.notes.lock().unwrap(), [note]);
+}
+
+#[tokio::test]
+async fn test_client_answers_client_results_through_its_handler() {
+    let hub = TestHub::new(ServeNotes::new(NotesHub::default()));
+    let mut client = hub.connect().await.unwrap();
+    client
+        .handle_with(Recorder {
+            answer: true,
+            ..Recorder::default()
+        })
+        .await
+        .unwrap();
+    assert!(client.invoke::<bool>("Ask", ("ok?",)).await.unwrap());
+
+    // From outside hub methods, typed, to a user's connections.
+    let bob = hub.connect_as("bob").await.unwrap();
+    hub.context()
+        .clients()
+        .user("bob")
+        .receive_note(Note {
+            room: "r".into(),
+            text: "to bob".into(),
+        })
+        .await;
+    let mut bob = bob;
+    assert_eq!(bob.next_callback().await.unwrap().target, "ReceiveNote");
+}
+
+#[tokio::test]
+async fn test_client_context_calls_the_trait_directly() {
+    let hub = Arc::new(NotesHub::default());
+    let test = TestHub::new(ServeNotes::from_arc(hub.clone()));
+    let mut alice = test.connect().await.unwrap();
+    let bob = test.connect().await.unwrap();
+    alice.join("room").await;
+    bob.join("room").await;
+    let note = Note {
+        room: "room".into(),
+        text: "direct".into(),
+    };
+    hub.send(bob.context().unwrap(), note.clone())
+        .await
+        .unwrap();
+    let callback = alice.next_callback().await.unwrap();
+    assert_eq!(callback.argument::<Note>(0).unwrap(), note);
+    assert_eq!(hub.connected.load(Ordering::SeqCst), 2);
+    bob.close().await;
+    assert_eq!(hub.disconnected.load(Ordering::SeqCst), 1);
+}

@@ -19,6 +19,10 @@ pub(crate) fn generate(model: &TraitModel, rt: &TokenStream) -> TokenStream {
         .methods
         .iter()
         .map(|method| callback_metadata(method, &p));
+    let deliveries = model
+        .methods
+        .iter()
+        .map(|method| delivery(trait_ident, method, &p));
     let name = trait_ident.to_string();
     let docs = &model.docs;
     let doc = format!(
@@ -46,6 +50,17 @@ pub(crate) fn generate(model: &TraitModel, rt: &TokenStream) -> TokenStream {
             /// The untyped proxy underneath, to call methods by name.
             pub fn untyped(&self) -> &<K as #p::ProxyKind>::Proxy {
                 &self.proxy
+            }
+        }
+
+        impl<H: #trait_ident> #p::Deliver<H> for #proxy {
+            fn deliver<'a>(
+                handler: &'a H,
+                target: &str,
+                arguments: &#p::Arguments,
+            ) -> #p::Option<#p::Delivery<'a>> {
+                #(#deliveries)*
+                #p::Option::None
             }
         }
 
@@ -136,6 +151,31 @@ fn callback_metadata(method: &MethodModel, p: &TokenStream) -> TokenStream {
             docs: #docs,
             parameters: &[#(#parameters),*],
             result: #result,
+        }
+    }
+}
+
+/// One arm of `Deliver::deliver`: bind the arguments, call the handler, box a client result.
+fn delivery(trait_ident: &syn::Ident, method: &MethodModel, p: &TokenStream) -> TokenStream {
+    let ident = &method.ident;
+    let wire = &method.wire_name;
+    let types = method.params.iter().map(|param| &param.ty);
+    let names: Vec<_> = (0..method.params.len())
+        .map(|index| format_ident!("__a{}", index))
+        .collect();
+    let call = quote!(<H as #trait_ident>::#ident(handler, #(#names),*).await);
+    let result = match &method.output.shape {
+        Shape::Unit => quote!({ #call; #p::Result::Ok(#p::Option::None) }),
+        _ => quote!(#p::Result::Ok(#p::Option::Some(#p::Box::new(#call) as #p::BoxValue))),
+    };
+    quote! {
+        if <str>::eq_ignore_ascii_case(target, #wire) {
+            return #p::Option::Some(
+                match <(#(#types,)*) as #p::FromArguments>::from_arguments(arguments) {
+                    #p::Result::Ok((#(#names,)*)) => #p::Box::pin(async move { #result }),
+                    #p::Result::Err(error) => #p::Box::pin(#p::ready(#p::Result::Err(error))),
+                },
+            );
         }
     }
 }

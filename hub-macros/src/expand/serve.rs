@@ -31,6 +31,13 @@ pub(crate) fn generate(model: &TraitModel, rt: &TokenStream) -> TokenStream {
         .disconnected
         .as_ref()
         .map(|hook| disconnected(trait_ident, hook, &p));
+    let client = match &model.args.client {
+        Some(path) => {
+            let proxy = super::metadata::proxy_path(path);
+            quote!(#proxy)
+        }
+        None => quote!(#p::ClientProxy),
+    };
     let doc = format!(
         "Serves an implementation of [`{trait_ident}`] as a hub: \
          `HubServer::builder().hub(\"/path\", {serve}::new(your_hub))`."
@@ -60,6 +67,10 @@ pub(crate) fn generate(model: &TraitModel, rt: &TokenStream) -> TokenStream {
             pub fn hub(&self) -> &#p::Arc<T> {
                 &self.hub
             }
+        }
+
+        impl<T: #trait_ident> #p::TypedHub for #serve<T> {
+            type Client = #client;
         }
 
         impl<T: #trait_ident> #p::HubDispatch<#cx> for #serve<T> {
