@@ -214,7 +214,12 @@ impl HttpConn {
         content_type: &str,
         body: &[u8],
     ) -> Result<HttpResponse> {
-        self.send_head(method, path, content_type, body).await?;
+        let headers = if content_type.is_empty() {
+            String::new()
+        } else {
+            format!("Content-Type: {content_type}\r\n")
+        };
+        self.send_head(method, path, &headers, body).await?;
         let (status, head_len, length, chunked) = self.read_head().await?;
         self.buf.drain(..head_len);
         let body = if chunked {
@@ -248,24 +253,54 @@ impl HttpConn {
         Ok(HttpResponse { status, body })
     }
 
+    /// Opens a streaming GET (Server-Sent Events); returns the status. Then call
+    /// [`read_chunks`](Self::read_chunks).
+    pub(crate) async fn open_event_stream(&mut self, path: &str) -> Result<u16> {
+        self.send_head("GET", path, "Accept: text/event-stream\r\n", b"")
+            .await?;
+        let (status, head_len, _, _) = self.read_head().await?;
+        self.buf.drain(..head_len);
+        Ok(status)
+    }
+
+    /// Waits for at least one whole chunk of a chunked response body and appends every whole
+    /// chunk buffered to `out`.
+    pub(crate) async fn read_chunks(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        loop {
+            let mut progress = false;
+            while let Some(i) = memchr::memmem::find(&self.buf, b"\r\n") {
+                let text = std::str::from_utf8(&self.buf[..i])?;
+                let size = usize::from_str_radix(text.split(';').next().unwrap_or(""), 16)
+                    .map_err(|_| anyhow!("bad chunk size `{text}`"))?;
+                if size == 0 {
+                    bail!("the event stream ended");
+                }
+                if self.buf.len() < i + 2 + size + 2 {
+                    break;
+                }
+                out.extend_from_slice(&self.buf[i + 2..i + 2 + size]);
+                self.buf.drain(..i + 2 + size + 2);
+                progress = true;
+            }
+            if progress {
+                return Ok(());
+            }
+            self.fill().await?;
+        }
+    }
+
     async fn send_head(
         &mut self,
         method: &str,
         path: &str,
-        content_type: &str,
+        headers: &str,
         body: &[u8],
     ) -> Result<()> {
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n{headers}\r\n",
             self.addr,
             body.len()
         );
-        if !content_type.is_empty() {
-            request.push_str("Content-Type: ");
-            request.push_str(content_type);
-            request.push_str("\r\n");
-        }
-        request.push_str("\r\n");
         let mut bytes = request.into_bytes();
         bytes.extend_from_slice(body);
         self.stream.write_all(&bytes).await?;

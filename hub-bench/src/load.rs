@@ -64,7 +64,12 @@ impl Shared {
         }
     }
 
-    fn record(&self, sent: Instant, now: Instant) {
+    /// Whether the window ended.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stop.get()
+    }
+
+    pub(crate) fn record(&self, sent: Instant, now: Instant) {
         if self.measuring.get() && sent >= self.since.get() {
             self.ops.set(self.ops.get() + 1);
             let ns = u64::try_from(now.duration_since(sent).as_nanos()).unwrap_or(u64::MAX);
@@ -82,7 +87,7 @@ impl Shared {
     }
 
     /// Runs `task` on the local set; an error counts unless the window already ended.
-    fn spawn<F>(self: &Rc<Self>, task: F)
+    pub(crate) fn spawn<F>(self: &Rc<Self>, task: F)
     where
         F: std::future::Future<Output = Result<()>> + 'static,
     {

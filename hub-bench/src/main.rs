@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! hub-bench run [--profile quick|full] [--targets hub,ref-ws,...] [--scenarios s1,s1b,s2,s3,s5]
-//!               [--rounds N] [--window SECS] [--warmup SECS] [--out DIR] [--no-pin]
+//!               [--rounds N] [--window SECS] [--warmup SECS] [--quiet-wait SECS]
+//!               [--out DIR] [--no-pin]
 //! hub-bench smoke                       one short round, hub and ref-ws; fails on errors
-//! hub-bench serve hub|ref-ws --port P   run one of our targets (the harness does this)
+//! hub-bench serve hub|ref-ws|ref-http --port P  run one of our targets (the harness does this)
 //! ```
 //!
 //! See `BENCHMARKS.md` at the repository root for what each number means.
@@ -14,10 +15,12 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod client;
+mod http_load;
 mod load;
 mod peers;
 mod procs;
 mod proto;
+mod refhttp;
 mod report;
 mod runner;
 mod serve;
@@ -58,8 +61,8 @@ fn dispatch(args: &[String]) -> Result<()> {
         _ => {
             println!(
                 "usage: hub-bench run [--profile quick|full] [--targets LIST] [--scenarios LIST] \
-                 [--rounds N] [--window SECS] [--warmup SECS] [--out DIR] [--no-pin]\n       \
-                 hub-bench smoke\n       hub-bench serve hub|ref-ws --port PORT"
+                 [--rounds N] [--window SECS] [--warmup SECS] [--quiet-wait SECS] [--out DIR] [--no-pin]\n       \
+                 hub-bench smoke\n       hub-bench serve hub|ref-ws|ref-http --port PORT"
             );
             Ok(())
         }
@@ -101,6 +104,7 @@ fn profile(name: &str) -> Result<Plan> {
         payload: "the quick brown fox jumps over the lazy dog".to_owned(),
         pin: true,
         fallback_rate: 10_000.0,
+        quiet_wait: Duration::from_secs(20),
     };
     Ok(match name {
         "quick" => Plan {
@@ -112,6 +116,8 @@ fn profile(name: &str) -> Result<Plan> {
                 json(Scenario::S2, 1000),
                 json(Scenario::S2, 10000),
                 json(Scenario::S3, 10000),
+                json(Scenario::S4Sse, 64),
+                json(Scenario::S4Lp, 64),
                 msgpack(Scenario::S1, 256),
                 msgpack(Scenario::S2, 1000),
             ],
@@ -122,6 +128,7 @@ fn profile(name: &str) -> Result<Plan> {
             warmup: Duration::from_secs(2),
             window: Duration::from_secs(10),
             s3_settle: Duration::from_secs(2),
+            quiet_wait: Duration::from_secs(60),
             cases: vec![
                 json(Scenario::S1, 1),
                 json(Scenario::S1, 256),
@@ -132,6 +139,10 @@ fn profile(name: &str) -> Result<Plan> {
                 json(Scenario::S2, 1000),
                 json(Scenario::S2, 10000),
                 json(Scenario::S3, 19000),
+                json(Scenario::S4Sse, 1),
+                json(Scenario::S4Sse, 256),
+                json(Scenario::S4Lp, 1),
+                json(Scenario::S4Lp, 256),
                 msgpack(Scenario::S1, 1),
                 msgpack(Scenario::S1, 256),
                 msgpack(Scenario::S1, 1000),
@@ -146,12 +157,15 @@ fn profile(name: &str) -> Result<Plan> {
             window: Duration::from_millis(1000),
             s3_steps: vec![50, 100],
             s3_settle: Duration::from_millis(200),
+            quiet_wait: Duration::ZERO,
             cases: vec![
                 json(Scenario::S1, 1),
                 json(Scenario::S1, 64),
                 json(Scenario::S1b, 64),
                 json(Scenario::S2, 100),
                 json(Scenario::S3, 100),
+                json(Scenario::S4Sse, 8),
+                json(Scenario::S4Lp, 8),
                 msgpack(Scenario::S1, 64),
                 msgpack(Scenario::S2, 100),
             ],
@@ -183,6 +197,7 @@ fn target_specs(names: &[String]) -> Result<Vec<TargetSpec>> {
         .map(|name| match name.as_str() {
             "hub" => Ok(ours("hub", Dialect::SignalR)),
             "ref-ws" => Ok(ours("ref-ws", Dialect::Raw)),
+            "ref-http" => Ok(ours("ref-http", Dialect::Raw)),
             "socketioxide" => Ok(TargetSpec {
                 name: "socketioxide",
                 dialect: Dialect::SocketIo,
@@ -208,9 +223,9 @@ fn run(args: &[String], smoke: bool) -> Result<()> {
     };
     let mut plan = profile(&profile_name)?;
     let default_targets = if smoke {
-        "hub,ref-ws"
+        "hub,ref-ws,ref-http"
     } else {
-        "hub,ref-ws,socketioxide,socketio-node"
+        "hub,ref-ws,ref-http,socketioxide,socketio-node"
     };
     let names: Vec<String> = flag_value(args, "--targets")?
         .unwrap_or_else(|| default_targets.to_owned())
@@ -226,6 +241,7 @@ fn run(args: &[String], smoke: bool) -> Result<()> {
                 (Scenario::S1b, _) => "s1b",
                 (Scenario::S2, _) => "s2",
                 (Scenario::S3, _) => "s3",
+                (Scenario::S4Sse | Scenario::S4Lp, _) => "s4",
             };
             wanted.contains(&name)
         });
@@ -235,6 +251,9 @@ fn run(args: &[String], smoke: bool) -> Result<()> {
     }
     if let Some(secs) = flag_value(args, "--window")? {
         plan.window = Duration::from_secs_f64(secs.parse()?);
+    }
+    if let Some(secs) = flag_value(args, "--quiet-wait")? {
+        plan.quiet_wait = Duration::from_secs_f64(secs.parse()?);
     }
     if let Some(secs) = flag_value(args, "--warmup")? {
         plan.warmup = Duration::from_secs_f64(secs.parse()?);

@@ -280,7 +280,7 @@ impl Proto {
 }
 
 /// POSTs the negotiate request; returns the connection token.
-async fn negotiate(addr: SocketAddr) -> Result<String> {
+pub(crate) async fn negotiate(addr: SocketAddr) -> Result<String> {
     let mut http = HttpConn::connect(addr).await?;
     let response = http
         .request(
@@ -322,7 +322,7 @@ async fn expect_frame(ws: &mut WsConn, accept: impl Fn(&[u8]) -> bool) -> Result
     Ok(())
 }
 
-fn parse_json_record(record: &[u8], events: &mut Vec<Event>) {
+pub(crate) fn parse_json_record(record: &[u8], events: &mut Vec<Event>) {
     let kind = memmem::find(record, b"\"type\":")
         .and_then(|i| record.get(i + 7))
         .copied();

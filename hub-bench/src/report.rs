@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::proto::Wire;
 use crate::runner::{Case, Outcome, Plan, Scenario};
 
-const PEERS: [&str; 3] = ["ref-ws", "socketioxide", "socketio-node"];
+const PEERS: [&str; 4] = ["ref-ws", "ref-http", "socketioxide", "socketio-node"];
 
 /// Median, min and max of `values` (NaN when empty).
 pub(crate) fn spread(values: &[f64]) -> (f64, f64, f64) {
@@ -273,6 +273,7 @@ fn goals(cases: &[Case], outcomes: &[Outcome], from: usize) -> String {
                     &|r| r <= 1.3,
                 );
             }
+            Scenario::S4Sse | Scenario::S4Lp => {}
             Scenario::S2 => {
                 line(
                     format!("{label}: hub ≥ 0.8× ref-ws"),

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 
+use crate::http_load::{self, HttpTransport};
 use crate::load::{self, Shared};
 use crate::procs::{self, Launch, Target};
 use crate::proto::{Dialect, Proto, Wire};
@@ -23,6 +24,10 @@ pub(crate) enum Scenario {
     S2,
     /// Idle connections.
     S3,
+    /// Invoke echo over Server-Sent Events.
+    S4Sse,
+    /// Invoke echo over long polling.
+    S4Lp,
 }
 
 /// One scenario with its parameter (N, M or K max) and wire protocol.
@@ -40,6 +45,8 @@ impl Case {
             Scenario::S1b => ("S1b fixed-rate echo", "N"),
             Scenario::S2 => ("S2 fan-out", "M"),
             Scenario::S3 => ("S3 idle", "K≤"),
+            Scenario::S4Sse => ("S4 SSE echo", "N"),
+            Scenario::S4Lp => ("S4 long-polling echo", "N"),
         };
         let wire = match self.wire {
             Wire::Json => "",
@@ -55,6 +62,7 @@ impl Case {
             Scenario::S1b => ("p99 µs", false),
             Scenario::S2 => ("deliveries/s", true),
             Scenario::S3 => ("bytes/conn", false),
+            Scenario::S4Sse | Scenario::S4Lp => ("calls/s", true),
         }
     }
 }
@@ -69,7 +77,11 @@ pub(crate) struct TargetSpec {
 
 impl TargetSpec {
     fn supports(&self, case: &Case) -> bool {
-        case.wire == Wire::Json || matches!(self.name, "hub" | "ref-ws")
+        match case.scenario {
+            Scenario::S4Sse | Scenario::S4Lp => matches!(self.name, "hub" | "ref-http"),
+            _ if self.name == "ref-http" => false,
+            _ => case.wire == Wire::Json || matches!(self.name, "hub" | "ref-ws"),
+        }
     }
 }
 
@@ -88,6 +100,9 @@ pub(crate) struct Plan {
     pub(crate) pin: bool,
     /// S1b offered rate when no S1 window at the same N ran first.
     pub(crate) fallback_rate: f64,
+    /// Before each window, wait up to this long for the machine to be quiet (other processes
+    /// using under a quarter of a core).
+    pub(crate) quiet_wait: Duration,
 }
 
 /// The result of one window.
@@ -239,13 +254,14 @@ pub(crate) async fn run(plan: &Plan, jsonl: Option<PathBuf>) -> Result<Vec<Outco
                     Err(error) => Outcome::failed(round, *case, target.name, &error),
                 };
                 eprintln!(
-                    "round {round} {:<28} {:<14} {:>12.0} {:<13} p99 {:>8.0} µs  cpu {:>5.1} µs/op  gen {:>3.0}%  other {:>3.0}% {}{}",
+                    "round {round} {:<28} {:<14} {:>12.0} {:<13} p99 {:>8.0} µs  cpu {:>5.1} µs/op  server {:>3.0}%  gen {:>3.0}%  other {:>3.0}% {}{}",
                     case.label(),
                     target.name,
                     outcome.metric,
                     case.metric().0,
                     outcome.p99_us,
                     outcome.server_cpu_us_per_op,
+                    outcome.server_util * 100.0,
                     outcome.generator_util * 100.0,
                     outcome.other_util * 100.0,
                     outcome.flags.join(","),
@@ -268,6 +284,7 @@ async fn run_window(
     spec: &TargetSpec,
     offered: Option<f64>,
 ) -> Result<Outcome> {
+    wait_quiet(plan.quiet_wait).await;
     let mut target = Target::start(&spec.launch, plan.pin)?;
     let proto = Proto {
         dialect: spec.dialect,
@@ -327,6 +344,16 @@ async fn load_window(
                 .pop()
                 .ok_or_else(|| anyhow!("no sender connection"))?;
             load::start_fanout(proto, sender, receivers, payload, shared);
+        }
+        Scenario::S4Sse | Scenario::S4Lp => {
+            let transport = if case.scenario == Scenario::S4Sse {
+                HttpTransport::Sse
+            } else {
+                HttpTransport::LongPolling
+            };
+            let signalr = spec.dialect == Dialect::SignalR;
+            let sessions = http_load::open_many(addr, signalr, transport, case.param).await?;
+            http_load::start_echo(sessions, payload, shared);
         }
         Scenario::S3 => unreachable!("S3 has its own window"),
     }
@@ -444,6 +471,20 @@ async fn idle_window(
         outcome.flags.push("errors");
     }
     Ok(outcome)
+}
+
+/// Waits (at most `limit`) until other processes use less than a quarter of a core.
+async fn wait_quiet(limit: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        let (before, _) = procs::machine_ticks();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (after, _) = procs::machine_ticks();
+        let cores = after.saturating_sub(before) as f64 / procs::TICKS_PER_SEC / 0.5;
+        if cores < 0.25 {
+            return;
+        }
+    }
 }
 
 /// Marks windows whose numbers say more about the generator or the machine than the target.

@@ -34,7 +34,8 @@ pub(crate) fn serve(name: &str, port: u16) -> Result<()> {
         match name {
             "hub" => serve_hub(address).await,
             "ref-ws" => serve_ref_ws(TcpListener::bind(address).await?).await,
-            other => bail!("unknown target `{other}`; expected hub or ref-ws"),
+            "ref-http" => crate::refhttp::serve(TcpListener::bind(address).await?).await,
+            other => bail!("unknown target `{other}`; expected hub, ref-ws or ref-http"),
         }
     })
 }
