@@ -95,8 +95,8 @@ fn profile(name: &str) -> Result<Plan> {
     let base = Plan {
         profile: name.to_owned(),
         rounds: 3,
-        warmup: Duration::from_millis(1000),
-        window: Duration::from_secs(2),
+        warmup: Duration::from_millis(500),
+        window: Duration::from_millis(1500),
         cases: Vec::new(),
         targets: Vec::new(),
         s3_steps: vec![1000, 5000, 10000, 19000],
@@ -104,7 +104,7 @@ fn profile(name: &str) -> Result<Plan> {
         payload: "the quick brown fox jumps over the lazy dog".to_owned(),
         pin: true,
         fallback_rate: 10_000.0,
-        quiet_wait: Duration::from_secs(20),
+        quiet_wait: Duration::from_secs(5),
     };
     Ok(match name {
         "quick" => Plan {

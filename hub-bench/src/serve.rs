@@ -90,52 +90,72 @@ async fn serve_ref_ws(listener: TcpListener) -> Result<()> {
 }
 
 async fn ref_ws_connection(stream: TcpStream, id: u64, registry: &Registry) -> Result<()> {
-    let config = WebSocketConfig::default();
-    let mut ws = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await?;
+    let ws = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config())).await?;
+    // Reader and writer are separate, as in the hub: a broadcast wakes only the writer, and the
+    // reader only reads when there is something to read.
+    let (sink, mut source) = ws.split();
+    let sink = Arc::new(tokio::sync::Mutex::new(sink));
     let (tx, mut rx) = mpsc::channel::<Message>(1024);
-    loop {
-        tokio::select! {
-            message = ws.next() => {
-                let message = match message {
-                    Some(Ok(message)) => message,
-                    Some(Err(_)) | None => return Ok(()),
-                };
-                let (data, text) = match &message {
-                    Message::Text(text) => (Bytes::from(text.clone()), true),
-                    Message::Binary(data) => (data.clone(), false),
-                    Message::Close(_) => return Ok(()),
-                    _ => continue,
-                };
-                match data.first() {
-                    Some(b'J') => {
-                        if let Ok(mut registry) = registry.lock() {
-                            registry.push((id, tx.clone()));
-                        }
-                        ws.send(message).await?;
-                    }
-                    Some(b'B') => {
-                        let frame = data.slice(1..);
-                        let frame = if text {
-                            Message::Text(Utf8Bytes::try_from(frame)?)
-                        } else {
-                            Message::Binary(frame)
-                        };
-                        if let Ok(registry) = registry.lock() {
-                            for (_, queue) in registry.iter() {
-                                let _ = queue.try_send(frame.clone());
-                            }
-                        }
-                    }
-                    _ => ws.send(message).await?,
-                }
+    let writer_sink = sink.clone();
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            let mut sink = writer_sink.lock().await;
+            sink.feed(frame).await?;
+            while let Ok(frame) = rx.try_recv() {
+                sink.feed(frame).await?;
             }
-            Some(frame) = rx.recv() => {
-                ws.feed(frame).await?;
-                while let Ok(frame) = rx.try_recv() {
-                    ws.feed(frame).await?;
+            sink.flush().await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    });
+    let result = async {
+        while let Some(message) = source.next().await {
+            let message = message?;
+            let (data, text) = match &message {
+                Message::Text(text) => (Bytes::from(text.clone()), true),
+                Message::Binary(data) => (data.clone(), false),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            match data.first() {
+                Some(b'J') => {
+                    if let Ok(mut registry) = registry.lock() {
+                        registry.push((id, tx.clone()));
+                    }
+                    sink.lock().await.send(message).await?;
                 }
-                ws.flush().await?;
+                Some(b'B') => {
+                    let frame = data.slice(1..);
+                    let frame = if text {
+                        Message::Text(Utf8Bytes::try_from(frame)?)
+                    } else {
+                        Message::Binary(frame)
+                    };
+                    if let Ok(registry) = registry.lock() {
+                        for (_, queue) in registry.iter() {
+                            let _ = queue.try_send(frame.clone());
+                        }
+                    }
+                }
+                _ => sink.lock().await.send(message).await?,
             }
         }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    writer.abort();
+    result
+}
+
+/// The hub's WebSocket settings (tungstenite's defaults), unless `REF_WS_READ_BUFFER` (bytes)
+/// overrides the read buffer size: an experiment knob for what the hub would gain from it.
+fn ws_config() -> WebSocketConfig {
+    let config = WebSocketConfig::default();
+    match std::env::var("REF_WS_READ_BUFFER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(bytes) => config.read_buffer_size(bytes),
+        None => config,
     }
 }
