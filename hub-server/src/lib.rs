@@ -23,6 +23,7 @@
 //! ```
 
 mod clients;
+pub mod codegen;
 mod config;
 mod connection;
 mod context;

@@ -49,6 +49,8 @@ pub struct MethodMetadata {
 pub struct ParameterMetadata {
     /// The Rust name.
     pub name: &'static str,
+    /// The camelCase name for TypeScript, e.g. `roomName`.
+    pub typescript_name: &'static str,
     /// Whether the client sends it as an argument, as an upload stream, or not at all.
     pub source: ParameterSource,
     /// The type the client sees: the argument's type, or an upload stream's item type.

@@ -599,3 +599,66 @@ async fn test_client_context_calls_the_trait_directly() {
     bob.close().await;
     assert_eq!(hub.disconnected.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn codegen_writes_a_typed_package() {
+    let files = hub_server::codegen::TypeScriptPackage::new("notes-client")
+        .only(&["Notes"])
+        .runtime_dependency("file:../client-ts")
+        .files()
+        .unwrap();
+    let file = |name: &str| {
+        files
+            .iter()
+            .find(|file| file.path == name)
+            .map(|file| file.contents.clone())
+            .unwrap()
+    };
+    let dts = file("index.d.ts");
+    let js = file("index.js");
+    if let Ok(dir) = std::env::var("DUMP_TS") {
+        for file in &files {
+            std::fs::write(std::path::Path::new(&dir).join(file.path), &file.contents).unwrap();
+        }
+    }
+    assert!(
+        dts.contains("export type Note = { room: string, text: string, };"),
+        "{dts}"
+    );
+    assert!(
+        dts.contains("  send(note: Note, signal?: AbortSignal): Promise<void>;"),
+        "{dts}"
+    );
+    assert!(
+        dts.contains("  countTo(n: number, signal?: AbortSignal): HubStream<number>;"),
+        "{dts}"
+    );
+    assert!(
+        dts.contains(
+            "  sum(numbers: AsyncIterable<number>, signal?: AbortSignal): Promise<number>;"
+        ),
+        "{dts}"
+    );
+    assert!(
+        dts.contains("  confirm(question: string): boolean | Promise<boolean>;"),
+        "{dts}"
+    );
+    assert!(
+        dts.contains("\"Legacy_Name\": { args: []; result: string; stream: false };"),
+        "{dts}"
+    );
+    assert!(
+        dts.contains("\"joined\": { args: [room: string, who: string]; result: void };"),
+        "{dts}"
+    );
+    assert!(
+        dts.contains("export declare function connectNotes(baseUrl: string"),
+        "{dts}"
+    );
+    assert!(js.contains("export const notesRoute = \"/notes\";"), "{js}");
+    assert!(
+        js.contains("return this.connection.invoke(\"Send\", ...withSignal([note], signal));"),
+        "{js}"
+    );
+    assert!(file("package.json").contains("\"@hubs/client\": \"file:../client-ts\""));
+}

@@ -56,17 +56,17 @@ fn method_metadata(method: &MethodModel, p: &TokenStream) -> TokenStream {
     let docs = &method.docs;
     let parameters = method.params.iter().map(|param| {
         let name = param.ident.to_string();
+        let param_ts = naming::typescript_name(&name);
         let ty = &param.ty;
         let at = super::respan(p, ty.span());
         let source = quote_spanned!(ty.span()=> <#ty as #at::FromCall<#at::Context>>::SOURCE);
         let wire_ty: Type =
             syn::parse_quote_spanned!(ty.span()=> <#ty as #at::FromCall<#at::Context>>::Wire);
         let ty_meta = type_metadata(&wire_ty, ty, p);
-        quote!(#p::ParameterMetadata { name: #name, source: #source, ty: #ty_meta })
+        quote!(#p::ParameterMetadata { name: #name, typescript_name: #param_ts, source: #source, ty: #ty_meta })
     });
     let wire_ty = method.output.wire_type();
-    let span_ty = method.output.ty.clone().unwrap_or_else(|| wire_ty.clone());
-    let output_ty = type_metadata(&wire_ty, &span_ty, p);
+    let output_ty = type_metadata(&wire_ty, &wire_ty, p);
     let stream = method.output.is_stream();
     quote! {
         #p::MethodMetadata {

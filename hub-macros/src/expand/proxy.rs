@@ -133,8 +133,9 @@ fn callback_metadata(method: &MethodModel, p: &TokenStream) -> TokenStream {
     let docs = &method.docs;
     let parameters = method.params.iter().map(|param| {
         let name = param.ident.to_string();
+        let param_ts = naming::typescript_name(&name);
         let ty = type_metadata(&param.ty, &param.ty, p);
-        quote!(#p::ParameterMetadata { name: #name, source: #p::ParameterSource::Argument, ty: #ty })
+        quote!(#p::ParameterMetadata { name: #name, typescript_name: #param_ts, source: #p::ParameterSource::Argument, ty: #ty })
     });
     let result = match &method.output.shape {
         Shape::Unit => quote!(#p::Option::None),

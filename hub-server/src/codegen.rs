@@ -1,0 +1,711 @@
+//! TypeScript clients generated from the hub traits: an npm package (`package.json`, `index.js`,
+//! `index.d.ts`) with, for each `#[hub]`, a typed hub class (`ChatHub`: camelCase methods,
+//! typed parameters and results, streams as async iterables, an optional `AbortSignal` on every
+//! call), a receiver interface for its `#[hub_client]` trait (`ChatClient`), typed plain runtime
+//! calls (`ChatConnection`: `connection.invoke("SendMessage", …)` checked against the Rust
+//! signature), the DTO types (from ts-rs, so they follow serde's attributes), doc comments as
+//! TSDoc, and the hub's route baked in (`connectChat(baseUrl)`).
+//!
+//! Run it from your server binary, which links every hub it serves:
+//!
+//! ```no_run
+//! use hub_server::codegen::TypeScriptPackage;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // `my-server --emit-ts web/chat-client` writes the package and exits.
+//! if TypeScriptPackage::new("chat-client").run_from_args()? {
+//!     return Ok(());
+//! }
+//! // … serve as usual
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use hub_core::hub::ParameterSource;
+use ts_rs::Config;
+
+use crate::registry::{self, HubMetadata, ParameterMetadata, TypeMetadata};
+
+/// The npm package of the client runtime generated code imports.
+const RUNTIME: &str = "@hubs/client";
+
+/// Why a package could not be generated.
+#[derive(Debug)]
+pub enum CodegenError {
+    /// No `#[hub]` trait is linked into this program (or none was selected).
+    NoHubs,
+    /// Two hubs or types would get the same TypeScript name.
+    NameClash(String),
+    /// Writing the files failed.
+    Io(PathBuf, std::io::Error),
+    /// `--emit-ts` was given without a directory.
+    MissingDirectory,
+}
+
+impl std::fmt::Display for CodegenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CodegenError::NoHubs => f.write_str(
+                "no #[hub] trait is linked into this program; generate from the binary that serves the hubs",
+            ),
+            CodegenError::NameClash(text) => f.write_str(text),
+            CodegenError::Io(path, error) => write!(f, "cannot write {}: {error}", path.display()),
+            CodegenError::MissingDirectory => {
+                f.write_str("--emit-ts needs a directory: `--emit-ts path/to/package`")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CodegenError {}
+
+/// One generated file, its path relative to the package directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedFile {
+    /// e.g. `index.d.ts`.
+    pub path: &'static str,
+    /// The file's content.
+    pub contents: String,
+}
+
+/// The TypeScript package for a set of hubs.
+#[derive(Debug, Clone)]
+pub struct TypeScriptPackage {
+    name: String,
+    version: String,
+    runtime: String,
+    hubs: Option<Vec<&'static HubMetadata>>,
+}
+
+impl TypeScriptPackage {
+    /// A package named `name` (the npm name) for every hub registered in this program.
+    pub fn new(name: impl Into<String>) -> Self {
+        TypeScriptPackage {
+            name: name.into(),
+            version: "0.1.0".to_owned(),
+            runtime: format!("^{}", env!("CARGO_PKG_VERSION")),
+            hubs: None,
+        }
+    }
+
+    /// The package's version (default `0.1.0`).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// The dependency spec of the `@hubs/client` runtime, e.g. `file:../../client-ts` (default:
+    /// the same version as this crate).
+    pub fn runtime_dependency(mut self, spec: impl Into<String>) -> Self {
+        self.runtime = spec.into();
+        self
+    }
+
+    /// Only these hubs (by trait name) instead of every registered one.
+    pub fn only(mut self, names: &[&str]) -> Self {
+        self.hubs = Some(
+            registry::hubs()
+                .into_iter()
+                .filter(|hub| names.contains(&hub.name))
+                .collect(),
+        );
+        self
+    }
+
+    /// If the program was started with `--emit-ts <dir>`, writes the package there and returns
+    /// `true` (the program should then exit); otherwise returns `false`.
+    pub fn run_from_args(&self) -> Result<bool, CodegenError> {
+        let mut args = std::env::args_os().skip(1);
+        while let Some(arg) = args.next() {
+            if arg == "--emit-ts" {
+                let dir = args.next().ok_or(CodegenError::MissingDirectory)?;
+                self.write(Path::new(&dir))?;
+                tracing::info!(dir = %Path::new(&dir).display(), "wrote the TypeScript client");
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Writes the package's files into `dir` (created if missing).
+    pub fn write(&self, dir: &Path) -> Result<(), CodegenError> {
+        std::fs::create_dir_all(dir).map_err(|error| CodegenError::Io(dir.to_owned(), error))?;
+        for file in self.files()? {
+            let path = dir.join(file.path);
+            std::fs::write(&path, file.contents).map_err(|error| CodegenError::Io(path, error))?;
+        }
+        Ok(())
+    }
+
+    /// The package's files.
+    pub fn files(&self) -> Result<Vec<GeneratedFile>, CodegenError> {
+        let hubs = match &self.hubs {
+            Some(hubs) => hubs.clone(),
+            None => registry::hubs(),
+        };
+        if hubs.is_empty() {
+            return Err(CodegenError::NoHubs);
+        }
+        let config = Config::new().with_large_int("number");
+        let mut declarations = Declarations::default();
+        let mut js = String::new();
+        let mut dts = String::new();
+        js.push_str(HEADER);
+        dts.push_str(HEADER);
+        js.push_str(JS_PRELUDE);
+        dts.push_str(DTS_PRELUDE);
+        let mut seen = BTreeMap::new();
+        for hub in &hubs {
+            if let Some(previous) = seen.insert(hub.name, hub.route) {
+                return Err(CodegenError::NameClash(format!(
+                    "two hubs are named `{}` (routes {:?} and {:?}); rename one trait",
+                    hub.name, previous, hub.route
+                )));
+            }
+            let hub = HubModel::new(hub, &config, &mut declarations)?;
+            hub.write_js(&mut js);
+            hub.write_dts(&mut dts);
+        }
+        let mut types = String::from("\n// ----- types -----\n\n");
+        for (_, declaration) in declarations.by_name {
+            if let Some(docs) = &declaration.docs {
+                types.push_str(docs);
+                if !docs.ends_with('\n') {
+                    types.push('\n');
+                }
+            }
+            let _ = writeln!(types, "export {}\n", declaration.declaration);
+        }
+        dts.push_str(&types);
+        Ok(vec![
+            GeneratedFile {
+                path: "package.json",
+                contents: self.package_json(),
+            },
+            GeneratedFile {
+                path: "index.js",
+                contents: js,
+            },
+            GeneratedFile {
+                path: "index.d.ts",
+                contents: dts,
+            },
+        ])
+    }
+
+    fn package_json(&self) -> String {
+        let json = serde_json::json!({
+            "name": self.name,
+            "version": self.version,
+            "description": "Typed client for the hubs, generated from their Rust traits by hub-server. Do not edit.",
+            "type": "module",
+            "main": "./index.js",
+            "types": "./index.d.ts",
+            "exports": { ".": { "types": "./index.d.ts", "import": "./index.js" } },
+            "sideEffects": false,
+            "dependencies": { RUNTIME: self.runtime },
+        });
+        let mut text = serde_json::to_string_pretty(&json).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}
+
+const HEADER: &str =
+    "// Generated by hub-server from the Rust hub traits. Do not edit: regenerate instead.\n";
+
+const JS_PRELUDE: &str = r#"import { HubConnectionBuilder } from "@hubs/client";
+
+/** The arguments of a call, with the AbortSignal last when there is one. */
+function withSignal(args, signal) {
+  return signal === undefined ? args : [...args, signal];
+}
+
+function joinUrl(base, route) {
+  return base.replace(/\/+$/, "") + route;
+}
+"#;
+
+const DTS_PRELUDE: &str = r#"import type { HubConnection, HubConnectionBuilder, HubStream } from "@hubs/client";
+
+/** A hub method as the typed connection sees it. */
+export interface MethodShape {
+  args: unknown[];
+  result: unknown;
+  stream: boolean;
+}
+
+/** A client callback as the typed connection sees it. */
+export interface CallbackShape {
+  args: unknown[];
+  result: unknown;
+}
+
+type UnaryMethods<M> = { [K in keyof M]: M[K] extends { stream: false } ? K : never }[keyof M] & string;
+type StreamMethods<M> = { [K in keyof M]: M[K] extends { stream: true } ? K : never }[keyof M] & string;
+
+/**
+ * A HubConnection whose plain calls are checked against a hub's Rust signatures: method names,
+ * argument counts and types, results, and callback handlers.
+ */
+export interface TypedConnection<
+  M extends { [K in keyof M]: MethodShape },
+  C extends { [K in keyof C]: CallbackShape },
+> extends Omit<HubConnection, "invoke" | "send" | "stream" | "on" | "off"> {
+  invoke<K extends UnaryMethods<M>>(method: K, ...args: M[K]["args"] | [...M[K]["args"], AbortSignal]): Promise<M[K]["result"]>;
+  send<K extends UnaryMethods<M>>(method: K, ...args: M[K]["args"]): Promise<void>;
+  stream<K extends StreamMethods<M>>(method: K, ...args: M[K]["args"] | [...M[K]["args"], AbortSignal]): HubStream<M[K]["result"]>;
+  on<K extends keyof C & string>(method: K, handler: (...args: C[K]["args"]) => C[K]["result"] | Promise<C[K]["result"]>): void;
+  off<K extends keyof C & string>(method: K, handler?: (...args: C[K]["args"]) => C[K]["result"] | Promise<C[K]["result"]>): void;
+}
+
+/** How `connect…` builds its connection. */
+export interface ConnectOptions<Client> {
+  /** Callbacks to register before the connection starts (so no early push is missed). */
+  client?: Client;
+  /** Adjusts the builder: transports, protocol, reconnect, logging. */
+  configure?: (builder: HubConnectionBuilder) => HubConnectionBuilder;
+}
+"#;
+
+/// User types by TypeScript name, each declared once.
+#[derive(Default)]
+struct Declarations {
+    by_name: BTreeMap<String, registry::TypeScriptDeclaration>,
+}
+
+impl Declarations {
+    /// The TypeScript name of `ty`, recording the declarations it needs.
+    fn name_of(&mut self, ty: &TypeMetadata, config: &Config) -> Result<String, CodegenError> {
+        let typescript = (ty.typescript)(config);
+        for declaration in typescript.declarations {
+            match self.by_name.get(&declaration.name) {
+                Some(existing) if existing.declaration != declaration.declaration => {
+                    return Err(CodegenError::NameClash(format!(
+                        "two different types are named `{}` in TypeScript; rename one or give it `#[ts(rename = \"...\")]`",
+                        declaration.name
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    self.by_name.insert(declaration.name.clone(), declaration);
+                }
+            }
+        }
+        Ok(typescript.name)
+    }
+}
+
+/// A parameter as the client passes it.
+struct Param {
+    name: String,
+    ts: String,
+}
+
+struct Method {
+    ts_name: &'static str,
+    wire: &'static str,
+    docs: &'static str,
+    params: Vec<Param>,
+    result: String,
+    stream: bool,
+}
+
+struct Callback {
+    ts_name: &'static str,
+    wire: &'static str,
+    docs: &'static str,
+    params: Vec<Param>,
+    result: String,
+}
+
+/// One hub, its types resolved.
+struct HubModel {
+    name: &'static str,
+    docs: &'static str,
+    route: Option<&'static str>,
+    client_name: String,
+    methods: Vec<Method>,
+    callbacks: Vec<Callback>,
+}
+
+impl HubModel {
+    fn new(
+        hub: &'static HubMetadata,
+        config: &Config,
+        declarations: &mut Declarations,
+    ) -> Result<Self, CodegenError> {
+        let params = |parameters: &[ParameterMetadata],
+                      declarations: &mut Declarations|
+         -> Result<Vec<Param>, CodegenError> {
+            parameters
+                .iter()
+                .filter(|param| param.source != ParameterSource::Context)
+                .map(|param| {
+                    let ts = declarations.name_of(&param.ty, config)?;
+                    Ok(Param {
+                        name: parameter_name(param.typescript_name),
+                        ts: match param.source {
+                            ParameterSource::Upload => format!("AsyncIterable<{ts}>"),
+                            _ => ts,
+                        },
+                    })
+                })
+                .collect()
+        };
+        let mut methods = Vec::new();
+        for method in hub.methods {
+            if HUB_CLASS_MEMBERS.contains(&method.typescript_name) {
+                return Err(CodegenError::NameClash(format!(
+                    "the `{}` hub's method `{}` would hide `{}Hub.{}` in TypeScript; rename the Rust method and keep its wire name with `#[hub(name = \"{}\")]`",
+                    hub.name, method.name, hub.name, method.typescript_name, method.wire_name
+                )));
+            }
+            let result = declarations.name_of(&method.output.ty, config)?;
+            methods.push(Method {
+                ts_name: method.typescript_name,
+                wire: method.wire_name,
+                docs: method.docs,
+                params: params(method.parameters, declarations)?,
+                result: if method.output.ty.rust == "()" && !method.output.stream {
+                    "void".to_owned()
+                } else {
+                    result
+                },
+                stream: method.output.stream,
+            });
+        }
+        let mut callbacks = Vec::new();
+        for callback in hub.client.callbacks {
+            callbacks.push(Callback {
+                ts_name: callback.typescript_name,
+                wire: callback.wire_name,
+                docs: callback.docs,
+                params: params(callback.parameters, declarations)?,
+                result: match &callback.result {
+                    Some(ty) => declarations.name_of(ty, config)?,
+                    None => "void".to_owned(),
+                },
+            });
+        }
+        let client_name = if hub.client.name.is_empty() {
+            format!("{}Client", hub.name)
+        } else {
+            hub.client.name.to_owned()
+        };
+        Ok(HubModel {
+            name: hub.name,
+            docs: hub.docs,
+            route: hub.route,
+            client_name,
+            methods,
+            callbacks,
+        })
+    }
+
+    fn write_js(&self, out: &mut String) {
+        let class = format!("{}Hub", self.name);
+        let _ = writeln!(out, "\n// ----- {} -----\n", self.name);
+        if let Some(route) = self.route {
+            let _ = writeln!(
+                out,
+                "export const {} = {};\n",
+                route_const(self.name),
+                json_string(route)
+            );
+        }
+        let _ = writeln!(out, "export class {class} {{");
+        out.push_str("  constructor(connection) {\n    this.connection = connection;\n  }\n");
+        for method in &self.methods {
+            let names: Vec<&str> = method.params.iter().map(|p| p.name.as_str()).collect();
+            let call = if method.stream { "stream" } else { "invoke" };
+            let _ = writeln!(
+                out,
+                "\n  {}({}signal) {{\n    return this.connection.{call}({}, ...withSignal([{}], signal));\n  }}",
+                method.ts_name,
+                names.iter().map(|n| format!("{n}, ")).collect::<String>(),
+                json_string(method.wire),
+                names.join(", "),
+            );
+        }
+        out.push_str("\n  register(client) {\n    const registered = [];\n");
+        for callback in &self.callbacks {
+            let _ = writeln!(
+                out,
+                "    if (typeof client.{ts} === \"function\") registered.push([{wire}, (...args) => client.{ts}(...args)]);",
+                ts = callback.ts_name,
+                wire = json_string(callback.wire),
+            );
+        }
+        out.push_str(
+            "    for (const [name, handler] of registered) this.connection.on(name, handler);\n    \
+             return () => {\n      for (const [name, handler] of registered) this.connection.off(name, handler);\n    };\n  }\n",
+        );
+        out.push_str("\n  start() {\n    return this.connection.start();\n  }\n\n  stop() {\n    return this.connection.stop();\n  }\n}\n");
+        let url = match self.route {
+            Some(_) => format!("joinUrl(baseUrl, {})", route_const(self.name)),
+            None => "url".to_owned(),
+        };
+        let param = if self.route.is_some() {
+            "baseUrl"
+        } else {
+            "url"
+        };
+        let _ = writeln!(
+            out,
+            "\nexport function create{name}({param}, options = {{}}) {{\n  \
+             let builder = new HubConnectionBuilder().withUrl({url});\n  \
+             if (options.configure) builder = options.configure(builder);\n  \
+             const hub = new {class}(builder.build());\n  \
+             if (options.client) hub.register(options.client);\n  \
+             return hub;\n}}\n\n\
+             export async function connect{name}({param}, options = {{}}) {{\n  \
+             const hub = create{name}({param}, options);\n  \
+             await hub.start();\n  \
+             return hub;\n}}",
+            name = self.name,
+        );
+    }
+
+    fn write_dts(&self, out: &mut String) {
+        let class = format!("{}Hub", self.name);
+        let methods_map = format!("{}Methods", self.name);
+        let callbacks_map = format!("{}Callbacks", self.name);
+        let connection = format!("{}Connection", self.name);
+        let _ = writeln!(out, "\n// ----- {} -----\n", self.name);
+
+        // The receiver interface.
+        let _ = writeln!(
+            out,
+            "{}export interface {} {{",
+            tsdoc(
+                &format!(
+                    "What the `{}` hub calls on its clients: implement it and pass it to `register` (or `connect{}`'s `client`). Callbacks that return a value answer the server (client results).",
+                    self.name, self.name
+                ),
+                ""
+            ),
+            self.client_name
+        );
+        for callback in &self.callbacks {
+            let _ = writeln!(
+                out,
+                "{}  {}({}): {r} | Promise<{r}>;",
+                tsdoc(callback.docs, "  "),
+                callback.ts_name,
+                signature(&callback.params),
+                r = callback.result,
+            );
+        }
+        out.push_str("}\n\n");
+
+        // The wire-name maps for typed plain calls.
+        let _ = writeln!(
+            out,
+            "/** The `{}` hub's methods by wire name, for `{connection}`. */\nexport interface {methods_map} {{",
+            self.name
+        );
+        for method in &self.methods {
+            let _ = writeln!(
+                out,
+                "  {}: {{ args: [{}]; result: {}; stream: {} }};",
+                json_string(method.wire),
+                signature(&method.params),
+                method.result,
+                method.stream
+            );
+        }
+        out.push_str("}\n\n");
+        let _ = writeln!(
+            out,
+            "/** The `{}` hub's client callbacks by wire name, for `{connection}`. */\nexport interface {callbacks_map} {{",
+            self.name
+        );
+        for callback in &self.callbacks {
+            let _ = writeln!(
+                out,
+                "  {}: {{ args: [{}]; result: {} }};",
+                json_string(callback.wire),
+                signature(&callback.params),
+                callback.result
+            );
+        }
+        out.push_str("}\n\n");
+        let _ = writeln!(
+            out,
+            "/** A connection to the `{}` hub whose plain `invoke`/`send`/`stream`/`on` calls are type-checked. */\nexport type {connection} = TypedConnection<{methods_map}, {callbacks_map}>;\n",
+            self.name
+        );
+
+        if let Some(route) = self.route {
+            let _ = writeln!(
+                out,
+                "/** The path the `{}` hub is served at. */\nexport declare const {}: {};\n",
+                self.name,
+                route_const(self.name),
+                json_string(route)
+            );
+        }
+
+        // The hub class.
+        let _ = writeln!(
+            out,
+            "{}export declare class {class} {{",
+            tsdoc(self.docs, "")
+        );
+        let _ = writeln!(
+            out,
+            "  constructor(connection: HubConnection);\n  /** The connection, with type-checked plain calls. */\n  readonly connection: {connection};"
+        );
+        for method in &self.methods {
+            let params = signature(&method.params);
+            let sep = if params.is_empty() { "" } else { ", " };
+            let result = if method.stream {
+                format!("HubStream<{}>", method.result)
+            } else {
+                format!("Promise<{}>", method.result)
+            };
+            let _ = writeln!(
+                out,
+                "{}  {}({params}{sep}signal?: AbortSignal): {result};",
+                tsdoc(method.docs, "  "),
+                method.ts_name,
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  /** Registers the callbacks `client` implements; returns a function that unregisters them. */\n  register(client: Partial<{}>): () => void;\n  /** Starts the connection. */\n  start(): Promise<void>;\n  /** Stops the connection. */\n  stop(): Promise<void>;\n}}\n",
+            self.client_name
+        );
+        let (param, what) = match self.route {
+            Some(route) => (
+                "baseUrl",
+                format!("the server at `baseUrl` (the hub is at `{route}` under it)"),
+            ),
+            None => ("url", "the hub at `url`".to_owned()),
+        };
+        let _ = writeln!(
+            out,
+            "/** Builds a connection to {what}, without starting it. */\nexport declare function create{name}({param}: string, options?: ConnectOptions<Partial<{client}>>): {class};\n\n\
+             /** Connects to {what}: builds, registers `options.client`, starts. */\nexport declare function connect{name}({param}: string, options?: ConnectOptions<Partial<{client}>>): Promise<{class}>;",
+            name = self.name,
+            client = self.client_name,
+        );
+    }
+}
+
+/// Members the generated hub class has besides the hub's methods.
+const HUB_CLASS_MEMBERS: &[&str] = &["connection", "constructor", "register", "start", "stop"];
+
+/// Words JavaScript reserves that are fine as Rust names.
+const RESERVED: &[&str] = &[
+    "arguments",
+    "case",
+    "catch",
+    "class",
+    "debugger",
+    "default",
+    "delete",
+    "eval",
+    "export",
+    "extends",
+    "finally",
+    "function",
+    "import",
+    "instanceof",
+    "interface",
+    "new",
+    "null",
+    "package",
+    "private",
+    "protected",
+    "public",
+    "switch",
+    "this",
+    "throw",
+    "try",
+    "typeof",
+    "var",
+    "void",
+    "with",
+    "yield",
+];
+
+/// A parameter name that is legal in JavaScript: reserved words get a trailing `_`.
+fn parameter_name(name: &str) -> String {
+    if RESERVED.contains(&name) {
+        format!("{name}_")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// `room: string, text: string`.
+fn signature(params: &[Param]) -> String {
+    params
+        .iter()
+        .map(|param| format!("{}: {}", param.name, param.ts))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `Chat` → `chatRoute`.
+fn route_const(hub: &str) -> String {
+    format!("{}Route", camel_case(hub))
+}
+
+/// `Chat` → `chat`: a hub's name as the start of a TypeScript value name.
+fn camel_case(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn json_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_default()
+}
+
+/// A TSDoc comment for `docs` (nothing when empty), each line indented by `indent`.
+fn tsdoc(docs: &str, indent: &str) -> String {
+    if docs.trim().is_empty() {
+        return String::new();
+    }
+    let mut out = format!("{indent}/**\n");
+    for line in docs.lines() {
+        let line = line.replace("*/", "*\\/");
+        if line.is_empty() {
+            let _ = writeln!(out, "{indent} *");
+        } else {
+            let _ = writeln!(out, "{indent} * {line}");
+        }
+    }
+    let _ = writeln!(out, "{indent} */");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_names_start_value_names() {
+        assert_eq!(camel_case("Chat"), "chat");
+        assert_eq!(camel_case("ChatRoom"), "chatRoom");
+        assert_eq!(route_const("Chat"), "chatRoute");
+    }
+
+    #[test]
+    fn tsdoc_escapes_and_indents() {
+        assert_eq!(tsdoc("", "  "), "");
+        assert_eq!(
+            tsdoc("a */ b\n\nc", ""),
+            "/**\n * a *\\/ b\n *\n * c\n */\n"
+        );
+    }
+}
