@@ -1,5 +1,10 @@
 //! The conformance hub: every server feature behind a method, for the real-client tests
-//! (`tests/node/conformance/`). It prints `listening on <port>` once ready.
+//! (`tests/node/conformance/`, `tests/python/`). It prints `listening on <port>` once ready.
+//!
+//! The hub is written with `#[hub]` (the [`Conformance`] trait, served by `ServeConformance`) and
+//! its callbacks with `#[hub_client]` (the [`ConformanceClient`] trait, called through the typed
+//! `ConformanceClientProxy`). Wire names are the PascalCase of the Rust names (`echo_value` →
+//! `EchoValue`); `hub-server/tests/common` keeps a hub written by hand with `HubMethods`.
 //!
 //! Settings come from the environment so tests can shorten timers:
 //! `PORT` (0), `KEEP_ALIVE_MS`, `CLIENT_TIMEOUT_MS`, `HANDSHAKE_TIMEOUT_MS`,
@@ -7,348 +12,542 @@
 //! `POLL_TIMEOUT_MS` (long polling).
 //!
 //! Hubs: `/hub` (default errors) and `/detailed` (detailed errors), offering every transport, and
-//! `/no-ws` (the `/hub` methods over Server-Sent Events and long polling only). A bearer token
-//! (header or `access_token`) becomes the user id; the token `reject` gets 401. Every hub allows
-//! cross-origin requests from [`CORS_ORIGIN`].
+//! `/no-ws` (the `/hub` methods over Server-Sent Events and long polling only), all three serving
+//! one [`ConformanceHub`]. A bearer token (header or `access_token`) becomes the user id; the token
+//! `reject` gets 401. Every hub allows cross-origin requests from [`CORS_ORIGIN`].
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use hub_server::{
-    Context, CorsConfig, HubConfig, HubEndpoint, HubError, HubMethods, HubServer, Principal,
-    RequestInfo, TransportType, Unauthorized, UploadStream,
+    hub, hub_client, CallerClients, Cancellation, Context, CorsConfig, Groups, HubConfig,
+    HubContext, HubEndpoint, HubError, HubServer, Principal, RequestInfo, ShutdownHandle,
+    TransportType, Unauthorized, UploadStream,
 };
 use serde_json::Value;
 
 /// The browser origin the hubs accept cross-origin requests from.
 const CORS_ORIGIN: &str = "http://allowed.test";
 
-/// What the on-disconnected hook saw, for the tests to read back.
-#[derive(Default)]
-struct Log {
-    disconnections: Vec<(String, Option<String>)>,
+/// What the conformance hub calls on its clients.
+#[hub_client]
+pub trait ConformanceClient {
+    /// A push from one of the `SendTo…` methods or `SendLater`: `label` names the target kind
+    /// (`caller`, `others`, `all`, `allExcept`, `connection`, `connections`, `group`, `groups`,
+    /// `groupExcept`, `othersInGroup`, `user`, `users`, `later`).
+    async fn receive(&self, label: String, text: String);
+    /// One of `PushToCaller`'s numbered pushes.
+    async fn item(&self, index: u32);
+    /// A `Ticker` stream was cancelled.
+    async fn ticker_cancelled(&self);
+    /// A client result: the client's answer to `question`, any JSON value.
+    async fn get_answer(&self, question: String) -> Value;
 }
 
-fn hub(
-    log: Arc<Mutex<Log>>,
-    shutdown: Arc<Mutex<Option<hub_server::ShutdownHandle>>>,
-) -> HubMethods<Context> {
-    let disconnect_log = log.clone();
-    HubMethods::new()
-        .method("Echo", |_, (text,): (String,)| async move {
-            Ok::<_, HubError>(text)
-        })
-        .method("EchoValue", |_, (value,): (Value,)| async move {
-            Ok::<_, HubError>(value)
-        })
-        .method("Add", |_, (a, b): (i64, i64)| async move {
-            Ok::<_, HubError>(a + b)
-        })
-        .method("Void", |_, (): ()| async { Ok::<_, HubError>(()) })
-        .method("Throw", |_, (): ()| async {
-            Err::<(), _>(HubError::from(std::io::Error::other(
-                "the database is down",
-            )))
-        })
-        .method("ThrowHub", |_, (message,): (String,)| async move {
-            Err::<(), _>(HubError::new(message))
-        })
-        .method("ConnectionId", |cx: Context, (): ()| async move {
-            Ok::<_, HubError>(cx.connection_id().to_owned())
-        })
-        .method("UserId", |cx: Context, (): ()| async move {
-            Ok::<_, HubError>(cx.user_id().map(str::to_owned))
-        })
-        .method("Header", |cx: Context, (name,): (String,)| async move {
-            Ok::<_, HubError>(
-                cx.request()
-                    .headers()
-                    .get(&name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
-            )
-        })
-        .method("Query", |cx: Context, (name,): (String,)| async move {
-            Ok::<_, HubError>(cx.request().query(&name))
-        })
-        .method("Transport", |cx: Context, (): ()| async move {
-            Ok::<_, HubError>(format!("{:?}", cx.transport()))
-        })
-        .method("Sleep", |cx: Context, (ms,): (u64,)| async move {
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(ms)) => Ok(ms),
-                () = cx.cancellation().cancelled() => Err(HubError::new("cancelled")),
-            }
-        })
-        .method("SetState", |cx: Context, (value,): (String,)| async move {
-            cx.insert_state(value);
-            Ok::<_, HubError>(())
-        })
-        .method("GetState", |cx: Context, (): ()| async move {
-            Ok::<_, HubError>(cx.state::<String>())
-        })
-        .method("JoinGroup", |cx: Context, (group,): (String,)| async move {
-            cx.groups().add(cx.connection_id(), &group).await;
-            Ok::<_, HubError>(())
-        })
-        .method(
-            "LeaveGroup",
-            |cx: Context, (group,): (String,)| async move {
-                cx.groups().remove(cx.connection_id(), &group).await;
-                Ok::<_, HubError>(())
-            },
-        )
-        .method(
-            "GroupMembers",
-            |cx: Context, (group,): (String,)| async move {
-                Ok::<_, HubError>(cx.groups().members(&group).await)
-            },
-        )
-        .method("MyGroups", |cx: Context, (): ()| async move {
-            Ok::<_, HubError>(cx.groups().of(cx.connection_id()).await)
-        })
-        .method("ConnectionCount", |cx: Context, (): ()| async move {
-            Ok::<_, HubError>(cx.hub().connection_count().await)
-        })
-        .method(
-            "UserConnections",
-            |cx: Context, (user,): (String,)| async move {
-                Ok::<_, HubError>(cx.hub().user_connections(&user).await)
-            },
-        )
-        // Pushes: every target calls the client method `Receive` with (label, text).
-        .method(
-            "SendToCaller",
-            |cx: Context, (text,): (String,)| async move {
-                cx.clients()
-                    .caller()
-                    .send("Receive", ("caller", &text))
-                    .await;
-                Ok::<_, HubError>(())
-            },
-        )
-        .method(
-            "SendToOthers",
-            |cx: Context, (text,): (String,)| async move {
-                cx.clients()
-                    .others()
-                    .send("Receive", ("others", &text))
-                    .await;
-                Ok::<_, HubError>(())
-            },
-        )
-        .method(
-            "PushToCaller",
-            |cx: Context, (count, delay_ms): (u32, u64)| async move {
-                // `Item(i)` to the caller for i in 0..count, `delay_ms` apart (stateful reconnect).
-                for i in 0..count {
-                    cx.clients().caller().send("Item", (i,)).await;
-                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-                }
-                Ok::<_, HubError>(count)
-            },
-        )
-        .method("SendToAll", |cx: Context, (text,): (String,)| async move {
-            cx.clients().all().send("Receive", ("all", &text)).await;
-            Ok::<_, HubError>(())
-        })
-        .method(
-            "SendToAllExcept",
-            |cx: Context, (except, text): (Vec<String>, String)| async move {
-                cx.clients()
-                    .all_except(except)
-                    .send("Receive", ("allExcept", &text))
-                    .await;
-                Ok::<_, HubError>(())
-            },
-        )
-        .method(
-            "SendToConnection",
-            |cx: Context, (id, text): (String, String)| async move {
-                cx.clients()
-                    .client(id)
-                    .send("Receive", ("connection", &text))
-                    .await;
-                Ok::<_, HubError>(())
-            },
-        )
-        .method(
-            "SendToConnections",
-            |cx: Context, (ids, text): (Vec<String>, String)| async move {
-                cx.clients()
-                    .clients(ids)
-                    .send("Receive", ("connections", &text))
-                    .await;
-                Ok::<_, HubError>(())
-            },
-        )
-        .method(
-            "SendToGroup",
-            |cx: Context, (group, text): (String, String)| async move {
-                cx.clients()
-                    .group(group)
-                    .send("Receive", ("group", &text))
-                    .await;
-                Ok::<_, HubError>(())
-            },
-        )
-        .method(
-            "SendToGroups",
-            |cx: Context, (groups, text): (Vec<String>, String)| async move {
-                cx.clients()
-                    .groups(groups)
-                    .send("Receive", ("groups", &text))
-                    .await;
-                Ok::<_, HubError>(())
-            },
-        )
-        .method(
-            "SendToGroupExcept",
-            |cx: Context, (group, except, text): (String, Vec<String>, String)| async move {
-                cx.clients()
-                    .group_except(group, except)
-                    .send("Receive", ("groupExcept", &text))
-                    .await;
-                Ok::<_, HubError>(())
-            },
-        )
-        .method(
-            "SendToOthersInGroup",
-            |cx: Context, (group, text): (String, String)| async move {
-                cx.clients()
-                    .others_in_group(group)
-                    .send("Receive", ("othersInGroup", &text))
-                    .await;
-                Ok::<_, HubError>(())
-            },
-        )
-        .method(
-            "SendToUser",
-            |cx: Context, (user, text): (String, String)| async move {
-                cx.clients()
-                    .user(user)
-                    .send("Receive", ("user", &text))
-                    .await;
-                Ok::<_, HubError>(())
-            },
-        )
-        .method(
-            "SendToUsers",
-            |cx: Context, (users, text): (Vec<String>, String)| async move {
-                cx.clients()
-                    .users(users)
-                    .send("Receive", ("users", &text))
-                    .await;
-                Ok::<_, HubError>(())
-            },
-        )
-        // Pushes from outside a hub method, through the hub context, after a delay.
-        .method(
-            "SendLater",
-            |cx: Context, (ms, text): (u64, String)| async move {
-                let hub = cx.hub().clone();
-                let id = cx.connection_id().to_owned();
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
-                    hub.clients()
-                        .client(id)
-                        .send("Receive", ("later", &text))
-                        .await;
-                });
-                Ok::<_, HubError>(())
-            },
-        )
-        // Server-to-client streams.
-        .stream("Counter", |_, (count, delay_ms): (u32, u64)| async move {
-            Ok::<_, HubError>(ticks(count, delay_ms))
-        })
-        .stream("FailingStream", |_, (after,): (u32,)| async move {
-            let items = ticks(after, 0).chain(futures_util::stream::once(async {
-                Err(HubError::new("the stream broke"))
-            }));
-            Ok::<_, HubError>(items)
-        })
-        .stream("Ticker", |cx: Context, (delay_ms,): (u64,)| async move {
-            // Endless until cancelled; records the cancellation for the tests.
-            let cancellation = cx.cancellation().clone();
-            let id = cx.connection_id().to_owned();
-            let hub = cx.hub().clone();
-            tokio::spawn(async move {
-                cancellation.cancelled().await;
-                hub.clients().client(id).send("TickerCancelled", ()).await;
-            });
-            Ok::<_, HubError>(ticks(u32::MAX, delay_ms))
-        })
-        // Client-to-server streams.
-        .method_with_uploads(
-            "Sum",
-            |_, (): (), (numbers,): (UploadStream<i64>,)| async move {
-                let mut numbers = numbers;
-                let mut total = 0i64;
-                while let Some(number) = numbers.next().await {
-                    total += number?;
-                }
-                Ok::<_, HubError>(total)
-            },
-        )
-        .stream_with_uploads(
-            "Double",
-            |_, (): (), (numbers,): (UploadStream<i64>,)| async move {
-                Ok::<_, HubError>(numbers.map(|number| number.map(|n| n * 2)))
-            },
-        )
-        // Client results: the server asks the caller and returns what it answered.
-        .method(
-            "AskCaller",
-            |cx: Context, (question,): (String,)| async move {
-                cx.clients()
-                    .caller()
-                    .invoke::<Value, _>("GetAnswer", (question,))
-                    .await
-            },
-        )
-        .method(
-            "AskClient",
-            |cx: Context, (id, question): (String, String)| async move {
-                cx.clients()
-                    .client(id)
-                    .invoke::<Value, _>("GetAnswer", (question,))
-                    .await
-            },
-        )
-        .method("Abort", |cx: Context, (): ()| async move {
-            cx.abort();
-            Ok::<_, HubError>(())
-        })
-        .method("Kick", |cx: Context, (id,): (String,)| async move {
-            Ok::<_, HubError>(cx.hub().abort(&id))
-        })
-        .method("Disconnections", move |_, (): ()| {
-            let log = log.clone();
-            async move {
-                let log = log.lock().map_err(|_| HubError::new("log poisoned"))?;
-                Ok::<_, HubError>(log.disconnections.clone())
-            }
-        })
-        .method("Shutdown", move |_, (): ()| {
-            let shutdown = shutdown.clone();
-            async move {
-                if let Some(handle) = shutdown.lock().ok().and_then(|h| h.clone()) {
-                    handle.shutdown();
-                }
-                Ok::<_, HubError>(())
-            }
-        })
-        .on_disconnected(move |cx: Context, error: Option<String>| {
-            let log = disconnect_log.clone();
-            async move {
-                if let Ok(mut log) = log.lock() {
-                    log.disconnections
-                        .push((cx.connection_id().to_owned(), error));
-                }
-            }
-        })
+/// The context of a conformance hub method, handing out typed callbacks.
+type Cx = Context<ConformanceClientProxy>;
+
+/// Every server feature behind a method.
+#[hub(route = "/hub", client = ConformanceClient)]
+pub trait Conformance {
+    /// Returns `text`.
+    async fn echo(&self, text: String) -> String;
+    /// Returns any JSON value as it came.
+    async fn echo_value(&self, value: Value) -> Value;
+    /// `a + b`.
+    async fn add(&self, a: i64, b: i64) -> i64;
+    /// Returns nothing (a null result).
+    async fn void(&self);
+    /// Fails with an internal error, whose text only detailed errors show.
+    async fn throw(&self) -> Result<(), std::io::Error>;
+    /// Fails with a hub error, whose text every client sees.
+    async fn throw_hub(&self, message: String) -> Result<(), HubError>;
+    /// The caller's connection id.
+    async fn connection_id(&self, cx: Cx) -> String;
+    /// The caller's user id, if authenticated.
+    async fn user_id(&self, cx: Cx) -> Option<String>;
+    /// A header of the request that opened the caller's transport.
+    async fn header(&self, request: RequestInfo, name: String) -> Option<String>;
+    /// A query parameter of the request that opened the caller's transport.
+    async fn query(&self, request: RequestInfo, name: String) -> Option<String>;
+    /// The caller's transport (`WebSockets`, `ServerSentEvents`, `LongPolling`).
+    async fn transport(&self, cx: Cx) -> String;
+    /// Waits `ms` and returns it, failing with `cancelled` when the invocation is cancelled.
+    async fn sleep(&self, cancel: Cancellation, ms: u64) -> Result<u64, HubError>;
+    /// Stores a string on the caller's connection.
+    async fn set_state(&self, cx: Cx, value: String);
+    /// The string stored on the caller's connection.
+    async fn get_state(&self, cx: Cx) -> Option<String>;
+    /// Adds the caller to a group.
+    async fn join_group(&self, cx: Cx, groups: Groups, group: String);
+    /// Removes the caller from a group.
+    async fn leave_group(&self, cx: Cx, groups: Groups, group: String);
+    /// The connection ids in a group, sorted.
+    async fn group_members(&self, groups: Groups, group: String) -> Vec<String>;
+    /// The caller's groups, sorted.
+    async fn my_groups(&self, cx: Cx, groups: Groups) -> Vec<String>;
+    /// How many connections the hub has.
+    async fn connection_count(&self, hub: HubContext) -> usize;
+    /// The connection ids of a user, sorted.
+    async fn user_connections(&self, hub: HubContext, user: String) -> Vec<String>;
+
+    // Pushes: every target calls the client method `Receive` with (label, text).
+
+    /// `Receive("caller", text)` to the caller.
+    async fn send_to_caller(&self, clients: CallerClients<ConformanceClientProxy>, text: String);
+    /// `Receive("others", text)` to everyone but the caller.
+    async fn send_to_others(&self, clients: CallerClients<ConformanceClientProxy>, text: String);
+    /// `Item(i)` to the caller for i in 0..count, `delay_ms` apart (stateful reconnect); returns
+    /// `count`.
+    async fn push_to_caller(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        count: u32,
+        delay_ms: u64,
+    ) -> u32;
+    /// `Receive("all", text)` to everyone.
+    async fn send_to_all(&self, clients: CallerClients<ConformanceClientProxy>, text: String);
+    /// `Receive("allExcept", text)` to everyone but the connections `except`.
+    async fn send_to_all_except(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        except: Vec<String>,
+        text: String,
+    );
+    /// `Receive("connection", text)` to one connection.
+    async fn send_to_connection(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        id: String,
+        text: String,
+    );
+    /// `Receive("connections", text)` to several connections.
+    async fn send_to_connections(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        ids: Vec<String>,
+        text: String,
+    );
+    /// `Receive("group", text)` to a group.
+    async fn send_to_group(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        group: String,
+        text: String,
+    );
+    /// `Receive("groups", text)` to the members of any of `groups`, each once.
+    async fn send_to_groups(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        groups: Vec<String>,
+        text: String,
+    );
+    /// `Receive("groupExcept", text)` to a group but the connections `except`.
+    async fn send_to_group_except(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        group: String,
+        except: Vec<String>,
+        text: String,
+    );
+    /// `Receive("othersInGroup", text)` to a group but the caller.
+    async fn send_to_others_in_group(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        group: String,
+        text: String,
+    );
+    /// `Receive("user", text)` to every connection of a user.
+    async fn send_to_user(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        user: String,
+        text: String,
+    );
+    /// `Receive("users", text)` to every connection of any of `users`.
+    async fn send_to_users(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        users: Vec<String>,
+        text: String,
+    );
+    /// `Receive("later", text)` to the caller after `ms`, from outside the hub method, through the
+    /// hub context.
+    async fn send_later(&self, cx: Cx, ms: u64, text: String);
+
+    // Server-to-client streams.
+
+    /// `0, 1, …, count - 1`, one every `delay_ms`.
+    async fn counter(
+        &self,
+        count: u32,
+        delay_ms: u64,
+    ) -> impl Stream<Item = Result<u32, HubError>> + Send + 'static;
+    /// `0, 1, …, after - 1`, then fails with `the stream broke`.
+    async fn failing_stream(
+        &self,
+        after: u32,
+    ) -> impl Stream<Item = Result<u32, HubError>> + Send + 'static;
+    /// `0, 1, …` every `delay_ms` until cancelled; then calls `TickerCancelled()` on the caller,
+    /// for the tests to see the cancellation.
+    async fn ticker(
+        &self,
+        cx: Cx,
+        delay_ms: u64,
+    ) -> impl Stream<Item = Result<u32, HubError>> + Send + 'static;
+
+    // Client-to-server streams.
+
+    /// The sum of an uploaded stream of numbers.
+    async fn sum(&self, numbers: UploadStream<i64>) -> Result<i64, HubError>;
+    /// Each number of an uploaded stream, doubled, as a server stream.
+    async fn double(
+        &self,
+        numbers: UploadStream<i64>,
+    ) -> impl Stream<Item = Result<i64, HubError>> + Send + 'static;
+
+    // Client results: the server asks a client and returns what it answered.
+
+    /// Asks the caller `GetAnswer(question)` and returns its answer.
+    async fn ask_caller(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        question: String,
+    ) -> Result<Value, HubError>;
+    /// Asks the connection `id` `GetAnswer(question)` and returns its answer.
+    async fn ask_client(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        id: String,
+        question: String,
+    ) -> Result<Value, HubError>;
+
+    // Connections and the server.
+
+    /// Ends the caller's connection (the client gets a Close and does not reconnect).
+    async fn abort(&self, cx: Cx);
+    /// Ends the connection `id`; whether it was connected.
+    async fn kick(&self, hub: HubContext, id: String) -> bool;
+    /// Every `(connection id, error)` the on-disconnected hook has seen, in order.
+    async fn disconnections(&self) -> Result<Vec<(String, Option<String>)>, HubError>;
+    /// Shuts the server down gracefully.
+    async fn shutdown(&self);
+    /// Records each disconnection for `Disconnections`.
+    #[hub(on_disconnected)]
+    async fn disconnected(&self, cx: Context, error: Option<String>);
+}
+
+/// The conformance hub's state, shared by its three endpoints.
+#[derive(Default)]
+pub struct ConformanceHub {
+    /// What the on-disconnected hook saw: `(connection id, error)`, for the tests to read back.
+    disconnections: Mutex<Vec<(String, Option<String>)>>,
+    /// The server's shutdown handle, set once it is bound.
+    shutdown: Mutex<Option<ShutdownHandle>>,
+}
+
+impl Conformance for ConformanceHub {
+    async fn echo(&self, text: String) -> String {
+        text
+    }
+
+    async fn echo_value(&self, value: Value) -> Value {
+        value
+    }
+
+    async fn add(&self, a: i64, b: i64) -> i64 {
+        a + b
+    }
+
+    async fn void(&self) {}
+
+    async fn throw(&self) -> Result<(), std::io::Error> {
+        Err(std::io::Error::other("the database is down"))
+    }
+
+    async fn throw_hub(&self, message: String) -> Result<(), HubError> {
+        Err(HubError::new(message))
+    }
+
+    async fn connection_id(&self, cx: Cx) -> String {
+        cx.connection_id().to_owned()
+    }
+
+    async fn user_id(&self, cx: Cx) -> Option<String> {
+        cx.user_id().map(str::to_owned)
+    }
+
+    async fn header(&self, request: RequestInfo, name: String) -> Option<String> {
+        request
+            .headers()
+            .get(&name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    async fn query(&self, request: RequestInfo, name: String) -> Option<String> {
+        request.query(&name)
+    }
+
+    async fn transport(&self, cx: Cx) -> String {
+        format!("{:?}", cx.transport())
+    }
+
+    async fn sleep(&self, cancel: Cancellation, ms: u64) -> Result<u64, HubError> {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(ms)) => Ok(ms),
+            () = cancel.cancelled() => Err(HubError::new("cancelled")),
+        }
+    }
+
+    async fn set_state(&self, cx: Cx, value: String) {
+        cx.insert_state(value);
+    }
+
+    async fn get_state(&self, cx: Cx) -> Option<String> {
+        cx.state::<String>()
+    }
+
+    async fn join_group(&self, cx: Cx, groups: Groups, group: String) {
+        groups.add(cx.connection_id(), &group).await;
+    }
+
+    async fn leave_group(&self, cx: Cx, groups: Groups, group: String) {
+        groups.remove(cx.connection_id(), &group).await;
+    }
+
+    async fn group_members(&self, groups: Groups, group: String) -> Vec<String> {
+        groups.members(&group).await
+    }
+
+    async fn my_groups(&self, cx: Cx, groups: Groups) -> Vec<String> {
+        groups.of(cx.connection_id()).await
+    }
+
+    async fn connection_count(&self, hub: HubContext) -> usize {
+        hub.connection_count().await
+    }
+
+    async fn user_connections(&self, hub: HubContext, user: String) -> Vec<String> {
+        hub.user_connections(&user).await
+    }
+
+    async fn send_to_caller(&self, clients: CallerClients<ConformanceClientProxy>, text: String) {
+        clients.caller().receive("caller", &text).await;
+    }
+
+    async fn send_to_others(&self, clients: CallerClients<ConformanceClientProxy>, text: String) {
+        clients.others().receive("others", &text).await;
+    }
+
+    async fn push_to_caller(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        count: u32,
+        delay_ms: u64,
+    ) -> u32 {
+        let caller = clients.caller();
+        for i in 0..count {
+            caller.item(i).await;
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        }
+        count
+    }
+
+    async fn send_to_all(&self, clients: CallerClients<ConformanceClientProxy>, text: String) {
+        clients.all().receive("all", &text).await;
+    }
+
+    async fn send_to_all_except(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        except: Vec<String>,
+        text: String,
+    ) {
+        clients.all_except(except).receive("allExcept", &text).await;
+    }
+
+    async fn send_to_connection(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        id: String,
+        text: String,
+    ) {
+        clients.client(id).receive("connection", &text).await;
+    }
+
+    async fn send_to_connections(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        ids: Vec<String>,
+        text: String,
+    ) {
+        clients.clients(ids).receive("connections", &text).await;
+    }
+
+    async fn send_to_group(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        group: String,
+        text: String,
+    ) {
+        clients.group(group).receive("group", &text).await;
+    }
+
+    async fn send_to_groups(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        groups: Vec<String>,
+        text: String,
+    ) {
+        clients.groups(groups).receive("groups", &text).await;
+    }
+
+    async fn send_to_group_except(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        group: String,
+        except: Vec<String>,
+        text: String,
+    ) {
+        clients
+            .group_except(group, except)
+            .receive("groupExcept", &text)
+            .await;
+    }
+
+    async fn send_to_others_in_group(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        group: String,
+        text: String,
+    ) {
+        clients
+            .others_in_group(group)
+            .receive("othersInGroup", &text)
+            .await;
+    }
+
+    async fn send_to_user(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        user: String,
+        text: String,
+    ) {
+        clients.user(user).receive("user", &text).await;
+    }
+
+    async fn send_to_users(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        users: Vec<String>,
+        text: String,
+    ) {
+        clients.users(users).receive("users", &text).await;
+    }
+
+    async fn send_later(&self, cx: Cx, ms: u64, text: String) {
+        let hub = cx.hub().clone();
+        let id = cx.connection_id().to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            hub.clients().client(id).receive("later", &text).await;
+        });
+    }
+
+    async fn counter(
+        &self,
+        count: u32,
+        delay_ms: u64,
+    ) -> impl Stream<Item = Result<u32, HubError>> + Send + 'static {
+        ticks(count, delay_ms)
+    }
+
+    async fn failing_stream(
+        &self,
+        after: u32,
+    ) -> impl Stream<Item = Result<u32, HubError>> + Send + 'static {
+        ticks(after, 0).chain(futures_util::stream::once(async {
+            Err(HubError::new("the stream broke"))
+        }))
+    }
+
+    async fn ticker(
+        &self,
+        cx: Cx,
+        delay_ms: u64,
+    ) -> impl Stream<Item = Result<u32, HubError>> + Send + 'static {
+        // Endless until cancelled; records the cancellation for the tests.
+        let cancellation = cx.cancellation().clone();
+        let id = cx.connection_id().to_owned();
+        let hub = cx.hub().clone();
+        tokio::spawn(async move {
+            cancellation.cancelled().await;
+            hub.clients().client(id).ticker_cancelled().await;
+        });
+        ticks(u32::MAX, delay_ms)
+    }
+
+    async fn sum(&self, mut numbers: UploadStream<i64>) -> Result<i64, HubError> {
+        let mut total = 0i64;
+        while let Some(number) = numbers.next().await {
+            total += number?;
+        }
+        Ok(total)
+    }
+
+    async fn double(
+        &self,
+        numbers: UploadStream<i64>,
+    ) -> impl Stream<Item = Result<i64, HubError>> + Send + 'static {
+        numbers.map(|number| number.map(|n| n * 2))
+    }
+
+    async fn ask_caller(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        question: String,
+    ) -> Result<Value, HubError> {
+        clients.caller().get_answer(question).await
+    }
+
+    async fn ask_client(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        id: String,
+        question: String,
+    ) -> Result<Value, HubError> {
+        clients.client(id).get_answer(question).await
+    }
+
+    async fn abort(&self, cx: Cx) {
+        cx.abort();
+    }
+
+    async fn kick(&self, hub: HubContext, id: String) -> bool {
+        hub.abort(&id)
+    }
+
+    async fn disconnections(&self) -> Result<Vec<(String, Option<String>)>, HubError> {
+        let disconnections = self
+            .disconnections
+            .lock()
+            .map_err(|_| HubError::new("log poisoned"))?;
+        Ok(disconnections.clone())
+    }
+
+    async fn shutdown(&self) {
+        if let Some(handle) = self.shutdown.lock().ok().and_then(|h| h.clone()) {
+            handle.shutdown();
+        }
+    }
+
+    async fn disconnected(&self, cx: Context, error: Option<String>) {
+        if let Ok(mut disconnections) = self.disconnections.lock() {
+            disconnections.push((cx.connection_id().to_owned(), error));
+        }
+    }
 }
 
 /// `count` items `0, 1, …`, one every `delay_ms`.
@@ -420,8 +619,7 @@ async fn main() -> std::io::Result<()> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
-    let log = Arc::new(Mutex::new(Log::default()));
-    let shutdown = Arc::new(Mutex::new(None));
+    let hub = Arc::new(ConformanceHub::default());
     let config = config();
     let server = HubServer::builder()
         .authenticator(|request: &RequestInfo| {
@@ -430,11 +628,11 @@ async fn main() -> std::io::Result<()> {
         })
         .endpoint(
             "/hub",
-            HubEndpoint::new(hub(log.clone(), shutdown.clone())).config(config.clone()),
+            HubEndpoint::new(ServeConformance::from_arc(hub.clone())).config(config.clone()),
         )
         .endpoint(
             "/no-ws",
-            HubEndpoint::new(hub(log.clone(), shutdown.clone())).config(
+            HubEndpoint::new(ServeConformance::from_arc(hub.clone())).config(
                 config
                     .clone()
                     .transports([TransportType::ServerSentEvents, TransportType::LongPolling]),
@@ -442,11 +640,12 @@ async fn main() -> std::io::Result<()> {
         )
         .endpoint(
             "/detailed",
-            HubEndpoint::new(hub(log, shutdown.clone())).config(config.detailed_errors(true)),
+            HubEndpoint::new(ServeConformance::from_arc(hub.clone()))
+                .config(config.detailed_errors(true)),
         )
         .bind(("127.0.0.1", port))
         .await?;
-    if let Ok(mut slot) = shutdown.lock() {
+    if let Ok(mut slot) = hub.shutdown.lock() {
         *slot = Some(server.shutdown_handle());
     }
     #[allow(clippy::print_stdout)]
