@@ -609,12 +609,23 @@ fn config() -> HubConfig {
     config
 }
 
+/// The generated TypeScript client of the conformance hub (committed in `client/`, checked by the
+/// test below and used by the Node and type tests).
+fn client_package() -> hub_server::codegen::TypeScriptPackage {
+    hub_server::codegen::TypeScriptPackage::new("conformance-client")
+        .runtime_dependency("file:../../../client-ts")
+}
+
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
+    // `conformance --emit-ts examples/conformance/client` regenerates the typed TypeScript client.
+    if client_package().run_from_args()? {
+        return Ok(());
+    }
     let port: u16 = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -652,7 +663,8 @@ async fn main() -> std::io::Result<()> {
     {
         println!("listening on {}", server.local_addr().port());
     }
-    server.serve().await
+    server.serve().await?;
+    Ok(())
 }
 
 fn authenticate_sync(request: &RequestInfo) -> Result<Principal, Unauthorized> {
@@ -660,5 +672,27 @@ fn authenticate_sync(request: &RequestInfo) -> Result<Principal, Unauthorized> {
         Some("reject") => Err(Unauthorized),
         Some(token) => Ok(Principal::user(token)),
         None => Ok(Principal::anonymous()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed client is what the generator writes from this hub today (as tonic checks its
+    /// generated code).
+    #[test]
+    fn generated_client_is_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/client");
+        let files = match super::client_package().files() {
+            Ok(files) => files,
+            Err(error) => panic!("generation failed: {error}"),
+        };
+        for file in files {
+            let committed = std::fs::read_to_string(dir.join(file.path)).unwrap_or_default();
+            assert!(
+                committed == file.contents,
+                "examples/conformance/client/{} is stale: run `cargo run -p hub-examples --bin conformance -- --emit-ts examples/conformance/client`",
+                file.path
+            );
+        }
     }
 }

@@ -230,7 +230,7 @@ function joinUrl(base, route) {
 }
 "#;
 
-const DTS_PRELUDE: &str = r#"import type { HubConnection, HubConnectionBuilder, HubStream } from "@hubs/client";
+const DTS_PRELUDE: &str = r#"import type { ConnectionOptions, HubConnection, HubConnectionBuilder, HubStream } from "@hubs/client";
 
 /** A hub method as the typed connection sees it. */
 export interface MethodShape {
@@ -267,6 +267,8 @@ export interface TypedConnection<
 export interface ConnectOptions<Client> {
   /** Callbacks to register before the connection starts (so no early push is missed). */
   client?: Client;
+  /** Transport options: `transport`, `accessTokenFactory`, `headers`, `WebSocket` (Node 20), … */
+  connection?: ConnectionOptions;
   /** Adjusts the builder: transports, protocol, reconnect, logging. */
   configure?: (builder: HubConnectionBuilder) => HubConnectionBuilder;
 }
@@ -458,7 +460,7 @@ impl HubModel {
         let _ = writeln!(
             out,
             "\nexport function create{name}({param}, options = {{}}) {{\n  \
-             let builder = new HubConnectionBuilder().withUrl({url});\n  \
+             let builder = new HubConnectionBuilder().withUrl({url}, options.connection ?? {{}});\n  \
              if (options.configure) builder = options.configure(builder);\n  \
              const hub = new {class}(builder.build());\n  \
              if (options.client) hub.register(options.client);\n  \
