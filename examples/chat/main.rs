@@ -1,0 +1,219 @@
+//! The chat example: the [`hub::Chat`] hub on `/chat` and the browser page that uses its generated
+//! TypeScript client, both served from one port. It prints `chat: http://127.0.0.1:<port>/` once
+//! listening.
+//!
+//! ```sh
+//! ./examples/chat/run                 # builds client-ts if needed, then runs this binary
+//! PORT=0 cargo run -p hub-examples --bin chat              # any free port (default 5000)
+//! cargo run -p hub-examples --bin chat -- --emit-ts examples/chat/client   # regenerate the client
+//! ```
+//!
+//! The page (`examples/chat/static/`) and the generated client (`examples/chat/client/`) are
+//! embedded in the binary; the `@hubs/client` runtime is read at startup from `client-ts/dist`
+//! (`npm ci && npm run build` in `client-ts/`, which `run` does), or from `CHAT_CLIENT_DIST`.
+//! An import map in the page maps `@hubs/client` and `chat-client` to the URLs served here, so
+//! the browser loads the ES modules as they are: no bundler.
+
+pub mod hub;
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hub_server::{HubServer, HubService, ResponseBody};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+
+use crate::hub::{ChatServer, ServeChat};
+
+/// The generated TypeScript client of the chat hub (committed in `client/`, checked by the test
+/// below and loaded by the page).
+fn client_package() -> hub_server::codegen::TypeScriptPackage {
+    hub_server::codegen::TypeScriptPackage::new("chat-client")
+        .runtime_dependency("file:../../../client-ts")
+}
+
+/// A file the server sends as it is.
+struct Asset {
+    content_type: &'static str,
+    body: Bytes,
+}
+
+/// The page, the generated client and the runtime, by URL path.
+struct Assets {
+    files: Vec<(&'static str, Asset)>,
+}
+
+impl Assets {
+    /// The embedded page and client, plus the runtime read from `dist`.
+    fn load(dist: &std::path::Path) -> Result<Self, String> {
+        const JS: &str = "text/javascript; charset=utf-8";
+        let embedded = |content_type, text: &'static str| Asset {
+            content_type,
+            body: Bytes::from_static(text.as_bytes()),
+        };
+        let read = |name: &str, content_type| -> Result<Asset, String> {
+            let path = dist.join(name);
+            let body = std::fs::read(&path).map_err(|error| {
+                format!(
+                    "cannot read {} ({error}): build the client runtime first with \
+                     `npm ci && npm run build` in client-ts/ (./examples/chat/run does it)",
+                    path.display()
+                )
+            })?;
+            Ok(Asset {
+                content_type,
+                body: body.into(),
+            })
+        };
+        Ok(Assets {
+            files: vec![
+                (
+                    "/",
+                    embedded(
+                        "text/html; charset=utf-8",
+                        include_str!("static/index.html"),
+                    ),
+                ),
+                ("/app.js", embedded(JS, include_str!("static/app.js"))),
+                (
+                    "/style.css",
+                    embedded("text/css; charset=utf-8", include_str!("static/style.css")),
+                ),
+                (
+                    "/favicon.svg",
+                    embedded("image/svg+xml", include_str!("static/favicon.svg")),
+                ),
+                (
+                    "/client/index.js",
+                    embedded(JS, include_str!("client/index.js")),
+                ),
+                ("/vendor/hubs-client/index.js", read("index.js", JS)?),
+                (
+                    "/vendor/hubs-client/index.js.map",
+                    read("index.js.map", "application/json")?,
+                ),
+            ],
+        })
+    }
+
+    fn get(&self, path: &str) -> Option<&Asset> {
+        let path = if path == "/index.html" { "/" } else { path };
+        self.files
+            .iter()
+            .find_map(|(at, asset)| (*at == path).then_some(asset))
+    }
+}
+
+/// Serves a static file, or hands the request to the hubs.
+async fn route(
+    assets: Arc<Assets>,
+    hubs: HubService,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    if hubs.matches(request.uri().path()) {
+        return Ok(hubs.handle(request).await);
+    }
+    let reply = |status: StatusCode, content_type: &str, body: Bytes| {
+        let mut response = Response::new(Full::new(body).boxed());
+        *response.status_mut() = status;
+        if let Ok(value) = content_type.parse() {
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        }
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-cache"),
+        );
+        response
+    };
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return Ok(reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            Bytes::from_static(b"method not allowed\n"),
+        ));
+    }
+    Ok(match assets.get(request.uri().path()) {
+        Some(asset) => reply(StatusCode::OK, asset.content_type, asset.body.clone()),
+        None => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            Bytes::from_static(b"not found\n"),
+        ),
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    // `chat --emit-ts examples/chat/client` regenerates the typed TypeScript client.
+    if client_package().run_from_args()? {
+        return Ok(());
+    }
+    let port: u16 = match std::env::var("PORT") {
+        Ok(port) => port
+            .parse()
+            .map_err(|_| format!("PORT must be a port number, not `{port}`"))?,
+        Err(_) => 5000,
+    };
+    let dist = std::env::var_os("CHAT_CLIENT_DIST").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../client-ts/dist")),
+        PathBuf::from,
+    );
+    let assets = Arc::new(Assets::load(&dist)?);
+    let hubs = HubServer::builder()
+        .hub("/chat", ServeChat::new(ChatServer::default()))
+        .into_service();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    #[allow(clippy::print_stdout)]
+    {
+        println!("chat: http://127.0.0.1:{}/", listener.local_addr()?.port());
+    }
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut ctrl_c => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let (assets, service) = (assets.clone(), hubs.clone());
+        let handler = hyper::service::service_fn(move |request| {
+            route(assets.clone(), service.clone(), request)
+        });
+        let connection = auto::Builder::new(TokioExecutor::new())
+            .serve_connection_with_upgrades(TokioIo::new(stream), handler)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "HTTP connection ended with an error");
+            }
+        });
+    }
+    // Ctrl-C: clients are told to go away, then open requests get a few seconds.
+    drop(listener);
+    hubs.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
