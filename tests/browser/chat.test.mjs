@@ -6,11 +6,13 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const ARTIFACTS = fileURLToPath(new URL("./artifacts/", import.meta.url));
+const TARGET = resolve(ROOT, process.env.CARGO_TARGET_DIR ?? "target");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const WAIT = 10_000;
 
@@ -22,7 +24,7 @@ const pageErrors = [];
 
 before(async () => {
   execFileSync("cargo", ["build", "-q", "-p", "hub-examples", "--bin", "chat"], { cwd: ROOT, stdio: "inherit" });
-  server = spawn(`${ROOT}/target/debug/chat`, [], {
+  server = spawn(`${TARGET}/debug/chat`, [], {
     cwd: ROOT,
     env: { ...process.env, PORT: "0" },
     stdio: ["ignore", "pipe", "inherit"],
