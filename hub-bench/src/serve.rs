@@ -2,8 +2,8 @@
 //! `ref-ws` (a raw tokio-tungstenite echo, the physical limit).
 //!
 //! Both WebSocket targets run on the same runtime shape ([`runtime`]), the same
-//! tokio-tungstenite version and default `WebSocketConfig` buffer settings as the hub's
-//! WebSocket transport, `TCP_NODELAY` on, and the workspace release profile.
+//! tokio-tungstenite version and `WebSocketConfig` buffer settings as the hub's WebSocket
+//! transport (the hub's default read buffer, [`hub_server::DEFAULT_WEBSOCKET_READ_BUFFER_SIZE`]), `TCP_NODELAY` on, and the workspace release profile.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -147,15 +147,12 @@ async fn ref_ws_connection(stream: TcpStream, id: u64, registry: &Registry) -> R
     result
 }
 
-/// The hub's WebSocket settings (tungstenite's defaults), unless `REF_WS_READ_BUFFER` (bytes)
-/// overrides the read buffer size: an experiment knob for what the hub would gain from it.
+/// The hub's WebSocket settings (its default read buffer, tungstenite's defaults otherwise),
+/// unless `REF_WS_READ_BUFFER` (bytes) overrides the read buffer size: an experiment knob.
 fn ws_config() -> WebSocketConfig {
-    let config = WebSocketConfig::default();
-    match std::env::var("REF_WS_READ_BUFFER")
+    let bytes = std::env::var("REF_WS_READ_BUFFER")
         .ok()
         .and_then(|v| v.parse().ok())
-    {
-        Some(bytes) => config.read_buffer_size(bytes),
-        None => config,
-    }
+        .unwrap_or(hub_server::DEFAULT_WEBSOCKET_READ_BUFFER_SIZE);
+    WebSocketConfig::default().read_buffer_size(bytes)
 }

@@ -6,6 +6,9 @@ use std::time::Duration;
 use hub_core::negotiate::TransportType;
 use hub_core::protocol::{Protocol, DEFAULT_MAX_MESSAGE_SIZE};
 
+/// The default [`HubConfig::websocket_read_buffer_size`]: 4 KiB.
+pub const DEFAULT_WEBSOCKET_READ_BUFFER_SIZE: usize = 4 * 1024;
+
 /// How a hub endpoint behaves. Every timer and limit is configurable; the defaults are ASP.NET
 /// Core's.
 #[derive(Debug, Clone)]
@@ -66,6 +69,11 @@ pub struct HubConfig {
     /// With stateful reconnect, how many bytes of sent messages may wait for the client's
     /// acknowledgement before further sends wait (100 000).
     pub stateful_reconnect_buffer_size: usize,
+    /// The read buffer of each WebSocket (4 KiB). A message larger than the buffer still arrives
+    /// whole (the buffer grows for it, up to the WebSocket message limit); a small buffer keeps an
+    /// idle connection's memory low. tungstenite's own default, 128 KiB, costs ~128 KiB resident
+    /// per connection and a 128 KiB `memset` per read.
+    pub websocket_read_buffer_size: usize,
 }
 
 impl Default for HubConfig {
@@ -91,6 +99,7 @@ impl Default for HubConfig {
             cors: None,
             stateful_reconnect: true,
             stateful_reconnect_buffer_size: 100_000,
+            websocket_read_buffer_size: DEFAULT_WEBSOCKET_READ_BUFFER_SIZE,
         }
     }
 }
@@ -217,6 +226,12 @@ impl HubConfig {
     }
 
     /// Whether `transport` is offered.
+    /// Sets [`websocket_read_buffer_size`](Self::websocket_read_buffer_size) (at least 1 byte).
+    pub fn websocket_read_buffer_size(mut self, bytes: usize) -> Self {
+        self.websocket_read_buffer_size = bytes.max(1);
+        self
+    }
+
     pub(crate) fn allows(&self, transport: TransportType) -> bool {
         self.transports.contains(&transport)
     }

@@ -46,7 +46,7 @@ pub use clients::{
     CallerClients, ClientCallbacks, ClientProxy, Clients, Groups, ManyClients, ProxyKind,
     ResultKind, SingleClient, SingleClientProxy,
 };
-pub use config::{CorsConfig, HubConfig};
+pub use config::{CorsConfig, HubConfig, DEFAULT_WEBSOCKET_READ_BUFFER_SIZE};
 pub use connection::SendError;
 pub use context::{Cancellation, Context, HubContext};
 pub use futures_core::Stream;

@@ -230,11 +230,10 @@ async fn websocket_connect<B: Send + 'static>(
         Ok(response) => response,
         Err(code) => return status(code),
     };
-    let max_ws_message = endpoint
-        .config
-        .max_message_size
-        .saturating_mul(8)
-        .max(1 << 20);
+    let ws_limits = websocket::WsLimits {
+        max_message: endpoint.config.max_message_size.saturating_mul(8).max(1 << 20),
+        read_buffer: endpoint.config.websocket_read_buffer_size,
+    };
     let (connection_id, token, session) = match token {
         Some(token) => {
             match endpoint.attach_websocket(&token) {
@@ -248,7 +247,7 @@ async fn websocket_connect<B: Send + 'static>(
                     endpoint.tasks.spawn(async move {
                     match upgrade.await {
                         Ok(upgraded) => {
-                            let (source, sink) = websocket::split(upgraded, max_ws_message).await;
+                            let (source, sink) = websocket::split(upgraded, ws_limits).await;
                             if let Err((_, mut sink)) = session.offer(source, sink) {
                                 tracing::debug!("the connection ended before its client reconnected");
                                 sink.close(false).await;
@@ -285,7 +284,7 @@ async fn websocket_connect<B: Send + 'static>(
     endpoint.tasks.spawn(async move {
         match upgrade.await {
             Ok(upgraded) => {
-                let (source, sink) = websocket::split(upgraded, max_ws_message).await;
+                let (source, sink) = websocket::split(upgraded, ws_limits).await;
                 lifecycle::run(task_endpoint, attached, source, sink, session).await;
             }
             Err(error) => {

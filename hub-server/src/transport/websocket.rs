@@ -64,15 +64,24 @@ pub(crate) fn accept_response(headers: &HeaderMap) -> Result<Response<()>, Statu
     Ok(response)
 }
 
-/// Wraps an upgraded connection, limiting one WebSocket message to `max_ws_message` bytes (the
-/// hub protocol's own limit applies to each hub message inside).
+/// The WebSocket settings of a hub: one WebSocket message is limited to `max_message` bytes (the
+/// hub protocol's own limit applies to each hub message inside); reads go through a buffer of
+/// `read_buffer` bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WsLimits {
+    pub(crate) max_message: usize,
+    pub(crate) read_buffer: usize,
+}
+
+/// Wraps an upgraded connection with the hub's WebSocket settings.
 pub(crate) fn split(
     upgraded: Upgraded,
-    max_ws_message: usize,
+    limits: WsLimits,
 ) -> impl std::future::Future<Output = (WsSource, WsSink)> {
     let config = WebSocketConfig::default()
-        .max_message_size(Some(max_ws_message))
-        .max_frame_size(Some(max_ws_message));
+        .max_message_size(Some(limits.max_message))
+        .max_frame_size(Some(limits.max_message))
+        .read_buffer_size(limits.read_buffer);
     async move {
         let socket =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
