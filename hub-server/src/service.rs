@@ -231,7 +231,11 @@ async fn websocket_connect<B: Send + 'static>(
         Err(code) => return status(code),
     };
     let ws_limits = websocket::WsLimits {
-        max_message: endpoint.config.max_message_size.saturating_mul(8).max(1 << 20),
+        max_message: endpoint
+            .config
+            .max_message_size
+            .saturating_mul(8)
+            .max(1 << 20),
         read_buffer: endpoint.config.websocket_read_buffer_size,
     };
     let (connection_id, token, session) = match token {
