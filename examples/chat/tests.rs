@@ -40,6 +40,31 @@ fn generated_client_is_current() {
     );
 }
 
+/// Every code block the README marks `<!-- excerpt: examples/chat/hub.rs -->` stands, line for
+/// line, in `hub.rs`: the first thing a reader sees is the real chat.
+#[test]
+fn readme_excerpts_match_the_hub() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let hub = std::fs::read_to_string(root.join("examples/chat/hub.rs")).unwrap();
+    let marker = "<!-- excerpt: examples/chat/hub.rs -->";
+    let excerpts: Vec<&str> = readme
+        .split(marker)
+        .skip(1)
+        .map(|after| {
+            let block = after.split_once("```rust,ignore\n").unwrap().1;
+            block.split_once("```").unwrap().0
+        })
+        .collect();
+    assert!(excerpts.len() >= 4, "the README lost its chat excerpts");
+    for excerpt in excerpts {
+        assert!(
+            hub.contains(excerpt),
+            "this README excerpt is no longer in examples/chat/hub.rs; copy it again from there:\n{excerpt}"
+        );
+    }
+}
+
 type Client = TestClient<ChatClientProxy>;
 
 fn chat() -> TestHub<ChatClientProxy> {

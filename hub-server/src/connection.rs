@@ -362,13 +362,13 @@ pub(crate) async fn write_loop<S: TransportSink>(
     }
     let mut acks = tokio::time::interval(ACK_INTERVAL);
     acks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One timer for the whole connection, re-armed only when it fires early: no timer work per
+    // message.
+    let keep_alive = config.keep_alive;
+    let mut keep_alive_timer = std::pin::pin!(tokio::time::sleep(
+        keep_alive.unwrap_or(Duration::from_secs(3600))
+    ));
     loop {
-        let keep_alive = async {
-            match config.keep_alive {
-                Some(interval) => tokio::time::sleep_until(last_write + interval).await,
-                None => std::future::pending().await,
-            }
-        };
         let has_room = sequencer
             .as_ref()
             .is_none_or(|sequencer| sequencer.with(|buffer| buffer.has_room()));
@@ -408,7 +408,15 @@ pub(crate) async fn write_loop<S: TransportSink>(
                 Some(frame) => collect_batch(frame, &mut outbox.receiver, &mut batch, sequencer.as_deref()),
                 None => break,
             },
-            () = keep_alive => ping.clone(),
+            () = keep_alive_timer.as_mut(), if keep_alive.is_some() => {
+                let due = last_write + keep_alive.unwrap_or_default();
+                if due > Instant::now() {
+                    keep_alive_timer.as_mut().reset(due);
+                    continue;
+                }
+                keep_alive_timer.as_mut().reset(Instant::now() + keep_alive.unwrap_or_default());
+                ping.clone()
+            }
         };
         if let Err(error) = send_with_timeout(&mut sink, frame, config.send_timeout).await {
             tracing::debug!(connection_id = %connection.id, %error, "transport write failed");

@@ -5,7 +5,9 @@
 //! still be read) without the deadlock ASP.NET Core has.
 //!
 //! - **Unary invocations** go, in arrival order, through a bounded queue to the connection's
-//!   *invoker*, which runs at most `max_parallel_invocations` of them at a time. A method keeps its
+//!   *invoker*, which runs at most `max_parallel_invocations` of them at a time (when nothing is
+//!   queued and a slot is free, the reader starts the call itself: same order, one task hop
+//!   fewer). A method keeps its
 //!   slot until its Completion is queued, and rejections (unknown method, wrong arguments) take the
 //!   same path, so with the default limit of 1 replies come back in request order.
 //! - **Stream invocations** start at once and do not count against the limit (as in SignalR).
@@ -16,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
@@ -153,6 +156,12 @@ pub(crate) struct Dispatcher {
     /// This connection's running invocations (and its invoker).
     invocations: TaskTracker,
     queue: mpsc::Sender<Queued>,
+    /// The invocation slots (`max_parallel_invocations`), shared with the invoker.
+    permits: Arc<Semaphore>,
+    /// Unary invocations handed to the invoker that have no slot yet. While it is zero, the reader
+    /// may take a free slot itself and start the call at once (no hop through the invoker task)
+    /// without overtaking an earlier call.
+    backlog: Arc<AtomicUsize>,
     /// Open upload streams by stream id (reader only).
     uploads: HashMap<ByteString, UploadSender>,
 }
@@ -171,10 +180,12 @@ impl Dispatcher {
         let permits = Arc::new(Semaphore::new(
             shared.endpoint.config.max_parallel_invocations,
         ));
+        let backlog = Arc::new(AtomicUsize::new(0));
         let invoker = invocations.track_future(invoker(
             shared.clone(),
             pending,
-            permits,
+            permits.clone(),
+            backlog.clone(),
             invocations.clone(),
             cancellation.clone(),
         ));
@@ -184,6 +195,8 @@ impl Dispatcher {
             cancellation,
             invocations,
             queue,
+            permits,
+            backlog,
             uploads: HashMap::new(),
         }
     }
@@ -255,7 +268,16 @@ impl Dispatcher {
                         self.shared.endpoint.tasks.spawn(task);
                         return Flow::Continue;
                     }
-                    Ok(call) => Queued::Call(call),
+                    Ok(call) => {
+                        // Nothing waits for a slot and one is free: start it here, in order.
+                        if self.backlog.load(Ordering::Acquire) == 0 {
+                            if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+                                self.start_unary(call, permit);
+                                return Flow::Continue;
+                            }
+                        }
+                        Queued::Call(call)
+                    }
                     Err((Some(invocation_id), text)) => Queued::Reject {
                         invocation_id,
                         text,
@@ -265,6 +287,7 @@ impl Dispatcher {
                         return Flow::Continue;
                     }
                 };
+                self.backlog.fetch_add(1, Ordering::AcqRel);
                 tokio::select! {
                     _ = self.queue.send(queued) => {}
                     () = self.shared.connection.closing().cancelled() => {}
@@ -330,6 +353,14 @@ impl Dispatcher {
             HubMessage::Ping | HubMessage::Ack(_) | HubMessage::Sequence(_) => {}
         }
         Flow::Continue
+    }
+
+    /// Starts a unary invocation that holds a slot.
+    fn start_unary(&self, call: Call, permit: OwnedSemaphorePermit) {
+        let task =
+            self.invocations
+                .track_future(run_unary(self.shared.clone(), call, Some(permit)));
+        self.shared.endpoint.tasks.spawn(task);
     }
 
     /// Validates an invocation and opens its upload streams. On failure, returns the id to
@@ -462,6 +493,7 @@ async fn invoker(
     shared: Arc<Shared>,
     mut pending: mpsc::Receiver<Queued>,
     permits: Arc<Semaphore>,
+    backlog: Arc<AtomicUsize>,
     invocations: TaskTracker,
     cancellation: CancellationToken,
 ) {
@@ -480,6 +512,7 @@ async fn invoker(
             },
             () = cancellation.cancelled() => return,
         };
+        backlog.fetch_sub(1, Ordering::AcqRel);
         match queued {
             Queued::Reject {
                 invocation_id,

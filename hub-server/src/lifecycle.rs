@@ -348,6 +348,11 @@ async fn read_loop<R: TransportSource>(
         }
     };
     let mut timeout_armed = false;
+    // One timer for the whole connection, re-armed only when it fires early: no timer work per
+    // chunk read.
+    let mut last_heard = Instant::now();
+    let mut heard = false;
+    let mut silence_timer = std::pin::pin!(tokio::time::sleep(client_timeout));
     loop {
         // Dispatch every whole message received so far.
         loop {
@@ -380,14 +385,10 @@ async fn read_loop<R: TransportSource>(
             }
         }
         // Time spent waiting for our own invocation slots is not client silence.
-        let idle_deadline = Instant::now() + client_timeout;
-        let client_timeout_elapsed = async {
-            if timeout_armed && connection.transport != TransportType::LongPolling {
-                tokio::time::sleep_until(idle_deadline).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
+        if std::mem::take(&mut heard) {
+            last_heard = Instant::now();
+        }
+        let watch_silence = timeout_armed && connection.transport != TransportType::LongPolling;
         tokio::select! {
             biased;
             () = connection.closing().cancelled() => return,
@@ -398,13 +399,21 @@ async fn read_loop<R: TransportSource>(
                     None => std::future::pending().await,
                 }
             } => return,
-            () = client_timeout_elapsed => {
+            () = silence_timer.as_mut(), if watch_silence => {
+                let deadline = last_heard + client_timeout;
+                if deadline > Instant::now() {
+                    silence_timer.as_mut().reset(deadline);
+                    continue;
+                }
                 tracing::debug!(?client_timeout, "closing a connection whose client went silent");
                 connection.end(Close::with_error(), Some(format!("The client sent nothing for {client_timeout:?}.")));
                 return;
             }
             chunk = source.next() => match chunk {
-                Some(Ok(bytes)) => decoder.push(bytes),
+                Some(Ok(bytes)) => {
+                    decoder.push(bytes);
+                    heard = true;
+                }
                 Some(Err(error)) => {
                     if socket_lost() {
                         tracing::debug!(%error, "the socket failed");
