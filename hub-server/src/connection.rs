@@ -352,7 +352,13 @@ pub(crate) async fn write_loop<S: TransportSink>(
     let mut batch = BytesMut::new();
     if let (Some(resumable), Some(sequencer)) = (&resumable, &sequencer) {
         if resumable.replay {
-            if let Err(error) = replay(&connection, &mut sink, sequencer, config.send_timeout).await
+            if let Err(error) = Box::pin(replay(
+                &connection,
+                &mut sink,
+                sequencer,
+                config.send_timeout,
+            ))
+            .await
             {
                 tracing::debug!(connection_id = %connection.id, %error, "replay after a reconnect failed");
                 resumable.lost.cancel();
@@ -368,6 +374,14 @@ pub(crate) async fn write_loop<S: TransportSink>(
     let mut keep_alive_timer = std::pin::pin!(tokio::time::sleep(
         keep_alive.unwrap_or(Duration::from_secs(3600))
     ));
+    // The ends to watch, each registered once rather than once per message.
+    let mut closing = std::pin::pin!(connection.closing().cancelled());
+    let mut socket_gone = std::pin::pin!(async {
+        match &lost {
+            Some(lost) => lost.cancelled().await,
+            None => std::future::pending().await,
+        }
+    });
     loop {
         let has_room = sequencer
             .as_ref()
@@ -376,12 +390,6 @@ pub(crate) async fn write_loop<S: TransportSink>(
             match &sequencer {
                 Some(sequencer) if !has_room => sequencer.room_freed().await,
                 _ => std::future::pending().await,
-            }
-        };
-        let socket_lost = async {
-            match &lost {
-                Some(lost) => lost.cancelled().await,
-                None => std::future::pending().await,
             }
         };
         let ack_due = async {
@@ -397,8 +405,8 @@ pub(crate) async fn write_loop<S: TransportSink>(
         };
         let frame = tokio::select! {
             biased;
-            () = connection.closing().cancelled() => break,
-            () = socket_lost => return WriterExit::Lost(outbox),
+            () = closing.as_mut() => break,
+            () = socket_gone.as_mut() => return WriterExit::Lost(outbox),
             id = ack_due => match connection.protocol.encode_to_bytes(&HubMessage::<(), ()>::Ack(Ack { sequence_id: id })) {
                 Ok(ack) => ack,
                 Err(_) => continue,
@@ -435,17 +443,37 @@ pub(crate) async fn write_loop<S: TransportSink>(
         last_write = Instant::now();
     }
 
-    // Ending: flush what is already queued (unless the queue overflowed), then the Close message.
+    // Ending (boxed, as the replay is: the task stays the size of its loop).
+    Box::pin(flush_and_close(
+        &connection,
+        &mut outbox,
+        &mut sink,
+        &mut batch,
+        config.send_timeout,
+    ))
+    .await;
+    WriterExit::Ended
+}
+
+/// The writer's end: flushes what is already queued (unless the queue overflowed), then sends the
+/// Close message and closes the transport, all within one send timeout.
+async fn flush_and_close<S: TransportSink>(
+    connection: &Connection,
+    outbox: &mut Outbox,
+    sink: &mut S,
+    batch: &mut BytesMut,
+    send_timeout: Duration,
+) {
     let ending = connection.ending().unwrap_or(Ending {
         message: Close::new(),
         error: None,
         flush: true,
     });
-    let deadline = Instant::now() + config.send_timeout;
+    let deadline = Instant::now() + send_timeout;
     let mut healthy = true;
     if ending.flush {
         while let Ok(frame) = outbox.receiver.try_recv() {
-            let frame = collect_batch(frame, &mut outbox.receiver, &mut batch, None);
+            let frame = collect_batch(frame, &mut outbox.receiver, batch, None);
             if tokio::time::timeout_at(deadline, sink.send(frame))
                 .await
                 .map_or(true, |r| r.is_err())
@@ -465,7 +493,6 @@ pub(crate) async fn write_loop<S: TransportSink>(
         }
     }
     let _ = tokio::time::timeout_at(deadline, sink.close(!healthy)).await;
-    WriterExit::Ended
 }
 
 /// On a reconnected socket: `Sequence` (the first id that follows), then every unacknowledged

@@ -17,6 +17,7 @@
 //! Errors become the exact SignalR texts; non-blocking invocations (no id) get no reply at all.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -94,13 +95,19 @@ impl BoundMethod {
             .endpoint
             .hub
             .call(self.index, context, self.arguments, self.uploads);
-        // Cancellation first: a method that stops because it saw the cancellation must not get
-        // its (error) result sent for an invocation the client cancelled.
-        tokio::select! {
-            biased;
-            () = cancellation.cancelled() => None,
-            result = guarded(call) => Some(result),
-        }
+        // Cancellation wins: a method that stops because it saw the cancellation must not get
+        // its (error) result sent for an invocation the client cancelled. The method is polled
+        // first and the token checked when it is done, so a method that finishes at once never
+        // registers a waiter on the token.
+        let mut call = std::pin::pin!(guarded(call));
+        let mut cancelled = std::pin::pin!(cancellation.cancelled());
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = call.as_mut().poll(cx) {
+                return Poll::Ready((!cancellation.is_cancelled()).then_some(result));
+            }
+            cancelled.as_mut().poll(cx).map(|()| None)
+        })
+        .await
     }
 }
 
@@ -155,7 +162,9 @@ pub(crate) struct Dispatcher {
     cancellation: CancellationToken,
     /// This connection's running invocations (and its invoker).
     invocations: TaskTracker,
-    queue: mpsc::Sender<Queued>,
+    /// The queue to the invoker, created (and the invoker started) the first time a call has to
+    /// wait: most connections never need one, and an idle connection stays small.
+    queue: Option<mpsc::Sender<Queued>>,
     /// The invocation slots (`max_parallel_invocations`), shared with the invoker.
     permits: Arc<Semaphore>,
     /// Unary invocations handed to the invoker that have no slot yet. While it is zero, the reader
@@ -175,30 +184,37 @@ impl Dispatcher {
             active: ActiveInvocations::default(),
         });
         let cancellation = CancellationToken::new();
-        let invocations = TaskTracker::new();
-        let (queue, pending) = mpsc::channel(INVOCATION_QUEUE);
         let permits = Arc::new(Semaphore::new(
             shared.endpoint.config.max_parallel_invocations,
         ));
-        let backlog = Arc::new(AtomicUsize::new(0));
-        let invoker = invocations.track_future(invoker(
-            shared.clone(),
-            pending,
-            permits.clone(),
-            backlog.clone(),
-            invocations.clone(),
-            cancellation.clone(),
-        ));
-        shared.endpoint.tasks.spawn(invoker.in_current_span());
         Dispatcher {
             shared,
             cancellation,
-            invocations,
-            queue,
+            invocations: TaskTracker::new(),
+            queue: None,
             permits,
-            backlog,
+            backlog: Arc::new(AtomicUsize::new(0)),
             uploads: HashMap::new(),
         }
+    }
+
+    /// The queue to the invoker, starting the invoker on first use.
+    fn queue(&mut self) -> mpsc::Sender<Queued> {
+        if let Some(queue) = &self.queue {
+            return queue.clone();
+        }
+        let (queue, pending) = mpsc::channel(INVOCATION_QUEUE);
+        let invoker = self.invocations.track_future(invoker(
+            self.shared.clone(),
+            pending,
+            self.permits.clone(),
+            self.backlog.clone(),
+            self.invocations.clone(),
+            self.cancellation.clone(),
+        ));
+        self.shared.endpoint.tasks.spawn(invoker.in_current_span());
+        self.queue = Some(queue.clone());
+        queue
     }
 
     /// A context for hook calls (on-connected / on-disconnected).
@@ -219,8 +235,7 @@ impl Dispatcher {
         if shutting_down && !connection.closing().is_cancelled() {
             let grace = self.shared.endpoint.config.shutdown_timeout;
             // Closing the queue lets the invoker run what is queued and then end.
-            let (closed, _) = mpsc::channel::<Queued>(1);
-            drop(std::mem::replace(&mut self.queue, closed));
+            drop(self.queue.take());
             self.invocations.close();
             if tokio::time::timeout(grace, self.invocations.wait())
                 .await
@@ -288,9 +303,18 @@ impl Dispatcher {
                     }
                 };
                 self.backlog.fetch_add(1, Ordering::AcqRel);
-                tokio::select! {
-                    _ = self.queue.send(queued) => {}
-                    () = self.shared.connection.closing().cancelled() => {}
+                let queue = self.queue();
+                if let Err(mpsc::error::TrySendError::Full(queued)) = queue.try_send(queued) {
+                    // The waits are boxed, here and below: the reader's task is as large as
+                    // its largest wait, and most connections never wait.
+                    let closing = self.shared.connection.closing();
+                    Box::pin(async move {
+                        tokio::select! {
+                            _ = queue.send(queued) => {}
+                            () = closing.cancelled() => {}
+                        }
+                    })
+                    .await;
                 }
             }
             HubMessage::StreamInvocation(invocation) => {
@@ -309,16 +333,28 @@ impl Dispatcher {
                     }
                     Err((invocation_id, text)) => {
                         if let Some(invocation_id) = invocation_id {
-                            send_error(&self.shared.connection, &invocation_id, &text).await;
+                            Box::pin(send_error(&self.shared.connection, &invocation_id, &text))
+                                .await;
                         }
                     }
                 }
             }
             HubMessage::StreamItem(item) => {
                 if let Some(upload) = self.uploads.get(&item.invocation_id) {
-                    let delivered = tokio::select! {
-                        sent = upload.items.send(item.item) => sent.is_ok(),
-                        () = self.shared.connection.closing().cancelled() => true,
+                    let delivered = match upload.items.try_send(item.item) {
+                        Ok(()) => true,
+                        Err(mpsc::error::TrySendError::Closed(_)) => false,
+                        Err(mpsc::error::TrySendError::Full(value)) => {
+                            let items = &upload.items;
+                            let closing = self.shared.connection.closing();
+                            Box::pin(async move {
+                                tokio::select! {
+                                    sent = items.send(value) => sent.is_ok(),
+                                    () = closing.cancelled() => true,
+                                }
+                            })
+                            .await
+                        }
                     };
                     if !delivered {
                         // The method no longer reads this stream.
@@ -360,7 +396,7 @@ impl Dispatcher {
         let task =
             self.invocations
                 .track_future(run_unary(self.shared.clone(), call, Some(permit)));
-        self.shared.endpoint.tasks.spawn(task);
+        run_or_spawn(&self.shared.endpoint.tasks, task);
     }
 
     /// Validates an invocation and opens its upload streams. On failure, returns the id to
@@ -523,9 +559,22 @@ async fn invoker(
             }
             Queued::Call(call) => {
                 let task = invocations.track_future(run_unary(shared.clone(), call, Some(permit)));
-                shared.endpoint.tasks.spawn(task);
+                run_or_spawn(&shared.endpoint.tasks, task);
             }
         }
+    }
+}
+
+/// Polls an invocation once where it is started, and spawns it as its own task only if it has
+/// to wait. Most hub methods finish without waiting: their Completion is then queued at once, with
+/// no task to create, schedule and tear down. Being polled first with a no-op waker is harmless:
+/// the spawned task polls again at once, with its own waker, and futures re-register on every
+/// poll.
+fn run_or_spawn(tasks: &TaskTracker, task: impl Future<Output = ()> + Send + 'static) {
+    let mut task = Box::pin(task);
+    let mut cx = TaskContext::from_waker(std::task::Waker::noop());
+    if task.as_mut().poll(&mut cx).is_pending() {
+        tasks.spawn(task);
     }
 }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use hub_core::negotiate::TransportType;
 use hub_core::protocol::handshake::{HandshakeRequest, HandshakeResponse};
-use hub_core::protocol::{Close, FrameDecoder, Framing, HubMessage, HubProtocol, TransferFormat};
+use hub_core::protocol::{
+    Close, FrameDecoder, Framing, HubMessage, HubProtocol, Protocol, TransferFormat,
+};
 use hub_core::ProtocolError;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -25,7 +27,8 @@ use crate::reconnect::{Incoming, Sequencer, Session};
 use crate::request::{Principal, RequestInfo};
 use crate::transport::{TransportSink, TransportSource};
 
-/// A transport attached to a connection token.
+/// A transport attached to a connection token. Passed boxed: async functions keep their
+/// arguments for their whole life, and a connection's task should not carry several copies.
 pub(crate) struct Attached {
     pub(crate) connection_id: Arc<str>,
     pub(crate) token: String,
@@ -41,7 +44,7 @@ pub(crate) struct Attached {
 /// disconnect timeout.
 pub(crate) async fn run<R: TransportSource, S: TransportSink>(
     endpoint: Arc<Endpoint>,
-    attached: Attached,
+    attached: Box<Attached>,
     source: R,
     sink: S,
     session: Option<Arc<Session<R, S>>>,
@@ -63,7 +66,7 @@ pub(crate) async fn run<R: TransportSource, S: TransportSink>(
 
 async fn run_inner<R: TransportSource, S: TransportSink>(
     endpoint: Arc<Endpoint>,
-    attached: Attached,
+    attached: Box<Attached>,
     mut source: R,
     mut sink: S,
     session: Option<Arc<Session<R, S>>>,
@@ -71,66 +74,25 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
     let config = &endpoint.config;
     let mut decoder = FrameDecoder::new(Framing::TextRecords, config.max_message_size);
 
-    // ----- handshake -----
-    let transfer_format = match attached.transport {
-        TransportType::ServerSentEvents => TransferFormat::Text,
-        TransportType::WebSockets | TransportType::LongPolling => TransferFormat::Binary,
-    };
-    let deadline = Instant::now() + config.handshake_timeout;
-    let frame = loop {
-        match decoder.next_frame() {
-            Ok(Some(frame)) => break frame,
-            Ok(None) => {}
-            Err(_) => {
-                return reject_handshake(
-                    &mut sink,
-                    ProtocolError::HandshakeCanceled,
-                    config.send_timeout,
-                )
-                .await
-            }
-        }
-        tokio::select! {
-            chunk = source.next() => match chunk {
-                Some(Ok(bytes)) => decoder.push(bytes),
-                Some(Err(error)) => {
-                    tracing::debug!(%error, "the transport failed before the handshake");
-                    return;
-                }
-                None => return,
-            },
-            () = tokio::time::sleep_until(deadline) => {
-                return reject_handshake(&mut sink, ProtocolError::HandshakeCanceled, config.send_timeout).await;
-            }
-            () = endpoint.shutdown.cancelled() => {
-                let _ = tokio::time::timeout(config.send_timeout, sink.close(false)).await;
-                return;
-            }
-        }
-    };
-    let (protocol, version) = match HandshakeRequest::parse(&frame).and_then(|request| {
-        let protocol = request.select(&config.protocols, transfer_format)?;
-        Ok((protocol, request.version))
-    }) {
-        Ok(selected) => selected,
-        Err(error) => return reject_handshake(&mut sink, error, config.send_timeout).await,
+    // ----- handshake ----- (boxed, as teardown is: the task stays the size of the read loop)
+    let Some((protocol, version)) = Box::pin(handshake(
+        &endpoint,
+        attached.transport,
+        &mut source,
+        &mut sink,
+        &mut decoder,
+    ))
+    .await
+    else {
+        return;
     };
     // As ASP.NET Core: stateful reconnect needs handshake version 2.
     let session = session.filter(|_| version >= 2);
-    sink.set_protocol(protocol);
-    let mut accepted = Vec::new();
-    HandshakeResponse::Accepted.encode(&mut accepted);
-    match tokio::time::timeout(config.send_timeout, sink.send(accepted.into())).await {
-        Ok(Ok(())) => {}
-        _ => {
-            let _ = tokio::time::timeout(config.send_timeout, sink.close(true)).await;
-            return;
-        }
-    }
     decoder.set_framing(protocol.framing());
     tracing::debug!(protocol = protocol.name(), "handshake accepted");
 
     // ----- register -----
+    let attached = *attached;
     let user_id = endpoint
         .user_ids
         .user_id(&attached.principal, &attached.request);
@@ -159,7 +121,7 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
             let writer = endpoint.tasks.spawn(
                 write_loop(connection.clone(), outbox, sink, writer_config, None).in_current_span(),
             );
-            if connected(&endpoint, &connection, &dispatcher).await {
+            if Box::pin(connected(&endpoint, &connection, &dispatcher)).await {
                 read_loop(
                     &endpoint,
                     &connection,
@@ -179,8 +141,8 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
                 sink,
                 decoder,
             };
-            if connected(&endpoint, &connection, &dispatcher).await {
-                run_resumable(
+            if Box::pin(connected(&endpoint, &connection, &dispatcher)).await {
+                Box::pin(run_resumable(
                     &endpoint,
                     &connection,
                     &mut dispatcher,
@@ -188,7 +150,7 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
                     socket,
                     outbox,
                     writer_config,
-                )
+                ))
                 .await
             } else {
                 let writer = endpoint.tasks.spawn(
@@ -200,7 +162,19 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
         }
     };
 
-    // ----- teardown -----
+    // ----- teardown ----- (boxed: a connection spends its life in the read loop, and the
+    // task's size is that of its largest stage)
+    Box::pin(teardown(&endpoint, &connection, dispatcher, writer)).await;
+}
+
+/// Stops the connection's invocations, unregisters it, runs the on-disconnected hook and waits
+/// for the writer to send the Close message.
+async fn teardown(
+    endpoint: &Endpoint,
+    connection: &Connection,
+    mut dispatcher: Dispatcher,
+    writer: Option<JoinHandle<WriterExit>>,
+) {
     dispatcher.finish(endpoint.shutdown.is_cancelled()).await;
     endpoint.manager.remove_connection(&connection.id);
     let error = connection.ending().and_then(|ending| ending.error);
@@ -212,6 +186,72 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
         let _ = writer.await;
     }
     tracing::debug!("connection ended");
+}
+
+/// Reads the handshake request, answers it and returns the protocol and version chosen; `None`
+/// when the connection ends here (rejected, timed out, gone or shutting down).
+async fn handshake<R: TransportSource, S: TransportSink>(
+    endpoint: &Endpoint,
+    transport: TransportType,
+    source: &mut R,
+    sink: &mut S,
+    decoder: &mut FrameDecoder,
+) -> Option<(Protocol, i64)> {
+    let config = &endpoint.config;
+    let transfer_format = match transport {
+        TransportType::ServerSentEvents => TransferFormat::Text,
+        TransportType::WebSockets | TransportType::LongPolling => TransferFormat::Binary,
+    };
+    let deadline = Instant::now() + config.handshake_timeout;
+    let frame = loop {
+        match decoder.next_frame() {
+            Ok(Some(frame)) => break frame,
+            Ok(None) => {}
+            Err(_) => {
+                reject_handshake(sink, ProtocolError::HandshakeCanceled, config.send_timeout).await;
+                return None;
+            }
+        }
+        tokio::select! {
+            chunk = source.next() => match chunk {
+                Some(Ok(bytes)) => decoder.push(bytes),
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "the transport failed before the handshake");
+                    return None;
+                }
+                None => return None,
+            },
+            () = tokio::time::sleep_until(deadline) => {
+                reject_handshake(sink, ProtocolError::HandshakeCanceled, config.send_timeout).await;
+                return None;
+            }
+            () = endpoint.shutdown.cancelled() => {
+                let _ = tokio::time::timeout(config.send_timeout, sink.close(false)).await;
+                return None;
+            }
+        }
+    };
+    let (protocol, version) = match HandshakeRequest::parse(&frame).and_then(|request| {
+        let protocol = request.select(&config.protocols, transfer_format)?;
+        Ok((protocol, request.version))
+    }) {
+        Ok(selected) => selected,
+        Err(error) => {
+            reject_handshake(sink, error, config.send_timeout).await;
+            return None;
+        }
+    };
+    sink.set_protocol(protocol);
+    let mut accepted = Vec::new();
+    HandshakeResponse::Accepted.encode(&mut accepted);
+    match tokio::time::timeout(config.send_timeout, sink.send(accepted.into())).await {
+        Ok(Ok(())) => {}
+        _ => {
+            let _ = tokio::time::timeout(config.send_timeout, sink.close(true)).await;
+            return None;
+        }
+    }
+    Some((protocol, version))
 }
 
 /// Runs the on-connected hook; if it fails, the connection ends. Returns whether it succeeded.
@@ -353,6 +393,15 @@ async fn read_loop<R: TransportSource>(
     let mut last_heard = Instant::now();
     let mut heard = false;
     let mut silence_timer = std::pin::pin!(tokio::time::sleep(client_timeout));
+    // The ends to watch, each registered once rather than once per chunk.
+    let mut closing = std::pin::pin!(connection.closing().cancelled());
+    let mut shutdown = std::pin::pin!(endpoint.shutdown.cancelled());
+    let mut socket_gone = std::pin::pin!(async {
+        match lost {
+            Some(lost) => lost.cancelled().await,
+            None => std::future::pending().await,
+        }
+    });
     loop {
         // Dispatch every whole message received so far.
         loop {
@@ -391,14 +440,9 @@ async fn read_loop<R: TransportSource>(
         let watch_silence = timeout_armed && connection.transport != TransportType::LongPolling;
         tokio::select! {
             biased;
-            () = connection.closing().cancelled() => return,
-            () = endpoint.shutdown.cancelled() => return,
-            () = async {
-                match lost {
-                    Some(lost) => lost.cancelled().await,
-                    None => std::future::pending().await,
-                }
-            } => return,
+            () = closing.as_mut() => return,
+            () = shutdown.as_mut() => return,
+            () = socket_gone.as_mut() => return,
             () = silence_timer.as_mut(), if watch_silence => {
                 let deadline = last_heard + client_timeout;
                 if deadline > Instant::now() {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use http::{HeaderMap, Method, Uri};
+use http::{HeaderMap, HeaderValue, Method, Uri};
 use hub_core::hub::BoxFuture;
 
 /// The HTTP request that opened a transport (or negotiated): method, URI, headers.
@@ -15,11 +15,22 @@ pub struct RequestInfo {
 }
 
 impl RequestInfo {
+    /// Copies what a connection keeps of its request. The copy is deep on purpose: hyper's parsed
+    /// URI and header values are slices of the connection's whole read buffer (8–16 KiB), which a
+    /// shallow clone would keep alive for as long as the connection lives.
     pub(crate) fn from_parts(parts: &http::request::Parts) -> Self {
+        let mut headers = HeaderMap::with_capacity(parts.headers.len());
+        for (name, value) in &parts.headers {
+            let mut copy = HeaderValue::from_bytes(value.as_bytes())
+                .unwrap_or_else(|_| HeaderValue::from_static(""));
+            copy.set_sensitive(value.is_sensitive());
+            headers.append(name.clone(), copy);
+        }
+        let uri = Uri::try_from(parts.uri.to_string()).unwrap_or_else(|_| parts.uri.clone());
         RequestInfo {
             method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            headers: parts.headers.clone(),
+            uri,
+            headers,
         }
     }
 

@@ -277,13 +277,13 @@ async fn websocket_connect<B: Send + 'static>(
         },
     };
 
-    let attached = Attached {
+    let attached = Box::new(Attached {
         connection_id,
         token: token.clone(),
         principal,
         request: info,
         transport: TransportType::WebSockets,
-    };
+    });
     let task_endpoint = endpoint.clone();
     endpoint.tasks.spawn(async move {
         match upgrade.await {
@@ -326,13 +326,13 @@ async fn sse_connect<B>(endpoint: Arc<Endpoint>, request: Request<B>) -> Respons
     let gone = CancellationToken::new();
     let (body, sink) = sse::open(gone.clone());
     let source = HttpSource::new(receiver, gone);
-    let attached = Attached {
+    let attached = Box::new(Attached {
         connection_id,
         token,
         principal,
         request: info,
         transport: TransportType::ServerSentEvents,
-    };
+    });
     endpoint.tasks.spawn(lifecycle::run(
         endpoint.clone(),
         attached,
@@ -385,13 +385,13 @@ async fn long_poll<B>(endpoint: Arc<Endpoint>, request: Request<B>) -> Response<
             let (polling, source, sink) = LongPolling::new();
             match endpoint.attach(&token, Attachment::LongPolling(polling)) {
                 Ok(connection_id) => {
-                    let attached = Attached {
+                    let attached = Box::new(Attached {
                         connection_id,
                         token,
                         principal,
                         request: info,
                         transport: TransportType::LongPolling,
-                    };
+                    });
                     endpoint.tasks.spawn(lifecycle::run(
                         endpoint.clone(),
                         attached,

@@ -227,13 +227,13 @@ impl<C: ClientCallbacks> TestHub<C> {
             .body(())
             .map(|request| RequestInfo::from_parts(&request.into_parts().0))
             .map_err(|error| TestError::Closed(Some(error.to_string())))?;
-        let attached = Attached {
+        let attached = Box::new(Attached {
             connection_id: Arc::from(id.as_str()),
             token: id.clone(),
             principal,
             request,
             transport: TransportType::WebSockets,
-        };
+        });
         let task = self.endpoint.tasks.spawn(lifecycle::run(
             self.endpoint.clone(),
             attached,
