@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -85,6 +86,8 @@ pub(crate) struct Connection {
     pub(crate) protocol: Protocol,
     outbound: mpsc::Sender<Bytes>,
     closing: CancellationToken,
+    /// Set with `closing`: one atomic load on every send instead of the token's lock.
+    closed: AtomicBool,
     ending: Mutex<Option<Ending>>,
     state: Mutex<http::Extensions>,
     client_results: Mutex<ClientResults>,
@@ -138,6 +141,7 @@ impl Connection {
             protocol: parts.protocol,
             outbound: sender,
             closing: CancellationToken::new(),
+            closed: AtomicBool::new(false),
             ending: Mutex::new(None),
             state: Mutex::new(http::Extensions::new()),
             client_results: Mutex::new(ClientResults {
@@ -150,7 +154,7 @@ impl Connection {
 
     /// Queues one encoded frame (whole messages) if there is room, without waiting.
     pub(crate) fn try_send(&self, frame: Bytes) -> Result<(), TrySendError> {
-        if self.closing.is_cancelled() {
+        if self.is_closing() {
             return Err(TrySendError::Closed);
         }
         match self.outbound.try_send(frame) {
@@ -284,7 +288,13 @@ impl Connection {
             }
             *ending = Some(how);
         }
+        self.closed.store(true, Ordering::Release);
         self.closing.cancel();
+    }
+
+    /// Whether the connection is ending (cheap: an atomic load).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// How the connection ended (set once it is ending).
@@ -403,9 +413,13 @@ pub(crate) async fn write_loop<S: TransportSink>(
                 None => std::future::pending().await,
             }
         };
+        // Checked here with one atomic load; the `closing` branch below is polled (and its lock
+        // taken) only when there is nothing to write.
+        if connection.is_closing() {
+            break;
+        }
         let frame = tokio::select! {
             biased;
-            () = closing.as_mut() => break,
             () = socket_gone.as_mut() => return WriterExit::Lost(outbox),
             id = ack_due => match connection.protocol.encode_to_bytes(&HubMessage::<(), ()>::Ack(Ack { sequence_id: id })) {
                 Ok(ack) => ack,
@@ -425,6 +439,7 @@ pub(crate) async fn write_loop<S: TransportSink>(
                 keep_alive_timer.as_mut().reset(Instant::now() + keep_alive.unwrap_or_default());
                 ping.clone()
             }
+            () = closing.as_mut() => break,
         };
         if let Err(error) = send_with_timeout(&mut sink, frame, config.send_timeout).await {
             tracing::debug!(connection_id = %connection.id, %error, "transport write failed");
@@ -571,7 +586,12 @@ async fn send_with_timeout<S: TransportSink>(
     frame: Bytes,
     timeout: Duration,
 ) -> Result<(), TransportError> {
-    match tokio::time::timeout(timeout, sink.send(frame)).await {
+    // Most writes complete at once: try first, and arm the timer only for one that waits.
+    let mut send = std::pin::pin!(sink.send(frame));
+    if let Some(result) = futures_util::FutureExt::now_or_never(send.as_mut()) {
+        return result;
+    }
+    match tokio::time::timeout(timeout, send).await {
         Ok(result) => result,
         Err(_) => Err(TransportError(format!(
             "a write did not complete within {timeout:?}"
