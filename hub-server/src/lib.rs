@@ -93,6 +93,7 @@ pub mod __private {
     pub use hub_core::protocol::Arguments;
     pub use inventory;
     pub use std::boxed::Box;
+    pub use std::env;
     pub use std::future::ready;
     pub use std::future::Future;
     pub use std::marker::{Send, Sync};

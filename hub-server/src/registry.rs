@@ -25,6 +25,10 @@ pub struct HubMetadata {
     /// The callbacks the server calls on clients (`#[hub(client = ChatClient)]`); none when the
     /// attribute names no client trait.
     pub client: &'static ClientMetadata,
+    /// The directory of the crate that declared the hub (its `CARGO_MANIFEST_DIR` at compile
+    /// time). The TypeScript generator reads the sources there to check the serde attributes of
+    /// the types it emits.
+    pub source_dir: &'static str,
 }
 
 /// One hub method.

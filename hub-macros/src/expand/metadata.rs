@@ -40,6 +40,7 @@ pub(crate) fn hub(model: &TraitModel, rt: &TokenStream) -> TokenStream {
                 docs: #docs,
                 methods: &[#(#methods),*],
                 client: #client,
+                source_dir: #p::env!("CARGO_MANIFEST_DIR"),
             };
         }
 

@@ -6,6 +6,13 @@
 //! signature), the DTO types (from ts-rs, so they follow serde's attributes), doc comments as
 //! TSDoc, and the hub's route baked in (`connectChat(baseUrl)`).
 //!
+//! A type that uses a serde attribute whose wire shape ts-rs cannot see (`serialize_with`,
+//! `deserialize_with`, `into`, `from`, `try_from`, `remote`, `transparent` on a struct with named
+//! fields) fails generation with [`CodegenError::UnsupportedSerde`], naming the field and the fix
+//! (`#[ts(type = "…")]` or `#[ts(as = "…")]`), rather than getting a wrong TypeScript type. The
+//! check reads the sources of the crate that declared each hub; types from other crates are
+//! trusted as ts-rs describes them.
+//!
 //! Run it from your server binary, which links every hub it serves:
 //!
 //! ```no_run
@@ -30,6 +37,8 @@ use ts_rs::Config;
 
 use crate::registry::{self, HubMetadata, ParameterMetadata, TypeMetadata};
 
+mod serde_check;
+
 /// The npm package of the client runtime generated code imports.
 const RUNTIME: &str = "@hubs/client";
 
@@ -44,6 +53,9 @@ pub enum CodegenError {
     Io(PathBuf, std::io::Error),
     /// `--emit-ts` was given without a directory.
     MissingDirectory,
+    /// A type would be described wrongly: it uses a serde attribute whose wire shape ts-rs cannot
+    /// see (`serialize_with`, `into`, …). Each line names the type or field, its file, and the fix.
+    UnsupportedSerde(Vec<String>),
 }
 
 impl std::fmt::Display for CodegenError {
@@ -56,6 +68,13 @@ impl std::fmt::Display for CodegenError {
             CodegenError::Io(path, error) => write!(f, "cannot write {}: {error}", path.display()),
             CodegenError::MissingDirectory => {
                 f.write_str("--emit-ts needs a directory: `--emit-ts path/to/package`")
+            }
+            CodegenError::UnsupportedSerde(problems) => {
+                f.write_str("the TypeScript of these types would not match what serde sends:")?;
+                for problem in problems {
+                    write!(f, "\n  - {problem}")?;
+                }
+                Ok(())
             }
         }
     }
@@ -170,6 +189,7 @@ impl TypeScriptPackage {
             hub.write_js(&mut js);
             hub.write_dts(&mut dts);
         }
+        check_serde_shapes(&hubs, &declarations)?;
         let mut types = String::from("\n// ----- types -----\n\n");
         for (_, declaration) in declarations.by_name {
             if let Some(docs) = &declaration.docs {
@@ -638,6 +658,26 @@ const RESERVED: &[&str] = &[
 ];
 
 /// A parameter name that is legal in JavaScript: reserved words get a trailing `_`.
+/// Refuses types whose serde attributes ts-rs cannot follow (see [`serde_check`]), reading the
+/// sources of the crates that declared the hubs.
+fn check_serde_shapes(
+    hubs: &[&'static HubMetadata],
+    declarations: &Declarations,
+) -> Result<(), CodegenError> {
+    let names: std::collections::BTreeSet<String> = declarations.by_name.keys().cloned().collect();
+    let dirs: std::collections::BTreeSet<&str> = hubs.iter().map(|hub| hub.source_dir).collect();
+    let problems: Vec<String> = dirs
+        .into_iter()
+        .flat_map(|dir| serde_check::check_dir(Path::new(dir), &names))
+        .map(|problem| problem.to_string())
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CodegenError::UnsupportedSerde(problems))
+    }
+}
+
 fn parameter_name(name: &str) -> String {
     if RESERVED.contains(&name) {
         format!("{name}_")
