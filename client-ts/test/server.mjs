@@ -1,10 +1,11 @@
 // Builds and starts the Rust conformance hub (examples/conformance/main.rs) for the tests.
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const BINARY = `${ROOT}target/debug/conformance`;
+const BINARY = `${resolve(ROOT, process.env.CARGO_TARGET_DIR ?? "target")}/debug/conformance`;
 let built = false;
 const running = new Set();
 process.once("exit", () => running.forEach((child) => child.kill("SIGKILL")));

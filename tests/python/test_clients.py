@@ -21,7 +21,7 @@ from pathlib import Path
 from pysignalr.client import SignalRClient
 
 ROOT = Path(__file__).resolve().parents[2]
-BINARY = ROOT / "target" / "debug" / "conformance"
+BINARY = ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "debug" / "conformance"
 TIMEOUT = 5.0  # seconds, for any single step of a test
 
 # pysignalr logs a warning for every reconnect and close; keep the test output readable.

@@ -6,6 +6,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { request as httpRequest } from "node:http";
 import { randomBytes } from "node:crypto";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   HttpTransportType,
@@ -18,7 +19,7 @@ import {
 import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
 
 export const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
-export const BINARY = `${ROOT}target/debug/conformance`;
+export const BINARY = `${resolve(ROOT, process.env.CARGO_TARGET_DIR ?? "target")}/debug/conformance`;
 export const PROTOCOLS = ["json", "messagepack"];
 
 let built = false;
