@@ -5,11 +5,12 @@
 //! still be read) without the deadlock ASP.NET Core has.
 //!
 //! - **Unary invocations** go, in arrival order, through a bounded queue to the connection's
-//!   *invoker*, which runs at most `max_parallel_invocations` of them at a time (when nothing is
-//!   queued and a slot is free, the reader starts the call itself: same order, one task hop
-//!   fewer). A method keeps its
-//!   slot until its Completion is queued, and rejections (unknown method, wrong arguments) take the
-//!   same path, so with the default limit of 1 replies come back in request order.
+//!   *invoker*, which runs at most `max_parallel_invocations` of them at a time. When nothing is
+//!   queued and a slot is free, the reader starts the call itself (same order, no hop), and a call
+//!   is polled once where it starts: only one that has to wait becomes its own task. A method
+//!   keeps its slot until its Completion is queued, and rejections (unknown method, wrong
+//!   arguments) take the same path, so with the default limit of 1 replies come back in request
+//!   order. A call cancelled while it waits for its slot never starts.
 //! - **Stream invocations** start at once and do not count against the limit (as in SignalR).
 //! - **Upload stream items**, **Completions** (ends of upload streams, then client results) and
 //!   **CancelInvocation** are handled by the reader directly.
@@ -86,6 +87,10 @@ impl BoundMethod {
         shared: &Shared,
         cancellation: &CancellationToken,
     ) -> Option<Result<MethodOutput, CallError>> {
+        // Cancelled while it waited for a slot: it never starts.
+        if cancellation.is_cancelled() {
+            return None;
+        }
         let context = Context::new(
             shared.connection.clone(),
             shared.hub_context.clone(),

@@ -41,6 +41,8 @@ struct Probe {
     slow_read: AtomicUsize,
     /// The `Probe` stream was started.
     probe_started: Flag,
+    /// `Mark` ran.
+    marked: Flag,
 }
 
 /// Sets a flag when dropped.
@@ -91,7 +93,15 @@ fn hub(probe: &Arc<Probe>) -> HubMethods<Context> {
     let park_probe = probe.clone();
     let slow_probe = probe.clone();
     let probe_probe = probe.clone();
+    let mark_probe = probe.clone();
     HubMethods::new()
+        .method("Mark", move |_, (): ()| {
+            let probe = mark_probe.clone();
+            async move {
+                probe.marked.cancel();
+                Ok::<_, HubError>(())
+            }
+        })
         .method("Echo", |_, (text,): (String,)| async move {
             Ok::<_, HubError>(text)
         })
@@ -466,6 +476,35 @@ async fn cancel_invocation_of_a_unary_call_frees_its_slot_without_a_completion()
     wait_for(&probe.park_cancelled, "Park's cancellation").await;
     wait_for(&probe.park_ended, "the end of Park's future").await;
     // The current design sends nothing for a cancelled unary invocation.
+    client.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cancelled_while_it_waits_for_its_slot_never_runs() {
+    let (server, probe) = start(HubConfig::new().max_parallel_invocations(1)).await;
+    let mut client = server.json_client().await;
+    client
+        .send_json(r#"{"type":1,"invocationId":"1","target":"Park","arguments":[]}"#)
+        .await;
+    wait_for(&probe.park_started, "Park's start").await;
+    // Mark waits behind Park for the only slot; it is cancelled before it gets it.
+    client
+        .send_json(r#"{"type":1,"invocationId":"2","target":"Mark","arguments":[]}"#)
+        .await;
+    client.send_json(r#"{"type":5,"invocationId":"2"}"#).await;
+    client.send_json(r#"{"type":5,"invocationId":"1"}"#).await;
+    client
+        .send_json(r#"{"type":1,"invocationId":"3","target":"Echo","arguments":["after"]}"#)
+        .await;
+    // Echo runs after Mark's turn in the queue has passed.
+    assert_eq!(
+        client.recv_text().await,
+        r#"{"type":3,"invocationId":"3","result":"after"}"#
+    );
+    assert!(
+        !probe.marked.is_cancelled(),
+        "a call cancelled before it started ran anyway"
+    );
     client.expect_silence(Duration::from_millis(300)).await;
 }
 
