@@ -15,20 +15,29 @@ pub struct RequestInfo {
 }
 
 impl RequestInfo {
-    /// Copies what a connection keeps of its request. The copy is deep on purpose: hyper's parsed
-    /// URI and header values are slices of the connection's whole read buffer (8–16 KiB), which a
-    /// shallow clone would keep alive for as long as the connection lives.
     pub(crate) fn from_parts(parts: &http::request::Parts) -> Self {
-        let mut headers = HeaderMap::with_capacity(parts.headers.len());
-        for (name, value) in &parts.headers {
+        RequestInfo {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+        }
+    }
+
+    /// The same request, copied out of the connection's read buffer, for a connection to keep.
+    /// hyper's parsed URI and header values are slices of that whole buffer (8–16 KiB): a
+    /// `RequestInfo` from [`from_parts`](Self::from_parts) would keep it alive for as long as the
+    /// connection lives.
+    pub(crate) fn detached(self) -> Self {
+        let mut headers = HeaderMap::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
             let mut copy = HeaderValue::from_bytes(value.as_bytes())
                 .unwrap_or_else(|_| HeaderValue::from_static(""));
             copy.set_sensitive(value.is_sensitive());
             headers.append(name.clone(), copy);
         }
-        let uri = Uri::try_from(parts.uri.to_string()).unwrap_or_else(|_| parts.uri.clone());
+        let uri = Uri::try_from(self.uri.to_string()).unwrap_or(self.uri);
         RequestInfo {
-            method: parts.method.clone(),
+            method: self.method,
             uri,
             headers,
         }

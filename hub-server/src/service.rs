@@ -281,7 +281,7 @@ async fn websocket_connect<B: Send + 'static>(
         connection_id,
         token: token.clone(),
         principal,
-        request: info,
+        request: info.detached(),
         transport: TransportType::WebSockets,
     });
     let task_endpoint = endpoint.clone();
@@ -330,7 +330,7 @@ async fn sse_connect<B>(endpoint: Arc<Endpoint>, request: Request<B>) -> Respons
         connection_id,
         token,
         principal,
-        request: info,
+        request: info.detached(),
         transport: TransportType::ServerSentEvents,
     });
     endpoint.tasks.spawn(lifecycle::run(
@@ -389,7 +389,7 @@ async fn long_poll<B>(endpoint: Arc<Endpoint>, request: Request<B>) -> Response<
                         connection_id,
                         token,
                         principal,
-                        request: info,
+                        request: info.detached(),
                         transport: TransportType::LongPolling,
                     });
                     endpoint.tasks.spawn(lifecycle::run(
