@@ -215,6 +215,15 @@ async fn start(config: HubConfig) -> (TestServer, Arc<Probe>) {
     (server, probe)
 }
 
+/// Starts `Park` as invocation "1" (it sleeps 10 s, holding the only slot under a limit of 1)
+/// and waits until it runs.
+async fn park_in_the_only_slot(client: &mut WsClient, probe: &Probe) {
+    client
+        .send_json(r#"{"type":1,"invocationId":"1","target":"Park","arguments":[]}"#)
+        .await;
+    wait_for(&probe.park_started, "Park's start").await;
+}
+
 async fn wait_for(flag: &Flag, what: &str) {
     tokio::time::timeout(TIMEOUT, flag.cancelled())
         .await
@@ -454,10 +463,7 @@ async fn cancel_invocation_stops_an_endless_stream_in_msgpack() {
 async fn cancel_invocation_of_a_unary_call_frees_its_slot_without_a_completion() {
     let (server, probe) = start(HubConfig::new().max_parallel_invocations(1)).await;
     let mut client = server.json_client().await;
-    client
-        .send_json(r#"{"type":1,"invocationId":"1","target":"Park","arguments":[]}"#)
-        .await;
-    wait_for(&probe.park_started, "Park's start").await;
+    park_in_the_only_slot(&mut client, &probe).await;
     client.send_json(r#"{"type":5,"invocationId":"1"}"#).await;
     client
         .send_json(r#"{"type":1,"invocationId":"2","target":"Echo","arguments":["next"]}"#)
@@ -483,10 +489,7 @@ async fn cancel_invocation_of_a_unary_call_frees_its_slot_without_a_completion()
 async fn a_call_cancelled_while_it_waits_for_its_slot_never_runs() {
     let (server, probe) = start(HubConfig::new().max_parallel_invocations(1)).await;
     let mut client = server.json_client().await;
-    client
-        .send_json(r#"{"type":1,"invocationId":"1","target":"Park","arguments":[]}"#)
-        .await;
-    wait_for(&probe.park_started, "Park's start").await;
+    park_in_the_only_slot(&mut client, &probe).await;
     // Mark waits behind Park for the only slot; it is cancelled before it gets it.
     client
         .send_json(r#"{"type":1,"invocationId":"2","target":"Mark","arguments":[]}"#)
@@ -580,10 +583,7 @@ async fn streams_do_not_count_against_the_parallel_limit() {
     let mut client = server.json_client().await;
 
     // A stream runs while a unary call holds the only slot (Park sleeps 10 s).
-    client
-        .send_json(r#"{"type":1,"invocationId":"1","target":"Park","arguments":[]}"#)
-        .await;
-    wait_for(&probe.park_started, "Park's start").await;
+    park_in_the_only_slot(&mut client, &probe).await;
     client
         .send_json(r#"{"type":4,"invocationId":"2","target":"Counter","arguments":[3]}"#)
         .await;
