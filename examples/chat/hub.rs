@@ -32,6 +32,7 @@ pub const DEFAULT_ROOMS: [&str; 3] = ["general", "rust", "random"];
 #[serde(rename_all = "camelCase")]
 pub struct ChatMessage {
     /// Increases with every message the server accepts (rooms and private messages share it).
+    #[ts(type = "number")] // stays far below 2^53, so a JavaScript number holds it exactly
     pub id: u64,
     /// The room it was posted to.
     pub room: String,
@@ -40,6 +41,7 @@ pub struct ChatMessage {
     /// The text, 1 to 500 characters.
     pub text: String,
     /// When the server accepted it, in milliseconds since the Unix epoch.
+    #[ts(type = "number")]
     pub sent_at: u64,
 }
 
@@ -48,6 +50,7 @@ pub struct ChatMessage {
 #[serde(rename_all = "camelCase")]
 pub struct PrivateMessage {
     /// Increases with every message the server accepts.
+    #[ts(type = "number")]
     pub id: u64,
     /// The sender's nickname.
     pub from: String,
@@ -56,6 +59,7 @@ pub struct PrivateMessage {
     /// The text, 1 to 500 characters.
     pub text: String,
     /// When the server accepted it, in milliseconds since the Unix epoch.
+    #[ts(type = "number")]
     pub sent_at: u64,
 }
 
@@ -110,6 +114,7 @@ pub enum RoomEvent {
         /// Their nickname.
         nickname: String,
         /// When, in milliseconds since the Unix epoch.
+        #[ts(type = "number")]
         at: u64,
     },
     /// Someone left the room (or disconnected).
@@ -117,6 +122,7 @@ pub enum RoomEvent {
         /// Their nickname.
         nickname: String,
         /// When, in milliseconds since the Unix epoch.
+        #[ts(type = "number")]
         at: u64,
         /// Why they left, when they did not leave on purpose (e.g. `disconnected`).
         #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -3,21 +3,19 @@
 //! listening.
 //!
 //! ```sh
-//! ./examples/chat/run                 # builds client-ts if needed, then runs this binary
+//! ./examples/chat/run                 # runs this binary
 //! PORT=0 cargo run -p hub-examples --bin chat              # any free port (default 5000)
 //! cargo run -p hub-examples --bin chat -- --emit-ts examples/chat/client   # regenerate the client
 //! ```
 //!
-//! The page (`examples/chat/static/`) and the generated client (`examples/chat/client/`) are
-//! embedded in the binary; the `@hubs/client` runtime is read at startup from `client-ts/dist`
-//! (`npm ci && npm run build` in `client-ts/`, which `run` does), or from `CHAT_CLIENT_DIST`.
-//! An import map in the page maps `@hubs/client` and `chat-client` to the URLs served here, so
-//! the browser loads the ES modules as they are: no bundler.
+//! The page (`examples/chat/static/`) is embedded in the binary, and the generated client package
+//! (the committed `examples/chat/client/`, with the runtime it carries in `runtime/`) is served
+//! under `/client/` as the generator writes it. An import map in the page maps `chat-client` to
+//! `/client/index.js`, so the browser loads the ES modules as they are: no bundler, no npm.
 
 pub mod hub;
 
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +33,6 @@ use crate::hub::{ChatServer, ServeChat};
 /// below and loaded by the page).
 fn client_package() -> hub_server::codegen::TypeScriptPackage {
     hub_server::codegen::TypeScriptPackage::new("chat-client")
-        .runtime_dependency("file:../../../client-ts")
 }
 
 /// A file the server sends as it is.
@@ -44,69 +41,65 @@ struct Asset {
     body: Bytes,
 }
 
-/// The page, the generated client and the runtime, by URL path.
+/// The page and the generated client package (with the runtime it carries), by URL path.
 struct Assets {
-    files: Vec<(&'static str, Asset)>,
+    files: Vec<(String, Asset)>,
 }
 
 impl Assets {
-    /// The embedded page and client, plus the runtime read from `dist`.
-    fn load(dist: &std::path::Path) -> Result<Self, String> {
+    /// The embedded page, and the client package as the generator writes it (the committed
+    /// `client/` is the same, a test checks it), under `/client/`.
+    fn load() -> Result<Self, hub_server::codegen::CodegenError> {
         const JS: &str = "text/javascript; charset=utf-8";
         let embedded = |content_type, text: &'static str| Asset {
             content_type,
             body: Bytes::from_static(text.as_bytes()),
         };
-        let read = |name: &str, content_type| -> Result<Asset, String> {
-            let path = dist.join(name);
-            let body = std::fs::read(&path).map_err(|error| {
-                format!(
-                    "cannot read {} ({error}): build the client runtime first with \
-                     `npm ci && npm run build` in client-ts/ (./examples/chat/run does it)",
-                    path.display()
-                )
-            })?;
-            Ok(Asset {
-                content_type,
-                body: body.into(),
-            })
-        };
-        Ok(Assets {
-            files: vec![
-                (
-                    "/",
-                    embedded(
-                        "text/html; charset=utf-8",
-                        include_str!("static/index.html"),
-                    ),
+        let mut files = vec![
+            (
+                "/".to_owned(),
+                embedded(
+                    "text/html; charset=utf-8",
+                    include_str!("static/index.html"),
                 ),
-                ("/app.js", embedded(JS, include_str!("static/app.js"))),
-                (
-                    "/style.css",
-                    embedded("text/css; charset=utf-8", include_str!("static/style.css")),
-                ),
-                (
-                    "/favicon.svg",
-                    embedded("image/svg+xml", include_str!("static/favicon.svg")),
-                ),
-                (
-                    "/client/index.js",
-                    embedded(JS, include_str!("client/index.js")),
-                ),
-                ("/vendor/hubs-client/index.js", read("index.js", JS)?),
-                (
-                    "/vendor/hubs-client/index.js.map",
-                    read("index.js.map", "application/json")?,
-                ),
-            ],
-        })
+            ),
+            (
+                "/app.js".to_owned(),
+                embedded(JS, include_str!("static/app.js")),
+            ),
+            (
+                "/style.css".to_owned(),
+                embedded("text/css; charset=utf-8", include_str!("static/style.css")),
+            ),
+            (
+                "/favicon.svg".to_owned(),
+                embedded("image/svg+xml", include_str!("static/favicon.svg")),
+            ),
+        ];
+        for file in client_package().files()? {
+            let content_type = if file.path.ends_with(".js") {
+                JS
+            } else if file.path.ends_with(".json") {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            };
+            files.push((
+                format!("/client/{}", file.path),
+                Asset {
+                    content_type,
+                    body: Bytes::from(file.contents),
+                },
+            ));
+        }
+        Ok(Assets { files })
     }
 
     fn get(&self, path: &str) -> Option<&Asset> {
         let path = if path == "/index.html" { "/" } else { path };
         self.files
             .iter()
-            .find_map(|(at, asset)| (*at == path).then_some(asset))
+            .find_map(|(at, asset)| (at == path).then_some(asset))
     }
 }
 
@@ -164,11 +157,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|_| format!("PORT must be a port number, not `{port}`"))?,
         Err(_) => 5000,
     };
-    let dist = std::env::var_os("CHAT_CLIENT_DIST").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../client-ts/dist")),
-        PathBuf::from,
-    );
-    let assets = Arc::new(Assets::load(&dist)?);
+    let assets = Arc::new(Assets::load()?);
     let hubs = HubServer::builder()
         .hub("/chat", ServeChat::new(ChatServer::default()))
         .into_service();

@@ -335,6 +335,20 @@ fn shape(ty: &Type, errors: &mut Errors) -> Option<Shape> {
                 }
                 _ => None,
             });
+            let has_send = impl_trait.bounds.iter().any(|bound| {
+                matches!(bound, TypeParamBound::Trait(bound)
+                    if bound.path.segments.last().is_some_and(|segment| segment.ident == "Send"))
+            });
+            let has_static = impl_trait.bounds.iter().any(|bound| {
+                matches!(bound, TypeParamBound::Lifetime(lifetime) if lifetime.ident == "static")
+            });
+            if item.is_some() && !(has_send && has_static) {
+                errors.spanned(
+                    ty,
+                    "a server stream runs on its own task after the method returns: write `+ Send + 'static` after `impl Stream<Item = …>`, here and in your `impl` of this trait",
+                );
+                return None;
+            }
             match item {
                 Some(item) => Some(match result_ok_type(&item) {
                     Some(ok) => Shape::Stream {

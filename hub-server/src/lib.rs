@@ -50,7 +50,9 @@ pub use config::{CorsConfig, HubConfig, DEFAULT_WEBSOCKET_READ_BUFFER_SIZE};
 pub use connection::SendError;
 pub use context::{Cancellation, Context, HubContext};
 pub use futures_core::Stream;
-pub use hub_core::hub::{AsArgument, FromCall, HubDispatch, HubError, HubMethods, UploadStream};
+pub use hub_core::hub::{
+    AsArgument, FromCall, HubDispatch, HubError, HubMethods, IntoHubError, UploadStream,
+};
 pub use hub_core::negotiate::TransportType;
 pub use hub_core::{negotiate, protocol, ProtocolError};
 pub use hub_macros::{hub, hub_client};

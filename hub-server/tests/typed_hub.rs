@@ -73,7 +73,7 @@ pub trait Notes {
         &self,
         n: u32,
         fail_at: u32,
-    ) -> Result<impl Stream<Item = Result<u32, HubError>>, HubError>;
+    ) -> Result<impl Stream<Item = Result<u32, HubError>> + Send + 'static, HubError>;
     /// Sums an upload.
     async fn sum(&self, numbers: UploadStream<i64>) -> Result<i64, HubError>;
     /// Waits until cancelled.
@@ -618,7 +618,7 @@ fn codegen_writes_a_typed_package() {
     let js = file("index.js");
     if let Ok(dir) = std::env::var("DUMP_TS") {
         for file in &files {
-            std::fs::write(std::path::Path::new(&dir).join(file.path), &file.contents).unwrap();
+            std::fs::write(std::path::Path::new(&dir).join(&file.path), &file.contents).unwrap();
         }
     }
     assert!(
@@ -661,4 +661,85 @@ fn codegen_writes_a_typed_package() {
         "{js}"
     );
     assert!(file("package.json").contains("\"@hubs/client\": \"file:../client-ts\""));
+    assert!(js.contains("export * from \"@hubs/client\";"), "{js}");
+    assert!(!files.iter().any(|file| file.path.starts_with("runtime/")));
+}
+
+/// By default the package carries its runtime: no dependency, `runtime/` holds it, and the
+/// package re-exports it (builder, transport types, errors) and its MessagePack protocol.
+#[test]
+fn codegen_packages_carry_their_runtime() {
+    let generated = hub_server::codegen::TypeScriptPackage::new("notes-client")
+        .only(&["Notes"])
+        .generate()
+        .unwrap();
+    let file = |name: &str| {
+        generated
+            .files
+            .iter()
+            .find(|file| file.path == name)
+            .map(|file| file.contents.clone())
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    let package: serde_json::Value = serde_json::from_str(&file("package.json")).unwrap();
+    assert_eq!(package.get("dependencies"), None, "{package}");
+    assert_eq!(
+        package["exports"]["./msgpack"]["import"], "./msgpack.js",
+        "{package}"
+    );
+    assert!(file("index.js").contains("export * from \"./runtime/index.js\";"));
+    assert!(file("index.d.ts").contains("export * from \"./runtime/index.js\";"));
+    assert!(file("msgpack.js").contains("export * from \"./runtime/msgpack.js\";"));
+    let runtime = file("runtime/index.js");
+    assert!(
+        runtime.contains("HttpTransportType"),
+        "runtime without transports"
+    );
+    assert!(file("runtime/msgpack.js").contains("MessagePackHubProtocol"));
+    assert!(file("runtime/index.d.ts").contains("HubConnectionBuilder"));
+    // `Notes.add` takes and returns i64: typed `number`, with a warning naming each place.
+    assert!(file("index.d.ts")
+        .contains("add(a: number, b: number, signal?: AbortSignal): Promise<number>;"));
+    for place in ["`Notes.add(a)`", "`Notes.add(b)`", "`Notes.add → result`"] {
+        assert!(
+            generated
+                .warnings
+                .iter()
+                .any(|warning| warning.starts_with(place) && warning.contains("2^53")),
+            "no warning for {place}: {:#?}",
+            generated.warnings
+        );
+    }
+    // Strict generation refuses them, naming the same places.
+    let error = hub_server::codegen::TypeScriptPackage::new("notes-client")
+        .only(&["Notes"])
+        .strict(true)
+        .generate()
+        .unwrap_err();
+    assert!(matches!(error, hub_server::codegen::CodegenError::Lossy(_)));
+    assert!(error.to_string().contains("`Notes.add(a)`"), "{error}");
+}
+
+/// `verify` accepts what `write` wrote and names what differs, is missing or is left over.
+#[test]
+fn codegen_verify_names_stale_files() {
+    let package = hub_server::codegen::TypeScriptPackage::new("notes-client").only(&["Notes"]);
+    let dir = std::env::temp_dir().join(format!("hubs-verify-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    package.write(&dir).unwrap();
+    package.verify(&dir).unwrap();
+    std::fs::write(dir.join("index.js"), "// edited").unwrap();
+    std::fs::remove_file(dir.join("runtime/index.js")).unwrap();
+    std::fs::write(dir.join("runtime/old.js"), "").unwrap();
+    let error = package.verify(&dir).unwrap_err().to_string();
+    assert!(error.contains("index.js differs"), "{error}");
+    assert!(error.contains("runtime/index.js is missing"), "{error}");
+    assert!(
+        error.contains("runtime/old.js is not generated any more"),
+        "{error}"
+    );
+    // Writing again replaces the runtime folder: the leftover goes.
+    package.write(&dir).unwrap();
+    package.verify(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

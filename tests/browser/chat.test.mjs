@@ -126,6 +126,7 @@ test("two pages join a room and talk both ways; typing shows; a later joiner get
   try {
     // No transport asked for: the first one, WebSockets, must work (no silent fallback).
     assert.equal(await alice.textContent("#transport"), "via WebSockets");
+    assert.equal(await alice.getAttribute("#transport", "data-client-transport"), "WebSockets");
     await waitForMembers(alice, ["alice", "bob"]);
     await say(alice, "hello bob, welcome to #general");
     await seen(bob, "hello bob, welcome to #general");
@@ -230,6 +231,9 @@ test("pages on long polling, Server-Sent Events and WebSockets chat together", a
     assert.equal(await poller.textContent("#transport"), "via LongPolling");
     assert.equal(await streamer.textContent("#transport"), "via ServerSentEvents");
     assert.equal(await socket.textContent("#transport"), "via WebSockets");
+    for (const [page, name] of [[poller, "LongPolling"], [streamer, "ServerSentEvents"], [socket, "WebSockets"]]) {
+      assert.equal(await page.getAttribute("#transport", "data-client-transport"), name);
+    }
     for (const page of [poller, streamer, socket]) await enterRoom(page, "transports", page === poller);
     await waitForMembers(poller, ["poller", "socket", "streamer"]);
     await say(poller, "from long polling");

@@ -1,8 +1,7 @@
 // The chat page. Everything it says to the server goes through the client generated from the
 // Rust hub traits (examples/chat/client): `ChatHub` methods and a `ChatClient` object for the
 // callbacks. `?transport=webSockets|serverSentEvents|longPolling` forces a transport.
-import { HttpTransportType, HubConnectionState } from "@hubs/client";
-import { createChat } from "chat-client";
+import { createChat, HttpTransportType, HubConnectionState } from "chat-client";
 
 const $ = (id) => document.getElementById(id);
 const MAX_CHARS = 500;
@@ -363,19 +362,6 @@ const TRANSPORTS = {
   longPolling: HttpTransportType.LongPolling,
 };
 
-/**
- * The browser's WebSocket, called with the URL only. client-ts calls `new WebSocket(url, undefined,
- * { headers })` (the third argument is for Node's `ws`); Chromium 156 then sends
- * `Sec-WebSocket-Protocol: undefined`, the server rightly selects no subprotocol, the browser
- * fails the handshake and the client falls back to Server-Sent Events without a word.
- */
-class BrowserWebSocket extends WebSocket {
-  constructor(url, protocols) {
-    if (protocols === undefined) super(url);
-    else super(url, protocols);
-  }
-}
-
 function setStatus(kind, text) {
   const status = $("status");
   status.dataset.state = kind;
@@ -389,6 +375,8 @@ async function enter(nickname, rooms) {
   $("me").textContent = session.nickname;
   $("transport").textContent = `via ${session.transport}`;
   $("transport").dataset.transport = session.transport;
+  // What the client says it uses; the browser tests check that both sides agree.
+  $("transport").dataset.clientTransport = state.hub.connection.transport ?? "";
   for (const info of session.rooms) room(info.name).memberCount = info.memberCount;
   renderAll();
   for (const name of rooms) await join(name);
@@ -396,7 +384,7 @@ async function enter(nickname, rooms) {
 
 async function main() {
   const requested = new URLSearchParams(location.search).get("transport");
-  const connection = { WebSocket: BrowserWebSocket };
+  const connection = {};
   if (requested) {
     if (!(requested in TRANSPORTS)) {
       showError(`unknown transport "${requested}": use ${Object.keys(TRANSPORTS).join(", ")}`);

@@ -189,8 +189,8 @@ pub fn bind_context<Cx, P>(
 }
 
 /// The result of a fallible connection hook.
-pub fn hook_result<E: Into<HubError>>(result: Result<(), E>) -> Result<(), HubError> {
-    result.map_err(Into::into)
+pub fn hook_result<E: IntoHubError>(result: Result<(), E>) -> Result<(), HubError> {
+    result.map_err(IntoHubError::into_hub_error)
 }
 
 /// The answer for a method index the hub does not have.
@@ -202,6 +202,24 @@ pub fn unknown_method() -> BoxFuture<Result<MethodOutput, CallError>> {
 
 fn bind_failed(error: BindError) -> BoxFuture<Result<MethodOutput, CallError>> {
     Box::pin(std::future::ready(Err(CallError::Bind(error))))
+}
+
+/// An error a hub method may return: anything that converts into [`HubError`], the text the
+/// caller sees (every `std::error::Error`, whose `Display` text is sent, and `HubError` itself).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the error type of a hub method",
+    label = "does not convert into `HubError`, the error text a caller sees",
+    note = "return `Result<T, HubError>` and `Err(HubError::new(text))` (for a `String`: `.map_err(HubError::new)`), or use an error type that implements `std::error::Error` or `Into<HubError>`"
+)]
+pub trait IntoHubError {
+    /// The error as the caller will see it.
+    fn into_hub_error(self) -> HubError;
+}
+
+impl<E: Into<HubError>> IntoHubError for E {
+    fn into_hub_error(self) -> HubError {
+        self.into()
+    }
 }
 
 /// The output of a method that returns a plain value (`()` answers with a null result).
@@ -216,11 +234,11 @@ where
 pub fn result_output<T, E>(result: Result<T, E>) -> Result<MethodOutput, CallError>
 where
     T: Serialize + Send + Sync + 'static,
-    E: Into<HubError>,
+    E: IntoHubError,
 {
     match result {
         Ok(value) => value_output(value),
-        Err(error) => Err(CallError::Method(error.into())),
+        Err(error) => Err(CallError::Method(error.into_hub_error())),
     }
 }
 
@@ -241,7 +259,7 @@ pub fn fallible_stream_output<S, T, E>(stream: S) -> Result<MethodOutput, CallEr
 where
     S: Stream<Item = Result<T, E>> + Send + 'static,
     T: Serialize + Send + Sync + 'static,
-    E: Into<HubError>,
+    E: IntoHubError,
 {
     Ok(MethodOutput::Stream(Box::pin(ErasedItems {
         inner: Box::pin(stream),
@@ -255,11 +273,11 @@ pub fn try_output<V, E>(
     output: impl FnOnce(V) -> Result<MethodOutput, CallError>,
 ) -> Result<MethodOutput, CallError>
 where
-    E: Into<HubError>,
+    E: IntoHubError,
 {
     match result {
         Ok(value) => output(value),
-        Err(error) => Err(CallError::Method(error.into())),
+        Err(error) => Err(CallError::Method(error.into_hub_error())),
     }
 }
 

@@ -45,7 +45,8 @@ mod binding;
 
 pub use binding::{
     bind_call, bind_context, fallible_stream_output, hook_result, result_output, stream_output,
-    try_output, unknown_method, value_output, AsArgument, CallParts, FromCall, ParameterSource,
+    try_output, unknown_method, value_output, AsArgument, CallParts, FromCall, IntoHubError,
+    ParameterSource,
 };
 
 /// A boxed, sendable future.
@@ -276,7 +277,7 @@ impl<S, T, E> Stream for ErasedItems<S>
 where
     S: Stream<Item = Result<T, E>>,
     T: Serialize + Send + Sync + 'static,
-    E: Into<HubError>,
+    E: IntoHubError,
 {
     type Item = Result<BoxValue, HubError>;
 
@@ -287,7 +288,7 @@ where
         self.inner.as_mut().poll_next(cx).map(|item| {
             item.map(|result| match result {
                 Ok(value) => Ok(Box::new(value) as BoxValue),
-                Err(error) => Err(error.into()),
+                Err(error) => Err(error.into_hub_error()),
             })
         })
     }

@@ -24,7 +24,7 @@ pub(crate) fn expand(kind: TraitKind, args: TokenStream, item: TokenStream) -> T
         return fallback::emit(&model.item, &errors);
     }
     let runtime = attr::runtime_path(model.args.krate.as_ref());
-    let definition = trait_def::generate(kind, &model);
+    let definition = trait_def::generate(&model);
     match kind {
         TraitKind::Hub => {
             let serve = serve::generate(&model, &runtime);

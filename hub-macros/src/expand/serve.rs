@@ -158,20 +158,27 @@ fn method_call(trait_ident: &syn::Ident, method: &MethodModel, p: &TokenStream) 
         .ty
         .as_ref()
         .map_or_else(|| method.ident.span(), Spanned::span);
+    // The runtime path carries the return type's span too, so an error type that does not
+    // convert into `HubError` is reported at the user's type, not at `#[hub]`.
+    let rt = &respan(p, span);
     let output = match (&method.output.shape, method.output.fallible) {
-        (Shape::Unit, false) => quote!({ #call; #p::value_output(()) }),
-        (Shape::Unit | Shape::Value(_), true) => quote_spanned!(span=> #p::result_output(#call)),
-        (Shape::Value(_), false) => quote_spanned!(span=> #p::value_output(#call)),
+        (Shape::Unit, false) => quote!({ #call; #rt::value_output(()) }),
+        (Shape::Unit | Shape::Value(_), true) => {
+            quote_spanned!(span=> { let __output = #call; #rt::result_output(__output) })
+        }
+        (Shape::Value(_), false) => {
+            quote_spanned!(span=> { let __output = #call; #rt::value_output(__output) })
+        }
         (Shape::Stream { fallible_items, .. }, fallible) => {
             let helper = if *fallible_items {
-                quote!(#p::fallible_stream_output)
+                quote!(#rt::fallible_stream_output)
             } else {
-                quote!(#p::stream_output)
+                quote!(#rt::stream_output)
             };
             if fallible {
-                quote_spanned!(span=> #p::try_output(#call, #helper))
+                quote_spanned!(span=> { let __output = #call; #rt::try_output(__output, #helper) })
             } else {
-                quote_spanned!(span=> #helper(#call))
+                quote_spanned!(span=> { let __output = #call; #helper(__output) })
             }
         }
     };
@@ -235,4 +242,23 @@ fn disconnected(trait_ident: &syn::Ident, hook: &MethodModel, p: &TokenStream) -
             }
         }
     }
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: &TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(group) = &tree {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(&group.stream(), span));
+                inner.set_span(span);
+                tree = proc_macro2::TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }

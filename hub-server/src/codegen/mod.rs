@@ -13,6 +13,18 @@
 //! check reads the sources of the crate that declared each hub; types from other crates are
 //! trusted as ts-rs describes them.
 //!
+//! The package carries its runtime: the `@hubs/client` build this crate was released with sits in
+//! its `runtime/` folder, so `npm install <dir or tarball>` needs nothing else, works from any
+//! location, and the runtime always matches the server that generated the package. The package
+//! re-exports the runtime's API (`HubConnectionBuilder`, `HttpTransportType`, `LogLevel`, errors, …)
+//! and its MessagePack protocol as `<package>/msgpack`.
+//! [`TypeScriptPackage::runtime_dependency`] depends on a published `@hubs/client` instead.
+//!
+//! Shapes whose TypeScript type would be wrong for some values — 64- and 128-bit integers above
+//! 2^53, floats whose NaN and infinities JSON sends as `null`, `Option<Option<T>>` — are reported
+//! as warnings naming the place and the fix ([`Generated::warnings`]; printed by
+//! [`TypeScriptPackage::run_from_args`]), or refused with [`TypeScriptPackage::strict`].
+//!
 //! Run it from your server binary, which links every hub it serves:
 //!
 //! ```no_run
@@ -37,10 +49,15 @@ use ts_rs::Config;
 
 use crate::registry::{self, HubMetadata, ParameterMetadata, TypeMetadata};
 
+mod lossy;
+mod runtime_files;
 mod serde_check;
 
-/// The npm package of the client runtime generated code imports.
+/// The npm name of the client runtime.
 const RUNTIME: &str = "@hubs/client";
+
+/// The runtime's version that generated packages carry.
+pub const RUNTIME_VERSION: &str = runtime_files::VERSION;
 
 /// Why a package could not be generated.
 #[derive(Debug)]
@@ -56,6 +73,12 @@ pub enum CodegenError {
     /// A type would be described wrongly: it uses a serde attribute whose wire shape ts-rs cannot
     /// see (`serialize_with`, `into`, …). Each line names the type or field, its file, and the fix.
     UnsupportedSerde(Vec<String>),
+    /// [`TypeScriptPackage::strict`] is on and some types are lossy (see
+    /// [`Generated::warnings`]); each line names the place and the fix.
+    Lossy(Vec<String>),
+    /// [`TypeScriptPackage::verify`]: the directory differs from what the generator writes; each
+    /// line names a file.
+    Stale(PathBuf, Vec<String>),
 }
 
 impl std::fmt::Display for CodegenError {
@@ -76,6 +99,25 @@ impl std::fmt::Display for CodegenError {
                 }
                 Ok(())
             }
+            CodegenError::Lossy(problems) => {
+                f.write_str("these TypeScript types would be wrong for some values (strict generation):")?;
+                for problem in problems {
+                    write!(f, "\n  - {problem}")?;
+                }
+                Ok(())
+            }
+            CodegenError::Stale(dir, files) => {
+                write!(
+                    f,
+                    "{} is not what the generator writes today; regenerate it (`--emit-ts {}`):",
+                    dir.display(),
+                    dir.display()
+                )?;
+                for file in files {
+                    write!(f, "\n  - {file}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -85,10 +127,29 @@ impl std::error::Error for CodegenError {}
 /// One generated file, its path relative to the package directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratedFile {
-    /// e.g. `index.d.ts`.
-    pub path: &'static str,
+    /// e.g. `index.d.ts` or `runtime/index.js` (always with `/`).
+    pub path: String,
     /// The file's content.
     pub contents: String,
+}
+
+/// A generated package: its files and what the generator warns about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    /// The files, paths relative to the package directory.
+    pub files: Vec<GeneratedFile>,
+    /// Types whose TypeScript is wrong for some values (64/128-bit integers, floats,
+    /// `Option<Option<T>>`), each naming the place and the fix. Empty when every type is exact.
+    pub warnings: Vec<String>,
+}
+
+/// Where the generated package gets its runtime from.
+#[derive(Debug, Clone)]
+enum Runtime {
+    /// The copy in the package's `runtime/` folder.
+    Bundled,
+    /// The `@hubs/client` npm package, with this dependency spec.
+    Dependency(String),
 }
 
 /// The TypeScript package for a set of hubs.
@@ -96,7 +157,8 @@ pub struct GeneratedFile {
 pub struct TypeScriptPackage {
     name: String,
     version: String,
-    runtime: String,
+    runtime: Runtime,
+    strict: bool,
     hubs: Option<Vec<&'static HubMetadata>>,
 }
 
@@ -106,7 +168,8 @@ impl TypeScriptPackage {
         TypeScriptPackage {
             name: name.into(),
             version: "0.1.0".to_owned(),
-            runtime: format!("^{}", env!("CARGO_PKG_VERSION")),
+            runtime: Runtime::Bundled,
+            strict: false,
             hubs: None,
         }
     }
@@ -117,10 +180,18 @@ impl TypeScriptPackage {
         self
     }
 
-    /// The dependency spec of the `@hubs/client` runtime, e.g. `file:../../client-ts` (default:
-    /// the same version as this crate).
+    /// Depend on the `@hubs/client` npm package (`spec`: a version range, `file:…`, a tarball)
+    /// instead of carrying the runtime in `runtime/`. Then the installed runtime, not this crate,
+    /// decides the client's version: keep it equal to [`RUNTIME_VERSION`].
     pub fn runtime_dependency(mut self, spec: impl Into<String>) -> Self {
-        self.runtime = spec.into();
+        self.runtime = Runtime::Dependency(spec.into());
+        self
+    }
+
+    /// Refuse to generate ([`CodegenError::Lossy`]) instead of warning when a type would be wrong
+    /// for some values (see [`Generated::warnings`]).
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
         self
     }
 
@@ -135,14 +206,18 @@ impl TypeScriptPackage {
         self
     }
 
-    /// If the program was started with `--emit-ts <dir>`, writes the package there and returns
-    /// `true` (the program should then exit); otherwise returns `false`.
+    /// If the program was started with `--emit-ts <dir>`, writes the package there, prints its
+    /// warnings to standard error (this is the command line's entry point) and returns `true`
+    /// (the program should then exit); otherwise returns `false`.
     pub fn run_from_args(&self) -> Result<bool, CodegenError> {
         let mut args = std::env::args_os().skip(1);
         while let Some(arg) = args.next() {
             if arg == "--emit-ts" {
                 let dir = args.next().ok_or(CodegenError::MissingDirectory)?;
-                self.write(Path::new(&dir))?;
+                let warnings = self.write(Path::new(&dir))?;
+                for warning in &warnings {
+                    eprintln!("warning: {warning}");
+                }
                 tracing::info!(dir = %Path::new(&dir).display(), "wrote the TypeScript client");
                 return Ok(true);
             }
@@ -150,18 +225,72 @@ impl TypeScriptPackage {
         Ok(false)
     }
 
-    /// Writes the package's files into `dir` (created if missing).
-    pub fn write(&self, dir: &Path) -> Result<(), CodegenError> {
-        std::fs::create_dir_all(dir).map_err(|error| CodegenError::Io(dir.to_owned(), error))?;
-        for file in self.files()? {
-            let path = dir.join(file.path);
+    /// Writes the package into `dir` (created if missing; a `runtime/` folder left there by an
+    /// earlier generation is replaced) and returns its warnings (also logged with `tracing`).
+    pub fn write(&self, dir: &Path) -> Result<Vec<String>, CodegenError> {
+        let generated = self.generate()?;
+        let runtime = dir.join("runtime");
+        if runtime.is_dir() {
+            std::fs::remove_dir_all(&runtime).map_err(|error| CodegenError::Io(runtime, error))?;
+        }
+        for file in generated.files {
+            let path = dir.join(&file.path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|error| CodegenError::Io(parent.to_owned(), error))?;
+            }
             std::fs::write(&path, file.contents).map_err(|error| CodegenError::Io(path, error))?;
         }
-        Ok(())
+        for warning in &generated.warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(generated.warnings)
     }
 
-    /// The package's files.
+    /// Checks that `dir` holds exactly what [`write`](Self::write) would write there: a test that
+    /// keeps a committed package current (as tonic checks its generated code).
+    pub fn verify(&self, dir: &Path) -> Result<(), CodegenError> {
+        let generated = self.generate()?;
+        let mut stale = Vec::new();
+        let mut expected = std::collections::BTreeSet::new();
+        for file in &generated.files {
+            expected.insert(file.path.clone());
+            match std::fs::read_to_string(dir.join(&file.path)) {
+                Ok(committed) if committed == file.contents => {}
+                Ok(_) => stale.push(format!("{} differs", file.path)),
+                Err(_) => stale.push(format!("{} is missing", file.path)),
+            }
+        }
+        let mut pending = vec![(dir.to_owned(), String::new())];
+        while let Some((folder, prefix)) = pending.pop() {
+            let entries = std::fs::read_dir(&folder)
+                .map_err(|error| CodegenError::Io(folder.clone(), error))?;
+            for entry in entries.flatten() {
+                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+                if entry.path().is_dir() {
+                    if name != "node_modules" {
+                        pending.push((entry.path(), format!("{name}/")));
+                    }
+                } else if !expected.contains(&name) {
+                    stale.push(format!("{name} is not generated any more"));
+                }
+            }
+        }
+        if stale.is_empty() {
+            Ok(())
+        } else {
+            stale.sort();
+            Err(CodegenError::Stale(dir.to_owned(), stale))
+        }
+    }
+
+    /// The package's files (see [`generate`](Self::generate) for its warnings too).
     pub fn files(&self) -> Result<Vec<GeneratedFile>, CodegenError> {
+        Ok(self.generate()?.files)
+    }
+
+    /// The package's files and warnings.
+    pub fn generate(&self) -> Result<Generated, CodegenError> {
         let hubs = match &self.hubs {
             Some(hubs) => hubs.clone(),
             None => registry::hubs(),
@@ -169,14 +298,19 @@ impl TypeScriptPackage {
         if hubs.is_empty() {
             return Err(CodegenError::NoHubs);
         }
-        let config = Config::new().with_large_int("number");
+        let config = Config::new().with_large_int(lossy::LARGE_INT);
         let mut declarations = Declarations::default();
+        let import = match &self.runtime {
+            Runtime::Bundled => "./runtime/index.js",
+            Runtime::Dependency(_) => RUNTIME,
+        };
         let mut js = String::new();
         let mut dts = String::new();
         js.push_str(HEADER);
         dts.push_str(HEADER);
-        js.push_str(JS_PRELUDE);
-        dts.push_str(DTS_PRELUDE);
+        js.push_str(&JS_PRELUDE.replace("{runtime}", import));
+        dts.push_str(&DTS_PRELUDE.replace("{runtime}", import));
+        let mut warnings = Vec::new();
         let mut seen = BTreeMap::new();
         for hub in &hubs {
             if let Some(previous) = seen.insert(hub.name, hub.route) {
@@ -186,12 +320,27 @@ impl TypeScriptPackage {
                 )));
             }
             let hub = HubModel::new(hub, &config, &mut declarations)?;
+            warnings.extend(hub.lossy_shapes());
             hub.write_js(&mut js);
             hub.write_dts(&mut dts);
         }
-        check_serde_shapes(&hubs, &declarations)?;
+        if let Some(clash) = declarations
+            .by_name
+            .keys()
+            .find(|name| RUNTIME_IMPORTS.contains(&name.as_str()))
+        {
+            return Err(CodegenError::NameClash(format!(
+                "a type is named `{clash}`, which the generated client imports from the runtime; rename it or give it `#[ts(rename = \"...\")]`"
+            )));
+        }
+        let float_fields = check_serde_shapes(&hubs, &declarations)?;
         let mut types = String::from("\n// ----- types -----\n\n");
-        for (_, declaration) in declarations.by_name {
+        for (name, declaration) in &declarations.by_name {
+            warnings.extend(
+                lossy::find(name, &declaration.declaration, true)
+                    .iter()
+                    .map(ToString::to_string),
+            );
             if let Some(docs) = &declaration.docs {
                 types.push_str(docs);
                 if !docs.ends_with('\n') {
@@ -201,20 +350,49 @@ impl TypeScriptPackage {
             let _ = writeln!(types, "export {}\n", declaration.declaration);
         }
         dts.push_str(&types);
-        Ok(vec![
+        warnings.extend(float_fields);
+        warnings.dedup();
+        if self.strict && !warnings.is_empty() {
+            return Err(CodegenError::Lossy(warnings));
+        }
+        let mut files = vec![
             GeneratedFile {
-                path: "package.json",
+                path: "package.json".to_owned(),
                 contents: self.package_json(),
             },
             GeneratedFile {
-                path: "index.js",
-                contents: js,
+                path: "index.js".to_owned(),
+                contents: lossy::clean(&js),
             },
             GeneratedFile {
-                path: "index.d.ts",
-                contents: dts,
+                path: "index.d.ts".to_owned(),
+                contents: lossy::clean(&dts),
             },
-        ])
+        ];
+        let msgpack = match &self.runtime {
+            Runtime::Bundled => "./runtime/msgpack.js".to_owned(),
+            Runtime::Dependency(_) => format!("{RUNTIME}/msgpack"),
+        };
+        for path in ["msgpack.js", "msgpack.d.ts"] {
+            files.push(GeneratedFile {
+                path: path.to_owned(),
+                contents: format!(
+                    "{HEADER}// The MessagePack hub protocol: `.withHubProtocol(new MessagePackHubProtocol())` in `configure`.\nexport * from {};\n",
+                    json_string(&msgpack)
+                ),
+            });
+        }
+        if let Runtime::Bundled = self.runtime {
+            files.extend(
+                runtime_files::FILES
+                    .iter()
+                    .map(|(name, contents)| GeneratedFile {
+                        path: format!("runtime/{name}"),
+                        contents: (*contents).to_owned(),
+                    }),
+            );
+        }
+        Ok(Generated { files, warnings })
     }
 
     fn package_json(&self) -> String {
@@ -225,10 +403,29 @@ impl TypeScriptPackage {
             "type": "module",
             "main": "./index.js",
             "types": "./index.d.ts",
-            "exports": { ".": { "types": "./index.d.ts", "import": "./index.js" } },
+            "exports": {
+                ".": { "types": "./index.d.ts", "import": "./index.js" },
+                "./msgpack": { "types": "./msgpack.d.ts", "import": "./msgpack.js" },
+            },
             "sideEffects": false,
-            "dependencies": { RUNTIME: self.runtime },
         });
+        let json = match (&self.runtime, json) {
+            (Runtime::Dependency(spec), serde_json::Value::Object(mut fields)) => {
+                fields.insert(
+                    "dependencies".to_owned(),
+                    serde_json::json!({ RUNTIME: spec }),
+                );
+                serde_json::Value::Object(fields)
+            }
+            (Runtime::Bundled, serde_json::Value::Object(mut fields)) => {
+                fields.insert(
+                    "hubsRuntime".to_owned(),
+                    serde_json::Value::String(RUNTIME_VERSION.to_owned()),
+                );
+                serde_json::Value::Object(fields)
+            }
+            (_, json) => json,
+        };
         let mut text = serde_json::to_string_pretty(&json).unwrap_or_default();
         text.push('\n');
         text
@@ -238,7 +435,16 @@ impl TypeScriptPackage {
 const HEADER: &str =
     "// Generated by hub-server from the Rust hub traits. Do not edit: regenerate instead.\n";
 
-const JS_PRELUDE: &str = r#"import { HubConnectionBuilder } from "@hubs/client";
+/// What the generated declarations import from the runtime: no user type may take these names.
+const RUNTIME_IMPORTS: &[&str] = &[
+    "ConnectionOptions",
+    "HubConnection",
+    "HubConnectionBuilder",
+    "HubStream",
+];
+
+const JS_PRELUDE: &str = r#"import { HubConnectionBuilder } from "{runtime}";
+export * from "{runtime}";
 
 /** The arguments of a call, with the AbortSignal last when there is one. */
 function withSignal(args, signal) {
@@ -250,7 +456,8 @@ function joinUrl(base, route) {
 }
 "#;
 
-const DTS_PRELUDE: &str = r#"import type { ConnectionOptions, HubConnection, HubConnectionBuilder, HubStream } from "@hubs/client";
+const DTS_PRELUDE: &str = r#"import type { ConnectionOptions, HubConnection, HubConnectionBuilder, HubStream } from "{runtime}";
+export * from "{runtime}";
 
 /** A hub method as the typed connection sees it. */
 export interface MethodShape {
@@ -348,6 +555,8 @@ struct Callback {
 /// One hub, its types resolved.
 struct HubModel {
     name: &'static str,
+    /// Parameters, results and callbacks whose TypeScript is wrong for some values.
+    lossy: Vec<String>,
     docs: &'static str,
     route: Option<&'static str>,
     client_name: String,
@@ -379,6 +588,17 @@ impl HubModel {
                 })
                 .collect()
         };
+        let mut lossy = Vec::new();
+        let mut note = |place: String, ts: &str, rust: &str, sent_to_client: bool| {
+            lossy.extend(
+                lossy::find(&place, ts, false)
+                    .iter()
+                    .map(ToString::to_string),
+            );
+            if sent_to_client {
+                lossy.extend(lossy::float_sent(&place, rust));
+            }
+        };
         let mut methods = Vec::new();
         for method in hub.methods {
             if HUB_CLASS_MEMBERS.contains(&method.typescript_name) {
@@ -388,11 +608,26 @@ impl HubModel {
                 )));
             }
             let result = declarations.name_of(&method.output.ty, config)?;
+            let method_params = params(method.parameters, declarations)?;
+            for param in &method_params {
+                note(
+                    format!("{}.{}({})", hub.name, method.name, param.name),
+                    &param.ts,
+                    "",
+                    false,
+                );
+            }
+            note(
+                format!("{}.{} → result", hub.name, method.name),
+                &result,
+                method.output.ty.rust,
+                true,
+            );
             methods.push(Method {
                 ts_name: method.typescript_name,
                 wire: method.wire_name,
                 docs: method.docs,
-                params: params(method.parameters, declarations)?,
+                params: method_params,
                 result: if method.output.ty.rust == "()" && !method.output.stream {
                     "void".to_owned()
                 } else {
@@ -403,11 +638,25 @@ impl HubModel {
         }
         let mut callbacks = Vec::new();
         for callback in hub.client.callbacks {
+            let callback_params = params(callback.parameters, declarations)?;
+            for (param, meta) in callback_params.iter().zip(
+                callback
+                    .parameters
+                    .iter()
+                    .filter(|param| param.source != ParameterSource::Context),
+            ) {
+                note(
+                    format!("{}.{}({})", hub.client.name, callback.name, param.name),
+                    &param.ts,
+                    meta.ty.rust,
+                    true,
+                );
+            }
             callbacks.push(Callback {
                 ts_name: callback.typescript_name,
                 wire: callback.wire_name,
                 docs: callback.docs,
-                params: params(callback.parameters, declarations)?,
+                params: callback_params,
                 result: match &callback.result {
                     Some(ty) => declarations.name_of(ty, config)?,
                     None => "void".to_owned(),
@@ -421,12 +670,18 @@ impl HubModel {
         };
         Ok(HubModel {
             name: hub.name,
+            lossy,
             docs: hub.docs,
             route: hub.route,
             client_name,
             methods,
             callbacks,
         })
+    }
+
+    /// Where this hub's own signatures are lossy (its DTOs are checked with the declarations).
+    fn lossy_shapes(&self) -> Vec<String> {
+        self.lossy.clone()
     }
 
     fn write_js(&self, out: &mut String) {
@@ -657,26 +912,28 @@ const RESERVED: &[&str] = &[
     "yield",
 ];
 
-/// A parameter name that is legal in JavaScript: reserved words get a trailing `_`.
 /// Refuses types whose serde attributes ts-rs cannot follow (see [`serde_check`]), reading the
-/// sources of the crates that declared the hubs.
+/// sources of the crates that declared the hubs; returns the float fields found there (warnings).
 fn check_serde_shapes(
     hubs: &[&'static HubMetadata],
     declarations: &Declarations,
-) -> Result<(), CodegenError> {
+) -> Result<Vec<String>, CodegenError> {
     let names: std::collections::BTreeSet<String> = declarations.by_name.keys().cloned().collect();
     let dirs: std::collections::BTreeSet<&str> = hubs.iter().map(|hub| hub.source_dir).collect();
-    let problems: Vec<String> = dirs
+    let (floats, problems): (Vec<_>, Vec<_>) = dirs
         .into_iter()
         .flat_map(|dir| serde_check::check_dir(Path::new(dir), &names))
-        .map(|problem| problem.to_string())
-        .collect();
+        .partition(serde_check::SerdeProblem::is_float);
     if problems.is_empty() {
-        Ok(())
+        Ok(floats.iter().map(ToString::to_string).collect())
     } else {
-        Err(CodegenError::UnsupportedSerde(problems))
+        Err(CodegenError::UnsupportedSerde(
+            problems.iter().map(ToString::to_string).collect(),
+        ))
     }
 }
+
+/// A parameter name that is legal in JavaScript: reserved words get a trailing `_`.
 
 fn parameter_name(name: &str) -> String {
     if RESERVED.contains(&name) {

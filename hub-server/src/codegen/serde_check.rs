@@ -25,12 +25,30 @@ pub(crate) struct SerdeProblem {
     pub(crate) file: PathBuf,
     /// `Type` or `Type.field` / `Type::Variant`.
     pub(crate) item: String,
-    /// The serde key, e.g. `serialize_with`.
+    /// The serde key, e.g. `serialize_with`, or `f32`/`f64` for a float field.
     pub(crate) key: String,
+}
+
+impl SerdeProblem {
+    /// A float field: a warning (the type is right for finite values), not an error.
+    pub(crate) fn is_float(&self) -> bool {
+        self.key == "f32" || self.key == "f64"
+    }
 }
 
 impl fmt::Display for SerdeProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_float() {
+            return write!(
+                f,
+                "`{}` ({}) is an `{}`, typed `number`, but serde_json sends NaN and ±Infinity as `null`; \
+                 if it can be non-finite, type it `#[ts(type = \"number | null\")]` (or send an `Option` \
+                 that is `None` for them); if it is always finite, `#[ts(type = \"number\")]` says so",
+                self.item,
+                self.file.display(),
+                self.key,
+            );
+        }
         let on = if self.item.contains(['.', ':']) {
             "on that field or variant"
         } else {
@@ -115,6 +133,7 @@ fn check_items(file: &Path, items: &[Item], names: &BTreeSet<String>, out: &mut 
                             None => format!("{name}.{index}"),
                         };
                         out.extend(member_problems(file, &member, &field.attrs));
+                        out.extend(float_problem(file, &member, field));
                     }
                 }
             }
@@ -131,6 +150,7 @@ fn check_items(file: &Path, items: &[Item], names: &BTreeSet<String>, out: &mut 
                                 None => format!("{member}.{index}"),
                             };
                             out.extend(member_problems(file, &member, &field.attrs));
+                            out.extend(float_problem(file, &member, field));
                         }
                     }
                 }
@@ -166,6 +186,45 @@ fn member_problems<'a>(
     keys.into_iter()
         .filter(|key| MEMBER_KEYS.contains(&key.as_str()))
         .map(move |key| problem(file, member, key))
+}
+
+/// A field of type `f32`/`f64` (also inside `Option`, `Vec`, …) without a `#[ts(type/as)]`: its
+/// TypeScript `number` hides that NaN and ±Infinity arrive as `null` in JSON.
+fn float_problem(file: &Path, member: &str, field: &syn::Field) -> Option<SerdeProblem> {
+    if overridden(&field.attrs) {
+        return None;
+    }
+    float_in(&field.ty).map(|float| problem(file, member, float.to_owned()))
+}
+
+/// `f32` or `f64` when `ty` is or contains one.
+fn float_in(ty: &syn::Type) -> Option<&'static str> {
+    match ty {
+        syn::Type::Path(path) => path.path.segments.iter().find_map(|segment| {
+            if segment.ident == "f64" {
+                return Some("f64");
+            }
+            if segment.ident == "f32" {
+                return Some("f32");
+            }
+            match &segment.arguments {
+                syn::PathArguments::AngleBracketed(args) => {
+                    args.args.iter().find_map(|arg| match arg {
+                        syn::GenericArgument::Type(ty) => float_in(ty),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            }
+        }),
+        syn::Type::Array(array) => float_in(&array.elem),
+        syn::Type::Slice(slice) => float_in(&slice.elem),
+        syn::Type::Reference(reference) => float_in(&reference.elem),
+        syn::Type::Paren(paren) => float_in(&paren.elem),
+        syn::Type::Group(group) => float_in(&group.elem),
+        syn::Type::Tuple(tuple) => tuple.elems.iter().find_map(float_in),
+        _ => None,
+    }
 }
 
 fn type_keys(attrs: &[Attribute]) -> impl Iterator<Item = String> {
@@ -313,6 +372,37 @@ mod tests {
         .map(|(item, key)| ((*item).to_owned(), (*key).to_owned()))
         .collect();
         assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn float_fields_are_reported_unless_their_type_is_given() {
+        let source = r#"
+            struct Load {
+                cpu: f64,
+                history: Vec<Option<f32>>,
+                #[ts(type = "number | null")]
+                memory: f64,
+                count: u32,
+            }
+            enum Sample { Value { at: u32, value: f64 } }
+        "#;
+        let found = problems(source, &["Load", "Sample"]);
+        let expected: Vec<(String, String)> = [
+            ("Load.cpu", "f64"),
+            ("Load.history", "f32"),
+            ("Sample::Value.value", "f64"),
+        ]
+        .iter()
+        .map(|(item, key)| ((*item).to_owned(), (*key).to_owned()))
+        .collect();
+        assert_eq!(found, expected);
+        let problem = SerdeProblem {
+            file: PathBuf::from("src/dto.rs"),
+            item: "Load.cpu".to_owned(),
+            key: "f64".to_owned(),
+        };
+        assert!(problem.is_float());
+        assert!(problem.to_string().contains("NaN and ±Infinity as `null`"));
     }
 
     #[test]

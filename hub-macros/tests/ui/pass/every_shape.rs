@@ -45,8 +45,8 @@ pub trait Chat {
         last: String,
     );
     async fn stream(&self) -> impl Stream<Item = u32> + Send + 'static;
-    async fn stream_unbounded(&self) -> impl Stream<Item = Result<u32, HubError>>;
-    async fn stream_start(&self) -> Result<impl Stream<Item = u32>, HubError>;
+    async fn stream_unbounded(&self) -> impl Stream<Item = Result<u32, HubError>> + Send + 'static;
+    async fn stream_start(&self) -> Result<impl Stream<Item = u32> + Send + 'static, HubError>;
     async fn upload(&self, a: UploadStream<i32>, label: String, b: UploadStream<Message>) -> usize;
     async fn upload_to_stream(&self, a: UploadStream<i32>) -> impl Stream<Item = i32> + Send + 'static;
     async fn untyped_context(&self, cx: Context) -> Option<String>;
