@@ -43,15 +43,21 @@ export const RS = "\x1e";
 
 /**
  * Splits `␞`-terminated text records out of chunks that may be split anywhere, even inside
- * a multi-byte UTF-8 character (binary chunks are decoded as a stream).
+ * a multi-byte UTF-8 character (binary chunks are decoded as a stream). Linear in the input: each
+ * chunk is decoded and scanned once; the pieces of an unfinished record are joined when its `␞` comes.
  */
 export function createTextFramer(): (chunk: string | Uint8Array) => string[] {
   const decoder = new TextDecoder();
-  let buffer = "";
+  let pieces: string[] = [];
   return (chunk) => {
-    buffer += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
-    const records = buffer.split(RS);
-    buffer = records.pop()!;
+    const records = (typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true })).split(RS);
+    const rest = records.pop()!;
+    if (records.length && pieces.length) {
+      pieces.push(records[0]);
+      records[0] = pieces.join("");
+      pieces = [];
+    }
+    if (rest) pieces.push(rest);
     return records;
   };
 }

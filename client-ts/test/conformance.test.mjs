@@ -95,6 +95,7 @@ for (const [name, protocol] of MATRIX) {
       const closed = new Promise((resolve) => hub.onclose(resolve));
       assert.equal(hub.state, HubConnectionState.Connected);
       assert.equal(await hub.invoke("Transport"), name);
+      assert.equal(hub.transport, name);
       assert.equal(await hub.invoke("Echo", "héllo ☃"), "héllo ☃");
       assert.equal(await hub.invoke("Add", 2, 40), 42);
       assert.equal(await hub.invoke("Void"), null);
@@ -104,6 +105,7 @@ for (const [name, protocol] of MATRIX) {
       assert.equal(await closed, undefined);
       assert.equal(hub.state, HubConnectionState.Disconnected);
       assert.equal(hub.connectionId, null);
+      assert.equal(hub.transport, null);
       assert.equal(hub.sent().at(-1).type, 7);
       assert.equal(hub.sent().at(-1).error, undefined);
     });
@@ -403,10 +405,23 @@ describe("negotiate, handshake and fallback", () => {
       const hub = await connected({ path: "/no-ws", protocol });
       try {
         assert.equal(await hub.invoke("Transport"), expected);
+        assert.equal(hub.transport, expected);
       } finally {
         await hub.stop();
       }
     }
+  });
+
+  test("every transport allowed, with ws: WebSockets (the `transport` property)", async () => {
+    const hub = new HubConnectionBuilder().withUrl(server.url(), { WebSocket }).build();
+    await hub.start();
+    try {
+      assert.equal(hub.transport, "WebSockets");
+      assert.equal(await hub.invoke("Transport"), "WebSockets");
+    } finally {
+      await hub.stop();
+    }
+    assert.equal(hub.transport, null);
   });
 
   test("a WebSocket that fails falls back to the next transport, negotiating again", async () => {
@@ -422,9 +437,11 @@ describe("negotiate, handshake and fallback", () => {
       return fetch(url, init);
     };
     const hub = new HubConnectionBuilder().withUrl(server.url(), { WebSocket: Broken, fetch: counting }).build();
+    assert.equal(hub.transport, null);
     await hub.start();
     try {
       assert.equal(await hub.invoke("Transport"), "ServerSentEvents");
+      assert.equal(hub.transport, "ServerSentEvents");
       assert.equal(negotiations, 2);
     } finally {
       await hub.stop();
@@ -446,20 +463,48 @@ describe("automatic reconnect", () => {
       .withAutomaticReconnect([0, 100])
       .build();
     const events = [];
-    hub.onreconnecting((error) => events.push(["reconnecting", error.message, hub.state]));
+    hub.onreconnecting((error) => events.push(["reconnecting", error.message, hub.state, hub.transport]));
     const reconnected = new Promise((resolve) => hub.onreconnected(resolve));
     await hub.start();
     const first = hub.connectionId;
     const pending = assert.rejects(hub.invoke("Sleep", 5_000), /Connection closed with an error/);
     const id = await reconnected;
     await pending;
-    assert.deepEqual(events, [["reconnecting", "Server returned an error on close: Connection closed with an error.", "Reconnecting"]]);
+    assert.deepEqual(events, [
+      ["reconnecting", "Server returned an error on close: Connection closed with an error.", "Reconnecting", null],
+    ]);
     assert.notEqual(id, first);
     assert.equal(hub.connectionId, id);
     assert.equal(hub.state, HubConnectionState.Connected);
+    assert.equal(hub.transport, "WebSockets");
     assert.equal(await hub.invoke("Echo", "back"), "back");
     await hub.stop();
     assert.equal(hub.state, HubConnectionState.Disconnected);
+  });
+
+  test("after a reconnect, `transport` is the transport connected then (here a fallback to SSE)", async () => {
+    let sockets = 0;
+    class OneSocket extends WebSocket {
+      constructor(...args) {
+        if (sockets++) throw new Error("no second WebSocket");
+        super(...args);
+      }
+    }
+    const hub = new HubConnectionBuilder()
+      .withUrl(quick.url(), { WebSocket: OneSocket })
+      .withKeepAliveInterval(60_000) // the server's client timeout closes it with allowReconnect
+      .withAutomaticReconnect([0])
+      .build();
+    const reconnected = new Promise((resolve) => hub.onreconnected(resolve));
+    await hub.start();
+    try {
+      assert.equal(hub.transport, "WebSockets");
+      await reconnected;
+      assert.equal(hub.transport, "ServerSentEvents");
+      assert.equal(await hub.invoke("Transport"), "ServerSentEvents");
+    } finally {
+      await hub.stop();
+    }
   });
 
   test("a retry policy that gives up ends in onclose; stop() during reconnecting ends it", async () => {

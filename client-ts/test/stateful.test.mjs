@@ -93,6 +93,7 @@ describe("stateful reconnect over WebSockets", () => {
         assert.equal(hub.connectionId, id);
         assert.equal(await hub.invoke("ConnectionId"), id);
         assert.equal(hub.state, "Connected");
+        assert.equal(hub.transport, "WebSockets");
         assert.deepEqual(events, []);
       } finally {
         await hub.stop();

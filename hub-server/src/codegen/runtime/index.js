@@ -29,18 +29,75 @@ var AbortError = class extends HubClientError {
 var TransportError = class extends HubClientError {
 };
 
-// src/transports.ts
-var HttpTransportType = {
-  None: 0,
-  WebSockets: 1,
-  ServerSentEvents: 2,
-  LongPolling: 4
+// src/protocol.ts
+var MessageType = {
+  Invocation: 1,
+  StreamItem: 2,
+  Completion: 3,
+  StreamInvocation: 4,
+  CancelInvocation: 5,
+  Ping: 6,
+  Close: 7,
+  Ack: 8,
+  Sequence: 9
 };
-var withQuery = (url, query) => url + (url.includes("?") ? "&" : "?") + query;
-async function tokenUrl(url, cx) {
-  const token = await cx.token();
-  return token ? withQuery(url, "access_token=" + encodeURIComponent(token)) : url;
+var RS = "";
+function createTextFramer() {
+  const decoder = new TextDecoder();
+  let pieces = [];
+  return (chunk) => {
+    const records = (typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true })).split(RS);
+    const rest = records.pop();
+    if (records.length && pieces.length) {
+      pieces.push(records[0]);
+      records[0] = pieces.join("");
+      pieces = [];
+    }
+    if (rest) pieces.push(rest);
+    return records;
+  };
 }
+var JsonHubProtocol = class {
+  name = "json";
+  version = 1;
+  transferFormat = "Text";
+  createParser() {
+    const framer = createTextFramer();
+    return (chunk) => framer(chunk).map((record) => {
+      const message = JSON.parse(record);
+      if (!message || typeof message.type !== "number") throw new Error("Invalid payload.");
+      return message;
+    });
+  }
+  write(message) {
+    return JSON.stringify(message) + RS;
+  }
+};
+
+// src/handshake.ts
+var handshakeRequest = (protocol, version) => JSON.stringify({ protocol, version }) + RS;
+function createHandshakeReader() {
+  const decoder = new TextDecoder();
+  let text = "";
+  return (data) => {
+    const end = typeof data === "string" ? data.indexOf(RS) : data.indexOf(30);
+    const head = end < 0 ? data : data.slice(0, end);
+    text += typeof head === "string" ? head : decoder.decode(head, { stream: true });
+    if (end < 0) return void 0;
+    let reply;
+    try {
+      reply = JSON.parse(text);
+      if (reply.type) throw new Error("Expected a handshake response from the server.");
+    } catch (error) {
+      throw new HandshakeError(error.message);
+    }
+    if (reply.error) throw new HandshakeError(`Server returned handshake error: ${reply.error}`);
+    return typeof data === "string" ? data.slice(end + 1) : data.subarray(end + 1);
+  };
+}
+
+// src/http-client.ts
+var withQuery = (url, query) => url + (url.includes("?") ? "&" : "?") + query;
 async function request(cx, method, url, body, signal, extra, timeout = cx.timeout) {
   const controller = timeout ? new AbortController() : void 0;
   let timedOut = false;
@@ -66,6 +123,8 @@ async function request(cx, method, url, body, signal, extra, timeout = cx.timeou
 function httpFailure(response, what) {
   return new TransportError(`${what} failed: ${response.status} ${response.statusText}`);
 }
+
+// src/http-transport.ts
 var HttpTransport = class {
   constructor(cx) {
     this.cx = cx;
@@ -98,42 +157,8 @@ var HttpTransport = class {
     this.close();
   }
 };
-var ServerSentEventsTransport = class extends HttpTransport {
-  async connect(url, format) {
-    if (format !== "Text") throw new TransportError("Server-Sent Events support only the Text format.");
-    this.url = url;
-    const response = await request(this.cx, "GET", url, void 0, this.abort.signal, {
-      Accept: "text/event-stream"
-    }, 0);
-    if (!response.ok || !response.body) throw httpFailure(response, "Server-Sent Events");
-    this.read(response.body.getReader());
-  }
-  async read(reader) {
-    const decoder = new TextDecoder();
-    let buffer = "";
-    let data = [];
-    try {
-      for (; ; ) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true });
-        const lines = buffer.split(/\r\n|\r(?!$)|\n/);
-        buffer = lines.pop();
-        for (const line of lines) {
-          if (line === "") {
-            if (data.length) this.onreceive?.(data.join("\n"));
-            data = [];
-          } else if (line.startsWith("data:")) {
-            data.push(line.slice(line[5] === " " ? 6 : 5));
-          }
-        }
-      }
-      this.close();
-    } catch (error) {
-      this.close(this.abort.signal.aborted ? void 0 : error);
-    }
-  }
-};
+
+// src/long-polling-transport.ts
 var LongPollingTransport = class extends HttpTransport {
   async connect(url, format) {
     this.url = url;
@@ -173,6 +198,68 @@ var LongPollingTransport = class extends HttpTransport {
     this.close();
   }
 };
+
+// src/server-sent-events-transport.ts
+var ServerSentEventsTransport = class extends HttpTransport {
+  async connect(url, format) {
+    if (format !== "Text") throw new TransportError("Server-Sent Events support only the Text format.");
+    this.url = url;
+    const response = await request(this.cx, "GET", url, void 0, this.abort.signal, {
+      Accept: "text/event-stream"
+    }, 0);
+    if (!response.ok || !response.body) throw httpFailure(response, "Server-Sent Events");
+    this.read(response.body.getReader());
+  }
+  async read(reader) {
+    const decoder = new TextDecoder();
+    let partial = [];
+    let skipLF = false;
+    let data = [];
+    try {
+      for (; ; ) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        let text = decoder.decode(value, { stream: true });
+        if (!text) continue;
+        if (skipLF && text[0] === "\n") text = text.slice(1);
+        skipLF = text.endsWith("\r");
+        const lines = text.split(/\r\n|\r|\n/);
+        const rest = lines.pop();
+        if (lines.length) {
+          lines[0] = partial.join("") + lines[0];
+          partial = [];
+        }
+        if (rest) partial.push(rest);
+        for (const line of lines) {
+          if (line === "") {
+            if (data.length) this.onreceive?.(data.join("\n"));
+            data = [];
+          } else if (line.startsWith("data:")) {
+            data.push(line.slice(line[5] === " " ? 6 : 5));
+          }
+        }
+      }
+      this.close();
+    } catch (error) {
+      this.close(this.abort.signal.aborted ? void 0 : error);
+    }
+  }
+};
+
+// src/transport.ts
+var HttpTransportType = {
+  None: 0,
+  WebSockets: 1,
+  ServerSentEvents: 2,
+  LongPolling: 4
+};
+
+// src/websocket-transport.ts
+function takesHeaders(injected) {
+  const g = globalThis;
+  const browser = typeof g.window === "object" && typeof g.document === "object" || typeof g.importScripts === "function";
+  return !browser && (injected || typeof g.process?.versions?.node === "string");
+}
 var WebSocketTransport = class {
   constructor(cx) {
     this.cx = cx;
@@ -184,8 +271,9 @@ var WebSocketTransport = class {
   async connect(url) {
     const Socket = this.cx.WebSocket ?? globalThis.WebSocket;
     if (!Socket) throw new TransportError("No WebSocket implementation: pass one in the options.");
-    const address = (await tokenUrl(url, this.cx)).replace(/^http/, "ws");
-    const socket = new Socket(address, void 0, { headers: await this.cx.headers() });
+    const token = await this.cx.token();
+    const address = (token ? withQuery(url, "access_token=" + encodeURIComponent(token)) : url).replace(/^http/, "ws");
+    const socket = takesHeaders(!!this.cx.WebSocket) ? new Socket(address, void 0, { headers: await this.cx.headers() }) : new Socket(address);
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     await new Promise((resolve, reject) => {
@@ -218,7 +306,7 @@ var WebSocketTransport = class {
   }
 };
 
-// src/connection.ts
+// src/http-connection.ts
 var TRANSPORTS = {
   WebSockets: [HttpTransportType.WebSockets, WebSocketTransport],
   ServerSentEvents: [HttpTransportType.ServerSentEvents, ServerSentEventsTransport],
@@ -243,7 +331,7 @@ async function openConnection(baseUrl, options, format, stateful) {
     }
     const transport = new WebSocketTransport(cx);
     await transport.connect(baseUrl);
-    return { transport, kind: "WebSockets" };
+    return { transport, name: "WebSockets" };
   }
   const negotiate = async () => {
     for (let hop = 0; hop < 100; hop++) {
@@ -286,7 +374,7 @@ async function openConnection(baseUrl, options, format, stateful) {
       negotiated ??= await negotiate();
       const token = (negotiated.negotiateVersion ?? 0) > 0 ? negotiated.connectionToken : negotiated.connectionId;
       const transport = new entry[1](cx);
-      const url = baseUrl + (baseUrl.includes("?") ? "&" : "?") + "id=" + encodeURIComponent(token);
+      const url = withQuery(baseUrl, "id=" + encodeURIComponent(token));
       await transport.connect(url, format);
       const reopen = negotiated.useStatefulReconnect && transport instanceof WebSocketTransport ? async (setup) => {
         const socket = new WebSocketTransport(cx);
@@ -294,7 +382,7 @@ async function openConnection(baseUrl, options, format, stateful) {
         await socket.connect(url);
         return socket;
       } : void 0;
-      return { transport, connectionId: negotiated.connectionId, kind: offer.transport, reopen };
+      return { transport, name: offer.transport, connectionId: negotiated.connectionId, reopen };
     } catch (error) {
       if (error instanceof NegotiateError) throw error;
       errors.push(`${offer.transport}: ${error.message}`);
@@ -306,47 +394,95 @@ async function openConnection(baseUrl, options, format, stateful) {
   );
 }
 
-// src/protocol.ts
-var MessageType = {
-  Invocation: 1,
-  StreamItem: 2,
-  Completion: 3,
-  StreamInvocation: 4,
-  CancelInvocation: 5,
-  Ping: 6,
-  Close: 7,
-  Ack: 8,
-  Sequence: 9
-};
-var RS = "";
-function createTextFramer() {
-  const decoder = new TextDecoder();
-  let buffer = "";
-  return (chunk) => {
-    buffer += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
-    const records = buffer.split(RS);
-    buffer = records.pop();
-    return records;
-  };
-}
-var JsonHubProtocol = class {
-  name = "json";
-  version = 1;
-  transferFormat = "Text";
-  createParser() {
-    const framer = createTextFramer();
-    return (chunk) => framer(chunk).map((record) => {
-      const message = JSON.parse(record);
-      if (!message || typeof message.type !== "number") throw new Error("Invalid payload.");
-      return message;
-    });
+// src/logger.ts
+var LogLevel = { Trace: 0, Debug: 1, Information: 2, Warning: 3, Error: 4, Critical: 5, None: 6 };
+
+// src/message-buffer.ts
+var isTracked = (message) => message.type <= MessageType.CancelInvocation;
+var MessageBuffer = class {
+  constructor(limit, sendAck, fail) {
+    this.limit = limit;
+    this.sendAck = sendAck;
+    this.fail = fail;
   }
-  write(message) {
-    return JSON.stringify(message) + RS;
+  limit;
+  sendAck;
+  fail;
+  /** Sent tracked messages not acked yet, oldest first. */
+  entries = [];
+  bytes = 0;
+  /** Tracked messages sent so far (the last id). */
+  sent = 0;
+  /** The id the next incoming tracked message has; the highest one processed. */
+  nextIn = 1;
+  latestIn = 0;
+  waitSequence = false;
+  ackTimer;
+  /** Between a drop and a completed replay: only the replay goes out (no acks, pings or new sends). */
+  resuming = false;
+  /** Keeps a sent tracked message until acked; resolves when the unacked bytes are under the limit. */
+  track(data) {
+    const size = typeof data === "string" ? data.length : data.byteLength;
+    let entry;
+    const room = new Promise((release, fail) => entry = { id: ++this.sent, data, size, release, fail });
+    this.entries.push(entry);
+    if ((this.bytes += size) < this.limit) entry.release();
+    return room;
+  }
+  /** Handles Ack and Sequence; false for what must not be dispatched (those, duplicates, anything before a resume's Sequence). */
+  accept(message) {
+    const type = message.type;
+    if (this.waitSequence) {
+      if (type !== MessageType.Sequence) return false;
+      this.waitSequence = false;
+    }
+    if (type === MessageType.Sequence) {
+      if (message.sequenceId > this.nextIn) {
+        this.fail(new ConnectionClosedError("Sequence ID greater than amount of messages we've received."));
+      } else this.nextIn = message.sequenceId;
+      return false;
+    }
+    if (type === MessageType.Ack) {
+      let i = 0;
+      for (const entry of this.entries) {
+        if (entry.id > message.sequenceId) break;
+        this.bytes -= entry.size;
+        i++;
+      }
+      this.entries.splice(0, i).forEach((entry) => entry.release());
+      let bytes = 0;
+      for (const entry of this.entries) {
+        if ((bytes += entry.size) >= this.limit) break;
+        entry.release();
+      }
+      return false;
+    }
+    if (!isTracked(message)) return true;
+    const id = this.nextIn++;
+    if (id <= this.latestIn) return false;
+    this.latestIn = id;
+    this.ackTimer ??= setTimeout(() => {
+      this.ackTimer = void 0;
+      if (!this.resuming) this.sendAck(this.latestIn);
+    }, 1e3);
+    return true;
+  }
+  /** The transport dropped: hold everything until the server's Sequence on the reopened one. */
+  pause() {
+    this.resuming = this.waitSequence = true;
+  }
+  /** After reopening: the Sequence to send (the first id replayed) and the messages to replay. */
+  replay() {
+    return { sequenceId: this.entries[0]?.id ?? this.sent + 1, messages: this.entries.map((entry) => entry.data) };
+  }
+  /** The connection ended for good: sends waiting for room fail with `error`. */
+  dispose(error) {
+    clearTimeout(this.ackTimer);
+    for (const entry of this.entries) entry.fail(error);
   }
 };
 
-// src/hub.ts
+// src/connection-lifecycle.ts
 var HubConnectionState = {
   Disconnected: "Disconnected",
   Connecting: "Connecting",
@@ -354,37 +490,34 @@ var HubConnectionState = {
   Disconnecting: "Disconnecting",
   Reconnecting: "Reconnecting"
 };
-var LogLevel = { Trace: 0, Debug: 1, Information: 2, Warning: 3, Error: 4, Critical: 5, None: 6 };
 var RESUME_DELAYS = [0, 200, 1e3, 2e3];
-var isIterable = (value) => value != null && typeof value === "object" && Symbol.asyncIterator in value;
-function takeSignal(args) {
-  const last = args[args.length - 1];
-  return typeof AbortSignal !== "undefined" && last instanceof AbortSignal ? [args.slice(0, -1), last] : [args, void 0];
-}
+var ignore = () => {
+};
 var delay = (ms, signal) => new Promise((resolve) => {
   const timer = setTimeout(resolve, ms);
   signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
 });
-var HubConnection = class {
-  /** @internal Use HubConnectionBuilder. */
-  constructor(url, connectionOptions, options) {
+var ConnectionLifecycle = class {
+  constructor(url, connectionOptions, options, hub) {
     this.url = url;
     this.connectionOptions = connectionOptions;
     this.options = options;
+    this.hub = hub;
   }
   url;
   connectionOptions;
   options;
-  _state = HubConnectionState.Disconnected;
-  _connectionId = null;
-  transport;
-  parse;
-  handlers = /* @__PURE__ */ new Map();
-  pending = /* @__PURE__ */ new Map();
-  nextId = 0;
+  hub;
+  state = HubConnectionState.Disconnected;
+  connectionId = null;
+  /** The transport negotiated last (HubConnection shows it while Connected). */
+  transportName = null;
   closeHandlers = [];
   reconnectingHandlers = [];
   reconnectedHandlers = [];
+  /** The transport in use; during a stateful resume, the one being reopened. */
+  active;
+  parse;
   pingTimer;
   timeoutTimer;
   closeError;
@@ -395,94 +528,81 @@ var HubConnection = class {
   longPolling = false;
   /** Replaced on each new connection (uploads stop when it changes). */
   generation = {};
-  session;
-  get state() {
-    return this._state;
-  }
-  /** The id from negotiate (null before start, with skipNegotiation, and after stop). */
-  get connectionId() {
-    return this._connectionId;
-  }
-  get protocol() {
-    return this.options.protocol;
-  }
+  /** Stateful reconnect, when the server agreed to it. */
+  buffer;
+  reopen;
   log(level, message) {
     this.options.logger?.log(level, message);
   }
-  /** Starts the connection; rejects with NegotiateError, HandshakeError or a transport error. */
+  /** Whether the connection current now is still up (for uploads: false once it dropped or was replaced). */
+  liveness() {
+    const generation = this.generation;
+    return () => this.generation === generation && !!this.active;
+  }
   async start() {
-    if (this._state !== HubConnectionState.Disconnected) {
+    if (this.state !== HubConnectionState.Disconnected) {
       throw new Error("Cannot start a HubConnection that is not in the 'Disconnected' state.");
     }
-    this._state = HubConnectionState.Connecting;
+    this.state = HubConnectionState.Connecting;
     this.lifetime = new AbortController();
     this.startPromise = this.connect();
     try {
       await this.startPromise;
     } catch (error) {
-      this._state = HubConnectionState.Disconnected;
-      this._connectionId = null;
+      this.state = HubConnectionState.Disconnected;
+      this.connectionId = null;
       throw error;
     }
-    if (this._state !== HubConnectionState.Connecting) {
-      const transport = this.transport;
-      this.transport = void 0;
+    if (this.state !== HubConnectionState.Connecting) {
+      const transport = this.active;
+      this.active = void 0;
       await transport?.stop();
-      this._state = HubConnectionState.Disconnected;
-      this._connectionId = null;
+      this.state = HubConnectionState.Disconnected;
+      this.connectionId = null;
       throw new AbortError("The connection was stopped during negotiation.");
     }
-    this._state = HubConnectionState.Connected;
+    this.state = HubConnectionState.Connected;
   }
   /** Negotiate, transport, handshake. On success the connection is live. */
   async connect() {
     const protocol = this.options.protocol;
     const bufferSize = this.options.statefulReconnectBufferSize;
-    const { transport, connectionId, kind, reopen } = await openConnection(
+    const { transport, name, connectionId, reopen } = await openConnection(
       this.url,
       this.connectionOptions,
       protocol.transferFormat,
       bufferSize !== void 0
     );
-    this.transport = transport;
+    this.active = transport;
+    this.transportName = name;
     this.generation = {};
-    this.session = reopen ? { buffer: [], bytes: 0, sent: 0, nextIn: 1, latestIn: 0, waitSequence: false, resuming: false, reopen } : void 0;
-    this.longPolling = kind === "LongPolling";
+    this.reopen = reopen;
+    this.buffer = reopen ? new MessageBuffer(
+      bufferSize,
+      (sequenceId) => this.send({ type: MessageType.Ack, sequenceId }).catch(ignore),
+      (error) => {
+        this.closeError = error;
+        this.active?.stop();
+      }
+    ) : void 0;
+    this.longPolling = name === "LongPolling";
     this.closeError = void 0;
     this.allowReconnect = true;
     let handshake;
     const handshakeDone = new Promise((resolve, reject) => handshake = { resolve, reject });
-    let buffer = new Uint8Array(0);
-    let text = "";
+    const readHandshake = createHandshakeReader();
     const parser = protocol.createParser();
     this.parse = void 0;
     transport.onreceive = (data) => {
       this.resetTimeout();
       if (!this.parse) {
         let rest;
-        if (typeof data === "string") {
-          text += data;
-          const end = text.indexOf(RS);
-          if (end < 0) return;
-          rest = text.slice(end + 1);
-          text = text.slice(0, end);
-        } else {
-          const joined = new Uint8Array(buffer.length + data.length);
-          joined.set(buffer);
-          joined.set(data, buffer.length);
-          const end = joined.indexOf(30);
-          if (end < 0) return void (buffer = joined);
-          text = new TextDecoder().decode(joined.subarray(0, end));
-          rest = joined.subarray(end + 1);
-        }
-        let reply;
         try {
-          reply = JSON.parse(text);
-          if (reply.type) throw new Error("Expected a handshake response from the server.");
+          rest = readHandshake(data);
         } catch (error) {
-          return handshake.reject(new HandshakeError(error.message));
+          return handshake.reject(error);
         }
-        if (reply.error) return handshake.reject(new HandshakeError(`Server returned handshake error: ${reply.error}`));
+        if (rest === void 0) return;
         this.parse = parser;
         handshake.resolve();
         if (!rest.length) return;
@@ -494,7 +614,7 @@ var HubConnection = class {
       transport.onclose = (error) => {
         handshake.reject(error ?? new HandshakeError("The connection closed during the handshake."));
         resolve();
-        if (this.transport === transport && this.parse === parser) this.dropped(error);
+        if (this.active === transport && this.parse === parser) this.dropped(error);
       };
     });
     try {
@@ -504,19 +624,18 @@ var HubConnection = class {
       );
       await Promise.all([
         // Stateful reconnect needs handshake version 2.
-        transport.send(JSON.stringify({ protocol: protocol.name, version: this.session ? 2 : protocol.version }) + RS),
+        transport.send(handshakeRequest(protocol.name, this.buffer ? 2 : protocol.version)),
         handshakeDone.finally(() => clearTimeout(timer))
       ]);
     } catch (error) {
-      this.transport = void 0;
+      this.active = void 0;
       clearTimeout(this.timeoutTimer);
       await transport.stop();
       throw error;
     }
-    this._connectionId = connectionId ?? null;
+    this.connectionId = connectionId ?? null;
     this.resetTimeout();
-    if (!this.longPolling) this.sendMessage({ type: MessageType.Ping }).catch(() => {
-    });
+    if (!this.longPolling) this.send({ type: MessageType.Ping }).catch(ignore);
   }
   receive(data) {
     let messages;
@@ -524,88 +643,53 @@ var HubConnection = class {
       messages = this.parse(data);
     } catch (error) {
       this.closeError = error;
-      this.transport?.stop();
+      this.active?.stop();
       return;
     }
-    for (const message of messages) if (this.accept(message)) this.dispatch(message);
-  }
-  /** Stateful reconnect: handles Ack/Sequence and drops what must not be processed. */
-  accept(message) {
-    const session = this.session;
-    if (!session) return true;
-    const type = message.type;
-    if (session.waitSequence) {
-      if (type !== MessageType.Sequence) return false;
-      session.waitSequence = false;
-    }
-    if (type === MessageType.Sequence) {
-      if (message.sequenceId > session.nextIn) {
-        this.closeError = new ConnectionClosedError("Sequence ID greater than amount of messages we've received.");
-        this.transport?.stop();
-      } else session.nextIn = message.sequenceId;
-      return false;
-    }
-    if (type === MessageType.Ack) {
-      let i = 0;
-      for (const item of session.buffer) {
-        if (item.id > message.sequenceId) break;
-        session.bytes -= item.size;
-        i++;
+    for (const message of messages) {
+      if (this.buffer && !this.buffer.accept(message)) continue;
+      this.log(LogLevel.Trace, `receive ${JSON.stringify(message)}`);
+      if (message.type !== MessageType.Close) this.hub.message(message);
+      else {
+        this.closeError = message.error ? new ConnectionClosedError(`Server returned an error on close: ${message.error}`) : void 0;
+        this.allowReconnect = !!message.allowReconnect;
+        this.active?.stop();
       }
-      session.buffer.splice(0, i).forEach((item) => item.release());
-      let bytes = 0;
-      for (const item of session.buffer) {
-        if ((bytes += item.size) >= this.options.statefulReconnectBufferSize) break;
-        item.release();
-      }
-      return false;
     }
-    if (type > MessageType.CancelInvocation) return true;
-    const id = session.nextIn++;
-    if (id <= session.latestIn) return false;
-    session.latestIn = id;
-    session.ackTimer ??= setTimeout(() => {
-      session.ackTimer = void 0;
-      if (!session.resuming && this.session === session) {
-        this.sendMessage({ type: MessageType.Ack, sequenceId: session.latestIn }).catch(() => {
-        });
-      }
-    }, 1e3);
-    return true;
   }
   /** The transport closed: resume a stateful session after an unexpected drop, else close. */
   dropped(error) {
-    const session = this.session;
-    if (session && error && !this.closeError && this._state === HubConnectionState.Connected) {
-      this.resume(session, error);
+    const buffer = this.buffer;
+    if (buffer && error && !this.closeError && this.state === HubConnectionState.Connected) {
+      this.resume(buffer, error);
     } else {
       this.onTransportClose(error);
     }
   }
   /** Reopens the same connection (no negotiate, no handshake), sends Sequence and replays. */
-  async resume(session, error) {
-    session.resuming = session.waitSequence = true;
+  async resume(buffer, error) {
+    const reopen = this.reopen;
+    buffer.pause();
     clearTimeout(this.pingTimer);
     clearTimeout(this.timeoutTimer);
     this.log(LogLevel.Information, `Connection lost (${error.message}); resuming it.`);
-    const write = (m) => this.options.protocol.write(m);
     for (const wait of RESUME_DELAYS) {
       await delay(wait, this.lifetime.signal);
-      if (this._state !== HubConnectionState.Connected) break;
+      if (this.state !== HubConnectionState.Connected) break;
       let transport;
       const parse = this.options.protocol.createParser();
       try {
-        await session.reopen((t) => {
-          this.transport = transport = t;
+        await reopen((t) => {
+          this.active = transport = t;
           this.parse = parse;
           t.onreceive = (data) => {
-            if (!session.resuming) this.resetTimeout();
+            if (!buffer.resuming) this.resetTimeout();
             this.receive(data);
           };
           this.transportClosed = new Promise((resolve) => {
             t.onclose = (e) => {
               resolve();
-              if (this.transport === t) this.dropped(e);
+              if (this.active === t) this.dropped(e);
             };
           });
         });
@@ -613,24 +697,24 @@ var HubConnection = class {
         this.log(LogLevel.Debug, `Resume attempt failed: ${e}`);
         continue;
       }
-      if (this._state !== HubConnectionState.Connected) {
+      if (this.state !== HubConnectionState.Connected) {
         await transport.stop();
         break;
       }
       try {
-        await transport.send(write({ type: MessageType.Sequence, sequenceId: session.buffer[0]?.id ?? session.sent + 1 }));
-        for (const item of [...session.buffer]) await transport.send(item.data);
+        const { sequenceId, messages } = buffer.replay();
+        await transport.send(this.options.protocol.write({ type: MessageType.Sequence, sequenceId }));
+        for (const data of messages) await transport.send(data);
       } catch {
         return;
       }
-      session.resuming = false;
+      buffer.resuming = false;
       this.resetTimeout();
-      this.sendMessage({ type: MessageType.Ping }).catch(() => {
-      });
+      this.send({ type: MessageType.Ping }).catch(ignore);
       this.log(LogLevel.Information, "Connection resumed.");
       return;
     }
-    if (this.session !== session || this._state === HubConnectionState.Disconnected) return;
+    if (this.buffer !== buffer || this.state === HubConnectionState.Disconnected) return;
     this.onTransportClose(error);
   }
   resetTimeout() {
@@ -638,38 +722,258 @@ var HubConnection = class {
     clearTimeout(this.timeoutTimer);
     this.timeoutTimer = setTimeout(() => {
       this.closeError = new TimeoutError("Server timeout elapsed without receiving a message from the server.");
-      this.transport?.stop();
+      this.active?.stop();
     }, this.options.serverTimeoutInMilliseconds);
   }
-  async sendMessage(message) {
-    if (!this.transport) throw new ConnectionClosedError("Cannot send data if the connection is not in the 'Connected' State.");
+  /** Sends a hub message; with stateful reconnect, tracked ones wait while the buffer is full. */
+  async send(message) {
+    const transport = this.active;
+    if (!transport) throw new ConnectionClosedError("Cannot send data if the connection is not in the 'Connected' State.");
     if (!this.longPolling) {
       clearTimeout(this.pingTimer);
       this.pingTimer = setTimeout(
-        () => this.sendMessage({ type: MessageType.Ping }).catch(() => {
-        }),
+        () => this.send({ type: MessageType.Ping }).catch(ignore),
         this.options.keepAliveIntervalInMilliseconds
       );
     }
     this.log(LogLevel.Trace, `send ${JSON.stringify(message)}`);
     const data = this.options.protocol.write(message);
-    const session = this.session;
-    if (!session || message.type > MessageType.CancelInvocation) {
-      if (session?.resuming) return;
-      return this.transport.send(data);
+    const buffer = this.buffer;
+    if (!buffer || !isTracked(message)) {
+      if (buffer?.resuming) return;
+      return transport.send(data);
     }
-    const size = typeof data === "string" ? data.length : data.byteLength;
-    let room;
-    let item;
-    room = new Promise((release, fail) => item = { id: ++session.sent, data, size, release, fail });
-    session.buffer.push(item);
-    if ((session.bytes += size) < this.options.statefulReconnectBufferSize) item.release();
-    if (!session.resuming) await this.transport.send(data).catch(() => {
-    });
+    const room = buffer.track(data);
+    if (!buffer.resuming) await transport.send(data).catch(ignore);
     await room;
   }
+  onTransportClose(error) {
+    clearTimeout(this.pingTimer);
+    clearTimeout(this.timeoutTimer);
+    this.active = void 0;
+    error = this.closeError ?? error;
+    const closed = error ?? new ConnectionClosedError("Invocation canceled due to the underlying connection being closed.");
+    this.buffer?.dispose(closed);
+    this.buffer = void 0;
+    this.hub.closed(closed);
+    if (this.state === HubConnectionState.Connecting) return;
+    const policy = this.options.reconnectPolicy;
+    if (this.state === HubConnectionState.Connected && policy && this.allowReconnect) {
+      this.reconnect(policy, error ?? new ConnectionClosedError("The connection closed."));
+    } else {
+      this.finish(error);
+    }
+  }
+  finish(error) {
+    this.state = HubConnectionState.Disconnected;
+    this.connectionId = null;
+    this.lifetime.abort();
+    for (const handler of this.closeHandlers) handler(error);
+  }
+  async reconnect(policy, reason) {
+    this.state = HubConnectionState.Reconnecting;
+    this.connectionId = null;
+    const started = Date.now();
+    for (const handler of this.reconnectingHandlers) handler(reason);
+    for (let count = 0; ; count++) {
+      const wait = policy.nextRetryDelayInMilliseconds({
+        previousRetryCount: count,
+        elapsedMilliseconds: Date.now() - started,
+        retryReason: reason
+      });
+      if (wait === null) return this.finish(reason);
+      await delay(wait, this.lifetime.signal);
+      if (this.state !== HubConnectionState.Reconnecting) return;
+      try {
+        await this.connect();
+      } catch (error) {
+        reason = error;
+        if (this.state !== HubConnectionState.Reconnecting) return;
+        continue;
+      }
+      if (this.state !== HubConnectionState.Reconnecting) {
+        await this.active?.stop();
+        return;
+      }
+      if (!this.active) continue;
+      this.state = HubConnectionState.Connected;
+      for (const handler of this.reconnectedHandlers) handler(this.connectionId ?? void 0);
+      return;
+    }
+  }
+  async stop() {
+    const state = this.state;
+    if (state === HubConnectionState.Disconnected || state === HubConnectionState.Disconnecting) return;
+    if (state === HubConnectionState.Connecting) {
+      this.state = HubConnectionState.Disconnecting;
+      return void await this.startPromise?.catch(ignore);
+    }
+    if (state === HubConnectionState.Reconnecting && !this.active) {
+      return this.finish(new ConnectionClosedError("The connection was stopped during reconnect."));
+    }
+    this.state = HubConnectionState.Disconnecting;
+    this.allowReconnect = false;
+    const transport = this.active;
+    if (!transport) return this.finish();
+    if (this.buffer?.resuming) return this.onTransportClose();
+    await this.send({ type: MessageType.Close }).catch(ignore);
+    await transport.stop();
+    await this.transportClosed;
+  }
+};
+
+// src/stream.ts
+function createStream(cancel, signal) {
+  const items = [];
+  let end;
+  let wake;
+  const done = (error) => {
+    if (end) return;
+    end = { error };
+    signal?.removeEventListener("abort", onAbort);
+    wake?.();
+  };
+  const onAbort = () => {
+    cancel();
+    done(new AbortError());
+  };
+  if (signal?.aborted) done(new AbortError());
+  else signal?.addEventListener("abort", onAbort, { once: true });
+  const iterator = {
+    next: async () => {
+      while (!items.length && !end) await new Promise((resolve) => wake = resolve);
+      if (items.length) return { value: items.shift(), done: false };
+      if (end.error) throw end.error;
+      return { value: void 0, done: true };
+    },
+    return: async () => {
+      cancel();
+      done();
+      items.length = 0;
+      return { value: void 0, done: true };
+    }
+  };
+  const stream = {
+    [Symbol.asyncIterator]: () => iterator,
+    subscribe(subscriber) {
+      let disposed = false;
+      (async () => {
+        try {
+          for (; ; ) {
+            const next = await iterator.next();
+            if (disposed) return;
+            if (next.done) return subscriber.complete?.();
+            subscriber.next(next.value);
+          }
+        } catch (error) {
+          if (!disposed) subscriber.error?.(error);
+        }
+      })();
+      return {
+        dispose() {
+          disposed = true;
+          iterator.return();
+        }
+      };
+    }
+  };
+  const sink = {
+    item(value) {
+      items.push(value);
+      wake?.();
+    },
+    done
+  };
+  return { stream, sink };
+}
+var isUpload = (value) => value != null && typeof value === "object" && Symbol.asyncIterator in value;
+async function sendUpload(source, invocationId, send, live) {
+  let error;
+  try {
+    for await (const item of source) {
+      if (!live()) return;
+      await send({ type: MessageType.StreamItem, invocationId, item });
+    }
+  } catch (e) {
+    error = e instanceof Error ? e.message : String(e);
+  }
+  if (!live()) return;
+  const end = { type: MessageType.Completion, invocationId };
+  if (error !== void 0) end.error = error;
+  await send(end).catch(() => {
+  });
+}
+
+// src/hub-connection.ts
+var ignore2 = () => {
+};
+function takeSignal(args) {
+  const last = args[args.length - 1];
+  return typeof AbortSignal !== "undefined" && last instanceof AbortSignal ? [args.slice(0, -1), last] : [args, void 0];
+}
+var HubConnection = class {
+  lifecycle;
+  handlers = /* @__PURE__ */ new Map();
+  pending = /* @__PURE__ */ new Map();
+  nextId = 0;
+  /** @internal Use HubConnectionBuilder. */
+  constructor(url, connectionOptions, options) {
+    this.lifecycle = new ConnectionLifecycle(url, connectionOptions, options, {
+      message: (message) => this.dispatch(message),
+      closed: (error) => {
+        for (const call of this.pending.values()) call.done(error);
+        this.pending.clear();
+      }
+    });
+  }
+  get state() {
+    return this.lifecycle.state;
+  }
+  /** The id from negotiate (null before start, with skipNegotiation, and after stop). */
+  get connectionId() {
+    return this.lifecycle.connectionId;
+  }
+  /** The transport in use (the one connected after any fallback or reconnect); null unless Connected. */
+  get transport() {
+    return this.state === HubConnectionState.Connected ? this.lifecycle.transportName : null;
+  }
+  get protocol() {
+    return this.lifecycle.options.protocol;
+  }
+  /** Starts the connection; rejects with NegotiateError, HandshakeError or a transport error. */
+  start() {
+    return this.lifecycle.start();
+  }
+  /** Stops the connection: sends Close, closes the transport and waits for it. */
+  stop() {
+    return this.lifecycle.stop();
+  }
+  onclose(callback) {
+    this.lifecycle.closeHandlers.push(callback);
+  }
+  onreconnecting(callback) {
+    this.lifecycle.reconnectingHandlers.push(callback);
+  }
+  onreconnected(callback) {
+    this.lifecycle.reconnectedHandlers.push(callback);
+  }
+  /** Registers a handler for a client method (names match case-insensitively). */
+  on(methodName, handler) {
+    const key = methodName.toLowerCase();
+    this.handlers.set(key, [...this.handlers.get(key) ?? [], handler]);
+  }
+  /** Removes one handler, or every handler of the method. */
+  off(methodName, handler) {
+    const key = methodName.toLowerCase();
+    const rest = handler ? (this.handlers.get(key) ?? []).filter((h) => h !== handler) : [];
+    if (rest.length) this.handlers.set(key, rest);
+    else this.handlers.delete(key);
+  }
+  sendMessage(message) {
+    return this.lifecycle.send(message);
+  }
+  /** Invocations, stream items and completions from the server. */
   dispatch(message) {
-    this.log(LogLevel.Trace, `receive ${JSON.stringify(message)}`);
     switch (message.type) {
       case MessageType.Invocation:
         this.invokeHandlers(message);
@@ -684,13 +988,9 @@ var HubConnection = class {
         call.done(message.error != null ? new HubError(message.error) : void 0, message.result);
         break;
       }
-      case MessageType.Close:
-        this.closeError = message.error ? new ConnectionClosedError(`Server returned an error on close: ${message.error}`) : void 0;
-        this.allowReconnect = !!message.allowReconnect;
-        this.transport?.stop();
-        break;
     }
   }
+  /** Runs a client method's handlers; with an invocation id, sends the client result back. */
   async invokeHandlers(message) {
     const handlers = [...this.handlers.get(message.target.toLowerCase()) ?? []];
     const id = message.invocationId;
@@ -702,7 +1002,7 @@ var HubConnection = class {
         const value = await handler.apply(this, message.arguments ?? []);
         if (id && value !== void 0 && results++ === 0) result = value;
       } catch (e) {
-        this.log(LogLevel.Error, `A callback for the method '${message.target}' threw: ${e}`);
+        this.lifecycle.log(LogLevel.Error, `A callback for the method '${message.target}' threw: ${e}`);
         error ??= `${e}`;
       }
     }
@@ -712,142 +1012,26 @@ var HubConnection = class {
     const reply = { type: MessageType.Completion, invocationId: id };
     if (error !== void 0) reply.error = error;
     else reply.result = result;
-    this.sendMessage(reply).catch(() => {
-    });
+    this.sendMessage(reply).catch(ignore2);
   }
-  onTransportClose(error) {
-    clearTimeout(this.pingTimer);
-    clearTimeout(this.timeoutTimer);
-    this.transport = void 0;
-    error = this.closeError ?? error;
-    const closed = error ?? new ConnectionClosedError("Invocation canceled due to the underlying connection being closed.");
-    const session = this.session;
-    this.session = void 0;
-    if (session) {
-      clearTimeout(session.ackTimer);
-      for (const item of session.buffer) item.fail(closed);
-    }
-    for (const call of this.pending.values()) call.done(closed);
-    this.pending.clear();
-    if (this._state === HubConnectionState.Connecting) return;
-    const policy = this.options.reconnectPolicy;
-    if (this._state === HubConnectionState.Connected && policy && this.allowReconnect) {
-      this.reconnect(policy, error ?? new ConnectionClosedError("The connection closed."));
-    } else {
-      this.finish(error);
-    }
-  }
-  finish(error) {
-    this._state = HubConnectionState.Disconnected;
-    this._connectionId = null;
-    this.lifetime.abort();
-    for (const handler of this.closeHandlers) handler(error);
-  }
-  async reconnect(policy, reason) {
-    this._state = HubConnectionState.Reconnecting;
-    this._connectionId = null;
-    const started = Date.now();
-    for (const handler of this.reconnectingHandlers) handler(reason);
-    for (let count = 0; ; count++) {
-      const wait = policy.nextRetryDelayInMilliseconds({
-        previousRetryCount: count,
-        elapsedMilliseconds: Date.now() - started,
-        retryReason: reason
-      });
-      if (wait === null) return this.finish(reason);
-      await delay(wait, this.lifetime.signal);
-      if (this._state !== HubConnectionState.Reconnecting) return;
-      try {
-        await this.connect();
-      } catch (error) {
-        reason = error;
-        if (this._state !== HubConnectionState.Reconnecting) return;
-        continue;
-      }
-      if (this._state !== HubConnectionState.Reconnecting) {
-        await this.transport?.stop();
-        return;
-      }
-      if (!this.transport) continue;
-      this._state = HubConnectionState.Connected;
-      for (const handler of this.reconnectedHandlers) handler(this._connectionId ?? void 0);
-      return;
-    }
-  }
-  /** Stops the connection: sends Close, closes the transport and waits for it. */
-  async stop() {
-    const state = this._state;
-    if (state === HubConnectionState.Disconnected || state === HubConnectionState.Disconnecting) return;
-    if (state === HubConnectionState.Connecting) {
-      this._state = HubConnectionState.Disconnecting;
-      return void await this.startPromise?.catch(() => {
-      });
-    }
-    if (state === HubConnectionState.Reconnecting && !this.transport) {
-      return this.finish(new ConnectionClosedError("The connection was stopped during reconnect."));
-    }
-    this._state = HubConnectionState.Disconnecting;
-    this.allowReconnect = false;
-    const transport = this.transport;
-    if (!transport) return this.finish();
-    if (this.session?.resuming) return this.onTransportClose();
-    await this.sendMessage({ type: MessageType.Close }).catch(() => {
-    });
-    await transport.stop();
-    await this.transportClosed;
-  }
-  /** Registers a handler for a client method (names match case-insensitively). */
-  on(methodName, handler) {
-    const key = methodName.toLowerCase();
-    this.handlers.set(key, [...this.handlers.get(key) ?? [], handler]);
-  }
-  /** Removes one handler, or every handler of the method. */
-  off(methodName, handler) {
-    const key = methodName.toLowerCase();
-    const rest = handler ? (this.handlers.get(key) ?? []).filter((h) => h !== handler) : [];
-    if (rest.length) this.handlers.set(key, rest);
-    else this.handlers.delete(key);
-  }
-  onclose(callback) {
-    this.closeHandlers.push(callback);
-  }
-  onreconnecting(callback) {
-    this.reconnectingHandlers.push(callback);
-  }
-  onreconnected(callback) {
-    this.reconnectedHandlers.push(callback);
-  }
-  /** Builds an invocation; async-iterable arguments become upload streams. */
+  /** Builds an invocation; async-iterable arguments become upload streams, started by `upload()`. */
   prepare(type, target, args, id) {
-    const streams = [];
+    const uploads = [];
     const streamIds = [];
     const plain = args.filter((arg) => {
-      if (!isIterable(arg)) return true;
-      streams.push(arg);
+      if (!isUpload(arg)) return true;
+      uploads.push(arg);
       streamIds.push(String(this.nextId++));
       return false;
     });
     const message = { type, target, arguments: plain };
     if (id !== void 0) message.invocationId = id;
     if (streamIds.length) message.streamIds = streamIds;
-    return { message, upload: () => streams.forEach((s, i) => this.upload(s, streamIds[i])) };
-  }
-  async upload(source, id) {
-    const generation = this.generation;
-    let error;
-    try {
-      for await (const item of source) {
-        if (this.generation !== generation || !this.transport) return;
-        await this.sendMessage({ type: MessageType.StreamItem, invocationId: id, item });
-      }
-    } catch (e) {
-      error = e instanceof Error ? e.message : String(e);
-    }
-    if (this.generation !== generation || !this.transport) return;
-    const end = { type: MessageType.Completion, invocationId: id };
-    if (error !== void 0) end.error = error;
-    await this.sendMessage(end).catch(() => {
-    });
+    const upload = () => {
+      const live = this.lifecycle.liveness();
+      uploads.forEach((source, i) => sendUpload(source, streamIds[i], (m) => this.sendMessage(m), live));
+    };
+    return { message, upload };
   }
   /** Calls a hub method without waiting for it (a trailing AbortSignal is ignored). */
   async send(methodName, ...args) {
@@ -867,8 +1051,7 @@ var HubConnection = class {
       if (signal?.aborted) return reject(new AbortError());
       const onAbort = () => {
         if (!this.pending.delete(id)) return;
-        this.sendMessage({ type: MessageType.CancelInvocation, invocationId: id }).catch(() => {
-        });
+        this.sendMessage({ type: MessageType.CancelInvocation, invocationId: id }).catch(ignore2);
         reject(new AbortError());
       };
       this.pending.set(id, {
@@ -892,79 +1075,27 @@ var HubConnection = class {
     const [values, signal] = takeSignal(args);
     const id = String(this.nextId++);
     const { message, upload } = this.prepare(MessageType.StreamInvocation, methodName, values, id);
-    const items = [];
-    let end;
-    let wake;
-    const finish = (error) => {
-      if (end) return;
-      end = { error };
-      signal?.removeEventListener("abort", onAbort);
-      wake?.();
-    };
-    const cancel = () => {
-      if (this.pending.delete(id)) this.sendMessage({ type: MessageType.CancelInvocation, invocationId: id }).catch(() => {
-      });
-    };
-    const onAbort = () => {
-      cancel();
-      finish(new AbortError());
-    };
-    if (signal?.aborted) finish(new AbortError());
-    else {
-      this.pending.set(id, {
-        item: (value) => {
-          items.push(value);
-          wake?.();
-        },
-        done: (error) => finish(error)
-      });
-      signal?.addEventListener("abort", onAbort, { once: true });
+    const { stream, sink } = createStream(() => {
+      if (this.pending.delete(id)) this.sendMessage({ type: MessageType.CancelInvocation, invocationId: id }).catch(ignore2);
+    }, signal);
+    if (!signal?.aborted) {
+      this.pending.set(id, { item: (value) => sink.item(value), done: (error) => sink.done(error) });
       this.sendMessage(message).then(upload, (error) => {
         this.pending.delete(id);
-        finish(error);
+        sink.done(error);
       });
     }
-    const iterator = {
-      next: async () => {
-        while (!items.length && !end) await new Promise((resolve) => wake = resolve);
-        if (items.length) return { value: items.shift(), done: false };
-        if (end.error) throw end.error;
-        return { value: void 0, done: true };
-      },
-      return: async () => {
-        cancel();
-        finish();
-        items.length = 0;
-        return { value: void 0, done: true };
-      }
-    };
-    return {
-      [Symbol.asyncIterator]: () => iterator,
-      subscribe(subscriber) {
-        let disposed = false;
-        (async () => {
-          try {
-            for (; ; ) {
-              const next = await iterator.next();
-              if (disposed) return;
-              if (next.done) return subscriber.complete?.();
-              subscriber.next(next.value);
-            }
-          } catch (error) {
-            if (!disposed) subscriber.error?.(error);
-          }
-        })();
-        return {
-          dispose() {
-            disposed = true;
-            iterator.return();
-          }
-        };
-      }
-    };
+    return stream;
   }
 };
+
+// src/retry-policy.ts
 var DEFAULT_RETRY_DELAYS = [0, 2e3, 1e4, 3e4];
+var retryDelays = (delays) => ({
+  nextRetryDelayInMilliseconds: ({ previousRetryCount: n }) => delays[n] ?? null
+});
+
+// src/hub-connection-builder.ts
 var HubConnectionBuilder = class {
   url;
   connectionOptions = {};
@@ -985,7 +1116,7 @@ var HubConnectionBuilder = class {
   }
   /** Reconnect after a lost connection: delays (default [0, 2000, 10000, 30000]) or a policy. */
   withAutomaticReconnect(retry = DEFAULT_RETRY_DELAYS) {
-    this.options.reconnectPolicy = Array.isArray(retry) ? { nextRetryDelayInMilliseconds: ({ previousRetryCount: n }) => retry[n] ?? null } : retry;
+    this.options.reconnectPolicy = Array.isArray(retry) ? retryDelays(retry) : retry;
     return this;
   }
   /**

@@ -1447,31 +1447,55 @@ var MessagePackHubProtocol = class {
   name = "messagepack";
   version = 1;
   transferFormat = "Binary";
+  /**
+   * Frames are a varint length + the body. Linear in the input: bytes of an unfinished frame wait
+   * in a buffer that grows geometrically (each chunk is copied in once), a waiting frame's header
+   * (at most 5 bytes) is re-read per chunk, and complete frames are decoded once.
+   */
   createParser() {
     let buffer = new Uint8Array(0);
+    let buffered = 0;
     return (chunk) => {
       if (typeof chunk === "string") throw new Error("MessagePack needs binary data.");
-      const joined = new Uint8Array(buffer.length + chunk.length);
-      joined.set(buffer);
-      joined.set(chunk, buffer.length);
+      let data = chunk;
+      let end = chunk.length;
+      if (buffered) {
+        if (buffered + end > buffer.length) {
+          const grown = new Uint8Array(Math.max(2 * buffer.length, buffered + end));
+          grown.set(buffer.subarray(0, buffered));
+          buffer = grown;
+        }
+        buffer.set(chunk, buffered);
+        data = buffer;
+        end = buffered += chunk.length;
+      }
       const messages = [];
       let offset = 0;
       for (; ; ) {
         let length = 0;
         let i = 0;
-        let byte;
-        do {
-          if (offset + i >= joined.length) return buffer = joined.slice(offset), messages;
-          byte = joined[offset + i];
-          length |= (byte & 127) << 7 * i;
-          i++;
-          if (i > 5) throw new Error("Messages bigger than 2GB are not supported.");
-        } while (byte & 128);
-        if (offset + i + length > joined.length) return buffer = joined.slice(offset), messages;
-        const message = toMessage(decode(joined.subarray(offset + i, offset + i + length)));
+        let byte = 128;
+        while (byte & 128 && offset + i < end) {
+          byte = data[offset + i];
+          length += (byte & 127) * 2 ** (7 * i);
+          if (++i > 5 || length > 2147483647) throw new Error("Messages bigger than 2GB are not supported.");
+        }
+        const start = offset + i;
+        if (byte & 128 || start + length > end) break;
+        const body = data === buffer ? data.slice(start, start + length) : data.subarray(start, start + length);
+        const message = toMessage(decode(body));
         if (message) messages.push(message);
-        offset += i + length;
+        offset = start + length;
       }
+      if (data === buffer) {
+        if (offset) buffer.copyWithin(0, offset, end);
+      } else if (offset < end) {
+        if (buffer.length < end - offset) buffer = new Uint8Array(end - offset);
+        buffer.set(data.subarray(offset, end));
+      }
+      buffered = end - offset;
+      if (!buffered && buffer.length > 65536) buffer = new Uint8Array(0);
+      return messages;
     };
   }
   write(m) {

@@ -38,7 +38,8 @@ export interface HubProtocol {
 export declare const RS = "\u001E";
 /**
  * Splits `␞`-terminated text records out of chunks that may be split anywhere, even inside
- * a multi-byte UTF-8 character (binary chunks are decoded as a stream).
+ * a multi-byte UTF-8 character (binary chunks are decoded as a stream). Linear in the input: each
+ * chunk is decoded and scanned once; the pieces of an unfinished record are joined when its `␞` comes.
  */
 export declare function createTextFramer(): (chunk: string | Uint8Array) => string[];
 /** The JSON hub protocol (`json`, version 1, Text). */

@@ -1,5 +1,5 @@
 import type { TransferFormat } from "./protocol.js";
-import { type Transport } from "./transports.js";
+import { type Transport, type TransportName } from "./transport.js";
 /** Options of `withUrl`. */
 export interface ConnectionOptions {
     /** Allowed transports: a `HttpTransportType` bitmask (default: all three). */
@@ -17,10 +17,15 @@ export interface ConnectionOptions {
     /** Timeout of negotiate, POST and DELETE requests in ms (default 100 000; 0 = none). Long polls have their own 100 s. */
     timeout?: number;
 }
-/** Negotiates (following redirects) and connects the first transport that works. */
-export declare function openConnection(baseUrl: string, options: ConnectionOptions, format: TransferFormat, stateful?: boolean): Promise<{
+/** Reopens a dropped WebSocket of the same connection (stateful reconnect); `setup` wires it before it opens. */
+export type Reopen = (setup: (transport: Transport) => void) => Promise<Transport>;
+/** A connected transport, with what negotiate said about it. */
+export interface OpenConnection {
     transport: Transport;
+    name: TransportName;
     connectionId?: string;
-    kind: string;
-    reopen?: (setup: (transport: Transport) => void) => Promise<Transport>;
-}>;
+    /** Set when the server agreed to stateful reconnect. */
+    reopen?: Reopen;
+}
+/** Negotiates (following redirects) and connects the first transport that works. */
+export declare function openConnection(baseUrl: string, options: ConnectionOptions, format: TransferFormat, stateful?: boolean): Promise<OpenConnection>;

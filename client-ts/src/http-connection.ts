@@ -1,14 +1,15 @@
 import { NegotiateError, TimeoutError, TransportError } from "./errors.js";
+import { request, withQuery } from "./http-client.js";
+import { LongPollingTransport } from "./long-polling-transport.js";
 import type { TransferFormat } from "./protocol.js";
+import { ServerSentEventsTransport } from "./server-sent-events-transport.js";
 import {
   HttpTransportType,
-  LongPollingTransport,
-  request,
-  ServerSentEventsTransport,
   type Transport,
   type TransportContext,
-  WebSocketTransport,
-} from "./transports.js";
+  type TransportName,
+} from "./transport.js";
+import { WebSocketTransport } from "./websocket-transport.js";
 
 /** Options of `withUrl`. */
 export interface ConnectionOptions {
@@ -40,11 +41,23 @@ interface NegotiateResponse {
   useStatefulReconnect?: boolean;
 }
 
-const TRANSPORTS: Record<string, [number, new (cx: TransportContext) => Transport]> = {
+const TRANSPORTS: Record<TransportName, [number, new (cx: TransportContext) => Transport]> = {
   WebSockets: [HttpTransportType.WebSockets, WebSocketTransport],
   ServerSentEvents: [HttpTransportType.ServerSentEvents, ServerSentEventsTransport],
   LongPolling: [HttpTransportType.LongPolling, LongPollingTransport],
 };
+
+/** Reopens a dropped WebSocket of the same connection (stateful reconnect); `setup` wires it before it opens. */
+export type Reopen = (setup: (transport: Transport) => void) => Promise<Transport>;
+
+/** A connected transport, with what negotiate said about it. */
+export interface OpenConnection {
+  transport: Transport;
+  name: TransportName;
+  connectionId?: string;
+  /** Set when the server agreed to stateful reconnect. */
+  reopen?: Reopen;
+}
 
 /** Negotiates (following redirects) and connects the first transport that works. */
 export async function openConnection(
@@ -52,7 +65,7 @@ export async function openConnection(
   options: ConnectionOptions,
   format: TransferFormat,
   stateful?: boolean,
-): Promise<{ transport: Transport; connectionId?: string; kind: string; reopen?: (setup: (transport: Transport) => void) => Promise<Transport> }> {
+): Promise<OpenConnection> {
   let redirectToken: string | undefined;
   const cx: TransportContext = {
     fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
@@ -72,7 +85,7 @@ export async function openConnection(
     }
     const transport = new WebSocketTransport(cx);
     await transport.connect(baseUrl);
-    return { transport, kind: "WebSockets" };
+    return { transport, name: "WebSockets" };
   }
 
   const negotiate = async (): Promise<NegotiateResponse> => {
@@ -116,26 +129,26 @@ export async function openConnection(
   let negotiated: NegotiateResponse | undefined = await negotiate();
   const errors: string[] = [];
   for (const offer of negotiated.availableTransports ?? []) {
-    const entry = TRANSPORTS[offer.transport];
+    const entry = TRANSPORTS[offer.transport as TransportName];
     if (!entry || !(allowed & entry[0]) || !offer.transferFormats.includes(format)) continue;
     try {
       // A failed attempt may have used up the token: negotiate again for each fallback.
       negotiated ??= await negotiate();
       const token = (negotiated.negotiateVersion ?? 0) > 0 ? negotiated.connectionToken : negotiated.connectionId;
       const transport = new entry[1](cx);
-      const url = baseUrl + (baseUrl.includes("?") ? "&" : "?") + "id=" + encodeURIComponent(token!);
+      const url = withQuery(baseUrl, "id=" + encodeURIComponent(token!));
       await transport.connect(url, format);
       // Stateful reconnect (WebSockets only): a dropped socket reopens the same URL.
-      const reopen =
+      const reopen: Reopen | undefined =
         negotiated.useStatefulReconnect && transport instanceof WebSocketTransport
-          ? async (setup: (transport: Transport) => void) => {
+          ? async (setup) => {
               const socket = new WebSocketTransport(cx);
               setup(socket); // the server's Sequence may come with the upgrade
               await socket.connect(url);
               return socket;
             }
           : undefined;
-      return { transport, connectionId: negotiated.connectionId, kind: offer.transport, reopen };
+      return { transport, name: offer.transport as TransportName, connectionId: negotiated.connectionId, reopen };
     } catch (error) {
       if (error instanceof NegotiateError) throw error;
       errors.push(`${offer.transport}: ${(error as Error).message}`);

@@ -1,0 +1,31 @@
+import { HandshakeError } from "./errors.js";
+import { RS } from "./protocol.js";
+import type { Data } from "./transport.js";
+
+/** The handshake request: the protocol's name and version, JSON + ␞ whatever the protocol. */
+export const handshakeRequest = (protocol: string, version: number) => JSON.stringify({ protocol, version }) + RS;
+
+/**
+ * Reads the handshake response (JSON + ␞) off the start of the server's stream, in chunks split
+ * anywhere (each chunk is scanned once): `undefined` until it is complete, then what followed it
+ * (hub messages, possibly empty). Throws HandshakeError for an error reply or a malformed one.
+ */
+export function createHandshakeReader(): (data: Data) => Data | undefined {
+  const decoder = new TextDecoder();
+  let text = "";
+  return (data) => {
+    const end = typeof data === "string" ? data.indexOf(RS) : data.indexOf(0x1e);
+    const head = end < 0 ? data : data.slice(0, end);
+    text += typeof head === "string" ? head : decoder.decode(head, { stream: true });
+    if (end < 0) return undefined;
+    let reply: { error?: string; type?: number };
+    try {
+      reply = JSON.parse(text);
+      if (reply.type) throw new Error("Expected a handshake response from the server.");
+    } catch (error) {
+      throw new HandshakeError((error as Error).message);
+    }
+    if (reply.error) throw new HandshakeError(`Server returned handshake error: ${reply.error}`);
+    return typeof data === "string" ? data.slice(end + 1) : data.subarray(end + 1);
+  };
+}

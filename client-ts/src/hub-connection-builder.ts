@@ -1,0 +1,58 @@
+import type { HubConnectionOptions } from "./connection-lifecycle.js";
+import { HubConnection } from "./hub-connection.js";
+import type { ConnectionOptions } from "./http-connection.js";
+import type { Logger } from "./logger.js";
+import { type HubProtocol, JsonHubProtocol } from "./protocol.js";
+import { DEFAULT_RETRY_DELAYS, retryDelays, type RetryPolicy } from "./retry-policy.js";
+
+/** Configures and builds a HubConnection. */
+export class HubConnectionBuilder {
+  private url?: string;
+  private connectionOptions: ConnectionOptions = {};
+  private options: HubConnectionOptions = {
+    protocol: new JsonHubProtocol(),
+    keepAliveIntervalInMilliseconds: 15_000,
+    serverTimeoutInMilliseconds: 30_000,
+  };
+
+  /** The hub URL, plus transports, skipNegotiation, token factory, headers, fetch/WebSocket. */
+  withUrl(url: string, options: ConnectionOptions | number = {}): this {
+    this.url = url;
+    this.connectionOptions = typeof options === "number" ? { transport: options } : options;
+    return this;
+  }
+  withHubProtocol(protocol: HubProtocol): this {
+    this.options.protocol = protocol;
+    return this;
+  }
+  /** Reconnect after a lost connection: delays (default [0, 2000, 10000, 30000]) or a policy. */
+  withAutomaticReconnect(retry: number[] | RetryPolicy = DEFAULT_RETRY_DELAYS): this {
+    this.options.reconnectPolicy = Array.isArray(retry) ? retryDelays(retry) : retry;
+    return this;
+  }
+  /**
+   * Stateful reconnect (WebSockets, when the server agrees): a dropped socket is reopened for the
+   * same connection and unacknowledged messages are replayed, without reconnect events.
+   * `bufferSize`: bytes of unacknowledged messages before sends wait (default 100 000).
+   */
+  withStatefulReconnect(options: { bufferSize?: number } = {}): this {
+    this.options.statefulReconnectBufferSize = options.bufferSize ?? 100_000;
+    return this;
+  }
+  withKeepAliveInterval(milliseconds: number): this {
+    this.options.keepAliveIntervalInMilliseconds = milliseconds;
+    return this;
+  }
+  withServerTimeout(milliseconds: number): this {
+    this.options.serverTimeoutInMilliseconds = milliseconds;
+    return this;
+  }
+  configureLogging(logger: Logger | ((level: number, message: string) => void)): this {
+    this.options.logger = typeof logger === "function" ? { log: logger } : logger;
+    return this;
+  }
+  build(): HubConnection {
+    if (!this.url) throw new Error("The 'HubConnectionBuilder.withUrl' method must be called before building the connection.");
+    return new HubConnection(this.url, this.connectionOptions, { ...this.options });
+  }
+}

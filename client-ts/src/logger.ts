@@ -1,0 +1,7 @@
+/** Log levels, as in `@microsoft/signalr`. */
+export const LogLevel = { Trace: 0, Debug: 1, Information: 2, Warning: 3, Error: 4, Critical: 5, None: 6 } as const;
+
+/** Receives the connection's log messages (see `configureLogging`). */
+export interface Logger {
+  log(level: number, message: string): void;
+}

@@ -1,0 +1,51 @@
+import { TimeoutError } from "./errors.js";
+import { httpFailure, request, withQuery } from "./http-client.js";
+import { HttpTransport } from "./http-transport.js";
+import type { TransferFormat } from "./protocol.js";
+
+/** Long polling: GET polls (the first returns at once), POST sends, DELETE on stop. */
+export class LongPollingTransport extends HttpTransport {
+  async connect(url: string, format: TransferFormat) {
+    this.url = url;
+    this.format = format;
+    const first = await this.poll();
+    if (first.status !== 200) throw httpFailure(first, "Long polling");
+    this.loop();
+  }
+
+  private poll() {
+    const extra: Record<string, string> = this.format === "Binary" ? { Accept: "application/octet-stream" } : {};
+    // Polls have their own 100 s timeout (the server answers within 90 s); one that times out is retried.
+    return request(this.cx, "GET", withQuery(this.url, "_=" + Date.now()), undefined, this.abort.signal, extra, 100_000);
+  }
+
+  private async loop() {
+    try {
+      while (!this.closed) {
+        const response = await this.poll().catch((error) => {
+          if (error instanceof TimeoutError) return;
+          throw error;
+        });
+        if (!response) continue;
+        if (response.status === 204) return this.close();
+        if (response.status !== 200) return this.close(httpFailure(response, "Long polling"));
+        const body =
+          this.format === "Binary" ? new Uint8Array(await response.arrayBuffer()) : await response.text();
+        if (body.length) this.onreceive?.(body);
+      }
+    } catch (error) {
+      this.close(this.abort.signal.aborted ? undefined : (error as Error));
+    }
+  }
+
+  async stop() {
+    if (this.closed) return;
+    this.abort.abort();
+    try {
+      await request(this.cx, "DELETE", this.url);
+    } catch {
+      // The server may be gone already; JS ignores DELETE errors too.
+    }
+    this.close();
+  }
+}

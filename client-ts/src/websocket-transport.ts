@@ -1,0 +1,71 @@
+import { TransportError } from "./errors.js";
+import { withQuery } from "./http-client.js";
+import type { Data, Transport, TransportContext } from "./transport.js";
+
+/**
+ * Whether to call `new WebSocket(url, undefined, { headers })`: never in a page or a web worker
+ * (browsers take no headers, and Chromium sends `Sec-WebSocket-Protocol: undefined` and fails the
+ * handshake), but with an injected implementation such as `ws`, or in Node.
+ */
+function takesHeaders(injected: boolean) {
+  const g = globalThis as any;
+  const browser =
+    (typeof g.window === "object" && typeof g.document === "object") || typeof g.importScripts === "function";
+  return !browser && (injected || typeof g.process?.versions?.node === "string");
+}
+
+/**
+ * WebSockets: the global `WebSocket` or an injected one (e.g. the `ws` package in Node). The access
+ * token always goes as `?access_token=`; headers go only to non-browser implementations.
+ */
+export class WebSocketTransport implements Transport {
+  onreceive?: (data: Data) => void;
+  onclose?: (error?: Error) => void;
+  private socket?: WebSocket;
+
+  constructor(private cx: TransportContext) {}
+
+  async connect(url: string) {
+    const Socket = this.cx.WebSocket ?? globalThis.WebSocket;
+    if (!Socket) throw new TransportError("No WebSocket implementation: pass one in the options.");
+    const token = await this.cx.token();
+    const address = (token ? withQuery(url, "access_token=" + encodeURIComponent(token)) : url).replace(/^http/, "ws");
+    const socket: WebSocket = takesHeaders(!!this.cx.WebSocket)
+      ? new Socket(address, undefined, { headers: await this.cx.headers() })
+      : new Socket(address);
+    socket.binaryType = "arraybuffer";
+    this.socket = socket;
+    await new Promise<void>((resolve, reject) => {
+      let open = false;
+      socket.onopen = () => {
+        open = true;
+        resolve();
+      };
+      socket.onerror = () => {
+        if (!open) reject(new TransportError("WebSocket failed to connect."));
+      };
+      socket.onmessage = (event) =>
+        this.onreceive?.(typeof event.data === "string" ? event.data : new Uint8Array(event.data));
+      socket.onclose = (event) => {
+        if (!open) return reject(new TransportError(`WebSocket failed to connect (${event.code}).`));
+        this.socket = undefined;
+        this.onclose?.(
+          event.wasClean !== false && event.code === 1000
+            ? undefined
+            : new TransportError(
+                `WebSocket closed with status code: ${event.code} (${event.reason || "no reason given"}).`,
+              ),
+        );
+      };
+    });
+  }
+
+  async send(data: Data) {
+    if (!this.socket || this.socket.readyState !== 1) throw new TransportError("WebSocket is not open.");
+    this.socket.send(data as string);
+  }
+
+  async stop() {
+    this.socket?.close(1000);
+  }
+}
