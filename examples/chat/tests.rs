@@ -22,28 +22,37 @@ fn generated_client_is_current() {
     assert_eq!(generated.warnings, Vec::<String>::new());
 }
 
-/// Every code block the README marks `<!-- excerpt: examples/chat/hub.rs -->` stands, line for
-/// line, in `hub.rs`: the first thing a reader sees is the real chat.
+/// Every code block the README marks `<!-- excerpt: path -->` stands, line for line, in that file
+/// (the chat's hub, the quickstart project): what a reader copies is the code that is built and
+/// tested.
 #[test]
-fn readme_excerpts_match_the_hub() {
+fn readme_excerpts_match_their_files() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let hub = std::fs::read_to_string(root.join("examples/chat/hub.rs")).unwrap();
-    let marker = "<!-- excerpt: examples/chat/hub.rs -->";
-    let excerpts: Vec<&str> = readme
-        .split(marker)
-        .skip(1)
-        .map(|after| {
-            let block = after.split_once("```rust,ignore\n").unwrap().1;
-            block.split_once("```").unwrap().0
-        })
-        .collect();
-    assert!(excerpts.len() >= 4, "the README lost its chat excerpts");
-    for excerpt in excerpts {
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for after in readme.split("<!-- excerpt: ").skip(1) {
+        let (path, rest) = after.split_once(" -->").unwrap();
+        let block = rest.split_once("```").unwrap().1;
+        let block = block.split_once('\n').unwrap().1;
+        let excerpt = block.split_once("```").unwrap().0;
+        let file = std::fs::read_to_string(root.join(path))
+            .unwrap_or_else(|error| panic!("README excerpt of {path}: {error}"));
         assert!(
-            hub.contains(excerpt),
-            "this README excerpt is no longer in examples/chat/hub.rs; copy it again from there:\n{excerpt}"
+            file.contains(excerpt),
+            "this README excerpt is no longer in {path}; copy it again from there:\n{excerpt}"
         );
+        *seen.entry(path.to_owned()).or_default() += 1;
+    }
+    assert!(
+        seen.get("examples/chat/hub.rs").copied().unwrap_or(0) >= 4,
+        "the README lost its chat excerpts"
+    );
+    for path in [
+        "examples/quickstart/Cargo.toml",
+        "examples/quickstart/src/main.rs",
+        "examples/quickstart/web/src/main.ts",
+    ] {
+        assert!(seen.contains_key(path), "the README lost its excerpt of {path}");
     }
 }
 
