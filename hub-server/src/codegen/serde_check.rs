@@ -70,6 +70,27 @@ const MEMBER_KEYS: &[&str] = &["serialize_with", "deserialize_with", "with"];
 /// Serde keys on a type that hand its shape to other code.
 const TYPE_KEYS: &[&str] = &["into", "from", "try_from", "remote"];
 
+/// Refuses types whose serde attributes ts-rs cannot follow (see this module), reading the
+/// sources of the crates that declared the hubs; returns the float fields found there (warnings).
+pub(super) fn check_hubs(
+    hubs: &[&'static crate::registry::HubMetadata],
+    declarations: &super::model::Declarations,
+) -> Result<Vec<String>, super::CodegenError> {
+    let names: std::collections::BTreeSet<String> = declarations.by_name.keys().cloned().collect();
+    let dirs: std::collections::BTreeSet<&str> = hubs.iter().map(|hub| hub.source_dir).collect();
+    let (floats, problems): (Vec<_>, Vec<_>) = dirs
+        .into_iter()
+        .flat_map(|dir| check_dir(Path::new(dir), &names))
+        .partition(SerdeProblem::is_float);
+    if problems.is_empty() {
+        Ok(floats.iter().map(ToString::to_string).collect())
+    } else {
+        Err(super::CodegenError::UnsupportedSerde(
+            problems.iter().map(ToString::to_string).collect(),
+        ))
+    }
+}
+
 /// Checks every Rust file below `dir` (skipping `target`, `node_modules` and hidden folders) for
 /// the types named `names` (their TypeScript names).
 pub(crate) fn check_dir(dir: &Path, names: &BTreeSet<String>) -> Vec<SerdeProblem> {
