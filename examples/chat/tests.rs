@@ -52,7 +52,10 @@ fn readme_excerpts_match_their_files() {
         "examples/quickstart/src/main.rs",
         "examples/quickstart/web/src/main.ts",
     ] {
-        assert!(seen.contains_key(path), "the README lost its excerpt of {path}");
+        assert!(
+            seen.contains_key(path),
+            "the README lost its excerpt of {path}"
+        );
     }
 }
 

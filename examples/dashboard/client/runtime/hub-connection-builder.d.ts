@@ -1,0 +1,28 @@
+import { HubConnection } from "./hub-connection.js";
+import type { ConnectionOptions } from "./http-connection.js";
+import type { Logger } from "./logger.js";
+import { type HubProtocol } from "./protocol.js";
+import { type RetryPolicy } from "./retry-policy.js";
+/** Configures and builds a HubConnection. */
+export declare class HubConnectionBuilder {
+    private url?;
+    private connectionOptions;
+    private options;
+    /** The hub URL, plus transports, skipNegotiation, token factory, headers, fetch/WebSocket. */
+    withUrl(url: string, options?: ConnectionOptions | number): this;
+    withHubProtocol(protocol: HubProtocol): this;
+    /** Reconnect after a lost connection: delays (default [0, 2000, 10000, 30000]) or a policy. */
+    withAutomaticReconnect(retry?: number[] | RetryPolicy): this;
+    /**
+     * Stateful reconnect (WebSockets, when the server agrees): a dropped socket is reopened for the
+     * same connection and unacknowledged messages are replayed, without reconnect events.
+     * `bufferSize`: bytes of unacknowledged messages before sends wait (default 100 000).
+     */
+    withStatefulReconnect(options?: {
+        bufferSize?: number;
+    }): this;
+    withKeepAliveInterval(milliseconds: number): this;
+    withServerTimeout(milliseconds: number): this;
+    configureLogging(logger: Logger | ((level: number, message: string) => void)): this;
+    build(): HubConnection;
+}

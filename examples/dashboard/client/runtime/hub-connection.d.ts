@@ -1,0 +1,54 @@
+import { type HubConnectionOptions, type HubConnectionState } from "./connection-lifecycle.js";
+import type { ConnectionOptions } from "./http-connection.js";
+import { type HubProtocol } from "./protocol.js";
+import { type HubStream } from "./stream.js";
+import type { TransportName } from "./transport.js";
+export type Handler = (...args: any[]) => unknown;
+/**
+ * A connection to a hub: calls (`invoke`, `send`, `stream`, uploads), client methods (`on`), state and
+ * events. Build one with `HubConnectionBuilder`; the connection itself lives in ConnectionLifecycle.
+ */
+export declare class HubConnection {
+    private readonly lifecycle;
+    private readonly handlers;
+    private readonly pending;
+    private nextId;
+    /** @internal Use HubConnectionBuilder. */
+    constructor(url: string, connectionOptions: ConnectionOptions, options: HubConnectionOptions);
+    get state(): HubConnectionState;
+    /** The id from negotiate (null before start, with skipNegotiation, and after stop). */
+    get connectionId(): string | null;
+    /** The transport in use (the one connected after any fallback or reconnect); null unless Connected. */
+    get transport(): TransportName | null;
+    get protocol(): HubProtocol;
+    /** Starts the connection; rejects with NegotiateError, HandshakeError or a transport error. */
+    start(): Promise<void>;
+    /** Stops the connection: sends Close, closes the transport and waits for it. */
+    stop(): Promise<void>;
+    onclose(callback: (error?: Error) => void): void;
+    onreconnecting(callback: (error?: Error) => void): void;
+    onreconnected(callback: (connectionId?: string) => void): void;
+    /** Registers a handler for a client method (names match case-insensitively). */
+    on(methodName: string, handler: Handler): void;
+    /** Removes one handler, or every handler of the method. */
+    off(methodName: string, handler?: Handler): void;
+    private sendMessage;
+    /** Invocations, stream items and completions from the server. */
+    private dispatch;
+    /** Runs a client method's handlers; with an invocation id, sends the client result back. */
+    private invokeHandlers;
+    /** Builds an invocation; async-iterable arguments become upload streams, started by `upload()`. */
+    private prepare;
+    /** Calls a hub method without waiting for it (a trailing AbortSignal is ignored). */
+    send(methodName: string, ...args: unknown[]): Promise<void>;
+    /**
+     * Calls a hub method and resolves with its result; rejects with HubError for a server error.
+     * A trailing AbortSignal argument cancels it: CancelInvocation goes out, the call rejects with AbortError.
+     */
+    invoke<R = any>(methodName: string, ...args: unknown[]): Promise<R>;
+    /**
+     * Calls a streaming hub method. The invocation goes out at once; items are buffered until
+     * consumed. Breaking out of the loop, `dispose()` or a trailing AbortSignal cancels it.
+     */
+    stream<I = any>(methodName: string, ...args: unknown[]): HubStream<I>;
+}

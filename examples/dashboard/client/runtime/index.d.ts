@@ -1,0 +1,10 @@
+export { HubConnection, type Handler } from "./hub-connection.js";
+export { HubConnectionBuilder } from "./hub-connection-builder.js";
+export { HubConnectionState, type HubConnectionOptions } from "./connection-lifecycle.js";
+export type { HubStream, StreamSubscriber } from "./stream.js";
+export { DEFAULT_RETRY_DELAYS, type RetryPolicy, type RetryContext } from "./retry-policy.js";
+export { LogLevel, type Logger } from "./logger.js";
+export type { ConnectionOptions } from "./http-connection.js";
+export { HttpTransportType, type TransportName } from "./transport.js";
+export { JsonHubProtocol, MessageType, createTextFramer, type HubMessage, type HubProtocol, type TransferFormat } from "./protocol.js";
+export * from "./errors.js";

@@ -1,0 +1,29 @@
+import type { TransferFormat } from "./protocol.js";
+/** Transport flags, as in `@microsoft/signalr` (combine with `|`). */
+export declare const HttpTransportType: {
+    readonly None: 0;
+    readonly WebSockets: 1;
+    readonly ServerSentEvents: 2;
+    readonly LongPolling: 4;
+};
+/** A transport's name, as negotiate lists it. */
+export type TransportName = "WebSockets" | "ServerSentEvents" | "LongPolling";
+/** What goes over a transport: text (JSON) or bytes (MessagePack). */
+export type Data = string | Uint8Array;
+/** What transports need from the connection options. */
+export interface TransportContext {
+    fetch: typeof fetch;
+    WebSocket?: any;
+    headers: () => Promise<Record<string, string>>;
+    token: () => Promise<string | undefined>;
+    /** The timeout of negotiate, POST and DELETE requests (ms; 0 = none). */
+    timeout: number;
+}
+/** One physical connection to the server; `onclose` fires once, with an error unless it was stopped. */
+export interface Transport {
+    connect(url: string, format: TransferFormat): Promise<void>;
+    send(data: Data): Promise<void>;
+    stop(): Promise<void>;
+    onreceive?: (data: Data) => void;
+    onclose?: (error?: Error) => void;
+}

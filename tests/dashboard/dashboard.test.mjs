@@ -1,0 +1,341 @@
+// The dashboard example (examples/dashboard) in headless Chromium: Debian's /usr/bin/chromium
+// driven by playwright-core. Starts the dashboard binary on a free port (it serves the Vite build
+// in examples/dashboard/web/dist: `tests/dashboard/run` builds it) and signs in alice (admin) and
+// bob (user) in two pages. Every page talks to the server through the generated client
+// (examples/dashboard/client) over the transport its `?transport=` asks for.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const ARTIFACTS = fileURLToPath(new URL("./artifacts/", import.meta.url));
+const TARGET = resolve(ROOT, process.env.CARGO_TARGET_DIR ?? "target");
+const BINARY = `${TARGET}/debug/dashboard`;
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const WAIT = 10_000;
+
+let server;
+let baseUrl;
+let browser;
+/** Tokens are signed with this: a restart with the same secret keeps everyone signed in. */
+let secret = randomUUID();
+/** Every page's uncaught errors: a test fails if its pages threw. */
+const pageErrors = [];
+
+/** Starts the dashboard (on `port`, 0 = any) and resolves with its URL. */
+async function startServer(port = 0) {
+  server = spawn(BINARY, [], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port), DASHBOARD_SECRET: secret },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const started = server;
+  return new Promise((resolve, reject) => {
+    let out = "";
+    started.stdout.on("data", (chunk) => {
+      out += chunk;
+      const match = /dashboard: (http:\/\/\S+)/.exec(out);
+      if (match) resolve(match[1]);
+    });
+    started.on("exit", (code) => reject(new Error(`dashboard exited (${code}) before printing its URL: ${out}`)));
+  });
+}
+
+/** Stops the dashboard with SIGTERM and resolves with its exit code once it is gone. */
+async function stopServer() {
+  const stopping = server;
+  const exited = new Promise((resolve) => stopping.once("exit", (code, signal) => resolve(code ?? signal)));
+  stopping.kill("SIGTERM");
+  return exited;
+}
+
+before(async () => {
+  assert.ok(
+    existsSync(resolve(ROOT, "examples/dashboard/web/dist/index.html")),
+    "the page is not built: run tests/dashboard/run (or npm ci && npm run build in examples/dashboard/web)",
+  );
+  const cargo = ["build", "-q", "-p", "hub-examples", "--bin", "dashboard"];
+  if (process.env.CARGO_LOCK) execFileSync("flock", [process.env.CARGO_LOCK, "cargo", ...cargo], { cwd: ROOT, stdio: "inherit" });
+  else execFileSync("cargo", cargo, { cwd: ROOT, stdio: "inherit" });
+  baseUrl = await startServer();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill();
+});
+
+/** Opens the dashboard in its own browser context and signs in as `user` (password = user). */
+async function open(user, transport) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  page.on("pageerror", (error) => pageErrors.push(`${user}: ${error.message}`));
+  await page.goto(transport ? `${baseUrl}?transport=${transport}` : baseUrl);
+  await page.fill("#login-user", user);
+  await page.fill("#login-password", user);
+  await page.click("#login-submit");
+  await connected(page, user);
+  assert.equal(await page.textContent("#me"), user);
+  page.close = async () => context.close();
+  return page;
+}
+
+/** Waits until the page's connection is up, saying what the page shows if it never is. */
+async function connected(page, who) {
+  try {
+    await page.locator("#status[data-state=connected]").waitFor({ timeout: WAIT });
+    await page.locator("#transport[data-server-transport]:not([data-server-transport=''])").waitFor({ timeout: WAIT });
+  } catch (error) {
+    const shown = await page.evaluate(() => `status "${document.querySelector("#status")?.textContent}", error "${document.querySelector("#error-text")?.textContent}", login "${document.querySelector("#login-error")?.textContent ?? ""}"`);
+    throw new Error(`${who}'s page did not connect (${shown})`, { cause: error });
+  }
+}
+
+/** The number a page shows in `selector`. */
+async function number(page, selector) {
+  return Number(await page.textContent(selector));
+}
+
+/** Waits until the page has received more than `count` metrics samples. */
+async function samplesBeyond(page, count) {
+  await page.waitForFunction((count) => Number(document.querySelector("#metrics-count").textContent) > count, count, { timeout: WAIT });
+}
+
+/** Waits until the page's presence shows these users. */
+async function presence(page, users) {
+  await page.waitForFunction(
+    (expected) => document.querySelector("#presence-count")?.textContent === String(expected.length)
+      && document.querySelector("#presence-users")?.textContent === `: ${expected.join(", ")}`,
+    users,
+    { timeout: WAIT },
+  );
+}
+
+/** Waits until the page's feed has an entry of `kind` with exactly `text`. */
+async function inFeed(page, kind, text) {
+  await page.locator(`#feed li[data-kind=${kind}]`).filter({ has: page.locator(".text", { hasText: text }) }).first().waitFor({ timeout: WAIT });
+}
+
+async function feedCount(page, kind, text) {
+  return page.locator(`#feed li[data-kind=${kind}]`).filter({ has: page.locator(".text", { hasText: text }) }).count();
+}
+
+/** Subscribes (or unsubscribes) the page to a topic and waits for the server to agree. */
+async function subscribe(page, topic, on = true) {
+  const box = page.locator(`#topics input[data-topic=${topic}]`);
+  await (on ? box.check() : box.uncheck());
+  await page.waitForFunction(
+    ([topic, on]) => document.querySelector(`#topics input[data-topic=${topic}]`).checked === on,
+    [topic, on],
+    { timeout: WAIT },
+  );
+}
+
+/** Everything the dashboard does, between alice (admin) and bob (user), over one transport. */
+async function exercise(alice, bob, tag) {
+  // Presence: both are counted.
+  await presence(alice, ["alice", "bob"]);
+  await presence(bob, ["alice", "bob"]);
+
+  // Metrics: the stream starts on sign-in; alice stops it (AbortSignal) and it stays stopped.
+  await samplesBeyond(alice, 2);
+  await samplesBeyond(bob, 2);
+  assert.equal(await alice.getAttribute("#metrics", "data-state"), "running");
+  await alice.click("#metrics-toggle");
+  await alice.locator("#metrics[data-state=stopped]").waitFor({ timeout: WAIT });
+  const stoppedAt = await number(alice, "#metrics-count");
+  const bobBefore = await number(bob, "#metrics-count");
+  await alice.waitForTimeout(1200); // more than two intervals of 500 ms
+  assert.equal(await number(alice, "#metrics-count"), stoppedAt, "samples arrived after Stop");
+  await samplesBeyond(bob, bobBefore); // bob's stream is his own and goes on
+  await alice.click("#metrics-toggle");
+  await alice.locator("#metrics[data-state=running]").waitFor({ timeout: WAIT });
+  await samplesBeyond(alice, stoppedAt);
+
+  // A topic: bob subscribes to incidents; alice (not subscribed) publishes; only bob gets it.
+  await subscribe(bob, "incidents");
+  await alice.selectOption("#publish-topic", "incidents");
+  await alice.fill("#publish-text", `db latency is up (${tag})`);
+  await alice.click("#publish-form button[type=submit]");
+  await inFeed(bob, "topic", `db latency is up (${tag})`);
+  await inFeed(alice, "sent", `db latency is up (${tag})`);
+  assert.equal(await feedCount(alice, "topic", `db latency is up (${tag})`), 0);
+  // Unsubscribed, bob no longer hears it (a later user notification proves the order).
+  await subscribe(bob, "incidents", false);
+  await alice.fill("#publish-text", `resolved (${tag})`);
+  await alice.click("#publish-form button[type=submit]");
+  await inFeed(alice, "sent", `resolved (${tag})`);
+
+  // A user notification: to every connection of bob.
+  await alice.selectOption("#notify-user", "bob");
+  await alice.fill("#notify-text", `your deploy finished (${tag})`);
+  await alice.click("#notify-form button[type=submit]");
+  await inFeed(bob, "user", `your deploy finished (${tag})`);
+  await alice.locator("#notify-result", { hasText: "delivered to 1 connection of bob" }).waitFor({ timeout: WAIT });
+  assert.equal(await feedCount(alice, "user", `your deploy finished (${tag})`), 0);
+  assert.equal(await feedCount(bob, "topic", `resolved (${tag})`), 0, "bob unsubscribed but heard the topic");
+
+  // The admin broadcast: bob is refused, in the page; alice's reaches both.
+  await bob.fill("#broadcast-text", `bob tries (${tag})`);
+  await bob.click("#broadcast-form button[type=submit]");
+  await bob.locator("#broadcast-error", { hasText: "only admins may broadcast; `bob` is a user" }).waitFor({ timeout: WAIT });
+  await alice.fill("#broadcast-text", `maintenance at noon (${tag})`);
+  await alice.click("#broadcast-form button[type=submit]");
+  for (const page of [alice, bob]) {
+    await page.locator("#announcement .text", { hasText: `maintenance at noon (${tag})` }).waitFor({ timeout: WAIT });
+    await inFeed(page, "announcement", `maintenance at noon (${tag})`);
+  }
+  assert.equal(await feedCount(alice, "announcement", `bob tries (${tag})`), 0);
+}
+
+test("sign-in: wrong passwords and requests without a token are refused", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  try {
+    await page.goto(baseUrl);
+    await page.fill("#login-user", "alice");
+    await page.fill("#login-password", "bob");
+    await page.click("#login-submit");
+    await page.locator("#login-error", { hasText: "wrong user name or password" }).waitFor({ timeout: WAIT });
+    const status = await page.evaluate(async () => (await fetch("/dashboard/negotiate?negotiateVersion=1", { method: "POST" })).status);
+    assert.equal(status, 401);
+  } finally {
+    await context.close();
+  }
+});
+
+test("over WebSockets (the default): metrics, topics, user notifications, broadcast, presence", async () => {
+  const alice = await open("alice");
+  const bob = await open("bob");
+  try {
+    // No transport asked for: the first one, WebSockets, must work (no silent fallback); the
+    // client and the server agree on it.
+    for (const page of [alice, bob]) {
+      assert.equal(await page.textContent("#transport"), "WebSockets");
+      assert.equal(await page.getAttribute("#transport", "data-server-transport"), "WebSockets");
+    }
+    await exercise(alice, bob, "ws");
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await alice.screenshot({ path: `${ARTIFACTS}dashboard.png`, fullPage: true });
+
+    // bob's second tab is another connection of the same user: presence counts it, and a user
+    // notification reaches both.
+    const bobAgain = await open("bob");
+    try {
+      await alice.locator("#presence-count[data-connections='3']").waitFor({ timeout: WAIT });
+      await alice.fill("#notify-text", "to both of bob's tabs");
+      await alice.click("#notify-form button[type=submit]");
+      await alice.locator("#notify-result", { hasText: "delivered to 2 connections of bob" }).waitFor({ timeout: WAIT });
+      await inFeed(bob, "user", "to both of bob's tabs");
+      await inFeed(bobAgain, "user", "to both of bob's tabs");
+    } finally {
+      await bobAgain.close();
+    }
+    await alice.locator("#presence-count[data-connections='2']").waitFor({ timeout: WAIT });
+    // bob leaves: alice sees the count drop.
+    await bob.close();
+    await presence(alice, ["alice"]);
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+  assert.deepEqual(pageErrors, []);
+});
+
+for (const [transport, name] of [["serverSentEvents", "ServerSentEvents"], ["longPolling", "LongPolling"]]) {
+  test(`over ${name} (forced): metrics, topics, user notifications, broadcast, presence`, async () => {
+    const alice = await open("alice", transport);
+    const bob = await open("bob", transport);
+    try {
+      for (const page of [alice, bob]) {
+        assert.equal(await page.textContent("#transport"), name);
+        assert.equal(await page.getAttribute("#transport", "data-server-transport"), name);
+      }
+      await exercise(alice, bob, transport);
+      // bob signs out: the page stops its connection, and alice sees the count drop at once. (A
+      // long-polling page that just vanishes counts until the server's disconnect timeout.)
+      await bob.click("#sign-out");
+      await bob.locator("#login-form").waitFor({ timeout: WAIT });
+      await presence(alice, ["alice"]);
+    } finally {
+      await alice.close();
+      await bob.close();
+    }
+    assert.deepEqual(pageErrors, []);
+  });
+}
+
+test("after the server restarts, the pages reconnect by themselves: topics and metrics resume", async () => {
+  const alice = await open("alice");
+  const bob = await open("bob", "longPolling");
+  try {
+    await presence(alice, ["alice", "bob"]);
+    await subscribe(bob, "deploys");
+    await samplesBeyond(alice, 1);
+    await samplesBeyond(bob, 1);
+
+    const port = new URL(baseUrl).port;
+    assert.equal(await stopServer(), 0, "SIGTERM stops the dashboard cleanly");
+    for (const page of [alice, bob]) {
+      await page.locator("#status[data-state=reconnecting]").waitFor({ timeout: WAIT });
+    }
+    const aliceSamples = await number(alice, "#metrics-count");
+    const bobSamples = await number(bob, "#metrics-count");
+
+    // Same port, same secret: the tokens the pages hold are still good.
+    baseUrl = await startServer(port);
+    for (const [page, who] of [[alice, "alice"], [bob, "bob"]]) await connected(page, who);
+    assert.equal(await alice.textContent("#transport"), "WebSockets");
+    assert.equal(await bob.textContent("#transport"), "LongPolling");
+    // The metrics stream restarted; presence is counted anew.
+    await samplesBeyond(alice, aliceSamples);
+    await samplesBeyond(bob, bobSamples);
+    await presence(alice, ["alice", "bob"]);
+    await presence(bob, ["alice", "bob"]);
+    assert.equal(await bob.getAttribute("#metrics", "data-state"), "running");
+    // bob's topic was subscribed again on the new connection.
+    assert.equal(await bob.locator("#topics input[data-topic=deploys]").isChecked(), true);
+    await alice.selectOption("#publish-topic", "deploys");
+    await alice.fill("#publish-text", "deployed after the restart");
+    await alice.click("#publish-form button[type=submit]");
+    await inFeed(bob, "topic", "deployed after the restart");
+    await alice.selectOption("#notify-user", "bob");
+    await alice.fill("#notify-text", "still there, bob?");
+    await alice.click("#notify-form button[type=submit]");
+    await inFeed(bob, "user", "still there, bob?");
+
+    // A restart with another secret invalidates the tokens: the pages ask to sign in again.
+    assert.equal(await stopServer(), 0);
+    secret = randomUUID();
+    baseUrl = await startServer(port);
+    for (const page of [alice, bob]) {
+      await page.locator("#login-notice", { hasText: "sign in again" }).waitFor({ timeout: WAIT });
+    }
+    await alice.fill("#login-user", "alice");
+    await alice.fill("#login-password", "alice");
+    await alice.click("#login-submit");
+    await connected(alice, "alice");
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+  assert.deepEqual(pageErrors, []);
+});
