@@ -56,6 +56,7 @@ const rust =
   "/// The runtime's version (client-ts/package.json).\n" +
   `pub(super) const VERSION: &str = ${JSON.stringify(version)};\n\n` +
   "/// The runtime's files: name in `runtime/`, contents.\n" +
+  "#[rustfmt::skip] // as this script writes it, so that `--check` compares like with like\n" +
   "pub(super) const FILES: &[(&str, &str)] = &[\n" +
   names.map((name) => `    (${JSON.stringify(name)}, include_str!("runtime/${name}")),\n`).join("") +
   "];\n";

@@ -5,56 +5,27 @@
 pub(super) const VERSION: &str = "0.1.0";
 
 /// The runtime's files: name in `runtime/`, contents.
+#[rustfmt::skip] // as this script writes it, so that `--check` compares like with like
 pub(super) const FILES: &[(&str, &str)] = &[
-    (
-        "connection-lifecycle.d.ts",
-        include_str!("runtime/connection-lifecycle.d.ts"),
-    ),
+    ("connection-lifecycle.d.ts", include_str!("runtime/connection-lifecycle.d.ts")),
     ("errors.d.ts", include_str!("runtime/errors.d.ts")),
     ("handshake.d.ts", include_str!("runtime/handshake.d.ts")),
     ("http-client.d.ts", include_str!("runtime/http-client.d.ts")),
-    (
-        "http-connection.d.ts",
-        include_str!("runtime/http-connection.d.ts"),
-    ),
-    (
-        "http-transport.d.ts",
-        include_str!("runtime/http-transport.d.ts"),
-    ),
-    (
-        "hub-connection-builder.d.ts",
-        include_str!("runtime/hub-connection-builder.d.ts"),
-    ),
-    (
-        "hub-connection.d.ts",
-        include_str!("runtime/hub-connection.d.ts"),
-    ),
+    ("http-connection.d.ts", include_str!("runtime/http-connection.d.ts")),
+    ("http-transport.d.ts", include_str!("runtime/http-transport.d.ts")),
+    ("hub-connection-builder.d.ts", include_str!("runtime/hub-connection-builder.d.ts")),
+    ("hub-connection.d.ts", include_str!("runtime/hub-connection.d.ts")),
     ("index.d.ts", include_str!("runtime/index.d.ts")),
     ("index.js", include_str!("runtime/index.js")),
     ("logger.d.ts", include_str!("runtime/logger.d.ts")),
-    (
-        "long-polling-transport.d.ts",
-        include_str!("runtime/long-polling-transport.d.ts"),
-    ),
-    (
-        "message-buffer.d.ts",
-        include_str!("runtime/message-buffer.d.ts"),
-    ),
+    ("long-polling-transport.d.ts", include_str!("runtime/long-polling-transport.d.ts")),
+    ("message-buffer.d.ts", include_str!("runtime/message-buffer.d.ts")),
     ("msgpack.d.ts", include_str!("runtime/msgpack.d.ts")),
     ("msgpack.js", include_str!("runtime/msgpack.js")),
     ("protocol.d.ts", include_str!("runtime/protocol.d.ts")),
-    (
-        "retry-policy.d.ts",
-        include_str!("runtime/retry-policy.d.ts"),
-    ),
-    (
-        "server-sent-events-transport.d.ts",
-        include_str!("runtime/server-sent-events-transport.d.ts"),
-    ),
+    ("retry-policy.d.ts", include_str!("runtime/retry-policy.d.ts")),
+    ("server-sent-events-transport.d.ts", include_str!("runtime/server-sent-events-transport.d.ts")),
     ("stream.d.ts", include_str!("runtime/stream.d.ts")),
     ("transport.d.ts", include_str!("runtime/transport.d.ts")),
-    (
-        "websocket-transport.d.ts",
-        include_str!("runtime/websocket-transport.d.ts"),
-    ),
+    ("websocket-transport.d.ts", include_str!("runtime/websocket-transport.d.ts")),
 ];
