@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::{stream, Stream};
-use hub_server::{hub, hub_client, Context, HubError};
+use hub_server::{hub, hub_client, Context, HubError, LifetimeError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -165,7 +165,7 @@ pub trait Chat {
     /// you already have one or someone else has taken it.
     async fn set_nickname(&self, cx: Cx, nickname: String) -> Result<Session, HubError>;
     /// The rooms that exist, by name.
-    async fn list_rooms(&self, cx: Cx) -> Vec<RoomInfo>;
+    async fn list_rooms(&self, cx: Cx) -> Result<Vec<RoomInfo>, HubError>;
     /// Creates a room (1–32 lowercase letters, digits or `-`) and returns it.
     async fn create_room(&self, cx: Cx, name: String) -> Result<RoomInfo, HubError>;
     /// Joins a room: you get its members and last 50 messages, and from now on its messages,
@@ -279,44 +279,45 @@ impl ChatServer {
     }
 
     /// The room's members as nicknames, from the hub's group of the room.
-    async fn presence(&self, cx: &Cx, room: &str) -> Presence {
-        let ids = cx.groups().members(room).await;
+    async fn presence(&self, cx: &Cx, room: &str) -> Result<Presence, LifetimeError> {
+        let ids = cx.groups().members(room).await?;
         let state = self.state();
         let mut members: Vec<String> = ids
             .iter()
             .filter_map(|id| state.nicknames.get(id).cloned())
             .collect();
         members.sort_by_key(|name| name.to_lowercase());
-        Presence {
+        Ok(Presence {
             room: room.to_owned(),
             members,
-        }
+        })
     }
 
     /// Every room with its member count.
-    async fn rooms(&self, cx: &Cx) -> Vec<RoomInfo> {
+    async fn rooms(&self, cx: &Cx) -> Result<Vec<RoomInfo>, LifetimeError> {
         let names: Vec<String> = self.state().rooms.keys().cloned().collect();
         let mut rooms = Vec::with_capacity(names.len());
         for name in names {
-            let count = cx.groups().members(&name).await.len();
+            let count = cx.groups().members(&name).await?.len();
             rooms.push(RoomInfo {
                 name,
                 member_count: u32::try_from(count).unwrap_or(u32::MAX),
             });
         }
-        rooms
+        Ok(rooms)
     }
 
     /// Tells a room's members who is there, and everyone the new member counts.
-    async fn announce_presence(&self, cx: &Cx, room: &str) {
-        let presence = self.presence(cx, room).await;
+    async fn announce_presence(&self, cx: &Cx, room: &str) -> Result<(), LifetimeError> {
+        let presence = self.presence(cx, room).await?;
         cx.hub()
             .clients()
             .group(room)
             .presence_changed(&presence)
             .await;
-        let rooms = self.rooms(cx).await;
+        let rooms = self.rooms(cx).await?;
         cx.hub().clients().all().rooms_changed(&rooms).await;
+        Ok(())
     }
 }
 
@@ -345,12 +346,12 @@ impl Chat for ChatServer {
         Ok(Session {
             nickname,
             transport: format!("{:?}", cx.transport()),
-            rooms: self.rooms(&cx).await,
+            rooms: self.rooms(&cx).await?,
         })
     }
 
-    async fn list_rooms(&self, cx: Cx) -> Vec<RoomInfo> {
-        self.rooms(&cx).await
+    async fn list_rooms(&self, cx: Cx) -> Result<Vec<RoomInfo>, HubError> {
+        Ok(self.rooms(&cx).await?)
     }
 
     async fn create_room(&self, cx: Cx, name: String) -> Result<RoomInfo, HubError> {
@@ -364,7 +365,7 @@ impl Chat for ChatServer {
             }
             state.rooms.insert(name.clone(), Room::new());
         }
-        let rooms = self.rooms(&cx).await;
+        let rooms = self.rooms(&cx).await?;
         cx.hub().clients().all().rooms_changed(&rooms).await;
         Ok(RoomInfo {
             name,
@@ -382,7 +383,7 @@ impl Chat for ChatServer {
         // Join the group first: a message posted from now on reaches this connection, and the
         // history above already holds everything before (at worst a message shows twice, which
         // the page drops by id).
-        cx.groups().add(cx.connection_id(), &room).await;
+        cx.groups().add(cx.connection_id(), &room).await?;
         let newly = {
             let mut state = self.state();
             let newly = state
@@ -401,10 +402,10 @@ impl Chat for ChatServer {
             newly
         };
         if newly {
-            self.announce_presence(&cx, &room).await;
+            self.announce_presence(&cx, &room).await?;
         }
         Ok(JoinedRoom {
-            presence: self.presence(&cx, &room).await,
+            presence: self.presence(&cx, &room).await?,
             history,
         })
     }
@@ -429,8 +430,8 @@ impl Chat for ChatServer {
                 });
             }
         }
-        cx.groups().remove(cx.connection_id(), &room).await;
-        self.announce_presence(&cx, &room).await;
+        cx.groups().remove(cx.connection_id(), &room).await?;
+        self.announce_presence(&cx, &room).await?;
         Ok(())
     }
 
@@ -523,7 +524,7 @@ impl Chat for ChatServer {
 
     async fn members(&self, cx: Cx, room: String) -> Result<Presence, HubError> {
         self.state().room(&room)?;
-        Ok(self.presence(&cx, &room).await)
+        Ok(self.presence(&cx, &room).await?)
     }
 
     async fn room_activity(
@@ -571,7 +572,9 @@ impl Chat for ChatServer {
             rooms
         };
         for room in rooms {
-            self.announce_presence(&cx, &room).await;
+            if let Err(error) = self.announce_presence(&cx, &room).await {
+                tracing::warn!(%error, %room, "the room's presence could not be announced");
+            }
         }
     }
 }

@@ -160,7 +160,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let assets = Arc::new(Assets::load()?);
     let hubs = HubServer::builder()
         .hub("/chat", ServeChat::new(ChatServer::default()))
-        .into_service();
+        .into_service()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     #[allow(clippy::print_stdout)]
     {

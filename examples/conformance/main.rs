@@ -9,13 +9,18 @@
 //! Settings come from the environment so tests can shorten timers:
 //! `PORT` (0), `KEEP_ALIVE_MS`, `CLIENT_TIMEOUT_MS`, `HANDSHAKE_TIMEOUT_MS`,
 //! `DISCONNECT_TIMEOUT_MS`, `SHUTDOWN_TIMEOUT_MS`, `MAX_MESSAGE_SIZE`, `OUTBOUND_QUEUE`,
-//! `POLL_TIMEOUT_MS` (long polling).
+//! `POLL_TIMEOUT_MS` (long polling), `LIFETIME_MANAGER` (`local`, or `counting`: every hub runs
+//! on [`counting::CountingManager`], a lifetime manager written outside hub-server that wraps the
+//! local one).
 //!
 //! Hubs: `/hub` (default errors) and `/detailed` (detailed errors), offering every transport, and
 //! `/no-ws` (the `/hub` methods over Server-Sent Events and long polling only), all three serving
 //! one [`ConformanceHub`]. A bearer token (header or `access_token`) becomes the user id; the token
 //! `reject` gets 401. Every hub allows cross-origin requests from [`CORS_ORIGIN`].
 
+mod counting;
+
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +31,8 @@ use hub_server::{
     TransportType, Unauthorized, UploadStream,
 };
 use serde_json::Value;
+
+use crate::counting::{CallCounts, CountingManager};
 
 /// The browser origin the hubs accept cross-origin requests from.
 const CORS_ORIGIN: &str = "http://allowed.test";
@@ -80,17 +87,21 @@ pub trait Conformance {
     /// The string stored on the caller's connection.
     async fn get_state(&self, cx: Cx) -> Option<String>;
     /// Adds the caller to a group.
-    async fn join_group(&self, cx: Cx, groups: Groups, group: String);
+    async fn join_group(&self, cx: Cx, groups: Groups, group: String) -> Result<(), HubError>;
     /// Removes the caller from a group.
-    async fn leave_group(&self, cx: Cx, groups: Groups, group: String);
+    async fn leave_group(&self, cx: Cx, groups: Groups, group: String) -> Result<(), HubError>;
     /// The connection ids in a group, sorted.
-    async fn group_members(&self, groups: Groups, group: String) -> Vec<String>;
+    async fn group_members(&self, groups: Groups, group: String) -> Result<Vec<String>, HubError>;
     /// The caller's groups, sorted.
-    async fn my_groups(&self, cx: Cx, groups: Groups) -> Vec<String>;
+    async fn my_groups(&self, cx: Cx, groups: Groups) -> Result<Vec<String>, HubError>;
     /// How many connections the hub has.
-    async fn connection_count(&self, hub: HubContext) -> usize;
+    async fn connection_count(&self, hub: HubContext) -> Result<usize, HubError>;
     /// The connection ids of a user, sorted.
-    async fn user_connections(&self, hub: HubContext, user: String) -> Vec<String>;
+    async fn user_connections(
+        &self,
+        hub: HubContext,
+        user: String,
+    ) -> Result<Vec<String>, HubError>;
 
     // Pushes: every target calls the client method `Receive` with (label, text).
 
@@ -228,9 +239,12 @@ pub trait Conformance {
     /// Ends the caller's connection (the client gets a Close and does not reconnect).
     async fn abort(&self, cx: Cx);
     /// Ends the connection `id`; whether it was connected.
-    async fn kick(&self, hub: HubContext, id: String) -> bool;
+    async fn kick(&self, hub: HubContext, id: String) -> Result<bool, HubError>;
     /// Every `(connection id, error)` the on-disconnected hook has seen, in order.
     async fn disconnections(&self) -> Result<Vec<(String, Option<String>)>, HubError>;
+    /// How often each lifetime-manager method was called, when the server runs on the counting
+    /// manager (`LIFETIME_MANAGER=counting`); `null` otherwise.
+    async fn manager_calls(&self) -> Option<BTreeMap<String, u64>>;
     /// Shuts the server down gracefully.
     async fn shutdown(&self);
     /// Records each disconnection for `Disconnections`.
@@ -245,6 +259,8 @@ pub struct ConformanceHub {
     disconnections: Mutex<Vec<(String, Option<String>)>>,
     /// The server's shutdown handle, set once it is bound.
     shutdown: Mutex<Option<ShutdownHandle>>,
+    /// The counts of the counting lifetime manager, when the hub runs on it.
+    manager_calls: Option<Arc<CallCounts>>,
 }
 
 impl Conformance for ConformanceHub {
@@ -309,28 +325,32 @@ impl Conformance for ConformanceHub {
         cx.state::<String>()
     }
 
-    async fn join_group(&self, cx: Cx, groups: Groups, group: String) {
-        groups.add(cx.connection_id(), &group).await;
+    async fn join_group(&self, cx: Cx, groups: Groups, group: String) -> Result<(), HubError> {
+        Ok(groups.add(cx.connection_id(), &group).await?)
     }
 
-    async fn leave_group(&self, cx: Cx, groups: Groups, group: String) {
-        groups.remove(cx.connection_id(), &group).await;
+    async fn leave_group(&self, cx: Cx, groups: Groups, group: String) -> Result<(), HubError> {
+        Ok(groups.remove(cx.connection_id(), &group).await?)
     }
 
-    async fn group_members(&self, groups: Groups, group: String) -> Vec<String> {
-        groups.members(&group).await
+    async fn group_members(&self, groups: Groups, group: String) -> Result<Vec<String>, HubError> {
+        Ok(groups.members(&group).await?)
     }
 
-    async fn my_groups(&self, cx: Cx, groups: Groups) -> Vec<String> {
-        groups.of(cx.connection_id()).await
+    async fn my_groups(&self, cx: Cx, groups: Groups) -> Result<Vec<String>, HubError> {
+        Ok(groups.of(cx.connection_id()).await?)
     }
 
-    async fn connection_count(&self, hub: HubContext) -> usize {
-        hub.connection_count().await
+    async fn connection_count(&self, hub: HubContext) -> Result<usize, HubError> {
+        Ok(hub.connection_count().await?)
     }
 
-    async fn user_connections(&self, hub: HubContext, user: String) -> Vec<String> {
-        hub.user_connections(&user).await
+    async fn user_connections(
+        &self,
+        hub: HubContext,
+        user: String,
+    ) -> Result<Vec<String>, HubError> {
+        Ok(hub.user_connections(&user).await?)
     }
 
     async fn send_to_caller(&self, clients: CallerClients<ConformanceClientProxy>, text: String) {
@@ -509,7 +529,7 @@ impl Conformance for ConformanceHub {
         clients: CallerClients<ConformanceClientProxy>,
         question: String,
     ) -> Result<Value, HubError> {
-        clients.caller().get_answer(question).await
+        Ok(clients.caller().get_answer(question).await?)
     }
 
     async fn ask_client(
@@ -518,15 +538,19 @@ impl Conformance for ConformanceHub {
         id: String,
         question: String,
     ) -> Result<Value, HubError> {
-        clients.client(id).get_answer(question).await
+        Ok(clients.client(id).get_answer(question).await?)
     }
 
     async fn abort(&self, cx: Cx) {
         cx.abort();
     }
 
-    async fn kick(&self, hub: HubContext, id: String) -> bool {
-        hub.abort(&id)
+    async fn kick(&self, hub: HubContext, id: String) -> Result<bool, HubError> {
+        Ok(hub.abort(&id).await?)
+    }
+
+    async fn manager_calls(&self) -> Option<BTreeMap<String, u64>> {
+        self.manager_calls.as_ref().map(|counts| counts.snapshot())
     }
 
     async fn disconnections(&self) -> Result<Vec<(String, Option<String>)>, HubError> {
@@ -629,30 +653,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
-    let hub = Arc::new(ConformanceHub::default());
+    let counts = match std::env::var("LIFETIME_MANAGER").as_deref() {
+        Ok("counting") => Some(Arc::new(CallCounts::default())),
+        Ok("local") | Err(_) => None,
+        Ok(other) => {
+            return Err(format!("LIFETIME_MANAGER is `local` or `counting`, not `{other}`").into())
+        }
+    };
+    let hub = Arc::new(ConformanceHub {
+        manager_calls: counts.clone(),
+        ..ConformanceHub::default()
+    });
+    // Every hub on the local manager, or on the counting one that wraps it.
+    let endpoint = |config: HubConfig| {
+        let endpoint = HubEndpoint::new(ServeConformance::from_arc(hub.clone())).config(config);
+        match &counts {
+            Some(counts) => endpoint.lifetime_manager(CountingManager::new(counts.clone())),
+            None => endpoint,
+        }
+    };
     let config = config();
     let server = HubServer::builder()
         .authenticator(|request: &RequestInfo| {
             let result = authenticate_sync(request);
             async move { result }
         })
-        .endpoint(
-            "/hub",
-            HubEndpoint::new(ServeConformance::from_arc(hub.clone())).config(config.clone()),
-        )
+        .endpoint("/hub", endpoint(config.clone()))
         .endpoint(
             "/no-ws",
-            HubEndpoint::new(ServeConformance::from_arc(hub.clone())).config(
+            endpoint(
                 config
                     .clone()
                     .transports([TransportType::ServerSentEvents, TransportType::LongPolling]),
             ),
         )
-        .endpoint(
-            "/detailed",
-            HubEndpoint::new(ServeConformance::from_arc(hub.clone()))
-                .config(config.detailed_errors(true)),
-        )
+        .endpoint("/detailed", endpoint(config.detailed_errors(true)))
         .bind(("127.0.0.1", port))
         .await?;
     if let Ok(mut slot) = hub.shutdown.lock() {

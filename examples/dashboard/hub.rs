@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{stream, Stream};
-use hub_server::{hub, hub_client, Context, HubError};
+use hub_server::{hub, hub_client, Context, HubError, LifetimeError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
@@ -370,7 +370,7 @@ impl DashboardServer {
 impl Dashboard for DashboardServer {
     async fn session(&self, cx: Cx) -> Result<Session, HubError> {
         let user = signed_in(&cx)?;
-        let mut subscribed = cx.groups().of(cx.connection_id()).await;
+        let mut subscribed = cx.groups().of(cx.connection_id()).await?;
         subscribed.sort();
         Ok(Session {
             user: user.to_owned(),
@@ -414,8 +414,10 @@ impl Dashboard for DashboardServer {
                         _ = ticker.tick() => {}
                         _ = stopping.wait_for(|stopping| *stopping) => return None,
                     }
-                    let connections =
-                        u32::try_from(hub.connection_count().await).unwrap_or(u32::MAX);
+                    let connections = hub
+                        .connection_count()
+                        .await
+                        .map_or(0, |count| u32::try_from(count).unwrap_or(u32::MAX));
                     let (cpu_percent, memory_mb, requests_per_second) = guard
                         .0
                         .simulator
@@ -439,15 +441,15 @@ impl Dashboard for DashboardServer {
     async fn subscribe(&self, cx: Cx, topic: String) -> Result<Vec<String>, HubError> {
         signed_in(&cx)?;
         let topic = known_topic(&topic)?;
-        cx.groups().add(cx.connection_id(), topic).await;
-        Ok(self.topics_of(&cx).await)
+        cx.groups().add(cx.connection_id(), topic).await?;
+        Ok(self.topics_of(&cx).await?)
     }
 
     async fn unsubscribe(&self, cx: Cx, topic: String) -> Result<Vec<String>, HubError> {
         signed_in(&cx)?;
         let topic = known_topic(&topic)?;
-        cx.groups().remove(cx.connection_id(), topic).await;
-        Ok(self.topics_of(&cx).await)
+        cx.groups().remove(cx.connection_id(), topic).await?;
+        Ok(self.topics_of(&cx).await?)
     }
 
     async fn publish(&self, cx: Cx, topic: String, text: String) -> Result<Notification, HubError> {
@@ -484,7 +486,7 @@ impl Dashboard for DashboardServer {
             text,
             sent_at: now_ms(),
         };
-        let connections = cx.hub().user_connections(&user).await.len();
+        let connections = cx.hub().user_connections(&user).await?.len();
         cx.clients().user(&user).notification(&notification).await;
         Ok(Delivery {
             notification,
@@ -530,10 +532,10 @@ impl Dashboard for DashboardServer {
 
 impl DashboardServer {
     /// The topics the caller's connection is subscribed to, sorted.
-    async fn topics_of(&self, cx: &Cx) -> Vec<String> {
-        let mut topics = cx.groups().of(cx.connection_id()).await;
+    async fn topics_of(&self, cx: &Cx) -> Result<Vec<String>, LifetimeError> {
+        let mut topics = cx.groups().of(cx.connection_id()).await?;
         topics.sort();
-        topics
+        Ok(topics)
     }
 }
 

@@ -198,7 +198,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             async move { principal }
         })
         .hub("/dashboard", ServeDashboard::from_arc(dashboard.clone()))
-        .into_service();
+        .into_service()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     #[allow(clippy::print_stdout)]
     {

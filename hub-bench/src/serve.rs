@@ -47,7 +47,7 @@ async fn serve_hub(address: (&str, u16)) -> Result<()> {
             Ok::<_, HubError>(text)
         })
         .method("JoinGroup", |cx: Context, (group,): (String,)| async move {
-            cx.groups().add(cx.connection_id(), &group).await;
+            cx.groups().add(cx.connection_id(), &group).await?;
             Ok::<_, HubError>(())
         })
         .method(

@@ -9,11 +9,11 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hub_core::hub::{BoxFuture, HubError};
+use hub_core::hub::{BoxFuture, ClientResultError};
 use hub_core::protocol::{EncodeArguments, Invocation};
 use serde::de::DeserializeOwned;
 
-use crate::lifetime::{LifetimeManager, PreparedMessage, Target};
+use crate::lifetime::{LifetimeError, LifetimeManager, PreparedMessage, Target};
 use crate::registry::ClientMetadata;
 
 /// A family of client proxies: what [`Clients`] hands out for many connections and for one.
@@ -111,7 +111,7 @@ pub trait ResultKind: ProxyKind {
         proxy: &Self::Proxy,
         method: &str,
         arguments: A,
-    ) -> BoxFuture<Result<R, HubError>>;
+    ) -> BoxFuture<Result<R, ClientResultError>>;
 }
 
 impl ResultKind for SingleClient {
@@ -119,7 +119,7 @@ impl ResultKind for SingleClient {
         proxy: &SingleClientProxy,
         method: &str,
         arguments: A,
-    ) -> BoxFuture<Result<R, HubError>> {
+    ) -> BoxFuture<Result<R, ClientResultError>> {
         Box::pin(proxy.invoke(method, arguments))
     }
 }
@@ -306,7 +306,8 @@ impl ClientProxy {
     /// Calls `method` on every targeted client with `arguments` (a tuple of `Serialize` values).
     ///
     /// The message is encoded once per protocol before this returns, so `arguments` may borrow.
-    /// Queuing never waits for a slow client: one that cannot keep up is closed instead.
+    /// A client that cannot keep up is waited for up to the send timeout, then closed. A send
+    /// the lifetime manager cannot make (a backplane that is down) is logged.
     pub fn send<A: EncodeArguments>(
         &self,
         method: &str,
@@ -314,7 +315,7 @@ impl ClientProxy {
     ) -> impl Future<Output = ()> + Send + 'static {
         let invocation = Invocation::new(method, arguments);
         let prepared = PreparedMessage::new(&invocation);
-        self.manager.send(&self.target, &prepared)
+        logged(self.manager.send(&self.target, &prepared))
     }
 }
 
@@ -346,13 +347,15 @@ impl SingleClientProxy {
     ) -> impl Future<Output = ()> + Send + 'static {
         let invocation = Invocation::new(method, arguments);
         let prepared = PreparedMessage::new(&invocation);
-        self.manager
-            .send(&Target::Connection(self.connection_id.clone()), &prepared)
+        logged(
+            self.manager
+                .send(&Target::Connection(self.connection_id.clone()), &prepared),
+        )
     }
 
     /// Calls `method` on the client and waits for its result, deserialized into `R` (a *client
-    /// result*). Fails with the client's error text, when the client has no handler ("Client
-    /// didn't provide a result."), when the connection closes, or after the timeout.
+    /// result*). Fails with [`ClientResultError`]: the client's own error text, no handler
+    /// ("Client didn't provide a result."), the connection closed, the timeout, a wrong type.
     ///
     /// Awaiting this inside a hub method does not block the connection: the server keeps reading
     /// the client's messages, including the answer, whatever the parallel-invocation limit.
@@ -360,15 +363,14 @@ impl SingleClientProxy {
         &self,
         method: &str,
         arguments: A,
-    ) -> impl Future<Output = Result<R, HubError>> + Send + 'static {
+    ) -> impl Future<Output = Result<R, ClientResultError>> + Send + 'static {
         let answer =
             self.manager
                 .invoke_client(&self.connection_id, method, &arguments, self.timeout);
         async move {
             let raw = answer.await?;
-            raw.deserialize::<R>().map_err(|error| {
-                HubError::new(format!("The client's result has the wrong type: {error}"))
-            })
+            raw.deserialize::<R>()
+                .map_err(|error| ClientResultError::WrongType(error.to_string()))
         }
     }
 }
@@ -384,31 +386,45 @@ impl Groups {
         Groups { manager }
     }
 
-    /// Adds a connection to a group.
+    /// Adds a connection to a group; completes when the server that owns the connection has
+    /// done it (a connection id that is not connected is ignored).
     pub fn add(
         &self,
         connection_id: &str,
         group: &str,
-    ) -> impl Future<Output = ()> + Send + 'static {
+    ) -> impl Future<Output = Result<(), LifetimeError>> + Send + 'static {
         self.manager.add_to_group(connection_id, group)
     }
 
-    /// Removes a connection from a group.
+    /// Removes a connection from a group; completes when its owner has done it.
     pub fn remove(
         &self,
         connection_id: &str,
         group: &str,
-    ) -> impl Future<Output = ()> + Send + 'static {
+    ) -> impl Future<Output = Result<(), LifetimeError>> + Send + 'static {
         self.manager.remove_from_group(connection_id, group)
     }
 
-    /// The connection ids in a group, sorted.
-    pub fn members(&self, group: &str) -> impl Future<Output = Vec<String>> + Send + 'static {
+    /// The connection ids in a group, sorted (on every server).
+    pub fn members(
+        &self,
+        group: &str,
+    ) -> impl Future<Output = Result<Vec<String>, LifetimeError>> + Send + 'static {
         self.manager.group_members(group)
     }
 
     /// The groups a connection is in, sorted.
-    pub fn of(&self, connection_id: &str) -> impl Future<Output = Vec<String>> + Send + 'static {
+    pub fn of(
+        &self,
+        connection_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, LifetimeError>> + Send + 'static {
         self.manager.groups_of(connection_id)
+    }
+}
+
+/// A send whose failure (the lifetime manager could not make it) is logged, not returned.
+async fn logged(send: BoxFuture<Result<(), LifetimeError>>) {
+    if let Err(error) = send.await {
+        tracing::warn!(%error, "a message could not be sent");
     }
 }

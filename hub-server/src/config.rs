@@ -1,5 +1,5 @@
-//! Per-hub settings: timers, limits, protocols, transports, CORS, errors. Plain data with ASP.NET
-//! Core's defaults.
+//! Per-hub settings: timers, limits, protocols, transports, CORS, errors, with ASP.NET Core's
+//! defaults, set through methods and validated when the server is built.
 
 use std::time::Duration;
 
@@ -9,71 +9,73 @@ use hub_core::protocol::{Protocol, DEFAULT_MAX_MESSAGE_SIZE};
 /// The default [`HubConfig::websocket_read_buffer_size`]: 4 KiB.
 pub const DEFAULT_WEBSOCKET_READ_BUFFER_SIZE: usize = 4 * 1024;
 
-/// How a hub endpoint behaves. Every timer and limit is configurable; the defaults are ASP.NET
-/// Core's.
+/// How a hub endpoint behaves. Every timer and limit is configurable with a method of the same
+/// name; the defaults are ASP.NET Core's. Values that would panic or hang a connection (a zero
+/// queue, a zero keep-alive interval, …) are refused when the server is built
+/// ([`HubConfig::validate`]).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct HubConfig {
     /// Send a Ping when nothing was written for this long (15 s).
-    pub keep_alive_interval: Duration,
+    pub(crate) keep_alive_interval: Duration,
     /// Close a connection that sent nothing for this long, counted from its first Ping (30 s).
-    pub client_timeout: Duration,
+    pub(crate) client_timeout: Duration,
     /// Close a connection whose handshake has not arrived after this long (15 s).
-    pub handshake_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
     /// Dispose a negotiated connection no transport attached to after this long (15 s).
-    pub disconnect_timeout: Duration,
+    pub(crate) disconnect_timeout: Duration,
     /// Give up on a transport write that takes this long and close the connection (10 s).
-    pub send_timeout: Duration,
+    pub(crate) send_timeout: Duration,
     /// The largest message a client may send, handshake included (32 KiB).
-    pub max_message_size: usize,
+    pub(crate) max_message_size: usize,
     /// How many invocations of one connection run at the same time (1: in order).
-    pub max_parallel_invocations: usize,
+    pub(crate) max_parallel_invocations: usize,
     /// How many outgoing messages may wait for one connection's transport (1024). A client that
     /// lets its queue fill up is closed with an error: memory stays bounded and other clients are
     /// not slowed.
-    pub outbound_queue_capacity: usize,
+    pub(crate) outbound_queue_capacity: usize,
     /// Send the details of unexpected method errors to clients (off: they get a generic text).
-    pub detailed_errors: bool,
+    pub(crate) detailed_errors: bool,
     /// The hub protocols clients may pick in the handshake.
-    pub protocols: Vec<Protocol>,
+    pub(crate) protocols: Vec<Protocol>,
     /// The lowest negotiate version accepted (0).
-    pub min_negotiate_version: u32,
+    pub(crate) min_negotiate_version: u32,
     /// On shutdown, how long running invocations may take to finish before they are cancelled
     /// (5 s).
-    pub shutdown_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
     /// How many items of one upload stream may wait for the hub method (10). A client that sends
     /// faster than the method reads waits: its connection stops reading until there is room.
-    pub stream_buffer_capacity: usize,
+    pub(crate) stream_buffer_capacity: usize,
     /// How long a server-to-client invocation (a client result) waits for the client's answer
     /// (30 s).
-    pub client_result_timeout: Duration,
+    pub(crate) client_result_timeout: Duration,
     /// The transports offered (all three by default). Negotiate lists the enabled ones in the
     /// order WebSockets, Server-Sent Events, long polling whatever the order here; a request for a
     /// disabled transport gets 404.
-    pub transports: Vec<TransportType>,
+    pub(crate) transports: Vec<TransportType>,
     /// How long a long poll waits for data before it is answered with an empty 200 and the client
     /// polls again (90 s).
-    pub long_polling_timeout: Duration,
+    pub(crate) long_polling_timeout: Duration,
     /// The largest request body accepted by the send endpoint (`POST {hub}?id=…`, used by
     /// Server-Sent Events and long polling); larger bodies get 413 and are dropped. A body may hold
     /// several messages; each one is still limited by
     /// [`max_message_size`](Self::max_message_size). `None` (the default): 8 ×
     /// `max_message_size`, at least 1 MiB, the same bound as one WebSocket message.
-    pub max_request_body_size: Option<usize>,
+    pub(crate) max_request_body_size: Option<usize>,
     /// Cross-origin requests from browsers (off: no CORS headers, preflights get 405).
-    pub cors: Option<CorsConfig>,
+    pub(crate) cors: Option<CorsConfig>,
     /// Grant stateful reconnect to WebSocket clients that ask for it in negotiate (on): a
     /// dropped socket then keeps its connection for [`disconnect_timeout`](Self::disconnect_timeout),
     /// and the client resumes it without losing messages.
-    pub stateful_reconnect: bool,
+    pub(crate) stateful_reconnect: bool,
     /// With stateful reconnect, how many bytes of sent messages may wait for the client's
     /// acknowledgement before further sends wait (100 000).
-    pub stateful_reconnect_buffer_size: usize,
+    pub(crate) stateful_reconnect_buffer_size: usize,
     /// The read buffer of each WebSocket (4 KiB). A message larger than the buffer still arrives
     /// whole (the buffer grows for it, up to the WebSocket message limit); a small buffer keeps an
     /// idle connection's memory low. tungstenite's own default, 128 KiB, costs ~128 KiB resident
     /// per connection and a 128 KiB `memset` per read.
-    pub websocket_read_buffer_size: usize,
+    pub(crate) websocket_read_buffer_size: usize,
 }
 
 impl Default for HubConfig {
@@ -110,128 +112,240 @@ impl HubConfig {
         HubConfig::default()
     }
 
-    /// Sets [`keep_alive_interval`](Self::keep_alive_interval).
+    /// Send a Ping when nothing was written for this long (15 s).
     pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
         self.keep_alive_interval = interval;
         self
     }
 
-    /// Sets [`client_timeout`](Self::client_timeout).
+    /// Close a connection that sent nothing for this long, counted from its first Ping (30 s).
     pub fn client_timeout(mut self, timeout: Duration) -> Self {
         self.client_timeout = timeout;
         self
     }
 
-    /// Sets [`handshake_timeout`](Self::handshake_timeout).
+    /// Close a connection whose handshake has not arrived after this long (15 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
     }
 
-    /// Sets [`disconnect_timeout`](Self::disconnect_timeout).
+    /// Dispose a negotiated connection no transport attached to after this long (15 s).
     pub fn disconnect_timeout(mut self, timeout: Duration) -> Self {
         self.disconnect_timeout = timeout;
         self
     }
 
-    /// Sets [`send_timeout`](Self::send_timeout).
+    /// Give up on a transport write that takes this long and close the connection (10 s).
     pub fn send_timeout(mut self, timeout: Duration) -> Self {
         self.send_timeout = timeout;
         self
     }
 
-    /// Sets [`max_message_size`](Self::max_message_size).
+    /// The largest message a client may send, handshake included (32 KiB).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
         self
     }
 
-    /// Sets [`max_parallel_invocations`](Self::max_parallel_invocations) (at least 1).
+    /// How many invocations of one connection run at the same time (1: in order).
     pub fn max_parallel_invocations(mut self, count: usize) -> Self {
-        self.max_parallel_invocations = count.max(1);
+        self.max_parallel_invocations = count;
         self
     }
 
-    /// Sets [`outbound_queue_capacity`](Self::outbound_queue_capacity) (at least 1).
+    /// How many outgoing messages may wait for one connection's transport (1024). A client that
+    /// lets its queue fill up is closed with an error: memory stays bounded and other clients are
+    /// not slowed.
     pub fn outbound_queue_capacity(mut self, messages: usize) -> Self {
-        self.outbound_queue_capacity = messages.max(1);
+        self.outbound_queue_capacity = messages;
         self
     }
 
-    /// Sets [`detailed_errors`](Self::detailed_errors).
+    /// Send the details of unexpected method errors to clients (off: they get a generic text).
     pub fn detailed_errors(mut self, enabled: bool) -> Self {
         self.detailed_errors = enabled;
         self
     }
 
-    /// Sets [`shutdown_timeout`](Self::shutdown_timeout).
+    /// On shutdown, how long running invocations may take to finish before they are cancelled
+    /// (5 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
     }
 
-    /// Sets [`stream_buffer_capacity`](Self::stream_buffer_capacity) (at least 1).
+    /// How many items of one upload stream may wait for the hub method (10). A client that sends
+    /// faster than the method reads waits: its connection stops reading until there is room.
     pub fn stream_buffer_capacity(mut self, items: usize) -> Self {
-        self.stream_buffer_capacity = items.max(1);
+        self.stream_buffer_capacity = items;
         self
     }
 
-    /// Sets [`client_result_timeout`](Self::client_result_timeout).
+    /// How long a server-to-client invocation (a client result) waits for the client's answer
+    /// (30 s).
     pub fn client_result_timeout(mut self, timeout: Duration) -> Self {
         self.client_result_timeout = timeout;
         self
     }
 
-    /// Sets [`protocols`](Self::protocols).
+    /// The hub protocols clients may pick in the handshake.
     pub fn protocols(mut self, protocols: impl IntoIterator<Item = Protocol>) -> Self {
         self.protocols = protocols.into_iter().collect();
         self
     }
 
-    /// Sets [`transports`](Self::transports), e.g. `[TransportType::LongPolling]` behind a proxy
-    /// that breaks WebSockets and event streams.
+    /// The transports offered (all three by default). Negotiate lists the enabled ones in the
+    /// order WebSockets, Server-Sent Events, long polling whatever the order here; a request for a
+    /// disabled transport gets 404.
     pub fn transports(mut self, transports: impl IntoIterator<Item = TransportType>) -> Self {
         self.transports = transports.into_iter().collect();
         self
     }
 
-    /// Sets [`long_polling_timeout`](Self::long_polling_timeout).
+    /// How long a long poll waits for data before it is answered with an empty 200 and the client
+    /// polls again (90 s).
     pub fn long_polling_timeout(mut self, timeout: Duration) -> Self {
         self.long_polling_timeout = timeout;
         self
     }
 
-    /// Sets [`max_request_body_size`](Self::max_request_body_size).
+    /// The largest request body accepted by the send endpoint (`POST {hub}?id=…`, used by
+    /// Server-Sent Events and long polling); larger bodies get 413 and are dropped. A body may hold
+    /// several messages; each one is still limited by
+    /// [`max_message_size`](Self::max_message_size). `None` (the default): 8 ×
+    /// `max_message_size`, at least 1 MiB, the same bound as one WebSocket message.
     pub fn max_request_body_size(mut self, bytes: usize) -> Self {
         self.max_request_body_size = Some(bytes);
         self
     }
 
-    /// Sets [`cors`](Self::cors).
+    /// Cross-origin requests from browsers (off: no CORS headers, preflights get 405).
     pub fn cors(mut self, cors: CorsConfig) -> Self {
         self.cors = Some(cors);
         self
     }
 
-    /// Sets [`stateful_reconnect`](Self::stateful_reconnect).
+    /// Grant stateful reconnect to WebSocket clients that ask for it in negotiate (on): a
+    /// dropped socket then keeps its connection for [`disconnect_timeout`](Self::disconnect_timeout),
+    /// and the client resumes it without losing messages.
     pub fn stateful_reconnect(mut self, enabled: bool) -> Self {
         self.stateful_reconnect = enabled;
         self
     }
 
-    /// Sets [`stateful_reconnect_buffer_size`](Self::stateful_reconnect_buffer_size) (at least 1).
+    /// With stateful reconnect, how many bytes of sent messages may wait for the client's
+    /// acknowledgement before further sends wait (100 000).
     pub fn stateful_reconnect_buffer_size(mut self, bytes: usize) -> Self {
-        self.stateful_reconnect_buffer_size = bytes.max(1);
+        self.stateful_reconnect_buffer_size = bytes;
         self
+    }
+
+    /// The read buffer of each WebSocket (4 KiB). A message larger than the buffer still arrives
+    /// whole (the buffer grows for it, up to the WebSocket message limit); a small buffer keeps an
+    /// idle connection's memory low. tungstenite's own default, 128 KiB, costs ~128 KiB resident
+    /// per connection and a 128 KiB `memset` per read.
+    pub fn websocket_read_buffer_size(mut self, bytes: usize) -> Self {
+        self.websocket_read_buffer_size = bytes;
+        self
+    }
+
+    /// The lowest negotiate version accepted (0).
+    pub fn min_negotiate_version(mut self, version: u32) -> Self {
+        self.min_negotiate_version = version;
+        self
+    }
+
+    /// Checks the settings; the server builder does it for every hub, so a value that would
+    /// panic or hang a connection is an error when the server is built, naming the setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let at_least_one = [
+            (
+                "max_parallel_invocations",
+                self.max_parallel_invocations,
+                "no invocation could ever run",
+            ),
+            (
+                "outbound_queue_capacity",
+                self.outbound_queue_capacity,
+                "no message could ever be queued for a client",
+            ),
+            (
+                "stream_buffer_capacity",
+                self.stream_buffer_capacity,
+                "no upload stream item could ever be handed to a method",
+            ),
+            (
+                "stateful_reconnect_buffer_size",
+                self.stateful_reconnect_buffer_size,
+                "no message could be sent while unacknowledged",
+            ),
+            (
+                "websocket_read_buffer_size",
+                self.websocket_read_buffer_size,
+                "a WebSocket could not read",
+            ),
+            (
+                "max_message_size",
+                self.max_message_size,
+                "no message, not even the handshake, would fit",
+            ),
+        ];
+        for (field, value, consequence) in at_least_one {
+            if value == 0 {
+                return Err(ConfigError {
+                    field,
+                    reason: format!("must be at least 1 (it is 0): {consequence}"),
+                });
+            }
+        }
+        let non_zero = [
+            (
+                "keep_alive_interval",
+                self.keep_alive_interval,
+                "pings would be sent without pause",
+            ),
+            (
+                "long_polling_timeout",
+                self.long_polling_timeout,
+                "clients would poll without pause",
+            ),
+            (
+                "client_timeout",
+                self.client_timeout,
+                "every connection would time out at once",
+            ),
+            (
+                "handshake_timeout",
+                self.handshake_timeout,
+                "every handshake would time out",
+            ),
+        ];
+        for (field, value, consequence) in non_zero {
+            if value.is_zero() {
+                return Err(ConfigError {
+                    field,
+                    reason: format!("must be longer than zero: {consequence}"),
+                });
+            }
+        }
+        if self.protocols.is_empty() {
+            return Err(ConfigError {
+                field: "protocols",
+                reason: "needs at least one hub protocol: no client could complete a handshake"
+                    .into(),
+            });
+        }
+        if self.transports.is_empty() {
+            return Err(ConfigError {
+                field: "transports",
+                reason: "needs at least one transport: no client could connect".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Whether `transport` is offered.
-    /// Sets [`websocket_read_buffer_size`](Self::websocket_read_buffer_size) (at least 1 byte).
-    pub fn websocket_read_buffer_size(mut self, bytes: usize) -> Self {
-        self.websocket_read_buffer_size = bytes.max(1);
-        self
-    }
-
     pub(crate) fn allows(&self, transport: TransportType) -> bool {
         self.transports.contains(&transport)
     }
@@ -361,4 +475,14 @@ impl CorsConfig {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// A [`HubConfig`] setting that would break the hub, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("HubConfig::{field} {reason}")]
+pub struct ConfigError {
+    /// The setting, as its method is named (e.g. `outbound_queue_capacity`).
+    pub field: &'static str,
+    /// What is wrong with its value.
+    pub reason: String,
 }

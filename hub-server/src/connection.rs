@@ -6,7 +6,6 @@
 //! sends a Ping when nothing was written for the keep-alive interval. A queue that is full means
 //! the client cannot keep up: the connection is closed with an error rather than buffering more.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,10 +13,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hub_core::negotiate::TransportType;
-use hub_core::protocol::{
-    Ack, Close, CompletionOutcome, EncodeMessage, HubMessage, HubProtocol, Protocol, Sequence,
-};
-use tokio::sync::{mpsc, oneshot};
+use hub_core::protocol::{Ack, Close, EncodeMessage, HubMessage, HubProtocol, Protocol, Sequence};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -90,15 +87,6 @@ pub(crate) struct Connection {
     closed: AtomicBool,
     ending: Mutex<Option<Ending>>,
     state: Mutex<http::Extensions>,
-    client_results: Mutex<ClientResults>,
-}
-
-/// Server-to-client invocations waiting for the client's Completion.
-#[derive(Default)]
-struct ClientResults {
-    next_id: u64,
-    /// `None` once the connection has ended: no new calls are accepted.
-    pending: Option<HashMap<String, oneshot::Sender<CompletionOutcome>>>,
 }
 
 impl fmt::Debug for Connection {
@@ -144,10 +132,6 @@ impl Connection {
             closed: AtomicBool::new(false),
             ending: Mutex::new(None),
             state: Mutex::new(http::Extensions::new()),
-            client_results: Mutex::new(ClientResults {
-                next_id: 0,
-                pending: Some(HashMap::new()),
-            }),
         };
         (Arc::new(connection), Outbox { receiver })
     }
@@ -211,63 +195,6 @@ impl Connection {
             error: Some("The client did not keep up: its outbound queue stayed full.".into()),
             flush: false,
         });
-    }
-
-    /// Registers a server-to-client invocation and returns its id and the receiver of the
-    /// client's answer; `None` when the connection has ended.
-    pub(crate) fn start_client_call(
-        &self,
-    ) -> Option<(String, oneshot::Receiver<CompletionOutcome>)> {
-        let mut results = self
-            .client_results
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let id = results.next_id.to_string();
-        results.next_id += 1;
-        let (sender, receiver) = oneshot::channel();
-        results.pending.as_mut()?.insert(id.clone(), sender);
-        Some((id, receiver))
-    }
-
-    /// Forgets a server-to-client invocation that timed out or could not be sent.
-    pub(crate) fn cancel_client_call(&self, id: &str) {
-        let mut results = self
-            .client_results
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(pending) = results.pending.as_mut() {
-            pending.remove(id);
-        }
-    }
-
-    /// Delivers a client's Completion to the server call waiting for it. Returns whether one was.
-    pub(crate) fn complete_client_call(&self, id: &str, outcome: CompletionOutcome) -> bool {
-        let sender = {
-            let mut results = self
-                .client_results
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            results
-                .pending
-                .as_mut()
-                .and_then(|pending| pending.remove(id))
-        };
-        match sender {
-            Some(sender) => {
-                let _ = sender.send(outcome);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Fails every pending server-to-client invocation and refuses new ones (connection ended).
-    pub(crate) fn fail_client_calls(&self) {
-        let mut results = self
-            .client_results
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        results.pending = None;
     }
 
     /// Ends the connection: the client gets `message`, then the transport closes. The first call

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clients::{CallerClients, ClientCallbacks, ClientProxy, Clients, Groups};
 use crate::connection::Connection;
-use crate::lifetime::LifetimeManager;
+use crate::lifetime::{LifetimeError, LifetimeManager, Target};
 use crate::request::{Principal, RequestInfo};
 
 /// A hub's clients and groups, usable outside hub methods: from background tasks, HTTP handlers,
@@ -65,26 +65,27 @@ impl<C: ClientCallbacks> HubContext<C> {
         Groups::new(self.manager.clone())
     }
 
-    /// How many connections the hub has.
-    pub async fn connection_count(&self) -> usize {
+    /// How many connections the hub has (on every server).
+    pub async fn connection_count(&self) -> Result<usize, LifetimeError> {
         self.manager.connection_count().await
     }
 
-    /// The connection ids of a user, sorted.
-    pub async fn user_connections(&self, user_id: &str) -> Vec<String> {
+    /// The connection ids of a user, sorted (on every server).
+    pub async fn user_connections(&self, user_id: &str) -> Result<Vec<String>, LifetimeError> {
         self.manager.user_connections(user_id).await
     }
 
-    /// Closes a connection of this process (the client gets `{"type":7}` and does not reconnect).
-    /// Returns whether it was connected here.
-    pub fn abort(&self, connection_id: &str) -> bool {
-        match self.manager.connection(connection_id) {
-            Some(connection) => {
-                connection.close(Close::new());
-                true
-            }
-            None => false,
-        }
+    /// Ends a connection, wherever it is (the client gets `{"type":7}` and does not reconnect).
+    /// Returns whether this server had it.
+    pub async fn abort(&self, connection_id: &str) -> Result<bool, LifetimeError> {
+        self.abort_target(&Target::Connection(connection_id.to_owned()))
+            .await
+            .map(|ended| ended > 0)
+    }
+
+    /// Ends every connection `target` reaches; returns how many this server ended.
+    pub async fn abort_target(&self, target: &Target) -> Result<usize, LifetimeError> {
+        self.manager.abort(target).await
     }
 }
 

@@ -261,7 +261,6 @@ impl Dispatcher {
         }
         self.invocations.close();
         self.cancellation.cancel();
-        connection.fail_client_calls();
         self.invocations.wait().await;
     }
 
@@ -374,11 +373,11 @@ impl Dispatcher {
                     if let CompletionOutcome::Error(error) = completion.outcome {
                         upload.fail(HubError::new(error.to_string()));
                     }
-                } else if !self
-                    .shared
-                    .connection
-                    .complete_client_call(&completion.invocation_id, completion.outcome)
-                {
+                } else if !self.shared.endpoint.manager.complete_client_result(
+                    &self.shared.connection.id,
+                    &completion.invocation_id,
+                    completion.outcome,
+                ) {
                     tracing::debug!(invocation_id = %completion.invocation_id, "a Completion for an unknown id was ignored");
                 }
             }

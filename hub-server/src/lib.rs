@@ -7,14 +7,14 @@
 //! ```no_run
 //! use hub_server::{Context, HubError, HubMethods, HubServer};
 //!
-//! # async fn run() -> std::io::Result<()> {
+//! # async fn run() -> Result<(), hub_server::ServerError> {
 //! let chat = HubMethods::<Context>::new()
 //!     .method("SendMessage", |cx: Context, (user, text): (String, String)| async move {
 //!         cx.clients().all().send("ReceiveMessage", (&user, &text)).await;
 //!         Ok::<_, HubError>(())
 //!     })
 //!     .method("JoinRoom", |cx: Context, (room,): (String,)| async move {
-//!         cx.groups().add(cx.connection_id(), &room).await;
+//!         cx.groups().add(cx.connection_id(), &room).await?;
 //!         Ok::<_, HubError>(())
 //!     });
 //! let server = HubServer::builder().hub("/chat", chat).bind("127.0.0.1:5000").await?;
@@ -46,10 +46,11 @@ pub use clients::{
     CallerClients, ClientCallbacks, ClientProxy, Clients, Groups, ManyClients, ProxyKind,
     ResultKind, SingleClient, SingleClientProxy,
 };
-pub use config::{CorsConfig, HubConfig, DEFAULT_WEBSOCKET_READ_BUFFER_SIZE};
+pub use config::{ConfigError, CorsConfig, HubConfig, DEFAULT_WEBSOCKET_READ_BUFFER_SIZE};
 pub use connection::SendError;
 pub use context::{Cancellation, Context, HubContext};
 pub use futures_core::Stream;
+pub use hub_core::hub::ClientResultError;
 pub use hub_core::hub::{
     AsArgument, FromCall, HubDispatch, HubError, HubMethods, IntoHubError, UploadStream,
 };
@@ -57,13 +58,14 @@ pub use hub_core::negotiate::TransportType;
 pub use hub_core::{negotiate, protocol, ProtocolError};
 pub use hub_macros::{hub, hub_client};
 pub use lifetime::{
-    ConnectionHandle, LifetimeManager, LocalLifetimeManager, PreparedMessage, Target,
+    ConnectionHandle, Envelope, HubBinding, LifetimeError, LifetimeManager, LocalLifetimeManager,
+    PreparedMessage, Target,
 };
 pub use request::{
     AllowAnonymous, Authenticator, Principal, PrincipalUserId, RequestInfo, Unauthorized,
     UserIdProvider,
 };
-pub use server::{HubEndpoint, HubServer, HubServerBuilder, ShutdownHandle};
+pub use server::{HubEndpoint, HubServer, HubServerBuilder, ServerError, ShutdownHandle};
 pub use service::{HubService, ResponseBody};
 /// Derives TypeScript types for the values that cross a hub's wire (re-exported for convenience;
 /// `#[derive(TS)]` itself needs `ts-rs` among your dependencies).
@@ -89,8 +91,8 @@ pub mod __private {
     pub use hub_core::hub::{
         bind_call, bind_context, fallible_stream_output, hook_result, result_output, stream_output,
         try_output, unknown_method, value_output, AsArgument, BindError, BoxFuture, BoxValue,
-        CallError, CallParts, FromArguments, FromCall, HubDispatch, HubError, MethodDescriptor,
-        MethodKind, MethodOutput, MethodTable, ParameterSource, RawUpload,
+        CallError, CallParts, ClientResultError, FromArguments, FromCall, HubDispatch, HubError,
+        MethodDescriptor, MethodKind, MethodOutput, MethodTable, ParameterSource, RawUpload,
     };
     pub use hub_core::protocol::Arguments;
     pub use inventory;

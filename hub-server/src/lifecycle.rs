@@ -106,9 +106,17 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
         protocol,
         queue_capacity: config.outbound_queue_capacity,
     });
-    endpoint.manager.add_connection(ConnectionHandle {
-        inner: connection.clone(),
-    });
+    let registered = endpoint
+        .manager
+        .add_connection(ConnectionHandle {
+            inner: connection.clone(),
+        })
+        .await;
+    if let Err(error) = registered {
+        // The client is told to go; what follows (hooks, teardown) runs as for any ending.
+        tracing::error!(%error, "the lifetime manager could not register the connection");
+        connection.end(Close::with_error(), Some(error.to_string()));
+    }
     let writer_config = WriterConfig {
         keep_alive: (attached.transport != TransportType::LongPolling)
             .then_some(config.keep_alive_interval),
@@ -176,7 +184,9 @@ async fn teardown(
     writer: Option<JoinHandle<WriterExit>>,
 ) {
     dispatcher.finish(endpoint.shutdown.is_cancelled()).await;
-    endpoint.manager.remove_connection(&connection.id);
+    if let Err(error) = endpoint.manager.remove_connection(&connection.id).await {
+        tracing::error!(%error, "the lifetime manager could not unregister the connection");
+    }
     let error = connection.ending().and_then(|ending| ending.error);
     endpoint
         .hub
@@ -256,6 +266,10 @@ async fn handshake<R: TransportSource, S: TransportSink>(
 
 /// Runs the on-connected hook; if it fails, the connection ends. Returns whether it succeeded.
 async fn connected(endpoint: &Endpoint, connection: &Connection, dispatcher: &Dispatcher) -> bool {
+    if connection.is_closing() {
+        // Ended before it began (the lifetime manager could not register it).
+        return false;
+    }
     match endpoint.hub.on_connected(dispatcher.context()).await {
         Ok(()) => true,
         Err(error) => {

@@ -11,10 +11,10 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::HubConfig;
+use crate::config::{ConfigError, HubConfig};
 use crate::context::{Context, HubContext};
 use crate::endpoint::Endpoint;
-use crate::lifetime::{LifetimeManager, LocalLifetimeManager};
+use crate::lifetime::{HubBinding, LifetimeManager, LocalLifetimeManager};
 use crate::request::{
     AllowAnonymous, Authenticator, PrincipalUserId, SharedAuthenticator, SharedUserIdProvider,
     UserIdProvider,
@@ -58,6 +58,7 @@ pub struct HubServerBuilder {
     authenticator: SharedAuthenticator,
     user_ids: SharedUserIdProvider,
     http_shutdown_timeout: Duration,
+    node_id: Option<String>,
 }
 
 impl Default for HubServerBuilder {
@@ -68,6 +69,7 @@ impl Default for HubServerBuilder {
             authenticator: Arc::new(AllowAnonymous),
             user_ids: Arc::new(PrincipalUserId),
             http_shutdown_timeout: Duration::from_secs(10),
+            node_id: None,
         }
     }
 }
@@ -110,40 +112,88 @@ impl HubServerBuilder {
         self
     }
 
-    /// The service that serves the hubs, to mount in your own hyper or axum application.
-    pub fn into_service(self) -> HubService {
+    /// This server's id among the servers of a deployment, given to every hub's lifetime manager
+    /// ([`HubBinding::node_id`]); it prefixes the ids of client-result invocations. Default: 22
+    /// random URL-safe characters per server instance.
+    pub fn node_id(mut self, node_id: impl Into<String>) -> Self {
+        self.node_id = Some(node_id.into());
+        self
+    }
+
+    /// The service that serves the hubs, to mount in your own hyper or axum application. Fails
+    /// when a hub's settings would break it ([`HubConfig::validate`]).
+    pub fn into_service(self) -> Result<HubService, ServerError> {
+        for (path, endpoint) in &self.endpoints {
+            endpoint
+                .config
+                .as_ref()
+                .unwrap_or(&self.config)
+                .validate()
+                .map_err(|error| ServerError::Config {
+                    path: path.clone(),
+                    error,
+                })?;
+        }
+        let node_id: Arc<str> = self.node_id.clone().unwrap_or_else(random_node_id).into();
         let endpoints = self
             .endpoints
             .into_iter()
             .map(|(path, endpoint)| {
+                let manager = endpoint
+                    .manager
+                    .unwrap_or_else(|| Arc::new(LocalLifetimeManager::new()));
+                manager.bind(&HubBinding {
+                    hub: path.clone(),
+                    node_id: node_id.clone(),
+                });
                 Arc::new(Endpoint::new(
                     path,
                     endpoint.hub,
                     endpoint.config.unwrap_or_else(|| self.config.clone()),
-                    endpoint
-                        .manager
-                        .unwrap_or_else(|| Arc::new(LocalLifetimeManager::new())),
+                    manager,
                     self.authenticator.clone(),
                     self.user_ids.clone(),
                 ))
             })
             .collect();
-        HubService::new(endpoints)
+        Ok(HubService::new(endpoints))
     }
 
-    /// Binds a listener (port 0 picks a free port; see [`HubServer::local_addr`]).
-    pub async fn bind(self, address: impl ToSocketAddrs) -> io::Result<HubServer> {
-        let listener = TcpListener::bind(address).await?;
-        let local_addr = listener.local_addr()?;
+    /// Checks the hubs' settings, then binds a listener (port 0 picks a free port; see
+    /// [`HubServer::local_addr`]).
+    pub async fn bind(self, address: impl ToSocketAddrs) -> Result<HubServer, ServerError> {
         let http_shutdown_timeout = self.http_shutdown_timeout;
+        let service = self.into_service()?;
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(ServerError::Bind)?;
+        let local_addr = listener.local_addr().map_err(ServerError::Bind)?;
         Ok(HubServer {
             listener,
             local_addr,
-            service: self.into_service(),
+            service,
             shutdown: CancellationToken::new(),
             http_shutdown_timeout,
         })
     }
+}
+
+/// Why a server could not be built or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A hub's settings would break it.
+    #[error("the hub at `{path}` cannot be served: {error}")]
+    Config {
+        /// The hub's path.
+        path: String,
+        /// The setting and what is wrong with it.
+        #[source]
+        error: ConfigError,
+    },
+    /// The listener could not be bound (address in use, no permission, …).
+    #[error("cannot listen: {0}")]
+    Bind(#[source] io::Error),
 }
 
 /// A bound server. Call [`serve`](Self::serve) to run it; stop it with a [`ShutdownHandle`].
@@ -198,7 +248,7 @@ impl HubServer {
     }
 
     /// Serves until [`ShutdownHandle::shutdown`] is called, then shuts down gracefully.
-    pub async fn serve(self) -> io::Result<()> {
+    pub async fn serve(self) -> Result<(), ServerError> {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
             let (stream, peer) = tokio::select! {
@@ -236,4 +286,14 @@ impl HubServer {
         }
         Ok(())
     }
+}
+
+/// A random node id (22 URL-safe characters), or the time when the system has no random source.
+fn random_node_id() -> String {
+    crate::endpoint::random_id().unwrap_or_else(|_| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos());
+        format!("{nanos:x}")
+    })
 }

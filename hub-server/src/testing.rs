@@ -18,15 +18,15 @@
 //!
 //! #[hub(client = RoomClient)]
 //! pub trait Room {
-//!     async fn join(&self, cx: Context<RoomClientProxy>, room: String);
+//!     async fn join(&self, cx: Context<RoomClientProxy>, room: String) -> Result<(), HubError>;
 //!     async fn say(&self, cx: Context<RoomClientProxy>, room: String, text: String) -> Result<(), HubError>;
 //! }
 //!
 //! struct Rooms;
 //!
 //! impl Room for Rooms {
-//!     async fn join(&self, cx: Context<RoomClientProxy>, room: String) {
-//!         cx.groups().add(cx.connection_id(), &room).await;
+//!     async fn join(&self, cx: Context<RoomClientProxy>, room: String) -> Result<(), HubError> {
+//!         Ok(cx.groups().add(cx.connection_id(), &room).await?)
 //!     }
 //!     async fn say(&self, cx: Context<RoomClientProxy>, room: String, text: String) -> Result<(), HubError> {
 //!         if text.is_empty() {
@@ -94,7 +94,7 @@ use crate::config::HubConfig;
 use crate::context::{Context, HubContext};
 use crate::endpoint::{random_id, Endpoint};
 use crate::lifecycle::{self, Attached};
-use crate::lifetime::{LifetimeManager, LocalLifetimeManager};
+use crate::lifetime::{HubBinding, LifetimeError, LifetimeManager, LocalLifetimeManager};
 use crate::request::{AllowAnonymous, Principal, PrincipalUserId, RequestInfo};
 use crate::transport::{TransportError, TransportSink, TransportSource};
 
@@ -178,9 +178,30 @@ impl TestHub {
         TestHub::with_config(hub, HubConfig::default())
     }
 
-    /// Serves `hub` with `config`.
+    /// Serves `hub` with `config` (which must be valid, see [`TestHub::with_manager`]).
     pub fn with_config<H: TypedHub>(hub: H, config: HubConfig) -> TestHub<H::Client> {
-        let manager: Arc<dyn LifetimeManager> = Arc::new(LocalLifetimeManager::new());
+        TestHub::with_manager(hub, config, LocalLifetimeManager::new())
+    }
+
+    /// Serves `hub` with `config` through `manager` (e.g. a backplane's, or one wrapping the
+    /// local manager).
+    ///
+    /// # Panics
+    ///
+    /// When `config` is invalid ([`HubConfig::validate`]), with the message naming the setting.
+    pub fn with_manager<H: TypedHub>(
+        hub: H,
+        config: HubConfig,
+        manager: impl LifetimeManager,
+    ) -> TestHub<H::Client> {
+        if let Err(error) = config.validate() {
+            panic!("TestHub: {error}");
+        }
+        let manager: Arc<dyn LifetimeManager> = Arc::new(manager);
+        manager.bind(&HubBinding {
+            hub: "/test".to_owned(),
+            node_id: Arc::from("test"),
+        });
         TestHub {
             endpoint: Arc::new(Endpoint::new(
                 "/test".to_owned(),
@@ -330,16 +351,16 @@ impl<C: ClientCallbacks> TestClient<C> {
     }
 
     /// Adds this connection to `group`.
-    pub async fn join(&self, group: &str) {
-        self.endpoint.manager.add_to_group(&self.id, group).await;
+    pub async fn join(&self, group: &str) -> Result<(), LifetimeError> {
+        self.endpoint.manager.add_to_group(&self.id, group).await
     }
 
     /// Removes this connection from `group`.
-    pub async fn leave(&self, group: &str) {
+    pub async fn leave(&self, group: &str) -> Result<(), LifetimeError> {
         self.endpoint
             .manager
             .remove_from_group(&self.id, group)
-            .await;
+            .await
     }
 
     /// Hands every callback from now on (and those already received) to `handler`, an

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{result, TestServer, WsClient, TIMEOUT};
 use hub_server::protocol::{HubMessage, Protocol};
-use hub_server::{Context, HubConfig, HubError, HubMethods};
+use hub_server::{ClientResultError, Context, HubConfig, HubError, HubMethods};
 use tokio_util::sync::CancellationToken;
 
 // ----- the hub ----------------------------------------------------------------------------------
@@ -39,12 +39,15 @@ impl Drop for SetOnDrop {
 }
 
 /// What a method saw: `ok:<value>` or `err:<message>` (hub errors only: the client's texts).
-fn describe(outcome: Result<i64, HubError>) -> String {
+fn describe(outcome: Result<i64, ClientResultError>) -> String {
     match outcome {
         Ok(value) => format!("ok:{value}"),
         Err(error) => {
-            assert_eq!(error.type_name(), "HubException", "{error:?}");
-            format!("err:{}", error.message())
+            // What a hub method returns with `?`: the same text, for the caller.
+            let hub_error = HubError::from(error.clone());
+            assert_eq!(hub_error.type_name(), "HubException", "{error:?}");
+            assert_eq!(hub_error.message(), error.to_string());
+            format!("err:{error}")
         }
     }
 }
@@ -61,10 +64,12 @@ fn hub(probe: &Arc<Probe>) -> HubMethods<Context> {
         })
         // Propagates the client's answer or error as its own.
         .method("AskNumber", |cx: Context, (n,): (i64,)| async move {
-            cx.clients()
-                .caller()
-                .invoke::<i64, _>("GetNumber", (n,))
-                .await
+            Ok::<_, HubError>(
+                cx.clients()
+                    .caller()
+                    .invoke::<i64, _>("GetNumber", (n,))
+                    .await?,
+            )
         })
         // Reports what it got as a string.
         .method("Ask", |cx: Context, (n,): (i64,)| async move {
@@ -105,7 +110,7 @@ fn hub(probe: &Arc<Probe>) -> HubMethods<Context> {
                 let answer = cx.clients().caller().invoke::<i64, _>("GetNumber", (n,));
                 tokio::spawn(async move {
                     let started = Instant::now();
-                    let outcome = answer.await.map_err(|e| e.message().to_owned());
+                    let outcome = answer.await.map_err(|e| e.to_string());
                     *probe.detached_outcome.lock().unwrap() = Some((outcome, started.elapsed()));
                     probe.detached_done.cancel();
                 });

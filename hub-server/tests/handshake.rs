@@ -36,7 +36,7 @@ async fn a_hub_message_before_the_handshake_is_a_handshake_error() {
     client
         .expect_handshake_error("An unexpected error occurred during connection handshake.")
         .await;
-    assert_eq!(server.hub.connection_count().await, 0);
+    assert_eq!(server.hub.connection_count().await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

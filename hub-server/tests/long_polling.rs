@@ -285,7 +285,11 @@ async fn a_client_that_stops_polling_is_disposed_after_the_disconnect_timeout() 
     server.wait_for_connection_count(1).await;
     // No poll from now on.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(server.hub.connection_count().await, 1, "disposed too early");
+    assert_eq!(
+        server.hub.connection_count().await.unwrap(),
+        1,
+        "disposed too early"
+    );
     server.wait_for_connection_count(0).await;
     let (status, _, _) = hub.poll().await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -369,7 +373,7 @@ async fn a_client_that_drops_its_waiting_poll_is_disposed_after_the_disconnect_t
         .unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
-        server.hub.connection_count().await,
+        server.hub.connection_count().await.unwrap(),
         1,
         "a waiting poll keeps the connection"
     );

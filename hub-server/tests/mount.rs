@@ -64,7 +64,8 @@ async fn app_routes_and_hubs_share_one_port() {
     let hubs = HubServer::builder()
         .hub(PATH, test_hub())
         .config(HubConfig::new())
-        .into_service();
+        .into_service()
+        .unwrap();
     assert!(hubs.matches("/hub"));
     assert!(hubs.matches("/HUB/negotiate"));
     assert!(!hubs.matches("/hello"));
@@ -86,7 +87,7 @@ async fn app_routes_and_hubs_share_one_port() {
         result::<String>(&client.expect_completion("1").await),
         "mounted"
     );
-    assert_eq!(context.connection_count().await, 1);
+    assert_eq!(context.connection_count().await.unwrap(), 1);
 
     // The app's route still answers while the hub connection is open.
     let (status, _, body) = http(addr, Method::GET, "/hello", &[], b"").await;
@@ -98,7 +99,10 @@ async fn app_routes_and_hubs_share_one_port() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_is_a_tower_service_and_answers_unknown_paths_with_404() {
     fn assert_tower<S: tower_service::Service<Request<Full<Bytes>>>>(_: &S) {}
-    let hubs = HubServer::builder().hub(PATH, test_hub()).into_service();
+    let hubs = HubServer::builder()
+        .hub(PATH, test_hub())
+        .into_service()
+        .unwrap();
     assert_tower(&hubs);
     let mut tower = hubs.clone();
     std::future::poll_fn(|cx| {

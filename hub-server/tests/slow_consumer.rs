@@ -175,7 +175,7 @@ async fn slow_consumer_is_closed(pace: Pace) {
         .await
         .expect("the watcher did not get every item")
         .expect("the watcher's reader");
-    assert_eq!(server.hub.connection_count().await, 2);
+    assert_eq!(server.hub.connection_count().await.unwrap(), 2);
 
     // Now it reads: some items in order, then the Close with error (or just the end of the socket).
     let mut next = 0;

@@ -122,7 +122,7 @@ impl Notes for NotesHub {
         cx: Context,
         room: String,
     ) {
-        groups.add(cx.connection_id(), &room).await;
+        let _ = groups.add(cx.connection_id(), &room).await;
         clients
             .others_in_group(&room)
             .user_joined(&room, cx.connection_id())
@@ -136,7 +136,7 @@ impl Notes for NotesHub {
         Ok(())
     }
     async fn ask(&self, cx: Context<NoteClientProxy>, question: String) -> Result<bool, HubError> {
-        cx.clients().caller().confirm(question).await
+        Ok(cx.clients().caller().confirm(question).await?)
     }
     async fn count_to(&self, n: u32) -> impl Stream<Item = u32> + Send + 'static {
         futures_util::stream::iter(1..=n)
@@ -584,8 +584,8 @@ async fn test_client_context_calls_the_trait_directly() {
     let test = TestHub::new(ServeNotes::from_arc(hub.clone()));
     let mut alice = test.connect().await.unwrap();
     let bob = test.connect().await.unwrap();
-    alice.join("room").await;
-    bob.join("room").await;
+    alice.join("room").await.unwrap();
+    bob.join("room").await.unwrap();
     let note = Note {
         room: "room".into(),
         text: "direct".into(),

@@ -359,7 +359,7 @@ async fn duplicate_invocation_id_while_running_leaves_the_connection_usable() {
         );
     }
     client.echo_works("usable").await;
-    assert_eq!(server.hub.connection_count().await, 1);
+    assert_eq!(server.hub.connection_count().await.unwrap(), 1);
     // What the server did with the duplicate, for the record (shown with --nocapture).
     #[allow(clippy::print_stderr)]
     {
@@ -568,14 +568,14 @@ async fn hub_context_sends_reach_only_group_members_and_users() {
 
     alice.invoke("j", "JoinGroup", ("g",)).await;
     alice.expect_completion("j").await;
-    server.hub.groups().add(&bob_id, "h").await;
+    server.hub.groups().add(&bob_id, "h").await.unwrap();
     assert_eq!(
-        server.hub.groups().members("g").await,
+        server.hub.groups().members("g").await.unwrap(),
         vec![alice_id.clone()]
     );
-    assert_eq!(server.hub.groups().of(&bob_id).await, ["h"]);
+    assert_eq!(server.hub.groups().of(&bob_id).await.unwrap(), ["h"]);
     assert_eq!(
-        server.hub.user_connections("alice").await,
+        server.hub.user_connections("alice").await.unwrap(),
         vec![alice_id.clone()]
     );
 
@@ -597,13 +597,13 @@ async fn hub_context_sends_reach_only_group_members_and_users() {
     expect_notifications(&mut carol, &["not alice"]).await;
 
     // Aborting from outside: the client gets a plain Close.
-    assert!(server.hub.abort(&bob_id));
+    assert!(server.hub.abort(&bob_id).await.unwrap());
     let (close, _) = bob.expect_close_message().await;
     assert_eq!(close.text(), "{\"type\":7}");
     server.wait_for_connection_count(2).await;
-    assert!(!server.hub.abort(&bob_id));
-    assert!(server.hub.groups().members("h").await.is_empty());
-    assert!(server.hub.user_connections("bob").await.is_empty());
+    assert!(!server.hub.abort(&bob_id).await.unwrap());
+    assert!(server.hub.groups().members("h").await.unwrap().is_empty());
+    assert!(server.hub.user_connections("bob").await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -115,6 +115,7 @@ export interface ConformanceMethods {
   "Abort": { args: []; result: void; stream: false };
   "Kick": { args: [id: string]; result: boolean; stream: false };
   "Disconnections": { args: []; result: Array<[string, string | null]>; stream: false };
+  "ManagerCalls": { args: []; result: { [key in string]: number } | null; stream: false };
   "Shutdown": { args: []; result: void; stream: false };
 }
 
@@ -318,6 +319,11 @@ export declare class ConformanceHub {
    * Every `(connection id, error)` the on-disconnected hook has seen, in order.
    */
   disconnections(signal?: AbortSignal): Promise<Array<[string, string | null]>>;
+  /**
+   * How often each lifetime-manager method was called, when the server runs on the counting
+   * manager (`LIFETIME_MANAGER=counting`); `null` otherwise.
+   */
+  managerCalls(signal?: AbortSignal): Promise<{ [key in string]: number } | null>;
   /**
    * Shuts the server down gracefully.
    */

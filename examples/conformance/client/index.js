@@ -196,6 +196,10 @@ export class ConformanceHub {
     return this.connection.invoke("Disconnections", ...withSignal([], signal));
   }
 
+  managerCalls(signal) {
+    return this.connection.invoke("ManagerCalls", ...withSignal([], signal));
+  }
+
   shutdown(signal) {
     return this.connection.invoke("Shutdown", ...withSignal([], signal));
   }

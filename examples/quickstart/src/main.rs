@@ -97,7 +97,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Any `Fn(&RequestInfo) -> impl Future<Output = Result<Principal, Unauthorized>>`; the
         // future must not borrow the request (read what you need first, then `async move`).
         .authenticator(|request: &RequestInfo| std::future::ready(authenticate(request)))
-        .into_service();
+        .into_service()?;
     let hub = hubs
         .hub_context("/hubs/greeter")
         .ok_or("the greeter hub is not mapped")?

@@ -42,12 +42,14 @@ use serde::Serialize;
 use crate::protocol::{Arguments, EncodeValue, RawValue};
 
 mod binding;
+mod client_result;
 
 pub use binding::{
     bind_call, bind_context, fallible_stream_output, hook_result, result_output, stream_output,
     try_output, unknown_method, value_output, AsArgument, CallParts, FromCall, IntoHubError,
     ParameterSource,
 };
+pub use client_result::ClientResultError;
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -131,6 +133,10 @@ impl HubError {
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for HubError {
     fn from(error: E) -> Self {
+        // A client result's failure keeps its text for the caller (see `ClientResultError`).
+        if let Some(client) = (&error as &dyn std::any::Any).downcast_ref::<ClientResultError>() {
+            return client.to_hub_error();
+        }
         HubError::internal(&error)
     }
 }

@@ -116,7 +116,7 @@ fn callback(method: &MethodModel, p: &TokenStream) -> TokenStream {
             ///
             /// A client result: only one connection can answer it, so this exists on
             /// single-connection proxies (`clients.caller()`, `clients.client(id)`).
-            pub fn #ident(&self, #(#declared),*) -> #p::BoxFuture<#p::Result<#result, #p::HubError>>
+            pub fn #ident(&self, #(#declared),*) -> #p::BoxFuture<#p::Result<#result, #p::ClientResultError>>
             where
                 K: #p::ResultKind,
             {

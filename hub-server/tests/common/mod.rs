@@ -60,7 +60,7 @@ pub struct TestServer {
     /// The context of the hub at [`PATH`].
     pub hub: HubContext,
     /// The `serve()` task.
-    pub serve: JoinHandle<io::Result<()>>,
+    pub serve: JoinHandle<Result<(), hub_server::ServerError>>,
 }
 
 impl TestServer {
@@ -105,7 +105,7 @@ impl TestServer {
     pub async fn wait_for_connection_count(&self, count: usize) {
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         loop {
-            let now = self.hub.connection_count().await;
+            let now = self.hub.connection_count().await.unwrap();
             if now == count {
                 return;
             }
@@ -144,7 +144,7 @@ pub fn test_hub() -> HubMethods<Context> {
             Ok::<_, HubError>(cx.connection_id().to_owned())
         })
         .method("JoinGroup", |cx: Context, (group,): (String,)| async move {
-            cx.groups().add(cx.connection_id(), &group).await;
+            cx.groups().add(cx.connection_id(), &group).await?;
             Ok::<_, HubError>(())
         })
         .method("Push", |cx: Context, (n,): (u32,)| async move {

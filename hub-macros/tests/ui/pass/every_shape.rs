@@ -88,7 +88,7 @@ impl Chat for Server {
         clients.group("g").renamed(1, None::<String>).await;
         clients.group("g").renamed(1, Some("x")).await;
         clients.user("u").receive(message).await;
-        let caller: hub_server::__private::Result<bool, HubError> =
+        let caller: hub_server::__private::Result<bool, hub_server::ClientResultError> =
             clients.caller().confirm("ok?").await;
         let _ = caller;
         let one: ChatClientProxy<SingleClient> = clients.client("id");

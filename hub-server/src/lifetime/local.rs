@@ -1,150 +1,21 @@
-//! The registry of connections, groups and users, behind a trait so that a backplane (e.g. Redis)
-//! can later carry broadcasts and groups across servers.
-//!
-//! [`LocalLifetimeManager`] is the one-process implementation. A message sent to many connections
-//! is encoded **once per protocol** ([`PreparedMessage`]) and each connection's queue gets a cheap
-//! clone of the bytes.
+//! The lifetime manager of a single process, and the building block of distributed ones.
 
-use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, PoisonError, RwLock};
-
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hub_core::hub::{BoxFuture, HubError};
+use hub_core::hub::{BoxFuture, ClientResultError};
 use hub_core::protocol::{
-    Close, CompletionOutcome, EncodeArguments, EncodeMessage, HubProtocol, Invocation, MessageRef,
-    Protocol, RawValue,
+    Close, CompletionOutcome, EncodeArguments, Invocation, Protocol, RawValue,
 };
-use hub_core::ProtocolError;
 
-use crate::connection::{Connection, SendError, TrySendError};
-
-/// Who a message is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// Every connection.
-    All,
-    /// Every connection but these.
-    AllExcept(Vec<String>),
-    /// One connection.
-    Connection(String),
-    /// Several connections.
-    Connections(Vec<String>),
-    /// The members of a group.
-    Group(String),
-    /// The members of any of these groups (each connection once).
-    Groups(Vec<String>),
-    /// The members of a group but these connections.
-    GroupExcept(String, Vec<String>),
-    /// Every connection of a user.
-    User(String),
-    /// Every connection of any of these users.
-    Users(Vec<String>),
-}
-
-/// A message about to be sent to many connections: encoded at most once per protocol, on first
-/// use.
-pub struct PreparedMessage<'a> {
-    message: MessageRef<'a>,
-    encoded: [OnceCell<Result<Bytes, ProtocolError>>; 2],
-}
-
-impl<'a> PreparedMessage<'a> {
-    /// Prepares `message`; nothing is encoded yet.
-    pub fn new(message: &'a dyn EncodeMessage) -> Self {
-        PreparedMessage {
-            message: message.as_message_ref(),
-            encoded: [OnceCell::new(), OnceCell::new()],
-        }
-    }
-
-    /// The message framed in `protocol`, encoded on the first call for that protocol.
-    pub fn encoded(&self, protocol: Protocol) -> Result<Bytes, ProtocolError> {
-        let slot = match protocol {
-            Protocol::Json => &self.encoded[0],
-            Protocol::MessagePack => &self.encoded[1],
-        };
-        slot.get_or_init(|| protocol.encode_to_bytes(&self.message))
-            .clone()
-    }
-}
-
-/// A handle on a live connection of this process, given to a [`LifetimeManager`].
-#[derive(Clone, Debug)]
-pub struct ConnectionHandle {
-    pub(crate) inner: Arc<Connection>,
-}
-
-impl ConnectionHandle {
-    /// The connection id.
-    pub fn id(&self) -> &str {
-        &self.inner.id
-    }
-
-    /// The user the connection belongs to.
-    pub fn user_id(&self) -> Option<&str> {
-        self.inner.user_id.as_deref()
-    }
-
-    /// The hub protocol the connection speaks.
-    pub fn protocol(&self) -> Protocol {
-        self.inner.protocol
-    }
-
-    /// Queues already encoded bytes (whole messages in the connection's protocol), waiting up to
-    /// the hub's send timeout for room; a client whose queue stays full is closed.
-    pub async fn send_encoded(&self, bytes: Bytes) -> Result<(), SendError> {
-        self.inner.send(bytes).await
-    }
-
-    /// Ends the connection with `close` (e.g. on server shutdown).
-    pub fn close(&self, close: Close) {
-        self.inner.end(close, None);
-    }
-}
-
-/// The registry of connections, groups and users of one hub.
-///
-/// Object safe. Methods that may need the network in a multi-server implementation return futures;
-/// sends encode synchronously (the futures own what they need), so callers may pass borrowed
-/// arguments. A send's future completes when every target has the message queued: a target whose
-/// queue is full is waited for (backpressure on the sender) up to the hub's send timeout, then
-/// closed, so one slow client costs a broadcaster at most that long and never memory.
-pub trait LifetimeManager: Send + Sync + 'static {
-    /// Registers a connection whose handshake completed.
-    fn add_connection(&self, connection: ConnectionHandle);
-    /// Removes a connection that ended, and its group memberships.
-    fn remove_connection(&self, connection_id: &str);
-    /// A live connection of this process.
-    fn connection(&self, connection_id: &str) -> Option<ConnectionHandle>;
-    /// Sends `message` to `target`. Connections that cannot keep up are closed; the others still
-    /// get the message.
-    fn send(&self, target: &Target, message: &PreparedMessage<'_>) -> BoxFuture<()>;
-    /// Calls `method` on one connection and waits (up to `timeout`) for the client's result.
-    fn invoke_client(
-        &self,
-        connection_id: &str,
-        method: &str,
-        arguments: &dyn EncodeArguments,
-        timeout: Duration,
-    ) -> BoxFuture<Result<RawValue, HubError>>;
-    /// Adds a connection to a group (a connection id that is not connected is ignored).
-    fn add_to_group(&self, connection_id: &str, group: &str) -> BoxFuture<()>;
-    /// Removes a connection from a group.
-    fn remove_from_group(&self, connection_id: &str, group: &str) -> BoxFuture<()>;
-    /// The connection ids in a group.
-    fn group_members(&self, group: &str) -> BoxFuture<Vec<String>>;
-    /// The groups a connection is in.
-    fn groups_of(&self, connection_id: &str) -> BoxFuture<Vec<String>>;
-    /// The connection ids of a user.
-    fn user_connections(&self, user_id: &str) -> BoxFuture<Vec<String>>;
-    /// How many connections there are.
-    fn connection_count(&self) -> BoxFuture<usize>;
-    /// Every live connection of this process (for shutdown).
-    fn local_connections(&self) -> Vec<ConnectionHandle>;
-}
+use super::client_results::ClientResults;
+use super::{
+    ConnectionHandle, HubBinding, LifetimeError, LifetimeManager, PreparedMessage, Target,
+};
+use crate::connection::{Connection, TrySendError};
 
 #[derive(Default)]
 struct Registry {
@@ -175,18 +46,55 @@ impl Registry {
         }
     }
 
-    fn deliver_all<'a>(
-        &self,
-        ids: impl IntoIterator<Item = &'a Arc<str>>,
-        except: &[String],
-        message: &PreparedMessage<'_>,
-        backlog: &mut Backlog,
-    ) {
-        for id in ids {
-            if !except.iter().any(|e| **e == **id) {
-                self.deliver(id, message, backlog);
+    /// Calls `f` once for every connection `target` reaches here.
+    fn for_each_target(&self, target: &Target, mut f: impl FnMut(&Arc<str>)) {
+        let mut each = |ids: &mut dyn Iterator<Item = &Arc<str>>, except: &[String]| {
+            for id in ids {
+                if !except.iter().any(|e| **e == **id) {
+                    f(id);
+                }
             }
+        };
+        let known = |id: &String| {
+            self.connections
+                .get_key_value(id.as_str())
+                .map(|(id, _)| id)
+        };
+        match target {
+            Target::All => each(&mut self.connections.keys(), &[]),
+            Target::AllExcept(except) => each(&mut self.connections.keys(), except),
+            Target::Connection(id) => each(&mut known(id).into_iter(), &[]),
+            Target::Connections(ids) => {
+                let unique: HashSet<&String> = ids.iter().collect();
+                each(&mut unique.into_iter().filter_map(known), &[]);
+            }
+            Target::Group(group) => each(
+                &mut self.groups.get(group.as_str()).into_iter().flatten(),
+                &[],
+            ),
+            Target::Groups(groups) => each(&mut self.members_of_any(groups).iter(), &[]),
+            Target::GroupExcept(group, except) => each(
+                &mut self.groups.get(group.as_str()).into_iter().flatten(),
+                except,
+            ),
+            Target::User(user) => each(
+                &mut self.users.get(user.as_str()).into_iter().flatten(),
+                &[],
+            ),
+            Target::Users(users) => each(&mut self.connections_of_any(users).iter(), &[]),
         }
+    }
+
+    /// Queues `message` for every connection `target` reaches here.
+    fn deliver_to(&self, target: &Target, message: &PreparedMessage<'_>, backlog: &mut Backlog) {
+        self.for_each_target(target, |id| self.deliver(id, message, backlog));
+    }
+
+    /// The connections `target` reaches here.
+    fn targeted(&self, target: &Target) -> Vec<Arc<str>> {
+        let mut ids = Vec::new();
+        self.for_each_target(target, |id| ids.push(id.clone()));
+        ids
     }
 
     fn members_of_any(&self, names: &[String]) -> HashSet<Arc<str>> {
@@ -207,9 +115,31 @@ impl Registry {
 }
 
 /// The lifetime manager of a single process.
+///
+/// A distributed manager wraps one to reach the connections of its own process: it registers
+/// them here, and delivers here what other servers publish (an [`super::Envelope`] becomes a
+/// [`PreparedMessage::from_envelope`]); client results of local connections are started and
+/// completed here, whoever asked.
 #[derive(Default)]
 pub struct LocalLifetimeManager {
     registry: RwLock<Registry>,
+    /// Connections per protocol: a send encodes, before taking the registry's lock, for the
+    /// protocols that have connections.
+    per_protocol: [AtomicUsize; 2],
+    client_results: OnceLock<Arc<ClientResults>>,
+}
+
+/// A client result being awaited: forgotten when the wait ends, however it ends (answered, timed
+/// out, connection gone, or the caller stopped waiting).
+struct Waiting {
+    results: Arc<ClientResults>,
+    id: String,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.results.cancel(&self.id);
+    }
 }
 
 impl LocalLifetimeManager {
@@ -228,6 +158,31 @@ impl LocalLifetimeManager {
             .write()
             .unwrap_or_else(PoisonError::into_inner))
     }
+
+    fn client_results(&self) -> &Arc<ClientResults> {
+        self.client_results
+            .get_or_init(|| Arc::new(ClientResults::new("local")))
+    }
+
+    fn counter(&self, protocol: Protocol) -> &AtomicUsize {
+        match protocol {
+            Protocol::Json => &self.per_protocol[0],
+            Protocol::MessagePack => &self.per_protocol[1],
+        }
+    }
+
+    /// The connection ids `target` reaches on this server, each once.
+    pub fn resolve(&self, target: &Target) -> Vec<String> {
+        self.read(|registry| {
+            let mut ids: Vec<String> = registry
+                .targeted(target)
+                .into_iter()
+                .map(|id| id.to_string())
+                .collect();
+            ids.sort();
+            ids
+        })
+    }
 }
 
 fn ready<T: Send + 'static>(value: T) -> BoxFuture<T> {
@@ -241,22 +196,29 @@ fn sorted(ids: impl IntoIterator<Item = Arc<str>>) -> Vec<String> {
 }
 
 impl LifetimeManager for LocalLifetimeManager {
-    fn add_connection(&self, connection: ConnectionHandle) {
+    fn bind(&self, binding: &HubBinding) {
+        let _ = self
+            .client_results
+            .set(Arc::new(ClientResults::new(&binding.node_id)));
+    }
+
+    fn add_connection(&self, connection: ConnectionHandle) -> BoxFuture<Result<(), LifetimeError>> {
         let id = connection.inner.id.clone();
         let user = connection.inner.user_id.clone();
+        self.counter(connection.inner.protocol)
+            .fetch_add(1, Ordering::Relaxed);
         self.write(|registry| {
             if let Some(user) = user {
                 registry.users.entry(user).or_default().insert(id.clone());
             }
             registry.connections.insert(id, connection);
         });
+        ready(Ok(()))
     }
 
-    fn remove_connection(&self, connection_id: &str) {
-        self.write(|registry| {
-            let Some(connection) = registry.connections.remove(connection_id) else {
-                return;
-            };
+    fn remove_connection(&self, connection_id: &str) -> BoxFuture<Result<(), LifetimeError>> {
+        let removed = self.write(|registry| {
+            let connection = registry.connections.remove(connection_id)?;
             if let Some(user) = &connection.inner.user_id {
                 if let Some(ids) = registry.users.get_mut(user) {
                     ids.remove(connection_id);
@@ -273,56 +235,35 @@ impl LifetimeManager for LocalLifetimeManager {
                     }
                 }
             }
+            Some(connection)
         });
+        if let Some(connection) = removed {
+            self.counter(connection.inner.protocol)
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+        self.client_results().fail_connection(connection_id);
+        ready(Ok(()))
     }
 
     fn connection(&self, connection_id: &str) -> Option<ConnectionHandle> {
         self.read(|registry| registry.connections.get(connection_id).cloned())
     }
 
-    fn send(&self, target: &Target, message: &PreparedMessage<'_>) -> BoxFuture<()> {
-        let mut backlog = Backlog::new();
-        self.read(|registry| {
-            let backlog = &mut backlog;
-            match target {
-                Target::All => {
-                    registry.deliver_all(registry.connections.keys(), &[], message, backlog)
-                }
-                Target::AllExcept(except) => {
-                    registry.deliver_all(registry.connections.keys(), except, message, backlog)
-                }
-                Target::Connection(id) => registry.deliver(id, message, backlog),
-                Target::Connections(ids) => {
-                    let unique: HashSet<&str> = ids.iter().map(String::as_str).collect();
-                    for id in unique {
-                        registry.deliver(id, message, backlog);
-                    }
-                }
-                Target::Group(group) => {
-                    if let Some(members) = registry.groups.get(group.as_str()) {
-                        registry.deliver_all(members, &[], message, backlog);
-                    }
-                }
-                Target::Groups(groups) => {
-                    registry.deliver_all(&registry.members_of_any(groups), &[], message, backlog)
-                }
-                Target::GroupExcept(group, except) => {
-                    if let Some(members) = registry.groups.get(group.as_str()) {
-                        registry.deliver_all(members, except, message, backlog);
-                    }
-                }
-                Target::User(user) => {
-                    if let Some(ids) = registry.users.get(user.as_str()) {
-                        registry.deliver_all(ids, &[], message, backlog);
-                    }
-                }
-                Target::Users(users) => {
-                    registry.deliver_all(&registry.connections_of_any(users), &[], message, backlog)
-                }
+    fn send(
+        &self,
+        target: &Target,
+        message: &PreparedMessage<'_>,
+    ) -> BoxFuture<Result<(), LifetimeError>> {
+        // Encode before the lock: readers of the registry never wait for serde.
+        for protocol in [Protocol::Json, Protocol::MessagePack] {
+            if self.counter(protocol).load(Ordering::Relaxed) > 0 {
+                message.encode(protocol);
             }
-        });
+        }
+        let mut backlog = Backlog::new();
+        self.read(|registry| registry.deliver_to(target, message, &mut backlog));
         if backlog.is_empty() {
-            return ready(());
+            return ready(Ok(()));
         }
         Box::pin(async move {
             futures_util::future::join_all(
@@ -331,6 +272,7 @@ impl LifetimeManager for LocalLifetimeManager {
                     .map(|(connection, bytes)| async move { connection.send(bytes).await }),
             )
             .await;
+            Ok(())
         })
     }
 
@@ -340,52 +282,57 @@ impl LifetimeManager for LocalLifetimeManager {
         method: &str,
         arguments: &dyn EncodeArguments,
         timeout: Duration,
-    ) -> BoxFuture<Result<RawValue, HubError>> {
-        let Some(connection) = self.connection(connection_id) else {
-            return ready(Err(HubError::new(format!(
-                "Connection '{connection_id}' does not exist."
-            ))));
-        };
-        let connection = connection.inner;
-        let Some((id, answer)) = connection.start_client_call() else {
-            return ready(Err(HubError::new(
-                "The connection was closed before the client answered.",
+    ) -> BoxFuture<Result<RawValue, ClientResultError>> {
+        // Registered under the registry's lock: a connection removed after this point fails the
+        // invocation in `remove_connection`; one removed before is not found.
+        let started = self.read(|registry| {
+            let connection = registry.connections.get(connection_id)?.inner.clone();
+            let (id, answer) = self.client_results().start(connection.id.clone());
+            Some((connection, id, answer))
+        });
+        let Some((connection, id, answer)) = started else {
+            return ready(Err(ClientResultError::NoSuchConnection(
+                connection_id.to_owned(),
             )));
         };
         let invocation = Invocation::new(method, arguments).with_id(id.as_str());
+        let waiting = Waiting {
+            results: self.client_results().clone(),
+            id,
+        };
         let Some(bytes) = connection.encode(&invocation) else {
-            connection.cancel_client_call(&id);
-            return ready(Err(HubError::new(
-                "The client invocation could not be encoded.",
-            )));
+            return ready(Err(ClientResultError::Encode));
         };
         Box::pin(async move {
             if connection.send(bytes).await.is_err() {
-                connection.cancel_client_call(&id);
-                return Err(HubError::new(
-                    "The connection was closed before the client answered.",
-                ));
+                return Err(ClientResultError::ConnectionClosed);
             }
-            match tokio::time::timeout(timeout, answer).await {
-                Ok(Ok(CompletionOutcome::Result(value))) => Ok(value),
-                Ok(Ok(CompletionOutcome::Error(error))) => Err(HubError::new(error.to_string())),
-                Ok(Ok(CompletionOutcome::NoResult)) => {
-                    Err(HubError::new("Client didn't provide a result."))
-                }
-                Ok(Err(_)) => Err(HubError::new(
-                    "The connection was closed before the client answered.",
-                )),
-                Err(_) => {
-                    connection.cancel_client_call(&id);
-                    Err(HubError::new(format!(
-                        "The client did not answer within {timeout:?}."
-                    )))
-                }
-            }
+            let answer = tokio::select! {
+                biased;
+                answer = answer => answer.unwrap_or(Err(ClientResultError::ConnectionClosed)),
+                () = connection.closing().cancelled() => Err(ClientResultError::ConnectionClosed),
+                () = tokio::time::sleep(timeout) => Err(ClientResultError::TimedOut(timeout)),
+            };
+            drop(waiting);
+            answer
         })
     }
 
-    fn add_to_group(&self, connection_id: &str, group: &str) -> BoxFuture<()> {
+    fn complete_client_result(
+        &self,
+        connection_id: &str,
+        invocation_id: &str,
+        outcome: CompletionOutcome,
+    ) -> bool {
+        self.client_results()
+            .complete(connection_id, invocation_id, outcome)
+    }
+
+    fn add_to_group(
+        &self,
+        connection_id: &str,
+        group: &str,
+    ) -> BoxFuture<Result<(), LifetimeError>> {
         self.write(|registry| {
             let Some((id, _)) = registry.connections.get_key_value(connection_id) else {
                 return;
@@ -399,10 +346,14 @@ impl LifetimeManager for LocalLifetimeManager {
                 .insert(id.clone());
             registry.groups_of.entry(id).or_default().insert(group);
         });
-        ready(())
+        ready(Ok(()))
     }
 
-    fn remove_from_group(&self, connection_id: &str, group: &str) -> BoxFuture<()> {
+    fn remove_from_group(
+        &self,
+        connection_id: &str,
+        group: &str,
+    ) -> BoxFuture<Result<(), LifetimeError>> {
         self.write(|registry| {
             if let Some(members) = registry.groups.get_mut(group) {
                 members.remove(connection_id);
@@ -417,16 +368,16 @@ impl LifetimeManager for LocalLifetimeManager {
                 }
             }
         });
-        ready(())
+        ready(Ok(()))
     }
 
-    fn group_members(&self, group: &str) -> BoxFuture<Vec<String>> {
+    fn group_members(&self, group: &str) -> BoxFuture<Result<Vec<String>, LifetimeError>> {
         let members =
             self.read(|registry| sorted(registry.groups.get(group).into_iter().flatten().cloned()));
-        ready(members)
+        ready(Ok(members))
     }
 
-    fn groups_of(&self, connection_id: &str) -> BoxFuture<Vec<String>> {
+    fn groups_of(&self, connection_id: &str) -> BoxFuture<Result<Vec<String>, LifetimeError>> {
         let groups = self.read(|registry| {
             sorted(
                 registry
@@ -437,17 +388,31 @@ impl LifetimeManager for LocalLifetimeManager {
                     .cloned(),
             )
         });
-        ready(groups)
+        ready(Ok(groups))
     }
 
-    fn user_connections(&self, user_id: &str) -> BoxFuture<Vec<String>> {
+    fn user_connections(&self, user_id: &str) -> BoxFuture<Result<Vec<String>, LifetimeError>> {
         let ids = self
             .read(|registry| sorted(registry.users.get(user_id).into_iter().flatten().cloned()));
-        ready(ids)
+        ready(Ok(ids))
     }
 
-    fn connection_count(&self) -> BoxFuture<usize> {
-        ready(self.read(|registry| registry.connections.len()))
+    fn connection_count(&self) -> BoxFuture<Result<usize, LifetimeError>> {
+        ready(Ok(self.read(|registry| registry.connections.len())))
+    }
+
+    fn abort(&self, target: &Target) -> BoxFuture<Result<usize, LifetimeError>> {
+        let connections: Vec<ConnectionHandle> = self.read(|registry| {
+            registry
+                .targeted(target)
+                .into_iter()
+                .filter_map(|id| registry.connections.get(&id).cloned())
+                .collect()
+        });
+        for connection in &connections {
+            connection.close(Close::new());
+        }
+        ready(Ok(connections.len()))
     }
 
     fn local_connections(&self) -> Vec<ConnectionHandle> {
@@ -461,7 +426,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use hub_core::negotiate::TransportType;
-    use hub_core::protocol::Invocation;
+    use hub_core::protocol::{HubProtocol, Invocation};
 
     use super::*;
     use crate::connection::{ConnectionParts, Outbox};
@@ -518,12 +483,12 @@ mod tests {
                 Protocol::MessagePack
             };
             let (handle, outbox) = connection(&format!("c{i}"), protocol, None);
-            manager.add_connection(handle);
+            block_on(manager.add_connection(handle)).unwrap();
             outboxes.push((protocol, outbox));
         }
         let encodes = AtomicUsize::new(0);
         let invocation = Invocation::new("Receive", (Counted(&encodes),));
-        block_on(manager.send(&Target::All, &PreparedMessage::new(&invocation)));
+        block_on(manager.send(&Target::All, &PreparedMessage::new(&invocation))).unwrap();
         assert_eq!(
             encodes.load(Ordering::SeqCst),
             2,
@@ -547,13 +512,12 @@ mod tests {
             ("d", None),
         ] {
             let (handle, outbox) = connection(id, Protocol::Json, user);
-            manager.add_connection(handle);
+            block_on(manager.add_connection(handle)).unwrap();
             outboxes.insert(id, outbox);
         }
-        block_on(manager.add_to_group("a", "g"));
-        block_on(manager.add_to_group("b", "g"));
-        block_on(manager.add_to_group("b", "h"));
-        block_on(manager.add_to_group("nobody", "g"));
+        for (id, group) in [("a", "g"), ("b", "g"), ("b", "h"), ("nobody", "g")] {
+            block_on(manager.add_to_group(id, group)).unwrap();
+        }
         let cases: Vec<(Target, &[&str])> = vec![
             (Target::All, &["a", "b", "c", "d"]),
             (Target::AllExcept(vec!["a".into()]), &["b", "c", "d"]),
@@ -574,7 +538,7 @@ mod tests {
         ];
         for (target, expected) in cases {
             let invocation = Invocation::new("M", ());
-            block_on(manager.send(&target, &PreparedMessage::new(&invocation)));
+            block_on(manager.send(&target, &PreparedMessage::new(&invocation))).unwrap();
             let mut got: Vec<&str> = outboxes
                 .iter_mut()
                 .filter_map(|(id, outbox)| (!received(outbox).is_empty()).then_some(*id))
@@ -582,13 +546,21 @@ mod tests {
             got.sort();
             assert_eq!(got, expected, "{target:?}");
         }
-        assert_eq!(block_on(manager.group_members("g")), ["a", "b"]);
-        assert_eq!(block_on(manager.groups_of("b")), ["g", "h"]);
-        manager.remove_connection("b");
-        assert_eq!(block_on(manager.group_members("g")), ["a"]);
-        assert!(block_on(manager.group_members("h")).is_empty());
-        assert_eq!(block_on(manager.user_connections("bob")), ["c"]);
-        assert_eq!(block_on(manager.connection_count()), 3);
+        assert_eq!(block_on(manager.group_members("g")).unwrap(), ["a", "b"]);
+        assert_eq!(block_on(manager.groups_of("b")).unwrap(), ["g", "h"]);
+        assert_eq!(
+            manager.resolve(&Target::Groups(vec!["g".into(), "h".into()])),
+            ["a", "b"]
+        );
+        block_on(manager.remove_connection("b")).unwrap();
+        assert_eq!(block_on(manager.group_members("g")).unwrap(), ["a"]);
+        assert!(block_on(manager.group_members("h")).unwrap().is_empty());
+        assert_eq!(block_on(manager.user_connections("bob")).unwrap(), ["c"]);
+        assert_eq!(block_on(manager.connection_count()).unwrap(), 3);
+        assert_eq!(
+            block_on(manager.abort(&Target::User("bob".into()))).unwrap(),
+            1
+        );
     }
 
     #[tokio::test]
@@ -596,8 +568,8 @@ mod tests {
         let manager = LocalLifetimeManager::new();
         let (slow, _slow_outbox) = connection("slow", Protocol::Json, None);
         let (fast, mut fast_outbox) = connection("fast", Protocol::Json, None);
-        manager.add_connection(slow.clone());
-        manager.add_connection(fast.clone());
+        manager.add_connection(slow.clone()).await.unwrap();
+        manager.add_connection(fast.clone()).await.unwrap();
         for i in 0..6 {
             let invocation = Invocation::new("M", (i,));
             let sent = manager.send(&Target::All, &PreparedMessage::new(&invocation));
@@ -606,7 +578,7 @@ mod tests {
                 1,
                 "the fast client has it before any wait"
             );
-            sent.await;
+            sent.await.unwrap();
         }
         assert!(
             slow.inner.closing().is_cancelled(),
