@@ -160,7 +160,7 @@ fn method_call(trait_ident: &syn::Ident, method: &MethodModel, p: &TokenStream) 
         .map_or_else(|| method.ident.span(), Spanned::span);
     // The runtime path carries the return type's span too, so an error type that does not
     // convert into `HubError` is reported at the user's type, not at `#[hub]`.
-    let rt = &respan(p, span);
+    let rt = &super::respan(p, span);
     let output = match (&method.output.shape, method.output.fallible) {
         (Shape::Unit, false) => quote!({ #call; #rt::value_output(()) }),
         (Shape::Unit | Shape::Value(_), true) => {
@@ -242,23 +242,4 @@ fn disconnected(trait_ident: &syn::Ident, hook: &MethodModel, p: &TokenStream) -
             }
         }
     }
-}
-
-/// `tokens` with every span set to `span`.
-fn respan(tokens: &TokenStream, span: proc_macro2::Span) -> TokenStream {
-    tokens
-        .clone()
-        .into_iter()
-        .map(|mut tree| {
-            if let proc_macro2::TokenTree::Group(group) = &tree {
-                let mut inner =
-                    proc_macro2::Group::new(group.delimiter(), respan(&group.stream(), span));
-                inner.set_span(span);
-                tree = proc_macro2::TokenTree::Group(inner);
-            } else {
-                tree.set_span(span);
-            }
-            tree
-        })
-        .collect()
 }
