@@ -22,34 +22,32 @@
 //! # }
 //! ```
 
+mod auth;
 mod clients;
 pub mod codegen;
 mod config;
 mod connection;
-mod context;
-mod cors;
 mod dispatch;
 mod endpoint;
-mod lifecycle;
+mod http;
 mod lifetime;
-mod negotiation;
-mod reconnect;
 pub mod registry;
 mod request;
-mod response;
 mod server;
-mod service;
 pub mod testing;
 mod transport;
 
+pub use auth::{
+    AllowAnonymous, Authenticator, Principal, PrincipalUserId, Unauthorized, UserIdProvider,
+};
 pub use clients::{
-    CallerClients, ClientCallbacks, ClientProxy, Clients, Groups, ManyClients, ProxyKind,
-    ResultKind, SingleClient, SingleClientProxy,
+    CallerClients, Cancellation, ClientCallbacks, ClientProxy, Clients, Context, Groups,
+    HubContext, ManyClients, ProxyKind, ResultKind, SingleClient, SingleClientProxy,
 };
 pub use config::{ConfigError, CorsConfig, HubConfig, DEFAULT_WEBSOCKET_READ_BUFFER_SIZE};
 pub use connection::SendError;
-pub use context::{Cancellation, Context, HubContext};
 pub use futures_core::Stream;
+pub use http::{HubService, ResponseBody};
 pub use hub_core::hub::ClientResultError;
 pub use hub_core::hub::{
     AsArgument, FromCall, HubDispatch, HubError, HubMethods, IntoHubError, UploadStream,
@@ -61,12 +59,8 @@ pub use lifetime::{
     ConnectionHandle, Envelope, HubBinding, LifetimeError, LifetimeManager, LocalLifetimeManager,
     PreparedMessage, Target,
 };
-pub use request::{
-    AllowAnonymous, Authenticator, Principal, PrincipalUserId, RequestInfo, Unauthorized,
-    UserIdProvider,
-};
+pub use request::RequestInfo;
 pub use server::{HubEndpoint, HubServer, HubServerBuilder, ServerError, ShutdownHandle};
-pub use service::{HubService, ResponseBody};
 /// Derives TypeScript types for the values that cross a hub's wire (re-exported for convenience;
 /// `#[derive(TS)]` itself needs `ts-rs` among your dependencies).
 pub use ts_rs;
@@ -78,11 +72,11 @@ pub use hub_core as core;
 /// API: it changes with the macros.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::clients::Context;
     pub use crate::clients::{
         ClientCallbacks, ClientProxy, ManyClients, ProxyKind, ResultKind, SingleClient,
         SingleClientProxy,
     };
-    pub use crate::context::Context;
     pub use crate::registry::{
         typescript_type, CallbackMetadata, ClientMetadata, HubMetadata, HubRegistration,
         MethodMetadata, OutputMetadata, ParameterMetadata, TypeMetadata,

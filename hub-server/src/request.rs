@@ -1,10 +1,7 @@
-//! What the server keeps of the HTTP request that opened a connection, and authentication.
-
-use std::collections::HashMap;
-use std::sync::Arc;
+//! What the server keeps of the HTTP request that opened a connection (authentication is in
+//! `auth.rs`).
 
 use http::{HeaderMap, HeaderValue, Method, Uri};
-use hub_core::hub::BoxFuture;
 
 /// The HTTP request that opened a transport (or negotiated): method, URI, headers.
 #[derive(Debug, Clone)]
@@ -93,82 +90,3 @@ impl RequestInfo {
         header.or_else(|| self.query("access_token"))
     }
 }
-
-/// Who is connecting, as established by an [`Authenticator`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Principal {
-    /// The user the connection belongs to; connections with the same user id form that user's
-    /// target (`clients.user(id)`).
-    pub user_id: Option<String>,
-    /// Anything else the authenticator learned (roles, names, …).
-    pub claims: HashMap<String, String>,
-}
-
-impl Principal {
-    /// An anonymous principal.
-    pub fn anonymous() -> Self {
-        Principal::default()
-    }
-
-    /// A principal for user `user_id`.
-    pub fn user(user_id: impl Into<String>) -> Self {
-        Principal {
-            user_id: Some(user_id.into()),
-            claims: HashMap::new(),
-        }
-    }
-}
-
-/// The request is not authenticated: the server answers 401 with an empty body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unauthorized;
-
-/// Decides who a request comes from, or rejects it.
-///
-/// It runs on negotiate and on every transport request; the principal of the request that opens
-/// the transport becomes the connection's. Any async function or closure
-/// `Fn(&RequestInfo) -> impl Future<Output = Result<Principal, Unauthorized>>` is one.
-pub trait Authenticator: Send + Sync + 'static {
-    /// Authenticates `request`.
-    fn authenticate(&self, request: &RequestInfo) -> BoxFuture<Result<Principal, Unauthorized>>;
-}
-
-impl<F, Fut> Authenticator for F
-where
-    F: Fn(&RequestInfo) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Principal, Unauthorized>> + Send + 'static,
-{
-    fn authenticate(&self, request: &RequestInfo) -> BoxFuture<Result<Principal, Unauthorized>> {
-        Box::pin(self(request))
-    }
-}
-
-/// Accepts everyone, anonymously.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AllowAnonymous;
-
-impl Authenticator for AllowAnonymous {
-    fn authenticate(&self, _request: &RequestInfo) -> BoxFuture<Result<Principal, Unauthorized>> {
-        Box::pin(std::future::ready(Ok(Principal::anonymous())))
-    }
-}
-
-/// Maps an authenticated principal to the user id connections are grouped by (SignalR's
-/// `IUserIdProvider`). The default takes [`Principal::user_id`].
-pub trait UserIdProvider: Send + Sync + 'static {
-    /// The user id of a connection opened by `principal` with `request`.
-    fn user_id(&self, principal: &Principal, request: &RequestInfo) -> Option<String>;
-}
-
-/// The default [`UserIdProvider`]: the principal's own user id.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PrincipalUserId;
-
-impl UserIdProvider for PrincipalUserId {
-    fn user_id(&self, principal: &Principal, _request: &RequestInfo) -> Option<String> {
-        principal.user_id.clone()
-    }
-}
-
-pub(crate) type SharedAuthenticator = Arc<dyn Authenticator>;
-pub(crate) type SharedUserIdProvider = Arc<dyn UserIdProvider>;

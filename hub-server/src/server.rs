@@ -11,15 +11,15 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, HubConfig};
-use crate::context::{Context, HubContext};
-use crate::endpoint::Endpoint;
-use crate::lifetime::{HubBinding, LifetimeManager, LocalLifetimeManager};
-use crate::request::{
+use crate::auth::{
     AllowAnonymous, Authenticator, PrincipalUserId, SharedAuthenticator, SharedUserIdProvider,
     UserIdProvider,
 };
-use crate::service::{normalize_path, HubService};
+use crate::clients::{Context, HubContext};
+use crate::config::{ConfigError, HubConfig};
+use crate::endpoint::Endpoint;
+use crate::http::{normalize_path, HubService};
+use crate::lifetime::{HubBinding, LifetimeManager, LocalLifetimeManager};
 
 /// A hub and how it is served: its settings and its lifetime manager.
 pub struct HubEndpoint {

@@ -89,13 +89,14 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{AllowAnonymous, Principal, PrincipalUserId};
 use crate::clients::{ClientCallbacks, ClientProxy};
+use crate::clients::{Context, HubContext};
 use crate::config::HubConfig;
-use crate::context::{Context, HubContext};
+use crate::endpoint::run::{self, Attached};
 use crate::endpoint::{random_id, Endpoint};
-use crate::lifecycle::{self, Attached};
 use crate::lifetime::{HubBinding, LifetimeError, LifetimeManager, LocalLifetimeManager};
-use crate::request::{AllowAnonymous, Principal, PrincipalUserId, RequestInfo};
+use crate::request::RequestInfo;
 use crate::transport::{TransportError, TransportSink, TransportSource};
 
 /// How long a test client waits for the hub before failing with [`TestError::Timeout`].
@@ -255,7 +256,7 @@ impl<C: ClientCallbacks> TestHub<C> {
             request,
             transport: TransportType::WebSockets,
         });
-        let task = self.endpoint.tasks.spawn(lifecycle::run(
+        let task = self.endpoint.tasks.spawn(run::run(
             self.endpoint.clone(),
             attached,
             MemorySource(server_source),

@@ -429,8 +429,9 @@ mod tests {
     use hub_core::protocol::{HubProtocol, Invocation};
 
     use super::*;
+    use crate::auth::Principal;
     use crate::connection::{ConnectionParts, Outbox};
-    use crate::request::{Principal, RequestInfo};
+    use crate::request::RequestInfo;
 
     /// A value that counts how often it is serialized.
     struct Counted<'a>(&'a AtomicUsize);

@@ -123,7 +123,7 @@ impl Chat for Server {
     async fn disconnected(&self, _groups: Groups, _error: Option<String>) {}
 }
 
-async fn serve() -> std::io::Result<()> {
+async fn serve() -> Result<(), hub_server::ServerError> {
     let server = HubServer::builder()
         .hub("/chat", ServeChat::new(Server))
         .bind("127.0.0.1:0")

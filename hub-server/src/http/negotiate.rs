@@ -10,9 +10,9 @@ use hub_core::negotiate::{
 
 use crate::config::HubConfig;
 use crate::endpoint::Endpoint;
+use crate::http::response::{json, status};
+use crate::http::ResponseBody;
 use crate::request::RequestInfo;
-use crate::response::{json, status};
-use crate::service::ResponseBody;
 
 /// The transports a hub offers, in the order clients should try them.
 fn available_transports(config: &HubConfig) -> Vec<AvailableTransport> {

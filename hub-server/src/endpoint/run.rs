@@ -17,14 +17,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::auth::Principal;
+use crate::connection::reconnect::{Incoming, Sequencer, Session};
 use crate::connection::{
     write_loop, Connection, ConnectionParts, Outbox, Resumable, WriterConfig, WriterExit,
 };
 use crate::dispatch::{Dispatcher, Flow};
 use crate::endpoint::Endpoint;
 use crate::lifetime::ConnectionHandle;
-use crate::reconnect::{Incoming, Sequencer, Session};
-use crate::request::{Principal, RequestInfo};
+use crate::request::RequestInfo;
 use crate::transport::{TransportSink, TransportSource};
 
 /// A transport attached to a connection token. Passed boxed: async functions keep their
@@ -122,7 +123,7 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
             .then_some(config.keep_alive_interval),
         send_timeout: config.send_timeout,
     };
-    let mut dispatcher = Dispatcher::new(endpoint.clone(), connection.clone());
+    let mut dispatcher = Dispatcher::new(endpoint.dispatch.clone(), connection.clone());
 
     let writer = match session {
         None => {

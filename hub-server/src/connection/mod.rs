@@ -6,6 +6,8 @@
 //! sends a Ping when nothing was written for the keep-alive interval. A queue that is full means
 //! the client cannot keep up: the connection is closed with an error rather than buffering more.
 
+pub(crate) mod reconnect;
+
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,8 +20,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::reconnect::{MessageBuffer, Sequencer};
-use crate::request::{Principal, RequestInfo};
+use crate::auth::Principal;
+use crate::connection::reconnect::{MessageBuffer, Sequencer};
+use crate::request::RequestInfo;
 use crate::transport::{TransportError, TransportSink};
 
 /// Frames larger than this are not merged with others into one transport write.

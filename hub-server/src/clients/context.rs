@@ -10,10 +10,11 @@ use hub_core::negotiate::TransportType;
 use hub_core::protocol::{Close, Protocol};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Principal;
 use crate::clients::{CallerClients, ClientCallbacks, ClientProxy, Clients, Groups};
 use crate::connection::Connection;
 use crate::lifetime::{LifetimeError, LifetimeManager, Target};
-use crate::request::{Principal, RequestInfo};
+use crate::request::RequestInfo;
 
 /// A hub's clients and groups, usable outside hub methods: from background tasks, HTTP handlers,
 /// timers. Cheap to clone; get one from [`HubServer::hub_context`](crate::HubServer::hub_context)

@@ -1,5 +1,10 @@
 //! One hub mapped at a path: its dispatch, settings, lifetime manager, and connection tokens.
 
+pub(crate) mod run;
+
+pub(crate) use crate::connection::reconnect::AttachError;
+use crate::dispatch::DispatchEnv;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -13,11 +18,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::{SharedAuthenticator, SharedUserIdProvider};
+use crate::clients::{Context, HubContext};
 use crate::config::HubConfig;
-use crate::context::{Context, HubContext};
+use crate::connection::reconnect::Session;
 use crate::lifetime::LifetimeManager;
-use crate::reconnect::Session;
-use crate::request::{SharedAuthenticator, SharedUserIdProvider};
 use crate::transport::http::Inbound;
 use crate::transport::long_polling::LongPolling;
 use crate::transport::websocket::{WsSink, WsSource};
@@ -81,17 +86,6 @@ pub(crate) enum WsAttach {
     Resume(Arc<WsSession>),
 }
 
-/// Why a transport could not attach to a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AttachError {
-    /// Unknown or expired token: 404.
-    NotFound,
-    /// The same transport is already attached: 409.
-    Conflict,
-    /// Another transport is attached: 400 `Cannot change transports mid-connection`.
-    TransportChange,
-}
-
 pub(crate) struct Endpoint {
     pub(crate) path: String,
     pub(crate) hub: Arc<dyn HubDispatch<Context>>,
@@ -104,6 +98,8 @@ pub(crate) struct Endpoint {
     pub(crate) tasks: TaskTracker,
     /// Fires when the server shuts down.
     pub(crate) shutdown: CancellationToken,
+    /// What the connections' dispatchers need of this hub.
+    pub(crate) dispatch: Arc<DispatchEnv>,
     tokens: Mutex<HashMap<String, TokenState>>,
     sweeper_started: AtomicBool,
 }
@@ -117,16 +113,26 @@ impl Endpoint {
         authenticator: SharedAuthenticator,
         user_ids: SharedUserIdProvider,
     ) -> Self {
+        let context = HubContext::new(manager.clone(), config.client_result_timeout);
+        let tasks = TaskTracker::new();
+        let dispatch = Arc::new(DispatchEnv {
+            hub: hub.clone(),
+            context: context.clone(),
+            manager: manager.clone(),
+            tasks: tasks.clone(),
+            config: config.clone(),
+        });
         Endpoint {
             path,
             hub,
-            context: HubContext::new(manager.clone(), config.client_result_timeout),
+            context,
             config,
             manager,
             authenticator,
             user_ids,
-            tasks: TaskTracker::new(),
+            tasks,
             shutdown: CancellationToken::new(),
+            dispatch,
             tokens: Mutex::new(HashMap::new()),
             sweeper_started: AtomicBool::new(false),
         }

@@ -4,8 +4,8 @@
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 
 use crate::config::HubConfig;
-use crate::response::status;
-use crate::service::ResponseBody;
+use crate::http::response::status;
+use crate::http::ResponseBody;
 
 /// What CORS adds to the responses to one request.
 pub(crate) struct Cors {

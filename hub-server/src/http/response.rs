@@ -1,10 +1,14 @@
 //! The small response builders the service's handlers share.
 
+use std::convert::Infallible;
+
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 
-use crate::service::ResponseBody;
+/// The body of every response a [`HubService`](crate::HubService) gives.
+pub type ResponseBody = BoxBody<Bytes, Infallible>;
 
 /// An empty response with `code`.
 pub(crate) fn status(code: StatusCode) -> Response<ResponseBody> {

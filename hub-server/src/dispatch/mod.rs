@@ -30,7 +30,9 @@ use bytestring::ByteString;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::{FutureExt, StreamExt};
-use hub_core::hub::{BoxStream, CallError, HubError, MethodKind, MethodOutput, RawUpload};
+use hub_core::hub::{
+    BoxStream, CallError, HubDispatch, HubError, MethodKind, MethodOutput, RawUpload,
+};
 use hub_core::protocol::{
     Arguments, Close, CompletionOutcome, Headers, HubMessage, MessageRef, OutcomeRef, RawValue,
 };
@@ -39,9 +41,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::clients::{Context, HubContext};
+use crate::config::HubConfig;
 use crate::connection::Connection;
-use crate::context::{Context, HubContext};
-use crate::endpoint::Endpoint;
+use crate::lifetime::LifetimeManager;
 
 /// Unary invocations waiting for the invoker; beyond this the reader waits too.
 const INVOCATION_QUEUE: usize = 64;
@@ -97,7 +100,7 @@ impl BoundMethod {
             cancellation.clone(),
         );
         let call = shared
-            .endpoint
+            .env
             .hub
             .call(self.index, context, self.arguments, self.uploads);
         // Cancellation wins: a method that stops because it saw the cancellation must not get
@@ -152,9 +155,24 @@ impl ActiveInvocations {
     }
 }
 
+/// What the dispatcher needs of its hub: narrower than the endpoint, which also holds the
+/// connection tokens, authentication and transports.
+pub(crate) struct DispatchEnv {
+    /// The hub's methods.
+    pub(crate) hub: Arc<dyn HubDispatch<Context>>,
+    /// The hub's context, handed to every invocation.
+    pub(crate) context: HubContext,
+    /// Where client results are completed.
+    pub(crate) manager: Arc<dyn LifetimeManager>,
+    /// The hub's tasks (invocations run there), for shutdown.
+    pub(crate) tasks: TaskTracker,
+    /// The hub's settings.
+    pub(crate) config: HubConfig,
+}
+
 /// What every invocation task needs, shared.
 struct Shared {
-    endpoint: Arc<Endpoint>,
+    env: Arc<DispatchEnv>,
     connection: Arc<Connection>,
     hub_context: HubContext,
     active: ActiveInvocations,
@@ -181,17 +199,15 @@ pub(crate) struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub(crate) fn new(endpoint: Arc<Endpoint>, connection: Arc<Connection>) -> Self {
+    pub(crate) fn new(env: Arc<DispatchEnv>, connection: Arc<Connection>) -> Self {
         let shared = Arc::new(Shared {
-            hub_context: endpoint.context.clone(),
-            endpoint,
+            hub_context: env.context.clone(),
+            env,
             connection,
             active: ActiveInvocations::default(),
         });
         let cancellation = CancellationToken::new();
-        let permits = Arc::new(Semaphore::new(
-            shared.endpoint.config.max_parallel_invocations,
-        ));
+        let permits = Arc::new(Semaphore::new(shared.env.config.max_parallel_invocations));
         Dispatcher {
             shared,
             cancellation,
@@ -217,7 +233,7 @@ impl Dispatcher {
             self.invocations.clone(),
             self.cancellation.clone(),
         ));
-        self.shared.endpoint.tasks.spawn(invoker.in_current_span());
+        self.shared.env.tasks.spawn(invoker.in_current_span());
         self.queue = Some(queue.clone());
         queue
     }
@@ -238,7 +254,7 @@ impl Dispatcher {
         self.uploads.clear();
         let connection = &self.shared.connection;
         if shutting_down && !connection.closing().is_cancelled() {
-            let grace = self.shared.endpoint.config.shutdown_timeout;
+            let grace = self.shared.env.config.shutdown_timeout;
             // Closing the queue lets the invoker run what is queued and then end.
             drop(self.queue.take());
             self.invocations.close();
@@ -284,7 +300,7 @@ impl Dispatcher {
                             call,
                             None,
                         ));
-                        self.shared.endpoint.tasks.spawn(task);
+                        self.shared.env.tasks.spawn(task);
                         return Flow::Continue;
                     }
                     Ok(call) => {
@@ -333,7 +349,7 @@ impl Dispatcher {
                         let task = self
                             .invocations
                             .track_future(run_stream(self.shared.clone(), call));
-                        self.shared.endpoint.tasks.spawn(task);
+                        self.shared.env.tasks.spawn(task);
                     }
                     Err((invocation_id, text)) => {
                         if let Some(invocation_id) = invocation_id {
@@ -373,7 +389,7 @@ impl Dispatcher {
                     if let CompletionOutcome::Error(error) = completion.outcome {
                         upload.fail(HubError::new(error.to_string()));
                     }
-                } else if !self.shared.endpoint.manager.complete_client_result(
+                } else if !self.shared.env.manager.complete_client_result(
                     &self.shared.connection.id,
                     &completion.invocation_id,
                     completion.outcome,
@@ -400,7 +416,7 @@ impl Dispatcher {
         let task =
             self.invocations
                 .track_future(run_unary(self.shared.clone(), call, Some(permit)));
-        run_or_spawn(&self.shared.endpoint.tasks, task);
+        run_or_spawn(&self.shared.env.tasks, task);
     }
 
     /// Validates an invocation and opens its upload streams. On failure, returns the id to
@@ -413,7 +429,7 @@ impl Dispatcher {
         stream_ids: Vec<ByteString>,
         streaming: bool,
     ) -> Result<Call, (Option<ByteString>, String)> {
-        let hub = &self.shared.endpoint.hub;
+        let hub = &self.shared.env.hub;
         let reject = |text: String| Err((invocation_id.clone(), text));
         let Some(index) = hub.find(&target) else {
             return reject(format!(
@@ -447,7 +463,7 @@ impl Dispatcher {
                 return reject(format!("Invocation ID '{id}' is already in use."));
             }
         }
-        let capacity = self.shared.endpoint.config.stream_buffer_capacity;
+        let capacity = self.shared.env.config.stream_buffer_capacity;
         let mut uploads = Vec::with_capacity(stream_ids.len());
         for stream_id in stream_ids {
             let (sender, receiver) = upload_channel(capacity);
@@ -563,7 +579,7 @@ async fn invoker(
             }
             Queued::Call(call) => {
                 let task = invocations.track_future(run_unary(shared.clone(), call, Some(permit)));
-                run_or_spawn(&shared.endpoint.tasks, task);
+                run_or_spawn(&shared.env.tasks, task);
             }
         }
     }
@@ -635,7 +651,7 @@ fn completion_bytes(
     target: &str,
     result: Result<MethodOutput, CallError>,
 ) -> Option<Bytes> {
-    let detailed = shared.endpoint.config.detailed_errors;
+    let detailed = shared.env.config.detailed_errors;
     let text = match result {
         Ok(MethodOutput::Value(value)) => {
             return shared.connection.encode(&MessageRef::Completion {
@@ -694,7 +710,7 @@ async fn run_stream(shared: Arc<Shared>, call: Call) {
             return;
         };
         let started = Instant::now();
-        let detailed = shared.endpoint.config.detailed_errors;
+        let detailed = shared.env.config.detailed_errors;
         let result = method.run(&shared, &cancellation).await;
         let end = match result {
             None => Ok(()),
@@ -747,7 +763,7 @@ async fn stream_items(
     mut items: BoxStream<Result<hub_core::hub::BoxValue, HubError>>,
     cancellation: &CancellationToken,
 ) -> Result<(), String> {
-    let detailed = shared.endpoint.config.detailed_errors;
+    let detailed = shared.env.config.detailed_errors;
     loop {
         // Cancellation first: an item that fails because it saw the cancellation must not turn
         // the cancelled stream's end into an error.

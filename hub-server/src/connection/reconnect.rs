@@ -16,7 +16,16 @@ use hub_core::protocol::{HubMessage, MessageType};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::endpoint::AttachError;
+/// Why a transport could not attach to a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttachError {
+    /// Unknown or expired token: 404.
+    NotFound,
+    /// The same transport is already attached: 409.
+    Conflict,
+    /// Another transport is attached: 400 `Cannot change transports mid-connection`.
+    TransportChange,
+}
 
 /// The error (ASP.NET Core's and the JavaScript client's text) when a peer's `Sequence` names a
 /// message that was never received.

@@ -1,0 +1,129 @@
+//! Long polling: the polls (`GET {hub}?id=<token>`) and the end of the connection (`DELETE`).
+
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hub_core::negotiate::TransportType;
+
+use super::response::{status, text, ResponseBody};
+use super::{
+    attach_error, authenticate, missing_token, no_connection, token_of, transport_disabled,
+    unauthorized,
+};
+use crate::endpoint::run::{self, Attached};
+use crate::endpoint::{AttachError, Attachment, Endpoint, Lookup};
+use crate::request::RequestInfo;
+use crate::transport::long_polling::{LongPolling, PollOutcome};
+
+/// A long poll, `GET {hub}?id=<token>` without `Accept: text/event-stream`. The first one after
+/// negotiate starts the connection and returns at once; later ones wait for data.
+pub(super) async fn long_poll<B>(
+    endpoint: Arc<Endpoint>,
+    request: Request<B>,
+) -> Response<ResponseBody> {
+    let Some(token) = token_of(&request) else {
+        return missing_token();
+    };
+    let (parts, _body) = request.into_parts();
+    let info = RequestInfo::from_parts(&parts);
+    let Some(principal) = authenticate(&endpoint, &info).await else {
+        return unauthorized();
+    };
+    let lookup = endpoint.lookup(&token);
+    if matches!(lookup, Lookup::Unknown) {
+        return no_connection();
+    }
+    if !endpoint.config.allows(TransportType::LongPolling) {
+        return transport_disabled(TransportType::LongPolling);
+    }
+    let polling = match lookup {
+        Lookup::Unknown => return no_connection(),
+        Lookup::Active(Attachment::LongPolling(polling)) => polling,
+        Lookup::Active(_) => return attach_error(AttachError::TransportChange),
+        Lookup::Negotiated => {
+            let (polling, source, sink) = LongPolling::new();
+            match endpoint.attach(&token, Attachment::LongPolling(polling)) {
+                Ok(connection_id) => {
+                    let attached = Box::new(Attached {
+                        connection_id,
+                        token,
+                        principal,
+                        request: info.detached(),
+                        transport: TransportType::LongPolling,
+                    });
+                    endpoint
+                        .tasks
+                        .spawn(run::run(endpoint.clone(), attached, source, sink, None));
+                    // The first poll returns at once: the client sends its handshake only then.
+                    let mut response = status(StatusCode::OK);
+                    let headers = response.headers_mut();
+                    headers.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/octet-stream"),
+                    );
+                    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+                    return response;
+                }
+                // A concurrent first poll won: this one is an ordinary poll.
+                Err(AttachError::Conflict) => match endpoint.lookup(&token) {
+                    Lookup::Active(Attachment::LongPolling(polling)) => polling,
+                    _ => return no_connection(),
+                },
+                Err(error) => return attach_error(error),
+            }
+        }
+    };
+    match polling.poll(endpoint.config.long_polling_timeout).await {
+        PollOutcome::Data(data) => {
+            let mut response = Response::new(Full::new(data).boxed());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            response
+        }
+        PollOutcome::TimedOut => {
+            let mut response = text(StatusCode::OK, "");
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+            response
+        }
+        PollOutcome::Ended => {
+            endpoint.forget_long_polling(&token, &polling);
+            text(StatusCode::NO_CONTENT, "")
+        }
+        PollOutcome::Superseded | PollOutcome::Terminated => text(StatusCode::NO_CONTENT, ""),
+    }
+}
+
+/// `DELETE {hub}?id=<token>`: the long-polling client stops.
+pub(super) async fn delete<B>(
+    endpoint: Arc<Endpoint>,
+    request: Request<B>,
+) -> Response<ResponseBody> {
+    let Some(token) = token_of(&request) else {
+        return missing_token();
+    };
+    let (parts, _body) = request.into_parts();
+    if authenticate(&endpoint, &RequestInfo::from_parts(&parts))
+        .await
+        .is_none()
+    {
+        return unauthorized();
+    }
+    match endpoint.lookup(&token) {
+        Lookup::Unknown => no_connection(),
+        Lookup::Active(Attachment::LongPolling(polling)) => {
+            tracing::debug!("a long-polling client ended its connection with DELETE");
+            endpoint.forget_long_polling(&token, &polling);
+            polling.terminate();
+            text(StatusCode::ACCEPTED, "")
+        }
+        Lookup::Negotiated | Lookup::Active(_) => text(
+            StatusCode::BAD_REQUEST,
+            "Cannot terminate this connection using the DELETE endpoint.",
+        ),
+    }
+}

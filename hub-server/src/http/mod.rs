@@ -1,0 +1,249 @@
+//! Routing HTTP requests to hubs: `{hub}/negotiate` and the transport endpoint `{hub}` (WebSocket
+//! upgrades, Server-Sent Events, long polls, sends, DELETE), with CORS.
+//!
+//! [`HubService`] is both a hyper service and a tower service, so hubs mount inside an existing
+//! hyper or axum application (e.g. as axum's fallback service) next to the application's own routes.
+
+pub(crate) mod cors;
+mod long_polling;
+mod negotiate;
+pub(crate) mod response;
+mod send;
+mod sse;
+mod websocket;
+
+pub use response::ResponseBody;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use hub_core::hub::BoxFuture;
+use hub_core::negotiate::TransportType;
+
+use crate::auth::Principal;
+use crate::clients::HubContext;
+use crate::endpoint::{AttachError, Endpoint};
+use crate::request::RequestInfo;
+use cors::Cors;
+use negotiate::negotiate;
+use response::{status, text};
+
+/// The error of a request body, as hyper and axum bodies give it.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves the hubs of a server: negotiate and transports, under each hub's path.
+///
+/// Cheap to clone. Requests for other paths get 404, so put it behind your own routes (or use
+/// [`HubService::matches`] to route by hand).
+#[derive(Clone)]
+pub struct HubService {
+    endpoints: Arc<[Arc<Endpoint>]>,
+}
+
+/// Which endpoint of a hub a path names.
+enum Route {
+    Negotiate,
+    Connect,
+}
+
+impl HubService {
+    pub(crate) fn new(endpoints: Vec<Arc<Endpoint>>) -> Self {
+        HubService {
+            endpoints: endpoints.into(),
+        }
+    }
+
+    fn route(&self, path: &str) -> Option<(&Arc<Endpoint>, Route)> {
+        let path = path.trim_end_matches('/');
+        self.endpoints.iter().find_map(|endpoint| {
+            let base = endpoint.path.as_str();
+            if path.eq_ignore_ascii_case(base) {
+                return Some((endpoint, Route::Connect));
+            }
+            let rest = path.get(base.len()..)?;
+            (path.get(..base.len())?.eq_ignore_ascii_case(base)
+                && rest.eq_ignore_ascii_case("/negotiate"))
+            .then_some((endpoint, Route::Negotiate))
+        })
+    }
+
+    /// Whether a request path belongs to one of the hubs (case-insensitively, as ASP.NET Core
+    /// matches routes).
+    pub fn matches(&self, path: &str) -> bool {
+        self.route(path).is_some()
+    }
+
+    /// The context of the hub mapped at `path`, to send to its clients from anywhere.
+    pub fn hub_context(&self, path: &str) -> Option<HubContext> {
+        let path = normalize_path(path);
+        self.endpoints
+            .iter()
+            .find(|endpoint| endpoint.path.eq_ignore_ascii_case(&path))
+            .map(|endpoint| endpoint.context.clone())
+    }
+
+    /// Shuts the hubs down gracefully: running invocations get each hub's shutdown timeout to
+    /// finish, then every client gets a Close message inviting it to reconnect (elsewhere), then
+    /// its transport closes. Returns when every connection has ended.
+    pub async fn shutdown(&self) {
+        for endpoint in self.endpoints.iter() {
+            endpoint.shutdown.cancel();
+            endpoint.tasks.close();
+        }
+        for endpoint in self.endpoints.iter() {
+            endpoint.tasks.wait().await;
+        }
+    }
+
+    /// Handles one request. Any body whose data is [`Bytes`] works: hyper's `Incoming`, axum's
+    /// `Body`, `Full<Bytes>`…
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Some((endpoint, route)) = self.route(request.uri().path()) else {
+            return status(StatusCode::NOT_FOUND);
+        };
+        let endpoint = endpoint.clone();
+        let cors = Cors::evaluate(&endpoint.config, request.headers());
+        if let Some(response) = cors.preflight(&endpoint.config, &request) {
+            return response;
+        }
+        let mut response = match route {
+            Route::Negotiate => negotiate(&endpoint, request).await,
+            Route::Connect => connect(endpoint, request).await,
+        };
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            cors.apply(&mut response);
+        }
+        response
+    }
+}
+
+pub(crate) fn normalize_path(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.starts_with('/') {
+        trimmed.to_owned()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+/// The transport endpoint `{hub}`: WebSocket upgrades, event streams and polls (GET), sends
+/// (POST), and the end of long-polling connections (DELETE).
+async fn connect<B>(endpoint: Arc<Endpoint>, request: Request<B>) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    match *request.method() {
+        Method::GET if crate::transport::websocket::is_upgrade_request(request.headers()) => {
+            websocket::websocket_connect(endpoint, request).await
+        }
+        Method::GET if crate::transport::sse::accepts_event_stream(request.headers()) => {
+            sse::sse_connect(endpoint, request).await
+        }
+        Method::GET => {
+            let mut response = long_polling::long_poll(endpoint, request).await;
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache, no-store"),
+            );
+            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            headers.insert(
+                header::EXPIRES,
+                HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+            );
+            response
+        }
+        Method::POST => send::send(endpoint, request).await,
+        Method::DELETE => long_polling::delete(endpoint, request).await,
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, ""),
+    }
+}
+
+/// The connection token of a transport request.
+fn token_of<B>(request: &Request<B>) -> Option<String> {
+    query_value(request.uri().query(), "id")
+}
+
+fn missing_token() -> Response<ResponseBody> {
+    text(StatusCode::BAD_REQUEST, "Connection ID required")
+}
+
+fn no_connection() -> Response<ResponseBody> {
+    text(StatusCode::NOT_FOUND, "No Connection with that ID")
+}
+
+fn transport_disabled(transport: TransportType) -> Response<ResponseBody> {
+    tracing::debug!(?transport, "a request for a disabled transport");
+    text(
+        StatusCode::NOT_FOUND,
+        format!("{transport:?} transport not supported by this end point type"),
+    )
+}
+
+fn attach_error(error: AttachError) -> Response<ResponseBody> {
+    match error {
+        AttachError::NotFound => no_connection(),
+        AttachError::Conflict => text(StatusCode::CONFLICT, ""),
+        AttachError::TransportChange => text(
+            StatusCode::BAD_REQUEST,
+            "Cannot change transports mid-connection",
+        ),
+    }
+}
+
+/// Authenticates a transport request: its principal, or `None` (answered with 401).
+async fn authenticate(endpoint: &Endpoint, info: &RequestInfo) -> Option<Principal> {
+    endpoint.authenticator.authenticate(info).await.ok()
+}
+
+fn unauthorized() -> Response<ResponseBody> {
+    status(StatusCode::UNAUTHORIZED)
+}
+
+fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+        .filter(|value| !value.is_empty())
+}
+
+impl<B> hyper::service::Service<Request<B>> for HubService
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn call(&self, request: Request<B>) -> Self::Future {
+        let service = self.clone();
+        Box::pin(async move { Ok(service.handle(request).await) })
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for HubService
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        hyper::service::Service::call(self, request)
+    }
+}

@@ -1,0 +1,77 @@
+//! `GET {hub}?id=<token>` with `Accept: text/event-stream`: a connection on Server-Sent Events.
+
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Request, Response};
+use http_body_util::BodyExt;
+use hub_core::negotiate::TransportType;
+use tokio_util::sync::CancellationToken;
+
+use super::response::ResponseBody;
+use super::{
+    attach_error, authenticate, missing_token, no_connection, token_of, transport_disabled,
+    unauthorized,
+};
+use crate::endpoint::run::{self, Attached};
+use crate::endpoint::{Attachment, Endpoint, Lookup};
+use crate::request::RequestInfo;
+use crate::transport::http::{HttpSource, Inbound};
+use crate::transport::sse;
+
+/// `GET {hub}?id=<token>` with `Accept: text/event-stream`: opens the event stream and starts the
+/// connection.
+pub(super) async fn sse_connect<B>(
+    endpoint: Arc<Endpoint>,
+    request: Request<B>,
+) -> Response<ResponseBody> {
+    let Some(token) = token_of(&request) else {
+        return missing_token();
+    };
+    let (parts, _body) = request.into_parts();
+    let info = RequestInfo::from_parts(&parts);
+    let Some(principal) = authenticate(&endpoint, &info).await else {
+        return unauthorized();
+    };
+    if matches!(endpoint.lookup(&token), Lookup::Unknown) {
+        return no_connection();
+    }
+    if !endpoint.config.allows(TransportType::ServerSentEvents) {
+        return transport_disabled(TransportType::ServerSentEvents);
+    }
+    let (inbound, receiver) = Inbound::new();
+    let connection_id =
+        match endpoint.attach(&token, Attachment::ServerSentEvents(Arc::new(inbound))) {
+            Ok(connection_id) => connection_id,
+            Err(error) => return attach_error(error),
+        };
+    let gone = CancellationToken::new();
+    let (body, sink) = sse::open(gone.clone());
+    let source = HttpSource::new(receiver, gone);
+    let attached = Box::new(Attached {
+        connection_id,
+        token,
+        principal,
+        request: info.detached(),
+        transport: TransportType::ServerSentEvents,
+    });
+    endpoint
+        .tasks
+        .spawn(run::run(endpoint.clone(), attached, source, sink, None));
+
+    let mut response = Response::new(body.boxed());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache,no-store"),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::CONTENT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+    response
+}
