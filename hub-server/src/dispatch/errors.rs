@@ -1,0 +1,59 @@
+//! Panics and errors as SignalR texts: a panicking method is an internal error; error
+//! Completions.
+
+use bytes::Bytes;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
+use hub_core::hub::{CallError, HubError, MethodOutput};
+use hub_core::protocol::{Headers, MessageRef, OutcomeRef};
+
+use crate::connection::Connection;
+
+/// Runs a method call, turning a panic into an internal error (the caller gets the generic text).
+pub(super) async fn guarded(
+    call: hub_core::hub::BoxFuture<Result<MethodOutput, CallError>>,
+) -> Result<MethodOutput, CallError> {
+    match AssertUnwindSafe(call).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(CallError::Method(panicked(panic))),
+    }
+}
+
+/// A panic's payload as an internal hub error.
+pub(super) fn panicked(panic: Box<dyn std::any::Any + Send>) -> HubError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a hub method panicked".to_owned());
+    tracing::error!(panic = %message, "a hub method panicked");
+    HubError::internal(&MethodPanicked(message))
+}
+
+/// The error a panicking hub method becomes.
+pub(super) struct MethodPanicked(String);
+
+impl std::fmt::Display for MethodPanicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the hub method panicked: {}", self.0)
+    }
+}
+
+pub(super) fn error_bytes(
+    connection: &Connection,
+    invocation_id: &str,
+    text: &str,
+) -> Option<Bytes> {
+    connection.encode(&MessageRef::Completion {
+        headers: &Headers::new(),
+        invocation_id,
+        outcome: OutcomeRef::Error(text),
+    })
+}
+
+pub(super) async fn send_error(connection: &Connection, invocation_id: &str, text: &str) {
+    if let Some(bytes) = error_bytes(connection, invocation_id, text) {
+        let _ = connection.send(bytes).await;
+    }
+}
