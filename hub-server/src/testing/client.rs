@@ -1,332 +1,47 @@
-//! Testing hub logic without sockets: [`TestHub`] runs a hub in process, [`TestClient`] is one
-//! connection to it, speaking the real protocol over an in-memory transport (handshake, framing,
-//! dispatch, ordering, groups, client results — everything but the socket).
-//!
-//! Callbacks the hub sends to a test client are typed through the `#[hub_client]` trait: implement
-//! it on a recorder and hand it to [`TestClient::handle_with`]; client results are answered with
-//! what the recorder returns.
-//!
-//! ```
-//! use std::sync::Mutex;
-//! use hub_server::testing::TestHub;
-//! use hub_server::{hub, hub_client, Context, HubError};
-//!
-//! #[hub_client]
-//! pub trait RoomClient {
-//!     async fn said(&self, who: String, text: String);
-//! }
-//!
-//! #[hub(client = RoomClient)]
-//! pub trait Room {
-//!     async fn join(&self, cx: Context<RoomClientProxy>, room: String) -> Result<(), HubError>;
-//!     async fn say(&self, cx: Context<RoomClientProxy>, room: String, text: String) -> Result<(), HubError>;
-//! }
-//!
-//! struct Rooms;
-//!
-//! impl Room for Rooms {
-//!     async fn join(&self, cx: Context<RoomClientProxy>, room: String) -> Result<(), HubError> {
-//!         Ok(cx.groups().add(cx.connection_id(), &room).await?)
-//!     }
-//!     async fn say(&self, cx: Context<RoomClientProxy>, room: String, text: String) -> Result<(), HubError> {
-//!         if text.is_empty() {
-//!             return Err(HubError::new("say something"));
-//!         }
-//!         cx.clients().others_in_group(&room).said(cx.connection_id(), &text).await;
-//!         Ok(())
-//!     }
-//! }
-//!
-//! /// Records what a client received.
-//! #[derive(Default)]
-//! struct Heard(Mutex<Vec<String>>);
-//!
-//! impl RoomClient for Heard {
-//!     async fn said(&self, _who: String, text: String) {
-//!         self.0.lock().unwrap().push(text);
-//!     }
-//! }
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), hub_server::testing::TestError> {
-//! let hub = TestHub::new(ServeRoom::new(Rooms));
-//! let mut alice = hub.connect().await?;
-//! let mut bob = hub.connect().await?;
-//! alice.invoke::<()>("Join", ("lobby",)).await?;
-//! bob.invoke::<()>("Join", ("lobby",)).await?;
-//!
-//! bob.invoke::<()>("Say", ("lobby", "hi")).await?;
-//! let heard = Heard::default();
-//! assert_eq!(alice.receive(&heard).await?, "Said");
-//! assert_eq!(*heard.0.lock().unwrap(), ["hi"]);
-//!
-//! let error = bob.invoke::<()>("Say", ("lobby", "")).await.unwrap_err();
-//! assert!(error.to_string().ends_with("HubException: say something"));
-//! assert!(bob.try_next_callback().is_none(), "the caller is not told");
-//! # Ok(())
-//! # }
-//! ```
+//! An in-process client of a [`TestHub`](super::TestHub): invokes through the real protocol and
+//! receives callbacks.
 
 use std::collections::VecDeque;
-use std::fmt;
-use std::future::Future;
+
 use std::marker::PhantomData;
-use std::pin::Pin;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use hub_core::hub::{BindError, BoxValue, HubDispatch, HubError, HubMethods};
-use hub_core::negotiate::TransportType;
+use hub_core::hub::{BindError, BoxValue, HubError};
+
 use hub_core::protocol::handshake::{HandshakeRequest, HandshakeResponse};
 use hub_core::protocol::{
-    Arguments, Completion, CompletionOutcome, EncodeArguments, EncodeMessage, FrameDecoder,
-    Framing, Headers, HubMessage, HubProtocol, Invocation, MessageRef, OutcomeRef, Protocol,
-    StreamInvocation,
+    Completion, CompletionOutcome, EncodeArguments, EncodeMessage, FrameDecoder, Headers,
+    HubMessage, HubProtocol, Invocation, MessageRef, OutcomeRef, Protocol, StreamInvocation,
 };
-use hub_core::ProtocolError;
+
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{AllowAnonymous, Principal, PrincipalUserId};
+use crate::clients::Context;
 use crate::clients::{ClientCallbacks, ClientProxy};
-use crate::clients::{Context, HubContext};
-use crate::config::HubConfig;
-use crate::endpoint::run::{self, Attached};
-use crate::endpoint::{random_id, Endpoint};
-use crate::lifetime::{HubBinding, LifetimeError, LifetimeManager, LocalLifetimeManager};
-use crate::request::RequestInfo;
-use crate::transport::{TransportError, TransportSink, TransportSource};
 
-/// How long a test client waits for the hub before failing with [`TestError::Timeout`].
-const WAIT: Duration = Duration::from_secs(5);
+use crate::endpoint::Endpoint;
+use crate::lifetime::LifetimeError;
 
-/// A hub that knows its client callbacks: what [`TestHub`] types its clients with.
-///
-/// `#[hub(client = ChatClient)]` implements it for `ServeChat<T>` with `ChatClientProxy`; hubs
-/// without a client trait (and [`HubMethods`]) use the untyped [`ClientProxy`].
-pub trait TypedHub: HubDispatch<Context> {
-    /// The family of client proxies the hub's callbacks go through.
-    type Client: ClientCallbacks;
-}
-
-impl TypedHub for HubMethods<Context> {
-    type Client = ClientProxy;
-}
-
-/// A `#[hub_client]` proxy family that can hand a callback to an implementation `H` of its trait.
-/// Generated by `#[hub_client]`.
-pub trait Deliver<H>: ClientCallbacks {
-    /// Calls the callback named `target` (ignoring case) on `handler`; `None` when the trait has
-    /// no such callback. The future yields the client's result for client results.
-    fn deliver<'a>(handler: &'a H, target: &str, arguments: &Arguments) -> Option<Delivery<'a>>;
-}
-
-/// A callback running on a test client's handler: its result (for client results) or why its
-/// arguments did not bind.
-pub type Delivery<'a> =
-    Pin<Box<dyn Future<Output = Result<Option<BoxValue>, BindError>> + Send + 'a>>;
-
-/// Why a test client's call failed.
-#[derive(Debug)]
-pub enum TestError {
-    /// The hub answered with an error Completion; the text is what a real client would see.
-    Hub(String),
-    /// The hub's answer does not deserialize into the type asked for.
-    WrongType(String),
-    /// The hub sent no answer within five seconds.
-    Timeout,
-    /// The connection is closed (the hub closed it, or its handshake failed: the text says why).
-    Closed(Option<String>),
-    /// The hub sent bytes the protocol does not allow.
-    Protocol(ProtocolError),
-    /// A callback has no method on the handler, or its arguments do not fit it.
-    Callback(String),
-}
-
-impl fmt::Display for TestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TestError::Hub(text) => f.write_str(text),
-            TestError::WrongType(text) => write!(f, "the hub's answer has another type: {text}"),
-            TestError::Timeout => f.write_str("the hub did not answer within five seconds"),
-            TestError::Closed(None) => f.write_str("the connection is closed"),
-            TestError::Closed(Some(reason)) => write!(f, "the connection is closed: {reason}"),
-            TestError::Protocol(error) => write!(f, "the hub broke the protocol: {error}"),
-            TestError::Callback(text) => f.write_str(text),
-        }
-    }
-}
-
-impl std::error::Error for TestError {}
-
-impl From<ProtocolError> for TestError {
-    fn from(error: ProtocolError) -> Self {
-        TestError::Protocol(error)
-    }
-}
-
-/// A hub served in process for tests. Dropping it ends its connections.
-pub struct TestHub<C: ClientCallbacks = ClientProxy> {
-    endpoint: Arc<Endpoint>,
-    family: PhantomData<fn() -> C>,
-}
-
-impl TestHub {
-    /// Serves `hub` with the default settings.
-    pub fn new<H: TypedHub>(hub: H) -> TestHub<H::Client> {
-        TestHub::with_config(hub, HubConfig::default())
-    }
-
-    /// Serves `hub` with `config` (which must be valid, see [`TestHub::with_manager`]).
-    pub fn with_config<H: TypedHub>(hub: H, config: HubConfig) -> TestHub<H::Client> {
-        TestHub::with_manager(hub, config, LocalLifetimeManager::new())
-    }
-
-    /// Serves `hub` with `config` through `manager` (e.g. a backplane's, or one wrapping the
-    /// local manager).
-    ///
-    /// # Panics
-    ///
-    /// When `config` is invalid ([`HubConfig::validate`]), with the message naming the setting.
-    pub fn with_manager<H: TypedHub>(
-        hub: H,
-        config: HubConfig,
-        manager: impl LifetimeManager,
-    ) -> TestHub<H::Client> {
-        if let Err(error) = config.validate() {
-            panic!("TestHub: {error}");
-        }
-        let manager: Arc<dyn LifetimeManager> = Arc::new(manager);
-        manager.bind(&HubBinding {
-            hub: "/test".to_owned(),
-            node_id: Arc::from("test"),
-        });
-        TestHub {
-            endpoint: Arc::new(Endpoint::new(
-                "/test".to_owned(),
-                Arc::new(hub),
-                config,
-                manager,
-                Arc::new(AllowAnonymous),
-                Arc::new(PrincipalUserId),
-            )),
-            family: PhantomData,
-        }
-    }
-}
-
-impl<C: ClientCallbacks> TestHub<C> {
-    /// The hub's context, as background code would use it (typed like the hub's clients).
-    pub fn context(&self) -> HubContext<C> {
-        self.endpoint.context.typed()
-    }
-
-    /// Connects an anonymous JSON client.
-    pub async fn connect(&self) -> Result<TestClient<C>, TestError> {
-        self.connect_with(Principal::anonymous(), Protocol::Json)
-            .await
-    }
-
-    /// Connects a JSON client authenticated as `user_id` (it is in `clients.user(user_id)`).
-    pub async fn connect_as(&self, user_id: &str) -> Result<TestClient<C>, TestError> {
-        self.connect_with(Principal::user(user_id), Protocol::Json)
-            .await
-    }
-
-    /// Connects a client as `principal`, speaking `protocol`.
-    pub async fn connect_with(
-        &self,
-        principal: Principal,
-        protocol: Protocol,
-    ) -> Result<TestClient<C>, TestError> {
-        let id = random_id().map_err(|error| TestError::Closed(Some(error.to_string())))?;
-        let (to_server, server_source) = mpsc::channel(64);
-        let (server_sink, from_server) = mpsc::channel(1024);
-        let request = http::Request::builder()
-            .uri("/test")
-            .body(())
-            .map(|request| RequestInfo::from_parts(&request.into_parts().0))
-            .map_err(|error| TestError::Closed(Some(error.to_string())))?;
-        let attached = Box::new(Attached {
-            connection_id: Arc::from(id.as_str()),
-            token: id.clone(),
-            principal,
-            request,
-            transport: TransportType::WebSockets,
-        });
-        let task = self.endpoint.tasks.spawn(run::run(
-            self.endpoint.clone(),
-            attached,
-            MemorySource(server_source),
-            MemorySink(Some(server_sink)),
-            None,
-        ));
-        let mut client = TestClient {
-            id,
-            endpoint: self.endpoint.clone(),
-            protocol,
-            to_server: Some(to_server),
-            from_server,
-            decoder: FrameDecoder::new(Framing::TextRecords, usize::MAX >> 1),
-            callbacks: VecDeque::new(),
-            handler: None,
-            next_id: 0,
-            task: Some(task),
-            family: PhantomData,
-        };
-        client.handshake().await?;
-        Ok(client)
-    }
-}
-
-impl<C: ClientCallbacks> Drop for TestHub<C> {
-    fn drop(&mut self) {
-        self.endpoint.shutdown.cancel();
-    }
-}
-
-/// A callback the hub sent to a test client, still raw.
-#[derive(Debug)]
-pub struct Callback {
-    /// The client method's name.
-    pub target: String,
-    /// The arguments.
-    pub arguments: Arguments,
-    /// Set when the hub waits for a result (a client result): answer it with
-    /// [`TestClient::answer`].
-    pub invocation_id: Option<String>,
-}
-
-impl Callback {
-    /// Argument `index`, deserialized.
-    pub fn argument<T: DeserializeOwned>(&self, index: usize) -> Result<T, TestError> {
-        let raw = self
-            .arguments
-            .get(index)
-            .ok_or_else(|| TestError::WrongType(format!("no argument {index}")))?;
-        raw.deserialize()
-            .map_err(|error| TestError::WrongType(error.to_string()))
-    }
-}
-
-type ErasedHandler = Box<dyn Fn(&str, &Arguments) -> Option<Delivery<'static>> + Send + Sync>;
+use super::*;
 
 /// One connection to a [`TestHub`].
 pub struct TestClient<C: ClientCallbacks = ClientProxy> {
-    id: String,
-    endpoint: Arc<Endpoint>,
-    protocol: Protocol,
-    to_server: Option<mpsc::Sender<Bytes>>,
-    from_server: mpsc::Receiver<Bytes>,
-    decoder: FrameDecoder,
-    callbacks: VecDeque<Callback>,
-    handler: Option<ErasedHandler>,
-    next_id: u64,
+    pub(super) id: String,
+    pub(super) endpoint: Arc<Endpoint>,
+    pub(super) protocol: Protocol,
+    pub(super) to_server: Option<mpsc::Sender<Bytes>>,
+    pub(super) from_server: mpsc::Receiver<Bytes>,
+    pub(super) decoder: FrameDecoder,
+    pub(super) callbacks: VecDeque<Callback>,
+    pub(super) handler: Option<ErasedHandler>,
+    pub(super) next_id: u64,
     /// The connection's lifecycle on the hub's side.
-    task: Option<tokio::task::JoinHandle<()>>,
-    family: PhantomData<fn() -> C>,
+    pub(super) task: Option<tokio::task::JoinHandle<()>>,
+    pub(super) family: PhantomData<fn() -> C>,
 }
 
 impl<C: ClientCallbacks> TestClient<C> {
@@ -537,7 +252,7 @@ impl<C: ClientCallbacks> TestClient<C> {
         self.next_id.to_string()
     }
 
-    async fn handshake(&mut self) -> Result<(), TestError> {
+    pub(super) async fn handshake(&mut self) -> Result<(), TestError> {
         let mut request = Vec::new();
         HandshakeRequest::new(self.protocol.name(), 1).encode(&mut request);
         self.send_bytes(request.into()).await?;
@@ -655,40 +370,10 @@ impl<C: ClientCallbacks> TestClient<C> {
     }
 }
 
-fn callback(invocation: Invocation) -> Callback {
+pub(super) fn callback(invocation: Invocation) -> Callback {
     Callback {
         target: invocation.target.to_string(),
         arguments: invocation.arguments,
         invocation_id: invocation.invocation_id.map(|id| id.to_string()),
-    }
-}
-
-/// The hub's end of a test client's receiving direction.
-struct MemorySource(mpsc::Receiver<Bytes>);
-
-impl TransportSource for MemorySource {
-    async fn next(&mut self) -> Option<Result<Bytes, TransportError>> {
-        self.0.recv().await.map(Ok)
-    }
-}
-
-/// The hub's end of a test client's sending direction.
-struct MemorySink(Option<mpsc::Sender<Bytes>>);
-
-impl TransportSink for MemorySink {
-    fn set_protocol(&mut self, _protocol: Protocol) {}
-
-    async fn send(&mut self, frame: Bytes) -> Result<(), TransportError> {
-        match &self.0 {
-            Some(sender) => sender
-                .send(frame)
-                .await
-                .map_err(|_| TransportError("the test client is gone".to_owned())),
-            None => Err(TransportError("the transport is closed".to_owned())),
-        }
-    }
-
-    async fn close(&mut self, _internal_error: bool) {
-        self.0 = None;
     }
 }
