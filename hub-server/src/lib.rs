@@ -21,6 +21,15 @@
 //! server.serve().await
 //! # }
 //! ```
+//!
+//! # Layout
+//!
+//! The crate is layered, each layer importing only those below it: `http` (the service, one
+//! handler per transport, negotiate, CORS) → `endpoint` (connection tokens; a connection's run)
+//! → `dispatch` (messages to hub methods and back) → `clients` ([`Context`], [`HubContext`],
+//! proxies) → `lifetime` (the [`LifetimeManager`] seam a backplane implements, and the
+//! [`LocalLifetimeManager`] it can wrap) → `connection` (queue, writer, stateful reconnect) →
+//! `transport` (byte movers).
 
 mod auth;
 mod clients;
