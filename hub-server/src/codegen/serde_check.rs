@@ -70,20 +70,36 @@ const MEMBER_KEYS: &[&str] = &["serialize_with", "deserialize_with", "with"];
 /// Serde keys on a type that hand its shape to other code.
 const TYPE_KEYS: &[&str] = &["into", "from", "try_from", "remote"];
 
-/// Refuses types whose serde attributes ts-rs cannot follow (see this module), reading the
-/// sources of the crates that declared the hubs; returns the float fields found there (warnings).
+/// Refuses types whose serde attributes ts-rs cannot follow, reading the sources of the crates
+/// that declared the hubs; returns warnings: the float fields found there, and each crate whose
+/// sources are not on this machine (nothing was checked for it).
 pub(super) fn check_hubs(
     hubs: &[&'static crate::registry::HubMetadata],
     declarations: &super::model::Declarations,
 ) -> Result<Vec<String>, super::CodegenError> {
     let names: std::collections::BTreeSet<String> = declarations.by_name.keys().cloned().collect();
     let dirs: std::collections::BTreeSet<&str> = hubs.iter().map(|hub| hub.source_dir).collect();
-    let (floats, problems): (Vec<_>, Vec<_>) = dirs
+    // The sources are where the server was built; a binary copied elsewhere cannot read them,
+    // and says so rather than skipping the check in silence.
+    let (present, missing): (Vec<&str>, Vec<&str>) =
+        dirs.into_iter().partition(|dir| Path::new(dir).is_dir());
+    let (floats, problems): (Vec<_>, Vec<_>) = present
         .into_iter()
         .flat_map(|dir| check_dir(Path::new(dir), &names))
         .partition(SerdeProblem::is_float);
     if problems.is_empty() {
-        Ok(floats.iter().map(ToString::to_string).collect())
+        let mut warnings: Vec<String> = missing
+            .iter()
+            .map(|dir| {
+                format!(
+                    "the serde attributes of the types declared in {dir} were not checked: that crate's \
+                     sources, where the server was built, are not on this machine; generate with a \
+                     server built here (e.g. `cargo run -- --emit-ts <dir>`) to have them checked"
+                )
+            })
+            .collect();
+        warnings.extend(floats.iter().map(ToString::to_string));
+        Ok(warnings)
     } else {
         Err(super::CodegenError::UnsupportedSerde(
             problems.iter().map(ToString::to_string).collect(),
@@ -325,6 +341,30 @@ fn keys_of(attrs: &[Attribute], path: &str) -> Vec<(String, Option<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A binary run where its hubs' sources are not (copied to another machine) says what it
+    /// could not check instead of skipping it in silence.
+    #[test]
+    fn sources_that_are_not_here_are_named_in_a_warning() {
+        static CLIENT: crate::registry::ClientMetadata = crate::registry::ClientMetadata {
+            name: "",
+            docs: "",
+            callbacks: &[],
+        };
+        static HUB: crate::registry::HubMetadata = crate::registry::HubMetadata {
+            name: "Elsewhere",
+            route: None,
+            docs: "",
+            methods: &[],
+            client: &CLIENT,
+            source_dir: "/nonexistent/build-machine/crates/chat",
+        };
+        let warnings = check_hubs(&[&HUB], &super::super::model::Declarations::default()).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with(
+            "the serde attributes of the types declared in /nonexistent/build-machine/crates/chat were not checked"
+        ));
+    }
 
     fn names(list: &[&str]) -> BTreeSet<String> {
         list.iter().map(|name| (*name).to_owned()).collect()
