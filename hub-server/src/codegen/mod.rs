@@ -48,14 +48,14 @@ use ts_rs::Config;
 
 use crate::registry::{self, HubMetadata};
 
+mod emit;
 mod lossy;
 mod model;
 mod runtime_files;
 mod serde_check;
 
-use model::{
-    json_string, Declarations, HubModel, DTS_PRELUDE, HEADER, JS_PRELUDE, RUNTIME_IMPORTS,
-};
+use emit::json_string;
+use model::{Declarations, HubModel, DTS_PRELUDE, HEADER, JS_PRELUDE, RUNTIME_IMPORTS};
 
 /// The npm name of the client runtime.
 const RUNTIME: &str = "@hubs/client";
