@@ -150,11 +150,7 @@ where
         Method::GET => {
             let mut response = long_polling::long_poll(endpoint, request).await;
             let headers = response.headers_mut();
-            headers.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache, no-store"),
-            );
-            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            response::no_cache(headers, "no-cache, no-store");
             headers.insert(
                 header::EXPIRES,
                 HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),

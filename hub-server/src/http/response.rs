@@ -35,3 +35,14 @@ pub(crate) fn json(body: Vec<u8>) -> Response<ResponseBody> {
     );
     response
 }
+
+/// Tells browsers and proxies not to cache a response: `Cache-Control: cache_control` and
+/// `Pragma: no-cache`. ASP.NET Core spells the value `no-cache,no-store` on event streams and
+/// `no-cache, no-store` on polls; each caller passes its own, as clients see them.
+pub(crate) fn no_cache(headers: &mut http::HeaderMap, cache_control: &'static str) {
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}

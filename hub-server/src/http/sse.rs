@@ -64,11 +64,7 @@ pub(super) async fn sse_connect<B>(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
     );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache,no-store"),
-    );
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    super::response::no_cache(headers, "no-cache,no-store");
     headers.insert(
         header::CONTENT_ENCODING,
         HeaderValue::from_static("identity"),
