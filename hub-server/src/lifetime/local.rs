@@ -458,15 +458,13 @@ mod tests {
         (ConnectionHandle { inner }, outbox)
     }
 
+    /// Runs `future` on a current-thread runtime (the local manager's futures are ready at once).
     fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        let mut future = std::pin::pin!(future);
-        loop {
-            if let std::task::Poll::Ready(value) = future.as_mut().poll(&mut cx) {
-                return value;
-            }
-        }
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(future)
     }
 
     fn received(outbox: &mut Outbox) -> Vec<Bytes> {
