@@ -1,7 +1,6 @@
 //! What hub code can reach: [`Context`] inside a hub method, [`HubContext`] anywhere else, and
 //! the parameter types a `#[hub]` method may take instead of a whole context.
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,17 +19,14 @@ use crate::request::RequestInfo;
 /// timers. Cheap to clone; get one from [`HubServer::hub_context`](crate::HubServer::hub_context)
 /// or [`Context::hub`], and make it typed with [`typed`](Self::typed).
 pub struct HubContext<C: ClientCallbacks = ClientProxy> {
-    manager: Arc<dyn LifetimeManager>,
-    client_result_timeout: Duration,
-    family: PhantomData<fn() -> C>,
+    /// Everything it does goes through the hub's clients (and their lifetime manager).
+    clients: Clients<C>,
 }
 
 impl<C: ClientCallbacks> Clone for HubContext<C> {
     fn clone(&self) -> Self {
         HubContext {
-            manager: self.manager.clone(),
-            client_result_timeout: self.client_result_timeout,
-            family: PhantomData,
+            clients: self.clients.clone(),
         }
     }
 }
@@ -38,9 +34,7 @@ impl<C: ClientCallbacks> Clone for HubContext<C> {
 impl HubContext {
     pub(crate) fn new(manager: Arc<dyn LifetimeManager>, client_result_timeout: Duration) -> Self {
         HubContext {
-            manager,
-            client_result_timeout,
-            family: PhantomData,
+            clients: Clients::new(manager, client_result_timeout),
         }
     }
 }
@@ -50,30 +44,28 @@ impl<C: ClientCallbacks> HubContext<C> {
     /// `#[hub_client]` trait).
     pub fn typed<D: ClientCallbacks>(&self) -> HubContext<D> {
         HubContext {
-            manager: self.manager.clone(),
-            client_result_timeout: self.client_result_timeout,
-            family: PhantomData,
+            clients: self.clients.typed(),
         }
     }
 
     /// Picks who to send to.
     pub fn clients(&self) -> Clients<C> {
-        Clients::new(self.manager.clone(), self.client_result_timeout).typed()
+        self.clients.clone()
     }
 
     /// Manages and inspects groups.
     pub fn groups(&self) -> Groups {
-        Groups::new(self.manager.clone())
+        Groups::new(self.clients.manager.clone())
     }
 
     /// How many connections the hub has (on every server).
     pub async fn connection_count(&self) -> Result<usize, LifetimeError> {
-        self.manager.connection_count().await
+        self.clients.manager.connection_count().await
     }
 
     /// The connection ids of a user, sorted (on every server).
     pub async fn user_connections(&self, user_id: &str) -> Result<Vec<String>, LifetimeError> {
-        self.manager.user_connections(user_id).await
+        self.clients.manager.user_connections(user_id).await
     }
 
     /// Ends a connection, wherever it is (the client gets `{"type":7}` and does not reconnect).
@@ -86,7 +78,7 @@ impl<C: ClientCallbacks> HubContext<C> {
 
     /// Ends every connection `target` reaches; returns how many this server ended.
     pub async fn abort_target(&self, target: &Target) -> Result<usize, LifetimeError> {
-        self.manager.abort(target).await
+        self.clients.manager.abort(target).await
     }
 }
 
