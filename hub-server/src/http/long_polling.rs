@@ -7,13 +7,10 @@ use http_body_util::{BodyExt, Full};
 use hub_core::negotiate::TransportType;
 
 use super::response::{status, text, ResponseBody};
-use super::{
-    attach_error, authenticate, missing_token, no_connection, token_of, transport_disabled,
-    unauthorized,
-};
+use super::{admit, attach_error, no_connection, transport_disabled, Admitted};
 use crate::endpoint::run::{self, Attached};
 use crate::endpoint::{AttachError, Attachment, Endpoint, Lookup};
-use crate::request::RequestInfo;
+
 use crate::transport::long_polling::{LongPolling, PollOutcome};
 
 /// A long poll, `GET {hub}?id=<token>` without `Accept: text/event-stream`. The first one after
@@ -22,13 +19,14 @@ pub(super) async fn long_poll<B>(
     endpoint: Arc<Endpoint>,
     request: Request<B>,
 ) -> Response<ResponseBody> {
-    let Some(token) = token_of(&request) else {
-        return missing_token();
-    };
-    let (parts, _body) = request.into_parts();
-    let info = RequestInfo::from_parts(&parts);
-    let Some(principal) = authenticate(&endpoint, &info).await else {
-        return unauthorized();
+    let Admitted {
+        token,
+        info,
+        principal,
+        ..
+    } = match admit(&endpoint, request).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
     let lookup = endpoint.lookup(&token);
     if matches!(lookup, Lookup::Unknown) {
@@ -103,16 +101,10 @@ pub(super) async fn delete<B>(
     endpoint: Arc<Endpoint>,
     request: Request<B>,
 ) -> Response<ResponseBody> {
-    let Some(token) = token_of(&request) else {
-        return missing_token();
+    let Admitted { token, .. } = match admit(&endpoint, request).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
-    let (parts, _body) = request.into_parts();
-    if authenticate(&endpoint, &RequestInfo::from_parts(&parts))
-        .await
-        .is_none()
-    {
-        return unauthorized();
-    }
     match endpoint.lookup(&token) {
         Lookup::Unknown => no_connection(),
         Lookup::Active(Attachment::LongPolling(polling)) => {

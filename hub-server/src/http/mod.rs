@@ -195,6 +195,36 @@ fn attach_error(error: AttachError) -> Response<ResponseBody> {
     }
 }
 
+/// A transport request that names its connection token and whose sender is authenticated.
+struct Admitted<B> {
+    token: String,
+    info: RequestInfo,
+    principal: Principal,
+    body: B,
+}
+
+/// The first steps of every transport request but the WebSocket upgrade (whose token is optional):
+/// the token (`?id=`, else 400) and authentication (else 401).
+async fn admit<B>(
+    endpoint: &Endpoint,
+    request: Request<B>,
+) -> Result<Admitted<B>, Response<ResponseBody>> {
+    let Some(token) = token_of(&request) else {
+        return Err(missing_token());
+    };
+    let (parts, body) = request.into_parts();
+    let info = RequestInfo::from_parts(&parts);
+    let Some(principal) = authenticate(endpoint, &info).await else {
+        return Err(unauthorized());
+    };
+    Ok(Admitted {
+        token,
+        info,
+        principal,
+        body,
+    })
+}
+
 /// Authenticates a transport request: its principal, or `None` (answered with 401).
 async fn authenticate(endpoint: &Endpoint, info: &RequestInfo) -> Option<Principal> {
     endpoint.authenticator.authenticate(info).await.ok()

@@ -6,9 +6,9 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 
 use super::response::{text, ResponseBody};
-use super::{authenticate, missing_token, no_connection, token_of, unauthorized, BoxError};
+use super::{admit, no_connection, Admitted, BoxError};
 use crate::endpoint::{Attachment, Endpoint, Lookup};
-use crate::request::RequestInfo;
+
 use crate::transport::http::DeliverError;
 
 /// `POST {hub}?id=<token>`: the client's messages, for Server-Sent Events and long polling.
@@ -17,16 +17,10 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let Some(token) = token_of(&request) else {
-        return missing_token();
+    let Admitted { token, body, .. } = match admit(&endpoint, request).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
-    let (parts, body) = request.into_parts();
-    if authenticate(&endpoint, &RequestInfo::from_parts(&parts))
-        .await
-        .is_none()
-    {
-        return unauthorized();
-    }
     let delivered = match endpoint.lookup(&token) {
         Lookup::Unknown | Lookup::Negotiated => return no_connection(),
         Lookup::Active(Attachment::WebSockets(_)) => {

@@ -8,13 +8,10 @@ use hub_core::negotiate::TransportType;
 use tokio_util::sync::CancellationToken;
 
 use super::response::ResponseBody;
-use super::{
-    attach_error, authenticate, missing_token, no_connection, token_of, transport_disabled,
-    unauthorized,
-};
+use super::{admit, attach_error, no_connection, transport_disabled, Admitted};
 use crate::endpoint::run::{self, Attached};
 use crate::endpoint::{Attachment, Endpoint, Lookup};
-use crate::request::RequestInfo;
+
 use crate::transport::http::{HttpSource, Inbound};
 use crate::transport::sse;
 
@@ -24,13 +21,14 @@ pub(super) async fn sse_connect<B>(
     endpoint: Arc<Endpoint>,
     request: Request<B>,
 ) -> Response<ResponseBody> {
-    let Some(token) = token_of(&request) else {
-        return missing_token();
-    };
-    let (parts, _body) = request.into_parts();
-    let info = RequestInfo::from_parts(&parts);
-    let Some(principal) = authenticate(&endpoint, &info).await else {
-        return unauthorized();
+    let Admitted {
+        token,
+        info,
+        principal,
+        ..
+    } = match admit(&endpoint, request).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
     if matches!(endpoint.lookup(&token), Lookup::Unknown) {
         return no_connection();
