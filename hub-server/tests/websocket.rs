@@ -547,7 +547,7 @@ async fn hub_context_sends_reach_only_group_members_and_users() {
     let connect = |user: &'static str| {
         let addr = server.addr;
         async move {
-            let token = common::negotiate_token(addr, PATH).await;
+            let token = common::negotiate_token_as(addr, PATH, user).await;
             let auth = format!("Bearer {user}");
             let mut client = WsClient::try_connect(
                 addr,

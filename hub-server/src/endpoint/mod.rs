@@ -101,6 +101,9 @@ pub(crate) struct Endpoint {
     /// What the connections' dispatchers need of this hub.
     pub(crate) dispatch: Arc<DispatchEnv>,
     tokens: Mutex<HashMap<String, TokenState>>,
+    /// The user each negotiated token was issued to: every later request of the connection must
+    /// come from the same user. Kept beside `tokens` and pruned with it.
+    users: Mutex<HashMap<String, Option<String>>>,
     sweeper_started: AtomicBool,
 }
 
@@ -134,6 +137,7 @@ impl Endpoint {
             shutdown: CancellationToken::new(),
             dispatch,
             tokens: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
             sweeper_started: AtomicBool::new(false),
         }
     }
@@ -148,6 +152,7 @@ impl Endpoint {
         self: &Arc<Self>,
         version: u32,
         stateful: bool,
+        user_id: Option<String>,
     ) -> Result<(Arc<str>, String), getrandom::Error> {
         self.start_sweeper();
         let connection_id: Arc<str> = Arc::from(random_id()?);
@@ -166,7 +171,36 @@ impl Endpoint {
                 },
             )
         });
+        self.users().insert(token.clone(), user_id);
         Ok((connection_id, token))
+    }
+
+    fn users(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<String>>> {
+        self.users.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a request for `token` comes from the user the token was negotiated for (or the
+    /// token was never negotiated: unknown tokens get their 404 later).
+    pub(crate) fn same_user(&self, token: &str, user_id: Option<&str>) -> bool {
+        match self.users().get(token) {
+            Some(negotiated) => negotiated.as_deref() == user_id,
+            None => true,
+        }
+    }
+
+    /// Forgets the users of tokens that are gone (the sweeper's once-a-second pass).
+    fn prune_users(&self) {
+        let live: Vec<String> = self.tokens(|tokens| {
+            self.users()
+                .keys()
+                .filter(|token| !tokens.contains_key(*token))
+                .cloned()
+                .collect()
+        });
+        let mut users = self.users();
+        for token in live {
+            users.remove(&token);
+        }
     }
 
     /// What `token` names.
@@ -266,6 +300,7 @@ impl Endpoint {
             );
             if !keep {
                 tokens.remove(token);
+                self.users().remove(token);
             }
         });
     }
@@ -279,6 +314,7 @@ impl Endpoint {
                 Some(TokenState::Active(Attachment::LongPolling(p))) if Arc::ptr_eq(p, polling)
             ) {
                 tokens.remove(token);
+                self.users().remove(token);
             }
         });
     }
@@ -322,6 +358,7 @@ impl Endpoint {
                         TokenState::Active(_) => true,
                     })
                 });
+                endpoint.prune_users();
             }
         });
     }

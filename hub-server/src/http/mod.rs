@@ -217,12 +217,31 @@ async fn admit<B>(
     let Some(principal) = authenticate(endpoint, &info).await else {
         return Err(unauthorized());
     };
+    if !same_user(endpoint, &token, &principal, &info) {
+        return Err(forbidden());
+    }
     Ok(Admitted {
         token,
         info,
         principal,
         body,
     })
+}
+
+/// Whether the sender of a request for `token` is the user the token was negotiated for: a
+/// connection's identity cannot change under it (another user's credentials are refused with
+/// 403, as in ASP.NET Core).
+fn same_user(endpoint: &Endpoint, token: &str, principal: &Principal, info: &RequestInfo) -> bool {
+    let user = endpoint.user_ids.user_id(principal, info);
+    let same = endpoint.same_user(token, user.as_deref());
+    if !same {
+        tracing::warn!("a request for a connection came from another user than the one it was negotiated for; refused");
+    }
+    same
+}
+
+fn forbidden() -> Response<ResponseBody> {
+    status(StatusCode::FORBIDDEN)
 }
 
 /// Authenticates a transport request: its principal, or `None` (answered with 401).

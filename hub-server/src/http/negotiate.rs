@@ -32,9 +32,10 @@ pub(crate) async fn negotiate<B>(
     }
     let (parts, _body) = request.into_parts();
     let info = RequestInfo::from_parts(&parts);
-    if endpoint.authenticator.authenticate(&info).await.is_err() {
+    let Ok(principal) = endpoint.authenticator.authenticate(&info).await else {
         return status(StatusCode::UNAUTHORIZED);
-    }
+    };
+    let user_id = endpoint.user_ids.user_id(&principal, &info);
     let query = parts.uri.query().unwrap_or_default();
     let negotiate = match NegotiateRequest::from_query(query, endpoint.config.min_negotiate_version)
     {
@@ -45,7 +46,11 @@ pub(crate) async fn negotiate<B>(
     let stateful = negotiate.use_stateful_reconnect
         && endpoint.config.stateful_reconnect
         && endpoint.config.allows(TransportType::WebSockets);
-    let (connection_id, token) = match endpoint.negotiate_connection(negotiate.version, stateful) {
+    let (connection_id, token) = match endpoint.negotiate_connection(
+        negotiate.version,
+        stateful,
+        user_id,
+    ) {
         Ok(pair) => pair,
         Err(error) => {
             tracing::error!(%error, "the operating system's random source failed; cannot create a connection id");

@@ -10,7 +10,8 @@ use hub_core::negotiate::TransportType;
 
 use super::response::{status, ResponseBody};
 use super::{
-    attach_error, authenticate, no_connection, query_value, transport_disabled, unauthorized,
+    attach_error, authenticate, forbidden, no_connection, query_value, same_user,
+    transport_disabled, unauthorized,
 };
 use crate::endpoint::run::{self, Attached};
 use crate::endpoint::{Endpoint, Lookup, WsAttach};
@@ -31,6 +32,9 @@ pub(super) async fn websocket_connect<B: Send + 'static>(
     if let Some(token) = &token {
         if matches!(endpoint.lookup(token), Lookup::Unknown) {
             return no_connection();
+        }
+        if !same_user(&endpoint, token, &principal, &info) {
+            return forbidden();
         }
     }
     if !endpoint.config.allows(TransportType::WebSockets) {

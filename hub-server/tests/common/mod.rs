@@ -189,6 +189,26 @@ pub async fn negotiate_v1(addr: SocketAddr, path: &str) -> serde_json::Value {
     serde_json::from_slice(&body).expect("negotiate JSON")
 }
 
+/// Negotiates version 1 as `user` (`Authorization: Bearer <user>`) and returns the connection
+/// token.
+pub async fn negotiate_token_as(addr: SocketAddr, path: &str, user: &str) -> String {
+    let auth = format!("Bearer {user}");
+    let (status, _, body) = http(
+        addr,
+        Method::POST,
+        &format!("{path}/negotiate?negotiateVersion=1"),
+        &[("authorization", &auth)],
+        b"",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let body: serde_json::Value = serde_json::from_slice(&body).expect("negotiate JSON");
+    body["connectionToken"]
+        .as_str()
+        .expect("a connectionToken")
+        .to_owned()
+}
+
 /// Negotiates version 1 and returns the connection token.
 pub async fn negotiate_token(addr: SocketAddr, path: &str) -> String {
     let body = negotiate_v1(addr, path).await;
