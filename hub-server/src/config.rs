@@ -76,6 +76,9 @@ pub struct HubConfig {
     /// idle connection's memory low. tungstenite's own default, 128 KiB, costs ~128 KiB resident
     /// per connection and a 128 KiB `memset` per read.
     pub(crate) websocket_read_buffer_size: usize,
+    /// Refuse transport requests (WebSocket upgrades, event streams, polls, sends) whose `Origin`
+    /// is neither this server's own nor allowed by [`cors`](Self::cors) (on).
+    pub(crate) check_origin: bool,
 }
 
 impl Default for HubConfig {
@@ -102,6 +105,7 @@ impl Default for HubConfig {
             stateful_reconnect: true,
             stateful_reconnect_buffer_size: 100_000,
             websocket_read_buffer_size: DEFAULT_WEBSOCKET_READ_BUFFER_SIZE,
+            check_origin: true,
         }
     }
 }
@@ -247,6 +251,17 @@ impl HubConfig {
     /// per connection and a 128 KiB `memset` per read.
     pub fn websocket_read_buffer_size(mut self, bytes: usize) -> Self {
         self.websocket_read_buffer_size = bytes;
+        self
+    }
+
+    /// Refuse transport requests — WebSocket upgrades, event streams, polls, sends, DELETE — that
+    /// carry an `Origin` other than this server's own (the `Host` the request was sent to) or one
+    /// [`cors`](Self::cors) allows, with 403 (on). Browsers do not apply CORS to WebSockets, so
+    /// without it any site could open a connection with its visitor's cookies (cross-site
+    /// WebSocket hijacking). Requests without `Origin` (non-browser clients) are not affected.
+    /// Turn it off only when no credential travels automatically (no cookie authentication).
+    pub fn check_origin(mut self, enabled: bool) -> Self {
+        self.check_origin = enabled;
         self
     }
 

@@ -97,3 +97,39 @@ impl Cors {
         }
     }
 }
+
+/// Whether a transport request may go on, judged by its `Origin` ([`HubConfig::check_origin`]):
+/// no `Origin` (not a browser), the server's own origin (the authority it was sent to), or one
+/// the CORS settings allow.
+pub(crate) fn origin_allowed(
+    config: &HubConfig,
+    headers: &HeaderMap,
+    authority: Option<&str>,
+) -> bool {
+    if !config.check_origin {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if config
+        .cors
+        .as_ref()
+        .is_some_and(|cors| cors.is_allowed(origin))
+    {
+        return true;
+    }
+    let host = authority.or_else(|| {
+        headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+    });
+    let origin_authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .map(|rest| rest.trim_end_matches('/'));
+    matches!((origin_authority, host), (Some(origin), Some(host)) if origin.eq_ignore_ascii_case(host))
+}

@@ -115,6 +115,24 @@ impl HubService {
         }
         let mut response = match route {
             Route::Negotiate => negotiate(&endpoint, request).await,
+            // Preflights have no effect and keep their answers; every other method is checked.
+            Route::Connect
+                if request.method() != Method::OPTIONS
+                    && !cors::origin_allowed(
+                        &endpoint.config,
+                        request.headers(),
+                        request
+                            .uri()
+                            .authority()
+                            .map(|authority| authority.as_str()),
+                    ) =>
+            {
+                tracing::warn!(
+                    origin = ?request.headers().get(header::ORIGIN),
+                    "a transport request from another origin was refused (HubConfig::check_origin)"
+                );
+                text(StatusCode::FORBIDDEN, "Origin not allowed")
+            }
             Route::Connect => connect(endpoint, request).await,
         };
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
