@@ -168,8 +168,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    // Ctrl-C or SIGTERM (Docker, Kubernetes, systemd): clients are told to go away, then open
+    // requests get a few seconds.
+    let stop = hub_server::shutdown_signal();
+    tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -180,7 +182,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     continue;
                 }
             },
-            _ = &mut ctrl_c => break,
+            () = &mut stop => break,
         };
         let _ = stream.set_nodelay(true);
         let (assets, service) = (assets.clone(), hubs.clone());

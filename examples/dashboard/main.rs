@@ -149,30 +149,6 @@ async fn route(
     })
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-}
-
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // `dashboard --emit-ts examples/dashboard/client` regenerates the typed TypeScript client.
     if client_package().run_from_args()? {
@@ -219,7 +195,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let stop = stop_signal();
+    let stop = hub_server::shutdown_signal();
     tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {

@@ -69,7 +69,9 @@ pub use lifetime::{
     PreparedMessage, Target,
 };
 pub use request::RequestInfo;
-pub use server::{HubEndpoint, HubServer, HubServerBuilder, ServerError, ShutdownHandle};
+pub use server::{
+    shutdown_signal, HubEndpoint, HubServer, HubServerBuilder, ServerError, ShutdownHandle,
+};
 /// Derives TypeScript types for the values that cross a hub's wire (re-exported for convenience;
 /// `#[derive(TS)]` itself needs `ts-rs` among your dependencies).
 pub use ts_rs;

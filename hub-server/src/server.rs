@@ -59,6 +59,7 @@ pub struct HubServerBuilder {
     user_ids: SharedUserIdProvider,
     http_shutdown_timeout: Duration,
     node_id: Option<String>,
+    shutdown_on_signal: bool,
 }
 
 impl Default for HubServerBuilder {
@@ -70,6 +71,7 @@ impl Default for HubServerBuilder {
             user_ids: Arc::new(PrincipalUserId),
             http_shutdown_timeout: Duration::from_secs(10),
             node_id: None,
+            shutdown_on_signal: true,
         }
     }
 }
@@ -109,6 +111,15 @@ impl HubServerBuilder {
     /// requests still in flight before it returns anyway (10 s).
     pub fn http_shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.http_shutdown_timeout = timeout;
+        self
+    }
+
+    /// Whether [`HubServer::serve`] shuts down gracefully on SIGTERM or SIGINT (Ctrl-C) — what
+    /// Docker, Kubernetes and systemd send — (on): clients get Close with `allowReconnect: true`,
+    /// running invocations get the hub's shutdown timeout, and `serve` returns `Ok`, so the
+    /// process exits with 0. Turn it off to handle signals yourself (see [`shutdown_signal`]).
+    pub fn shutdown_on_signal(mut self, enabled: bool) -> Self {
+        self.shutdown_on_signal = enabled;
         self
     }
 
@@ -163,6 +174,7 @@ impl HubServerBuilder {
     /// [`HubServer::local_addr`]).
     pub async fn bind(self, address: impl ToSocketAddrs) -> Result<HubServer, ServerError> {
         let http_shutdown_timeout = self.http_shutdown_timeout;
+        let shutdown_on_signal = self.shutdown_on_signal;
         let service = self.into_service()?;
         let listener = TcpListener::bind(address)
             .await
@@ -174,6 +186,7 @@ impl HubServerBuilder {
             service,
             shutdown: CancellationToken::new(),
             http_shutdown_timeout,
+            shutdown_on_signal,
         })
     }
 }
@@ -203,6 +216,7 @@ pub struct HubServer {
     service: HubService,
     shutdown: CancellationToken,
     http_shutdown_timeout: Duration,
+    shutdown_on_signal: bool,
 }
 
 /// Stops a running [`HubServer`] gracefully. Cheap to clone.
@@ -247,9 +261,23 @@ impl HubServer {
         self.service.clone()
     }
 
-    /// Serves until [`ShutdownHandle::shutdown`] is called, then shuts down gracefully.
+    /// Serves until [`ShutdownHandle::shutdown`] is called or, unless turned off
+    /// ([`HubServerBuilder::shutdown_on_signal`]), the process gets SIGTERM or SIGINT; then
+    /// shuts down gracefully.
     pub async fn serve(self) -> Result<(), ServerError> {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        if self.shutdown_on_signal {
+            let token = self.shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = shutdown_signal() => {
+                        tracing::info!("shutting down on a signal");
+                        token.cancel();
+                    }
+                    () = token.cancelled() => {}
+                }
+            });
+        }
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -296,4 +324,30 @@ fn random_node_id() -> String {
             .map_or(0, |elapsed| elapsed.as_nanos());
         format!("{nanos:x}")
     })
+}
+
+/// Resolves when the process gets SIGTERM (what Docker, Kubernetes and systemd send to stop it)
+/// or SIGINT (Ctrl-C): for servers that run their own accept loop (hyper, axum's
+/// `with_graceful_shutdown`) and want the same graceful stop as [`HubServer::serve`].
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
 }

@@ -115,9 +115,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        // Ctrl-C or SIGTERM: the hub's clients get a Close that lets them reconnect elsewhere.
+        .with_graceful_shutdown(hub_server::shutdown_signal())
         .await?;
     hubs.shutdown().await;
     Ok(())

@@ -263,3 +263,32 @@ for (const protocol of PROTOCOLS) {
     });
   });
 }
+
+describe("SIGTERM (what Docker, Kubernetes and systemd send)", () => {
+  let server;
+  before(async () => {
+    server = await startServer({ SHUTDOWN_TIMEOUT_MS: "2000" });
+  });
+  after(() => server?.stop());
+
+  it("lets an in-flight invocation finish, sends Close with allowReconnect, and exits with 0", async () => {
+    const record = [];
+    const client = await connect(server.url("/hub"), { record });
+    try {
+      const closed = nextEvent(client, "onclose");
+      const sleeping = client.invoke("Sleep", 300);
+      await delay(50); // the invocation is running when the signal arrives
+      server.child.kill("SIGTERM");
+      assert.equal(await sleeping, 300, "the running invocation got its grace period");
+      const { arg: error } = await closed;
+      assert.equal(error, undefined);
+      const close = record.find((m) => m.type === MessageType.Close);
+      assert.ok(close, "no Close message");
+      assert.equal(close.allowReconnect, true);
+      const [code, signal] = await withTimeout(server.exited, 5_000, "the server did not exit after SIGTERM");
+      assert.equal(code, 0, `server exit: ${code ?? signal}`);
+    } finally {
+      await stopAll(client);
+    }
+  });
+});
