@@ -107,12 +107,23 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
         protocol,
         queue_capacity: config.outbound_queue_capacity,
     });
+    // Registered before the handshake is answered: once a client's start() resolves, the
+    // connection counts, and a send to all, its user or its groups reaches it. What is sent to
+    // it meanwhile waits in its queue until the writer starts, after the response.
     let registered = endpoint
         .manager
         .add_connection(ConnectionHandle {
             inner: connection.clone(),
         })
         .await;
+    if !accept_handshake(&mut sink, config.send_timeout).await {
+        if registered.is_ok() {
+            if let Err(error) = endpoint.manager.remove_connection(&connection.id).await {
+                tracing::error!(%error, "the lifetime manager could not unregister the connection");
+            }
+        }
+        return;
+    }
     if let Err(error) = registered {
         // The client is told to go; what follows (hooks, teardown) runs as for any ending.
         tracing::error!(%error, "the lifetime manager could not register the connection");
@@ -199,8 +210,8 @@ async fn teardown(
     tracing::debug!("connection ended");
 }
 
-/// Reads the handshake request, answers it and returns the protocol and version chosen; `None`
-/// when the connection ends here (rejected, timed out, gone or shutting down).
+/// Reads the handshake request and returns the protocol and version chosen (the answer is sent
+/// once the connection is registered); `None` when the connection ends here (rejected, timed out, gone or shutting down).
 async fn handshake<R: TransportSource, S: TransportSink>(
     endpoint: &Endpoint,
     transport: TransportType,
@@ -253,16 +264,20 @@ async fn handshake<R: TransportSource, S: TransportSink>(
         }
     };
     sink.set_protocol(protocol);
+    Some((protocol, version))
+}
+
+/// Answers an accepted handshake; `false` (and the transport closed) when it cannot be sent.
+async fn accept_handshake<S: TransportSink>(sink: &mut S, send_timeout: Duration) -> bool {
     let mut accepted = Vec::new();
     HandshakeResponse::Accepted.encode(&mut accepted);
-    match tokio::time::timeout(config.send_timeout, sink.send(accepted.into())).await {
-        Ok(Ok(())) => {}
+    match tokio::time::timeout(send_timeout, sink.send(accepted.into())).await {
+        Ok(Ok(())) => true,
         _ => {
-            let _ = tokio::time::timeout(config.send_timeout, sink.close(true)).await;
-            return None;
+            let _ = tokio::time::timeout(send_timeout, sink.close(true)).await;
+            false
         }
     }
-    Some((protocol, version))
 }
 
 /// Runs the on-connected hook; if it fails, the connection ends. Returns whether it succeeded.
