@@ -11,7 +11,8 @@
 //! `DISCONNECT_TIMEOUT_MS`, `SHUTDOWN_TIMEOUT_MS`, `MAX_MESSAGE_SIZE`, `OUTBOUND_QUEUE`,
 //! `POLL_TIMEOUT_MS` (long polling), `LIFETIME_MANAGER` (`local`, or `counting`: every hub runs
 //! on [`counting::CountingManager`], a lifetime manager written outside hub-server that wraps the
-//! local one).
+//! local one), `REDIS_URL` (every hub on the Redis backplane, `hub-redis`; `NODE_ID` names the
+//! server and `REDIS_HEARTBEAT_MS` sets its heartbeat).
 //!
 //! Hubs: `/hub` (default errors) and `/detailed` (detailed errors), offering every transport, and
 //! `/no-ws` (the `/hub` methods over Server-Sent Events and long polling only), all three serving
@@ -25,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
+use hub_redis::{RedisBackplane, RedisConfig};
 use hub_server::{
     hub, hub_client, CallerClients, Cancellation, Context, CorsConfig, Groups, HubConfig,
     HubContext, HubEndpoint, HubError, HubServer, Principal, RequestInfo, ShutdownHandle,
@@ -90,6 +92,20 @@ pub trait Conformance {
     async fn join_group(&self, cx: Cx, groups: Groups, group: String) -> Result<(), HubError>;
     /// Removes the caller from a group.
     async fn leave_group(&self, cx: Cx, groups: Groups, group: String) -> Result<(), HubError>;
+    /// Adds any connection (on any server) to a group.
+    async fn add_to_group(
+        &self,
+        groups: Groups,
+        connection_id: String,
+        group: String,
+    ) -> Result<(), HubError>;
+    /// Removes any connection (on any server) from a group.
+    async fn remove_from_group(
+        &self,
+        groups: Groups,
+        connection_id: String,
+        group: String,
+    ) -> Result<(), HubError>;
     /// The connection ids in a group, sorted.
     async fn group_members(&self, groups: Groups, group: String) -> Result<Vec<String>, HubError>;
     /// The caller's groups, sorted.
@@ -331,6 +347,24 @@ impl Conformance for ConformanceHub {
 
     async fn leave_group(&self, cx: Cx, groups: Groups, group: String) -> Result<(), HubError> {
         Ok(groups.remove(cx.connection_id(), &group).await?)
+    }
+
+    async fn add_to_group(
+        &self,
+        groups: Groups,
+        connection_id: String,
+        group: String,
+    ) -> Result<(), HubError> {
+        Ok(groups.add(&connection_id, &group).await?)
+    }
+
+    async fn remove_from_group(
+        &self,
+        groups: Groups,
+        connection_id: String,
+        group: String,
+    ) -> Result<(), HubError> {
+        Ok(groups.remove(&connection_id, &group).await?)
     }
 
     async fn group_members(&self, groups: Groups, group: String) -> Result<Vec<String>, HubError> {
@@ -660,6 +694,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("LIFETIME_MANAGER is `local` or `counting`, not `{other}`").into())
         }
     };
+    let backplane = match std::env::var("REDIS_URL") {
+        Ok(url) => {
+            let mut config = RedisConfig::new(url);
+            if let Some(ms) = env_ms("REDIS_HEARTBEAT_MS") {
+                config = config.heartbeat(ms);
+            }
+            Some(RedisBackplane::connect(config).await?)
+        }
+        Err(_) => None,
+    };
     let hub = Arc::new(ConformanceHub {
         manager_calls: counts.clone(),
         ..ConformanceHub::default()
@@ -667,13 +711,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Every hub on the local manager, or on the counting one that wraps it.
     let endpoint = |config: HubConfig| {
         let endpoint = HubEndpoint::new(ServeConformance::from_arc(hub.clone())).config(config);
-        match &counts {
-            Some(counts) => endpoint.lifetime_manager(CountingManager::new(counts.clone())),
-            None => endpoint,
+        match (&counts, &backplane) {
+            (Some(counts), _) => endpoint.lifetime_manager(CountingManager::new(counts.clone())),
+            (None, Some(backplane)) => endpoint.lifetime_manager(backplane.manager()),
+            (None, None) => endpoint,
         }
     };
     let config = config();
-    let server = HubServer::builder()
+    let mut builder = HubServer::builder();
+    if let Ok(node_id) = std::env::var("NODE_ID") {
+        builder = builder.node_id(node_id);
+    }
+    let server = builder
         .authenticator(|request: &RequestInfo| {
             let result = authenticate_sync(request);
             async move { result }

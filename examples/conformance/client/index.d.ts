@@ -87,6 +87,8 @@ export interface ConformanceMethods {
   "GetState": { args: []; result: string | null; stream: false };
   "JoinGroup": { args: [group: string]; result: void; stream: false };
   "LeaveGroup": { args: [group: string]; result: void; stream: false };
+  "AddToGroup": { args: [connectionId: string, group: string]; result: void; stream: false };
+  "RemoveFromGroup": { args: [connectionId: string, group: string]; result: void; stream: false };
   "GroupMembers": { args: [group: string]; result: Array<string>; stream: false };
   "MyGroups": { args: []; result: Array<string>; stream: false };
   "ConnectionCount": { args: []; result: number; stream: false };
@@ -204,6 +206,14 @@ export declare class ConformanceHub {
    * Removes the caller from a group.
    */
   leaveGroup(group: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Adds any connection (on any server) to a group.
+   */
+  addToGroup(connectionId: string, group: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Removes any connection (on any server) from a group.
+   */
+  removeFromGroup(connectionId: string, group: string, signal?: AbortSignal): Promise<void>;
   /**
    * The connection ids in a group, sorted.
    */

@@ -84,6 +84,14 @@ export class ConformanceHub {
     return this.connection.invoke("LeaveGroup", ...withSignal([group], signal));
   }
 
+  addToGroup(connectionId, group, signal) {
+    return this.connection.invoke("AddToGroup", ...withSignal([connectionId, group], signal));
+  }
+
+  removeFromGroup(connectionId, group, signal) {
+    return this.connection.invoke("RemoveFromGroup", ...withSignal([connectionId, group], signal));
+  }
+
   groupMembers(group, signal) {
     return this.connection.invoke("GroupMembers", ...withSignal([group], signal));
   }

@@ -426,9 +426,11 @@ impl Groups {
     }
 }
 
-/// A send whose failure (the lifetime manager could not make it) is logged, not returned.
+/// A send whose failure (the lifetime manager could not make it) is logged, not returned. At
+/// debug level: a manager reports its own outages once each (a backplane that is down would
+/// otherwise log every message sent meanwhile).
 async fn logged(send: BoxFuture<Result<(), LifetimeError>>) {
     if let Err(error) = send.await {
-        tracing::warn!(%error, "a message could not be sent");
+        tracing::debug!(%error, "a message could not be sent");
     }
 }
