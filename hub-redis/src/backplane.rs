@@ -237,10 +237,8 @@ impl Shared {
         operation: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, LifetimeError> {
         match tokio::time::timeout(self.config.request_timeout, operation).await {
-            Ok(Ok(value)) => {
-                self.health.succeeded();
-                Ok(value)
-            }
+            // Back up is declared by a whole heartbeat (both connections), not by one command.
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => {
                 let error = error.to_string();
                 self.health.failed(&error);

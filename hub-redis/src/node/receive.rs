@@ -1,0 +1,193 @@
+//! What a node does with what other nodes publish.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use hub_server::core::hub::BoxFuture;
+use hub_server::{Envelope, LifetimeError, LifetimeManager, PreparedMessage, Target};
+use tokio::time::Instant;
+
+use super::{lock, Forwarded, HubNode, Pending};
+use crate::keys::Channel;
+use crate::wire::{Body, Packet, WireOutcome};
+
+impl HubNode {
+    // ----- receiving -------------------------------------------------------------------------
+
+    /// Handles a packet that arrived on `channel`. Never waits: what would is spawned.
+    pub(crate) fn receive(self: &Arc<Self>, channel: &Channel<'_>, payload: &[u8]) {
+        let packet = match Packet::decode(payload) {
+            Ok(packet) => packet,
+            Err(error) => {
+                tracing::warn!(%error, "a backplane packet was dropped");
+                return;
+            }
+        };
+        if packet.origin == self.node_id {
+            return;
+        }
+        let origin = packet.origin;
+        match packet.body {
+            Body::Send { target, message } => {
+                if self.is_duplicate(channel, &target) {
+                    return;
+                }
+                let prepared = PreparedMessage::from_envelope(&message);
+                self.spawn_unless_ready(self.local.send(&target, &prepared));
+            }
+            Body::Abort { target } => {
+                self.spawn_unless_ready(self.local.abort(&target));
+            }
+            Body::GroupChange {
+                request,
+                connection,
+                group,
+                add,
+            } => {
+                let node = self.clone();
+                self.shared.runtime.spawn(async move {
+                    if let Err(error) = node.local_group_change(&connection, &group, add).await {
+                        tracing::warn!(%error, %group, "a group change from another server failed");
+                    }
+                    if let Err(error) = node
+                        .publish(&[Channel::Node(&origin)], Body::Ack { request })
+                        .await
+                    {
+                        tracing::debug!(%error, "a group change could not be acknowledged");
+                    }
+                });
+            }
+            Body::Ack { request } => {
+                if let Some(Pending::Ack(done)) = lock(&self.requests).remove(&request) {
+                    let _ = done.send(());
+                }
+            }
+            Body::Query { request, query } => {
+                let names = self.answer(&query);
+                let node = self.clone();
+                self.shared.runtime.spawn(async move {
+                    let answered = node
+                        .publish(&[Channel::Node(&origin)], Body::Answer { request, names })
+                        .await;
+                    if let Err(error) = answered {
+                        tracing::debug!(%error, "a question from another server was not answered");
+                    }
+                });
+            }
+            Body::Answer { request, names } => {
+                let mut requests = lock(&self.requests);
+                if let Some(Pending::Query {
+                    expected,
+                    names: all,
+                    done,
+                }) = requests.get_mut(&request)
+                {
+                    expected.remove(&origin);
+                    all.extend(names);
+                    if expected.is_empty() {
+                        if let Some(done) = done.take() {
+                            let _ = done.send(std::mem::take(all));
+                        }
+                    }
+                }
+            }
+            Body::InvokeClient {
+                connection,
+                invocation,
+                message,
+                timeout_ms,
+            } => self.invoke_here(origin, connection, invocation, message, timeout_ms),
+            Body::ClientResult {
+                invocation,
+                outcome,
+            } => {
+                if let Some(waiting) = lock(&self.remote_results).remove(&invocation) {
+                    let _ = waiting
+                        .answer
+                        .send(outcome.into_answer(&waiting.connection));
+                }
+            }
+        }
+    }
+
+    /// A send to several groups (or users) is published on each one's channel; a node
+    /// subscribed to several of them delivers only the copy from the first it is subscribed
+    /// to, in the target's order, so each connection gets it once.
+    fn is_duplicate(&self, channel: &Channel<'_>, target: &Target) -> bool {
+        let subscribed = lock(&self.subscribed);
+        let first = |names: &[String], groups: bool| {
+            names
+                .iter()
+                .map(|name| {
+                    self.keys.channel(&if groups {
+                        Channel::Group(name)
+                    } else {
+                        Channel::User(name)
+                    })
+                })
+                .find(|name| subscribed.contains(name))
+        };
+        match (channel, target) {
+            (Channel::Group(_), Target::Groups(groups)) => {
+                first(groups, true) != Some(self.keys.channel(channel))
+            }
+            (Channel::User(_), Target::Users(users)) => {
+                first(users, false) != Some(self.keys.channel(channel))
+            }
+            _ => false,
+        }
+    }
+
+    fn spawn_unless_ready<T: Send + 'static>(&self, mut work: BoxFuture<T>) {
+        if (&mut work).now_or_never().is_none() {
+            self.shared.runtime.spawn(work);
+        }
+    }
+
+    /// Adds or removes a connection of this node to or from a group, and follows the group's
+    /// channel.
+    pub(crate) async fn local_group_change(
+        &self,
+        connection: &str,
+        group: &str,
+        add: bool,
+    ) -> Result<(), LifetimeError> {
+        if add {
+            self.local.add_to_group(connection, group).await?;
+        } else {
+            self.local.remove_from_group(connection, group).await?;
+        }
+        self.reconcile(Channel::Group(group)).await
+    }
+
+    fn invoke_here(
+        self: &Arc<Self>,
+        origin: String,
+        connection: String,
+        invocation: String,
+        message: Envelope,
+        timeout_ms: u64,
+    ) {
+        let Some(handle) = self.local.connection(&connection) else {
+            self.answer_invocation(origin, invocation, WireOutcome::NoSuchConnection);
+            return;
+        };
+        lock(&self.forwarded).insert(
+            invocation.clone(),
+            Forwarded {
+                connection,
+                origin: origin.clone(),
+                deadline: Instant::now() + Duration::from_millis(timeout_ms),
+            },
+        );
+        let node = self.clone();
+        self.shared.runtime.spawn(async move {
+            let bytes = message.encoded(handle.protocol()).clone();
+            let sent = !handle.is_closed() && handle.send_encoded(bytes).await.is_ok();
+            if !sent && lock(&node.forwarded).remove(&invocation).is_some() {
+                node.answer_invocation(origin, invocation, WireOutcome::ConnectionClosed);
+            }
+        });
+    }
+}
