@@ -10,12 +10,14 @@
 //! use hub_redis::{RedisBackplane, RedisConfig};
 //! use hub_server::{HubEndpoint, HubMethods, HubServer};
 //!
-//! let backplane = RedisBackplane::connect(RedisConfig::new("redis://127.0.0.1:6379")).await?;
-//! let server = HubServer::builder()
+//! let url = std::env::var("REDIS_URL")?; // e.g. redis://127.0.0.1:6379
+//! let backplane = RedisBackplane::connect(RedisConfig::new(url).prefix("my-app")).await?;
+//! HubServer::builder()
 //!     .endpoint("/chat", HubEndpoint::new(HubMethods::new()).lifetime_manager(backplane.manager()))
 //!     .bind(("0.0.0.0", 8080))
+//!     .await?
+//!     .serve()
 //!     .await?;
-//! server.serve().await?;
 //! # Ok(()) }
 //! ```
 //!
