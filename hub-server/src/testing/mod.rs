@@ -178,13 +178,29 @@ impl TestHub {
         config: HubConfig,
         manager: impl LifetimeManager,
     ) -> TestHub<H::Client> {
+        TestHub::on_node(hub, config, manager, "test")
+    }
+
+    /// Serves `hub` as the server `node_id` of a deployment (the hub is mapped at `/test`):
+    /// several `TestHub`s on one backplane, each its own node, test a distributed manager in
+    /// one process.
+    ///
+    /// # Panics
+    ///
+    /// When `config` is invalid ([`HubConfig::validate`]), with the message naming the setting.
+    pub fn on_node<H: TypedHub>(
+        hub: H,
+        config: HubConfig,
+        manager: impl LifetimeManager,
+        node_id: &str,
+    ) -> TestHub<H::Client> {
         if let Err(error) = config.validate() {
             panic!("TestHub: {error}");
         }
         let manager: Arc<dyn LifetimeManager> = Arc::new(manager);
         manager.bind(&HubBinding {
             hub: "/test".to_owned(),
-            node_id: Arc::from("test"),
+            node_id: Arc::from(node_id),
         });
         TestHub {
             endpoint: Arc::new(Endpoint::new(
