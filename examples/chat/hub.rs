@@ -2,19 +2,22 @@
 //! live activity stream. The [`Chat`] trait is what browsers invoke; [`ChatClient`] is what the
 //! server pushes to them. Both become the typed TypeScript client in `examples/chat/client/`.
 //!
-//! State lives in memory ([`ChatServer`]): nicknames by connection, each room's last
-//! [`HISTORY`] messages and its activity channel. Room membership is the hub's groups (one group
-//! per room), so presence is group introspection: `cx.groups().members(room)` mapped through the
-//! nickname table.
+//! [`ChatServer`] keeps what every server must see alike (rooms, each room's last [`HISTORY`]
+//! messages, message ids, nicknames) in a [`ChatStore`]: in memory for one server, in Redis for
+//! several (with the hub on the Redis backplane, see `main.rs`). Room membership is the hub's
+//! groups (one group per room), so presence is group introspection — cluster-wide on the
+//! backplane: `cx.groups().members(room)` mapped through the store's nicknames.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use futures_util::{stream, Stream};
-use hub_server::{hub, hub_client, Context, HubError, LifetimeError};
+use futures_util::{future, stream, Stream};
+use hub_server::{hub, hub_client, Context, HubError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+
+use crate::store::{ChatStore, Claim};
 
 /// How many messages a room keeps and replays to whoever joins.
 pub const HISTORY: usize = 50;
@@ -202,40 +205,23 @@ pub trait Chat {
     async fn disconnected(&self, cx: Cx, error: Option<String>);
 }
 
-/// One room's memory.
-struct Room {
-    history: VecDeque<ChatMessage>,
-    activity: broadcast::Sender<RoomEvent>,
-}
+/// The group every connection with a nickname is in. Its members are the connections that are
+/// alive (on any server): a nickname whose owner is not in it belongs to a connection that ended
+/// without forgetting it (its server crashed), and may be taken over. Room names cannot start
+/// with `~`, so it is no room.
+const NICKNAMED: &str = "~nicknamed";
 
-impl Room {
-    fn new() -> Self {
-        Room {
-            history: VecDeque::with_capacity(HISTORY),
-            activity: broadcast::channel(64).0,
-        }
-    }
-
-    fn publish(&self, event: RoomEvent) {
-        // No subscriber is fine: nobody is watching this room's activity.
-        let _ = self.activity.send(event);
-    }
-}
-
-/// Everything the chat remembers.
+/// What this server knows of its own connections.
 #[derive(Default)]
-struct State {
-    rooms: BTreeMap<String, Room>,
-    /// Nickname by connection id.
+struct Local {
+    /// Nickname by connection id (the store has them too; this is the connection's own server's
+    /// copy, read on every call).
     nicknames: HashMap<String, String>,
-    /// Connection id by lowercased nickname.
-    connections: HashMap<String, String>,
     /// The rooms each connection joined (groups are gone by the time `disconnected` runs).
     joined: HashMap<String, BTreeSet<String>>,
-    next_id: u64,
 }
 
-impl State {
+impl Local {
     fn nickname(&self, connection_id: &str) -> Result<String, HubError> {
         self.nicknames
             .get(connection_id)
@@ -243,48 +229,91 @@ impl State {
             .ok_or_else(|| HubError::new("choose a nickname first"))
     }
 
-    fn room(&self, name: &str) -> Result<&Room, HubError> {
-        self.rooms.get(name).ok_or_else(|| unknown_room(name))
-    }
-
-    fn next_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
+    fn has_joined(&self, connection_id: &str, room: &str) -> bool {
+        self.joined
+            .get(connection_id)
+            .is_some_and(|rooms| rooms.contains(room))
     }
 }
 
-/// The chat server's in-memory state; implements [`Chat`].
+/// The chat server; implements [`Chat`]. What every server must see alike (rooms, history,
+/// message ids, nicknames) is in its [`ChatStore`]: in memory by default, in Redis for several
+/// servers. Room activity streams are fed by the store too.
 pub struct ChatServer {
-    state: Mutex<State>,
+    store: ChatStore,
+    local: Mutex<Local>,
 }
 
 impl Default for ChatServer {
+    /// One server, its state in memory.
     fn default() -> Self {
-        let mut state = State::default();
-        for room in DEFAULT_ROOMS {
-            state.rooms.insert(room.to_owned(), Room::new());
-        }
-        ChatServer {
-            state: Mutex::new(state),
-        }
+        ChatServer::new(ChatStore::memory())
     }
 }
 
 impl ChatServer {
-    fn state(&self) -> MutexGuard<'_, State> {
+    /// A chat server keeping its shared state in `store`.
+    pub fn new(store: ChatStore) -> Self {
+        ChatServer {
+            store,
+            local: Mutex::default(),
+        }
+    }
+
+    fn local(&self) -> MutexGuard<'_, Local> {
         // A panic while holding the lock leaves consistent-enough maps; keep serving.
-        self.state
+        self.local
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Fails unless the room exists.
+    async fn check_room(&self, room: &str) -> Result<(), HubError> {
+        if self.store.room_exists(room).await? {
+            Ok(())
+        } else {
+            Err(unknown_room(room))
+        }
+    }
+
+    /// Whether a connection is alive, on any server, with a nickname.
+    async fn is_nicknamed(&self, cx: &Cx, connection_id: &str) -> Result<bool, HubError> {
+        let groups = cx.groups().of(connection_id).await?;
+        Ok(groups.iter().any(|group| group == NICKNAMED))
+    }
+
+    /// Gives the nickname to this connection, taking it over from a connection that ended
+    /// without giving it back.
+    async fn claim_nickname(&self, cx: &Cx, nickname: &str) -> Result<(), HubError> {
+        let taken = || HubError::new(format!("the nickname `{nickname}` is taken; pick another"));
+        let id = cx.connection_id();
+        let owner = match self.store.claim_nickname(id, nickname, None).await? {
+            Claim::Claimed => return Ok(()),
+            Claim::Taken { owner } => owner,
+        };
+        if self.is_nicknamed(cx, &owner).await? {
+            return Err(taken());
+        }
+        tracing::info!(%nickname, %owner, "taking over the nickname of a connection that ended");
+        match self
+            .store
+            .claim_nickname(id, nickname, Some(&owner))
+            .await?
+        {
+            Claim::Claimed => Ok(()),
+            Claim::Taken { .. } => Err(taken()),
+        }
+    }
+
     /// The room's members as nicknames, from the hub's group of the room.
-    async fn presence(&self, cx: &Cx, room: &str) -> Result<Presence, LifetimeError> {
+    async fn presence(&self, cx: &Cx, room: &str) -> Result<Presence, HubError> {
         let ids = cx.groups().members(room).await?;
-        let state = self.state();
-        let mut members: Vec<String> = ids
-            .iter()
-            .filter_map(|id| state.nicknames.get(id).cloned())
+        let mut members: Vec<String> = self
+            .store
+            .nicknames(&ids)
+            .await?
+            .into_iter()
+            .flatten()
             .collect();
         members.sort_by_key(|name| name.to_lowercase());
         Ok(Presence {
@@ -294,21 +323,22 @@ impl ChatServer {
     }
 
     /// Every room with its member count.
-    async fn rooms(&self, cx: &Cx) -> Result<Vec<RoomInfo>, LifetimeError> {
-        let names: Vec<String> = self.state().rooms.keys().cloned().collect();
-        let mut rooms = Vec::with_capacity(names.len());
-        for name in names {
-            let count = cx.groups().members(&name).await?.len();
-            rooms.push(RoomInfo {
+    async fn rooms(&self, cx: &Cx) -> Result<Vec<RoomInfo>, HubError> {
+        let names = self.store.rooms().await?;
+        let counts =
+            future::try_join_all(names.iter().map(|name| cx.groups().members(name))).await?;
+        Ok(names
+            .into_iter()
+            .zip(counts)
+            .map(|(name, members)| RoomInfo {
                 name,
-                member_count: u32::try_from(count).unwrap_or(u32::MAX),
-            });
-        }
-        Ok(rooms)
+                member_count: u32::try_from(members.len()).unwrap_or(u32::MAX),
+            })
+            .collect())
     }
 
     /// Tells a room's members who is there, and everyone the new member counts.
-    async fn announce_presence(&self, cx: &Cx, room: &str) -> Result<(), LifetimeError> {
+    async fn announce_presence(&self, cx: &Cx, room: &str) -> Result<(), HubError> {
         let presence = self.presence(cx, room).await?;
         cx.hub()
             .clients()
@@ -325,23 +355,41 @@ impl Chat for ChatServer {
     async fn set_nickname(&self, cx: Cx, nickname: String) -> Result<Session, HubError> {
         let nickname = nickname.trim().to_owned();
         validate_nickname(&nickname)?;
-        {
-            let mut state = self.state();
-            if let Some(current) = state.nicknames.get(cx.connection_id()) {
-                return Err(HubError::new(format!(
-                    "you are already `{current}`; reconnect to change your nickname"
-                )));
+        let id = cx.connection_id().to_owned();
+        let already = |current: &str| {
+            HubError::new(format!(
+                "you are already `{current}`; reconnect to change your nickname"
+            ))
+        };
+        if let Some(current) = self.local().nicknames.get(&id) {
+            return Err(already(current));
+        }
+        // In the group first: while the store says the nickname is this connection's, the
+        // connection is in it (see `NICKNAMED`).
+        cx.groups().add(&id, NICKNAMED).await?;
+        if let Err(error) = self.claim_nickname(&cx, &nickname).await {
+            if !self.local().nicknames.contains_key(&id) {
+                if let Err(error) = cx.groups().remove(&id, NICKNAMED).await {
+                    // Harmless: a connection without a nickname owns none to protect.
+                    tracing::debug!(%error, "could not leave the nicknamed group");
+                }
             }
-            let key = nickname.to_lowercase();
-            if state.connections.contains_key(&key) {
-                return Err(HubError::new(format!(
-                    "the nickname `{nickname}` is taken; pick another"
-                )));
+            return Err(error);
+        }
+        let earlier = {
+            let mut local = self.local();
+            match local.nicknames.get(&id) {
+                Some(current) => Some(current.clone()),
+                None => {
+                    local.nicknames.insert(id.clone(), nickname.clone());
+                    None
+                }
             }
-            state.connections.insert(key, cx.connection_id().to_owned());
-            state
-                .nicknames
-                .insert(cx.connection_id().to_owned(), nickname.clone());
+        };
+        if let Some(current) = earlier {
+            // Another SetNickname of this connection won meanwhile.
+            self.store.release_nickname(&id, &nickname).await?;
+            return Err(already(&current));
         }
         Ok(Session {
             nickname,
@@ -351,19 +399,15 @@ impl Chat for ChatServer {
     }
 
     async fn list_rooms(&self, cx: Cx) -> Result<Vec<RoomInfo>, HubError> {
-        Ok(self.rooms(&cx).await?)
+        self.rooms(&cx).await
     }
 
     async fn create_room(&self, cx: Cx, name: String) -> Result<RoomInfo, HubError> {
         let name = name.trim().trim_start_matches('#').to_owned();
         validate_room_name(&name)?;
-        {
-            let mut state = self.state();
-            state.nickname(cx.connection_id())?;
-            if state.rooms.contains_key(&name) {
-                return Err(HubError::new(format!("the room `{name}` already exists")));
-            }
-            state.rooms.insert(name.clone(), Room::new());
+        self.local().nickname(cx.connection_id())?;
+        if !self.store.create_room(&name).await? {
+            return Err(HubError::new(format!("the room `{name}` already exists")));
         }
         let rooms = self.rooms(&cx).await?;
         cx.hub().clients().all().rooms_changed(&rooms).await;
@@ -374,34 +418,32 @@ impl Chat for ChatServer {
     }
 
     async fn join_room(&self, cx: Cx, room: String) -> Result<JoinedRoom, HubError> {
-        let (nickname, history) = {
-            let state = self.state();
-            let nickname = state.nickname(cx.connection_id())?;
-            let history = state.room(&room)?.history.iter().cloned().collect();
-            (nickname, history)
-        };
+        let nickname = self.local().nickname(cx.connection_id())?;
+        let history = self
+            .store
+            .history(&room)
+            .await?
+            .ok_or_else(|| unknown_room(&room))?;
         // Join the group first: a message posted from now on reaches this connection, and the
         // history above already holds everything before (at worst a message shows twice, which
         // the page drops by id).
         cx.groups().add(cx.connection_id(), &room).await?;
-        let newly = {
-            let mut state = self.state();
-            let newly = state
-                .joined
-                .entry(cx.connection_id().to_owned())
-                .or_default()
-                .insert(room.clone());
-            if newly {
-                if let Some(activity) = state.rooms.get(&room) {
-                    activity.publish(RoomEvent::Joined {
+        let newly = self
+            .local()
+            .joined
+            .entry(cx.connection_id().to_owned())
+            .or_default()
+            .insert(room.clone());
+        if newly {
+            self.store
+                .publish(
+                    &room,
+                    RoomEvent::Joined {
                         nickname,
                         at: now_ms(),
-                    });
-                }
-            }
-            newly
-        };
-        if newly {
+                    },
+                )
+                .await;
             self.announce_presence(&cx, &room).await?;
         }
         Ok(JoinedRoom {
@@ -411,25 +453,26 @@ impl Chat for ChatServer {
     }
 
     async fn leave_room(&self, cx: Cx, room: String) -> Result<(), HubError> {
-        {
-            let mut state = self.state();
-            let nickname = state.nickname(cx.connection_id())?;
-            state.room(&room)?;
-            let was_in = state
-                .joined
-                .get_mut(cx.connection_id())
-                .is_some_and(|rooms| rooms.remove(&room));
-            if !was_in {
-                return Err(HubError::new(format!("you are not in #{room}")));
-            }
-            if let Some(activity) = state.rooms.get(&room) {
-                activity.publish(RoomEvent::Left {
+        let nickname = self.local().nickname(cx.connection_id())?;
+        self.check_room(&room).await?;
+        let was_in = self
+            .local()
+            .joined
+            .get_mut(cx.connection_id())
+            .is_some_and(|rooms| rooms.remove(&room));
+        if !was_in {
+            return Err(HubError::new(format!("you are not in #{room}")));
+        }
+        self.store
+            .publish(
+                &room,
+                RoomEvent::Left {
                     nickname,
                     at: now_ms(),
                     reason: None,
-                });
-            }
-        }
+                },
+            )
+            .await;
         cx.groups().remove(cx.connection_id(), &room).await?;
         self.announce_presence(&cx, &room).await?;
         Ok(())
@@ -441,36 +484,24 @@ impl Chat for ChatServer {
         room: String,
         text: String,
     ) -> Result<ChatMessage, HubError> {
-        let message = {
-            let mut state = self.state();
-            let from = state.nickname(cx.connection_id())?;
-            state.room(&room)?;
-            let member = state
-                .joined
-                .get(cx.connection_id())
-                .is_some_and(|rooms| rooms.contains(&room));
-            if !member {
-                return Err(HubError::new(format!("join #{room} before posting to it")));
-            }
-            let text = validate_text(text)?;
-            let message = ChatMessage {
-                id: state.next_id(),
-                room: room.clone(),
-                from,
-                text,
-                sent_at: now_ms(),
-            };
-            if let Some(stored) = state.rooms.get_mut(&room) {
-                if stored.history.len() == HISTORY {
-                    stored.history.pop_front();
-                }
-                stored.history.push_back(message.clone());
-                stored.publish(RoomEvent::Message {
-                    message: message.clone(),
-                });
-            }
-            message
+        let (from, member) = {
+            let local = self.local();
+            let from = local.nickname(cx.connection_id())?;
+            (from, local.has_joined(cx.connection_id(), &room))
         };
+        if !member {
+            self.check_room(&room).await?;
+            return Err(HubError::new(format!("join #{room} before posting to it")));
+        }
+        let text = validate_text(text)?;
+        let message = ChatMessage {
+            id: self.store.next_id().await?,
+            room: room.clone(),
+            from,
+            text,
+            sent_at: now_ms(),
+        };
+        self.store.append(&message).await?;
         cx.clients().group(&room).receive_message(&message).await;
         Ok(message)
     }
@@ -481,22 +512,21 @@ impl Chat for ChatServer {
         to: String,
         text: String,
     ) -> Result<PrivateMessage, HubError> {
-        let (message, recipient) = {
-            let mut state = self.state();
-            let from = state.nickname(cx.connection_id())?;
-            let to = to.trim().trim_start_matches('@');
-            let Some(recipient) = state.connections.get(&to.to_lowercase()).cloned() else {
-                return Err(HubError::new(format!("nobody called `{to}` is online")));
-            };
-            let text = validate_text(text)?;
-            let message = PrivateMessage {
-                id: state.next_id(),
-                from,
-                to: state.nicknames.get(&recipient).cloned().unwrap_or_default(),
-                text,
-                sent_at: now_ms(),
-            };
-            (message, recipient)
+        let from = self.local().nickname(cx.connection_id())?;
+        let to = to.trim().trim_start_matches('@');
+        let offline = || HubError::new(format!("nobody called `{to}` is online"));
+        let (recipient, to) = self.store.owner(to).await?.ok_or_else(offline)?;
+        // A nickname left behind by a server that crashed has nobody to reach.
+        if !self.is_nicknamed(&cx, &recipient).await? {
+            return Err(offline());
+        }
+        let text = validate_text(text)?;
+        let message = PrivateMessage {
+            id: self.store.next_id().await?,
+            from,
+            to,
+            text,
+            sent_at: now_ms(),
         };
         cx.clients()
             .client(recipient)
@@ -506,15 +536,22 @@ impl Chat for ChatServer {
     }
 
     async fn typing(&self, cx: Cx, room: String) -> Result<(), HubError> {
-        let nickname = {
-            let state = self.state();
-            let nickname = state.nickname(cx.connection_id())?;
-            let room_state = state.room(&room)?;
-            room_state.publish(RoomEvent::Typing {
-                nickname: nickname.clone(),
-            });
-            nickname
+        let (nickname, member) = {
+            let local = self.local();
+            let nickname = local.nickname(cx.connection_id())?;
+            (nickname, local.has_joined(cx.connection_id(), &room))
         };
+        if !member {
+            self.check_room(&room).await?;
+        }
+        self.store
+            .publish(
+                &room,
+                RoomEvent::Typing {
+                    nickname: nickname.clone(),
+                },
+            )
+            .await;
         cx.clients()
             .others_in_group(&room)
             .user_typing(&room, &nickname)
@@ -523,8 +560,8 @@ impl Chat for ChatServer {
     }
 
     async fn members(&self, cx: Cx, room: String) -> Result<Presence, HubError> {
-        self.state().room(&room)?;
-        Ok(self.presence(&cx, &room).await?)
+        self.check_room(&room).await?;
+        self.presence(&cx, &room).await
     }
 
     async fn room_activity(
@@ -532,11 +569,9 @@ impl Chat for ChatServer {
         cx: Cx,
         room: String,
     ) -> Result<impl Stream<Item = RoomEvent> + Send + 'static, HubError> {
-        let receiver = {
-            let state = self.state();
-            state.nickname(cx.connection_id())?;
-            state.room(&room)?.activity.subscribe()
-        };
+        self.local().nickname(cx.connection_id())?;
+        self.check_room(&room).await?;
+        let receiver = self.store.subscribe(&room);
         // Ends when the client cancels (the hub drops the stream) or the room's channel closes.
         Ok(stream::unfold(receiver, |mut receiver| async move {
             loop {
@@ -550,27 +585,34 @@ impl Chat for ChatServer {
     }
 
     async fn disconnected(&self, cx: Cx, error: Option<String>) {
-        let rooms = {
-            let mut state = self.state();
-            let Some(nickname) = state.nicknames.remove(cx.connection_id()) else {
+        let id = cx.connection_id();
+        let (nickname, rooms) = {
+            let mut local = self.local();
+            let Some(nickname) = local.nicknames.remove(id) else {
                 return;
             };
-            state.connections.remove(&nickname.to_lowercase());
-            let rooms = state.joined.remove(cx.connection_id()).unwrap_or_default();
-            for room in &rooms {
-                if let Some(activity) = state.rooms.get(room) {
-                    activity.publish(RoomEvent::Left {
+            (nickname, local.joined.remove(id).unwrap_or_default())
+        };
+        if let Err(error) = self.store.release_nickname(id, &nickname).await {
+            // Another server can still take it over: this connection is in no group any more.
+            tracing::warn!(%error, %nickname, "the nickname could not be released");
+        }
+        let reason = match &error {
+            Some(error) => format!("disconnected: {error}"),
+            None => "disconnected".to_owned(),
+        };
+        for room in &rooms {
+            self.store
+                .publish(
+                    room,
+                    RoomEvent::Left {
                         nickname: nickname.clone(),
                         at: now_ms(),
-                        reason: Some(match &error {
-                            Some(error) => format!("disconnected: {error}"),
-                            None => "disconnected".to_owned(),
-                        }),
-                    });
-                }
-            }
-            rooms
-        };
+                        reason: Some(reason.clone()),
+                    },
+                )
+                .await;
+        }
         for room in rooms {
             if let Err(error) = self.announce_presence(&cx, &room).await {
                 tracing::warn!(%error, %room, "the room's presence could not be announced");

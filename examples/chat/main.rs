@@ -5,8 +5,14 @@
 //! ```sh
 //! ./examples/chat/run                 # runs this binary
 //! PORT=0 cargo run -p hub-examples --bin chat              # any free port (default 5000)
+//! REDIS_URL=redis://127.0.0.1:6379 PORT=5001 ./examples/chat/run   # one chat on several servers
 //! cargo run -p hub-examples --bin chat -- --emit-ts examples/chat/client   # regenerate the client
 //! ```
+//!
+//! Without `REDIS_URL` the chat is one process, its state in memory. With it, the hub runs on the
+//! Redis backplane (`hub-redis`, keys and channels under `chat:`) and keeps its rooms, history,
+//! message ids and nicknames in that Redis ([`store::ChatStore::redis`]): every chat server on
+//! the same Redis serves the same chat.
 //!
 //! The page (`examples/chat/static/`) is embedded in the binary, and the generated client package
 //! (the committed `examples/chat/client/`, with the runtime it carries in `runtime/`) is served
@@ -14,6 +20,7 @@
 //! `/client/index.js`, so the browser loads the ES modules as they are: no bundler, no npm.
 
 pub mod hub;
+pub mod store;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,12 +29,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hub_server::{HubServer, HubService, ResponseBody};
+use hub_redis::{RedisBackplane, RedisConfig};
+use hub_server::{HubEndpoint, HubServer, HubService, ResponseBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
 use crate::hub::{ChatServer, ServeChat};
+use crate::store::ChatStore;
+
+/// What the keys and channels of the chat (its store and its backplane) start with in Redis.
+const REDIS_PREFIX: &str = "chat";
 
 /// The generated TypeScript client of the chat hub (committed in `client/`, checked by the test
 /// below and loaded by the page).
@@ -142,7 +154,21 @@ async fn route(
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    match serve().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("chat: {error}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves the chat until Ctrl-C or SIGTERM (or regenerates the client, with `--emit-ts`).
+async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
@@ -158,12 +184,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => 5000,
     };
     let assets = Arc::new(Assets::load()?);
+    // One server with its state in memory, or (REDIS_URL) one of several on a Redis.
+    let (chat, store) = match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => {
+            let backplane =
+                RedisBackplane::connect(RedisConfig::new(url.as_str()).prefix(REDIS_PREFIX))
+                    .await?;
+            let store = ChatStore::redis(&url, REDIS_PREFIX)
+                .await
+                .map_err(|error| {
+                    format!("the chat's store could not connect to Redis at '{url}': {error}")
+                })?;
+            let described = store.describe();
+            (
+                HubEndpoint::new(ServeChat::new(ChatServer::new(store)))
+                    .lifetime_manager(backplane.manager()),
+                format!("{described}; hubs on the Redis backplane"),
+            )
+        }
+        _ => {
+            let store = ChatStore::memory();
+            let described = format!("{} (set REDIS_URL to run several)", store.describe());
+            (
+                HubEndpoint::new(ServeChat::new(ChatServer::new(store))),
+                described,
+            )
+        }
+    };
     let hubs = HubServer::builder()
-        .hub("/chat", ServeChat::new(ChatServer::default()))
+        .endpoint("/chat", chat)
         .into_service()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     #[allow(clippy::print_stdout)]
     {
+        println!("chat: state {store}");
         println!("chat: http://127.0.0.1:{}/", listener.local_addr()?.port());
     }
 

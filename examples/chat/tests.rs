@@ -1,13 +1,19 @@
-//! The chat hub in process (`hub_server::testing`), and the committed client's drift check.
+//! The chat hub in process (`hub_server::testing`), alone and as two servers on one real Redis
+//! (`redis-server`), and the committed client's drift check.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::Duration;
+
+use hub_redis::{RedisBackplane, RedisConfig};
 use hub_server::testing::{Callback, TestClient, TestHub};
+use hub_server::HubConfig;
 
 use crate::hub::{
     ChatClientProxy, ChatMessage, ChatServer, JoinedRoom, Presence, PrivateMessage, RoomEvent,
     ServeChat, Session, HISTORY,
 };
+use crate::store::ChatStore;
 
 /// The committed client is what the generator writes from this hub today (as tonic checks its
 /// generated code), and its types are exact (no lossy-shape warning).
@@ -256,4 +262,210 @@ async fn room_activity_needs_a_nickname_and_a_room() {
     assert!(error
         .to_string()
         .ends_with("HubException: there is no room called #nowhere"));
+}
+
+/// A real Redis for the two-server tests: Debian's `redis-server` on a free loopback port, with a
+/// generated configuration (no persistence), killed when dropped.
+struct Redis {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        use std::io::{Read, Write};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("chat-test-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("redis.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "bind 127.0.0.1\nport {port}\nsave \"\"\nappendonly no\ndir {}\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("redis-server")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("could not start redis-server ({error}): apt-get install redis-server")
+            });
+        let redis = Redis { child, dir, port };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let pong = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut stream| {
+                let mut reply = [0u8; 7];
+                stream.write_all(b"PING\r\n").is_ok()
+                    && stream.read_exact(&mut reply).is_ok()
+                    && &reply == b"+PONG\r\n"
+            });
+            if pong {
+                return redis;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not answer PING within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One chat server on `redis`, as node `node_id`: the hub on the backplane, its state in the
+/// Redis store, as `main.rs` builds it with `REDIS_URL`.
+async fn chat_server(redis: &Redis, node_id: &str) -> TestHub<ChatClientProxy> {
+    let backplane = RedisBackplane::connect(
+        RedisConfig::new(redis.url())
+            .prefix("chat")
+            .heartbeat(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap();
+    let store = ChatStore::redis(&redis.url(), "chat").await.unwrap();
+    TestHub::on_node(
+        ServeChat::new(ChatServer::new(store)),
+        HubConfig::default(),
+        backplane.manager(),
+        node_id,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_redis_serve_one_chat() {
+    let redis = Redis::start();
+    let one = chat_server(&redis, "one").await;
+    let two = chat_server(&redis, "two").await;
+    // The servers see each other at their first heartbeats.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut alice = join_as(&one, "alice").await;
+    let mut bob = join_as(&two, "bob").await;
+    // Nicknames are unique across servers.
+    let mut other = two.connect().await.unwrap();
+    assert_eq!(
+        error(&mut other, "SetNickname", ("ALICE",)).await,
+        "the nickname `ALICE` is taken; pick another"
+    );
+
+    // A room created on one server exists on the other.
+    let _: serde_json::Value = alice.invoke("CreateRoom", ("across",)).await.unwrap();
+    let _: JoinedRoom = alice.invoke("JoinRoom", ("across",)).await.unwrap();
+    // What a third server's `RoomActivity` streams read.
+    let watcher = ChatStore::redis(&redis.url(), "chat").await.unwrap();
+    let mut activity = watcher.subscribe("across");
+    let joined: JoinedRoom = bob.invoke("JoinRoom", ("across",)).await.unwrap();
+    assert_eq!(joined.presence.members, ["alice", "bob"]);
+    let presence: Presence = alice.invoke("Members", ("across",)).await.unwrap();
+    assert_eq!(presence.members, ["alice", "bob"]);
+
+    // Messages cross, and get ids from one sequence.
+    let first: ChatMessage = alice
+        .invoke("SendMessage", ("across", "hello from one"))
+        .await
+        .unwrap();
+    let received: ChatMessage = next(&mut bob, "ReceiveMessage").await.argument(0).unwrap();
+    assert_eq!(received, first);
+    let second: ChatMessage = bob
+        .invoke("SendMessage", ("across", "hello from two"))
+        .await
+        .unwrap();
+    assert!(second.id > first.id);
+    // The activity of the room reaches every server, whichever server it happened on.
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let event = tokio::time::timeout(Duration::from_secs(5), activity.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        seen.push(event);
+    }
+    assert!(matches!(&seen[0], RoomEvent::Joined { nickname, .. } if nickname == "bob"));
+    assert!(matches!(&seen[1], RoomEvent::Message { message } if *message == first));
+    assert!(matches!(&seen[2], RoomEvent::Message { message } if *message == second));
+
+    // Private messages cross.
+    let sent: PrivateMessage = bob.invoke("SendPrivate", ("Alice", "psst")).await.unwrap();
+    assert_eq!((sent.from.as_str(), sent.to.as_str()), ("bob", "alice"));
+    let received: PrivateMessage = next(&mut alice, "ReceivePrivate")
+        .await
+        .argument(0)
+        .unwrap();
+    assert_eq!(received, sent);
+
+    // The history is shared: a later joiner on either server gets both messages.
+    let carol = join_as(&one, "carol").await;
+    let mut carol = carol;
+    let joined: JoinedRoom = carol.invoke("JoinRoom", ("across",)).await.unwrap();
+    let texts: Vec<&str> = joined.history.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["hello from one", "hello from two"]);
+    assert_eq!(joined.presence.members, ["alice", "bob", "carol"]);
+
+    // Leaving on one server frees the nickname on the other.
+    bob.close().await;
+    loop {
+        let presence: Presence = next(&mut alice, "PresenceChanged")
+            .await
+            .argument(0)
+            .unwrap();
+        if presence.members == ["alice", "carol"] {
+            break;
+        }
+    }
+    let _bob_again = join_as(&one, "Bob").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nickname_left_behind_by_a_crashed_server_can_be_taken() {
+    let redis = Redis::start();
+    let server = chat_server(&redis, "one").await;
+    // What a server that crashed leaves: dave's nickname, owned by a connection nobody has.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    for (nickname, owner) in [("dave", "gone-1"), ("erin", "gone-2")] {
+        let () = redis::pipe()
+            .hset("chat:state:owners", nickname, owner)
+            .ignore()
+            .hset("chat:state:nicknames", owner, nickname)
+            .ignore()
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+    }
+    let mut alice = join_as(&server, "alice").await;
+    assert_eq!(
+        error(&mut alice, "SendPrivate", ("erin", "are you there?")).await,
+        "nobody called `erin` is online"
+    );
+    let _dave = join_as(&server, "Dave").await;
+    let owners: std::collections::HashMap<String, String> =
+        redis::AsyncCommands::hgetall(&mut connection, "chat:state:owners")
+            .await
+            .unwrap();
+    assert_ne!(owners["dave"], "gone-1");
+    let stale: Option<String> =
+        redis::AsyncCommands::hget(&mut connection, "chat:state:nicknames", "gone-1")
+            .await
+            .unwrap();
+    assert_eq!(stale, None);
 }

@@ -4,17 +4,20 @@
 // transport its `?transport=` asks for.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const ARTIFACTS = fileURLToPath(new URL("./artifacts/", import.meta.url));
-const TARGET = resolve(ROOT, process.env.CARGO_TARGET_DIR ?? "target");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const WAIT = 10_000;
+import {
+  ARTIFACTS,
+  WAIT,
+  buildChat,
+  connected,
+  enterRoom,
+  launchChromium,
+  openChat,
+  say,
+  seen,
+  startChat,
+  waitForMembers,
+} from "./chat-page.mjs";
 
 let server;
 let baseUrl;
@@ -23,101 +26,20 @@ let browser;
 const pageErrors = [];
 
 before(async () => {
-  execFileSync("cargo", ["build", "-q", "-p", "hub-examples", "--bin", "chat"], { cwd: ROOT, stdio: "inherit" });
-  server = spawn(`${TARGET}/debug/chat`, [], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: "0" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  baseUrl = await new Promise((resolve, reject) => {
-    let out = "";
-    server.stdout.on("data", (chunk) => {
-      out += chunk;
-      const match = /chat: (http:\/\/\S+)/.exec(out);
-      if (match) resolve(match[1]);
-    });
-    server.on("exit", (code) => reject(new Error(`chat exited (${code}) before printing its URL: ${out}`)));
-  });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  buildChat();
+  server = await startChat();
+  baseUrl = server.url;
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
-  server?.kill();
+  await server?.stop();
 });
 
 /** Opens the chat as `nickname` (in its own browser context) and waits until it is in #general. */
-async function open(nickname, transport) {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
-  const page = await context.newPage();
-  page.on("pageerror", (error) => pageErrors.push(`${nickname}: ${error.message}`));
-  await page.goto(transport ? `${baseUrl}?transport=${transport}` : baseUrl);
-  await connected(page, nickname);
-  await page.fill("#nickname-input", nickname);
-  await page.click("#nickname-submit");
-  await page.locator("body[data-ready=true]").waitFor({ timeout: WAIT });
-  await page.locator("#rooms li.current[data-room=general]").waitFor({ timeout: WAIT });
-  assert.equal(await page.textContent("#me"), nickname);
-  page.close = async () => context.close();
-  return page;
-}
-
-/** Waits until the page's connection is up, saying what the page shows if it never is. */
-async function connected(page, who) {
-  try {
-    await page.locator("#status[data-state=connected]").waitFor({ timeout: WAIT });
-  } catch (error) {
-    const shown = await page.evaluate(() => `status "${document.querySelector("#status").textContent}", error "${document.querySelector("#error-text").textContent}"`);
-    throw new Error(`${who}'s page did not connect (${shown})`, { cause: error });
-  }
-}
-
-/** Posts `text` to the page's current room (or private recipient). */
-async function say(page, text) {
-  await page.fill("#message-input", text);
-  await page.press("#message-input", "Enter");
-}
-
-/** Waits until the page shows a message with exactly this text. */
-async function seen(page, text, selector = "#messages .message") {
-  await page.locator(selector).filter({ has: page.locator(".text", { hasText: text }) }).first().waitFor({ timeout: WAIT });
-}
-
-/** The nicknames the page lists as present in its current room. */
-async function members(page) {
-  return page.$$eval("#members li", (items) => items.map((item) => item.dataset.nickname));
-}
-
-async function waitForMembers(page, expected) {
-  await page.waitForFunction(
-    (expected) => [...document.querySelectorAll("#members li")].map((li) => li.dataset.nickname).join(",") === expected,
-    expected.join(","),
-    { timeout: WAIT },
-  );
-}
-
-/** Makes `page` create (if missing) and enter `room`. */
-async function enterRoom(page, room, create = false) {
-  if (create) {
-    await page.fill("#new-room-input", room);
-    await page.click("#new-room-form button");
-  } else {
-    await page.locator(`#rooms li[data-room=${room}]`).waitFor({ timeout: WAIT });
-    await page.click(`#rooms li[data-room=${room}]`);
-  }
-  await page.locator(`#rooms li.current[data-room=${room}]`).waitFor({ timeout: WAIT });
+function open(nickname, transport) {
+  return openChat(browser, baseUrl, nickname, { transport, errors: pageErrors });
 }
 
 test("two pages join a room and talk both ways; typing shows; a later joiner gets the history", async () => {
