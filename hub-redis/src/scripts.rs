@@ -68,3 +68,14 @@ return {added, redis.call('ZRANGE', KEYS[1], 0, -1)}
 ",
     )
 });
+
+/// The live nodes now (by Redis's clock). KEYS[1]: the live-node sorted set.
+pub(crate) static LIVE_NODES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+",
+    )
+});

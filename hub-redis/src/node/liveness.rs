@@ -1,6 +1,7 @@
 //! Heartbeats: which nodes are alive, and what is failed or forgotten when one dies.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::{PoisonError, Weak};
 
 use hub_server::{ClientResultError, LifetimeError, LifetimeManager};
@@ -26,13 +27,16 @@ impl HubNode {
 
     /// Tells Redis this node is alive, learns which nodes are, and acts on those that died.
     ///
-    /// `first`: this process's first successful heartbeat for the hub; what an earlier process
-    /// with the same node id registered is removed, and this one's connections registered.
-    pub(super) async fn heartbeat(&self, first: bool) -> Result<(), LifetimeError> {
+    /// The first heartbeat of this process for the hub removes what an earlier process with
+    /// the same node id registered; whenever the node was not live before (new, or declared
+    /// dead during an outage, or Redis restarted empty) its connections are registered again,
+    /// retried at each heartbeat until that succeeds.
+    pub(super) async fn heartbeat(&self) -> Result<(), LifetimeError> {
         let nodes = self.keys.nodes();
         let hash = self.keys.connections();
         let sets = self.keys.node_connections_prefix();
         let node_id = self.node_id.clone();
+        let fresh = self.fresh.load(Ordering::Relaxed);
         let timeout_ms =
             u64::try_from(self.shared.config.node_timeout.as_millis()).unwrap_or(u64::MAX);
         let (added, live): (i64, Vec<String>) = self
@@ -44,22 +48,19 @@ impl HubNode {
                     .arg(node_id)
                     .arg(timeout_ms)
                     .arg(sets)
-                    .arg(if first { "1" } else { "0" })
+                    .arg(if fresh { "1" } else { "0" })
                     .invoke_async(&mut connection)
                     .await
             })
             .await?;
-        // The subscriber connection reconnects (and resubscribes) when it is used.
-        self.shared
-            .subscriber(|mut connection| async move {
-                redis::cmd("PING").query_async::<()>(&mut connection).await
-            })
-            .await?;
-        self.shared.health.succeeded();
+        self.fresh.store(false, Ordering::Relaxed);
+        if added == 1 || fresh {
+            self.unregistered.store(true, Ordering::Relaxed);
+        }
         let live: HashSet<String> = live.into_iter().collect();
         *self.live.write().unwrap_or_else(PoisonError::into_inner) = live.clone();
-        if added == 1 || first {
-            // New, restarted, or declared dead during an outage and its entries reaped.
+        self.forget_dead(&live);
+        if self.unregistered.load(Ordering::Relaxed) {
             let ids = self
                 .local
                 .local_connections()
@@ -67,8 +68,15 @@ impl HubNode {
                 .map(|connection| connection.id().to_owned())
                 .collect();
             self.register(ids).await?;
+            self.unregistered.store(false, Ordering::Relaxed);
         }
-        self.forget_dead(&live);
+        // The subscriber connection reconnects (and resubscribes) when it is used.
+        self.shared
+            .subscriber(|mut connection| async move {
+                redis::cmd("PING").query_async::<()>(&mut connection).await
+            })
+            .await?;
+        self.shared.health.succeeded();
         Ok(())
     }
 
@@ -98,7 +106,22 @@ impl HubNode {
                     reason: format!("server '{owner}' stopped answering"),
                 }));
         }
-        for pending in lock(&self.requests).values_mut() {
+        let mut requests = lock(&self.requests);
+        // Group changes on a dead node are moot: its connections are gone.
+        let moot: Vec<u64> = requests
+            .iter()
+            .filter(|(_, pending)| {
+                matches!(pending, Pending::Ack { owner: Some(owner), .. } if !live.contains(owner))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in moot {
+            if let Some(Pending::Ack { done, .. }) = requests.remove(&id) {
+                let _ = done.send(());
+            }
+        }
+        // Questions are answered without the dead.
+        for pending in requests.values_mut() {
             if let Pending::Query {
                 expected,
                 names,
@@ -113,6 +136,7 @@ impl HubNode {
                 }
             }
         }
+        drop(requests);
         let now = Instant::now();
         lock(&self.forwarded).retain(|_, waiting| waiting.deadline > now);
     }
@@ -137,16 +161,13 @@ pub(super) async fn run(node: Weak<HubNode>) {
         drop(hub);
         tokio::time::sleep(interval).await;
     }
-    let mut first = true;
     loop {
         let Some(hub) = node.upgrade() else {
             return;
         };
         let interval = hub.shared.config.heartbeat;
         // Failures are logged once per outage by the backplane's health.
-        if hub.heartbeat(first).await.is_ok() {
-            first = false;
-        }
+        let _ = hub.heartbeat().await;
         // Connections are taken once the node listens and has had its first heartbeat (or
         // tried to): that heartbeat clears what an earlier process of the same id left.
         hub.ready.send_replace(true);

@@ -2,7 +2,7 @@
 //! from other nodes, and what it does with what they publish.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -50,7 +50,11 @@ struct Forwarded {
 /// A request to other nodes waiting for their answers.
 enum Pending {
     /// A group change on the connection's node.
-    Ack(oneshot::Sender<()>),
+    Ack {
+        /// The node that owns the connection, once known: if it dies, the change is moot.
+        owner: Option<String>,
+        done: oneshot::Sender<()>,
+    },
     /// A question to every live node: who has not answered yet, and the answers so far.
     Query {
         expected: HashSet<String>,
@@ -72,6 +76,12 @@ pub(crate) struct HubNode {
     subscription_changes: tokio::sync::Mutex<()>,
     /// The group and user channels this node is subscribed to.
     subscribed: Mutex<HashSet<String>>,
+    /// No heartbeat has succeeded yet: the next clears what an earlier process of this node
+    /// id left in Redis.
+    fresh: AtomicBool,
+    /// The connection table may lack this node's connections (they are registered again at
+    /// the next heartbeat).
+    unregistered: AtomicBool,
     /// The nodes alive at the last heartbeat (this one included).
     live: RwLock<HashSet<String>>,
     next_request: AtomicU64,
@@ -117,6 +127,8 @@ impl HubNode {
             ready: watch::Sender::new(false),
             subscription_changes: tokio::sync::Mutex::new(()),
             subscribed: Mutex::default(),
+            fresh: AtomicBool::new(true),
+            unregistered: AtomicBool::new(false),
             live: RwLock::default(),
             next_request: AtomicU64::new(0),
             requests: Mutex::default(),
@@ -153,13 +165,6 @@ impl HubNode {
                 "this server could not subscribe to Redis".to_owned(),
             ))
         }
-    }
-
-    fn is_live(&self, node: &str) -> bool {
-        self.live
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(node)
     }
 
     // ----- publishing ------------------------------------------------------------------------

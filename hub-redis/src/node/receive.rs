@@ -59,7 +59,7 @@ impl HubNode {
                 });
             }
             Body::Ack { request } => {
-                if let Some(Pending::Ack(done)) = lock(&self.requests).remove(&request) {
+                if let Some(Pending::Ack { done, .. }) = lock(&self.requests).remove(&request) {
                     let _ = done.send(());
                 }
             }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hub_server::protocol::CompletionOutcome;
@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use super::{local_names, lock, Answer, HubNode, Pending, RemoteResult, RequestGuard, ResultGuard};
 use crate::keys::Channel;
+use crate::scripts::LIVE_NODES;
 use crate::wire::{Body, Query, WireOutcome};
 
 impl HubNode {
@@ -23,7 +24,7 @@ impl HubNode {
     }
 
     /// Adds (or removes) a connection of another node to a group, waiting for its owner to
-    /// have done it. A connection nobody owns, or whose node is dead, is ignored.
+    /// have done it. A connection nobody owns, or whose node dies meanwhile, is ignored.
     pub(crate) async fn remote_group_change(
         &self,
         connection: &str,
@@ -31,7 +32,7 @@ impl HubNode {
         add: bool,
     ) -> Result<(), LifetimeError> {
         let (done, answered) = oneshot::channel();
-        let request = self.new_request(Pending::Ack(done));
+        let request = self.new_request(Pending::Ack { owner: None, done });
         let _guard = RequestGuard {
             node: self,
             id: request,
@@ -47,10 +48,17 @@ impl HubNode {
                 },
             )
             .await?;
-        match owners.first().map(String::as_str) {
-            None | Some("") => return Ok(()),
-            Some(owner) if !self.is_live(owner) => return Ok(()),
-            Some(_) => {}
+        match owners.into_iter().next() {
+            Some(owner) if !owner.is_empty() => {
+                // A heartbeat that finds the owner dead completes the request (see
+                // `forget_dead`).
+                if let Some(Pending::Ack { owner: known, .. }) =
+                    lock(&self.requests).get_mut(&request)
+                {
+                    *known = Some(owner);
+                }
+            }
+            _ => return Ok(()),
         }
         match tokio::time::timeout(self.timeout(), answered).await {
             Ok(Ok(())) => Ok(()),
@@ -61,13 +69,18 @@ impl HubNode {
     /// Asks every live node `query` and gathers the answers with this node's own.
     pub(crate) async fn query(&self, query: Query) -> Result<Vec<String>, LifetimeError> {
         let mut names: BTreeSet<String> = self.answer(&query).into_iter().collect();
-        let expected: HashSet<String> = self
-            .live
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|node| **node != self.node_id)
-            .cloned()
+        // Asked of Redis, not the last heartbeat's list: a node that started since then has
+        // connections too.
+        let nodes = self.keys.nodes();
+        let live: Vec<String> = self
+            .shared
+            .command(|mut connection| async move {
+                LIVE_NODES.key(nodes).invoke_async(&mut connection).await
+            })
+            .await?;
+        let expected: HashSet<String> = live
+            .into_iter()
+            .filter(|node| *node != self.node_id)
             .collect();
         if expected.is_empty() {
             return Ok(names.into_iter().collect());
@@ -145,9 +158,9 @@ impl HubNode {
         if owner.is_empty() {
             return Err(ClientResultError::NoSuchConnection(connection));
         }
-        if !self.is_live(&owner) {
-            return Err(unavailable(format!("server '{owner}' stopped answering")));
-        }
+        // A heartbeat that finds the owner dead fails the call (see `forget_dead`): within a
+        // heartbeat interval when it is already gone, within the node timeout when it dies
+        // later.
         if let Some(waiting) = lock(&self.remote_results).get_mut(&invocation) {
             waiting.owner = Some(owner);
         }
