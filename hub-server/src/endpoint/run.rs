@@ -136,6 +136,9 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
     };
     let mut dispatcher = Dispatcher::new(endpoint.dispatch.clone(), connection.clone());
 
+    // The socket to read after the server's Close (not a stateful-reconnect one: its sockets
+    // come and go with the session).
+    let mut lingering = None;
     let writer = match session {
         None => {
             let writer = endpoint.tasks.spawn(
@@ -152,6 +155,7 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
                 )
                 .await;
             }
+            lingering = Some(source);
             Some(writer)
         }
         Some(session) => {
@@ -185,6 +189,31 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
     // ----- teardown ----- (boxed: a connection spends its life in the read loop, and the
     // task's size is that of its largest stage)
     Box::pin(teardown(&endpoint, &connection, dispatcher, writer)).await;
+    if let Some(mut source) = lingering {
+        if connection.transport == TransportType::WebSockets {
+            Box::pin(linger(&mut source)).await;
+        }
+    }
+}
+
+/// How long a WebSocket is read, and what arrives thrown away, after the server closed it.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Reads (and drops) what a client still sends after the server's Close, until it closes its
+/// side or [`LINGER`] passes: a socket closed with unread input is reset, and the reset would
+/// discard the Close message the client has not read yet (a client that keeps sending after an
+/// over-limit message would see 1006 instead of the error).
+async fn linger<R: TransportSource>(source: &mut R) {
+    let deadline = Instant::now() + LINGER;
+    loop {
+        tokio::select! {
+            chunk = source.next() => match chunk {
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return,
+            },
+            () = tokio::time::sleep_until(deadline) => return,
+        }
+    }
 }
 
 /// Stops the connection's invocations, unregisters it, runs the on-disconnected hook and waits

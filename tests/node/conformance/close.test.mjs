@@ -208,6 +208,38 @@ for (const protocol of PROTOCOLS) {
       assert.equal(message.allowReconnect, true);
     });
 
+    it("raw: a client that keeps sending after an over-limit message still gets the Close with the error", async () => {
+      // Before: the server closed the socket with the client's input unread, the kernel reset
+      // the connection, and the reset discarded the Close (the client saw 1006).
+      const hub = await rawHub(server.url("/hub"), protocol);
+      const opcode = protocol === "messagepack" ? 2 : 1;
+      const more = encodeFrame(echoOfSize(1024), opcode);
+      let writing = true;
+      try {
+        // Not reading for a while: the Close waits in this side's buffers, where a reset from
+        // the server would discard it.
+        hub.socket.pause();
+        hub.socket.write(encodeFrame(echoOfSize(LIMIT + 8), opcode));
+        // Keep sending, as a client that has not noticed yet does.
+        (async () => {
+          while (writing && !hub.socket.destroyed) {
+            hub.socket.write(more);
+            await new Promise((resolve) => setTimeout(resolve, 1));
+          }
+        })().catch(() => {});
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        hub.socket.resume();
+        let message;
+        do message = await hub.receive(5_000);
+        while (message.type !== MessageType.Close);
+        assert.equal(message.error, "Connection closed with an error.");
+        assert.equal(message.allowReconnect, true);
+      } finally {
+        writing = false;
+        hub.close();
+      }
+    });
+
     it("a 40 KB message with automatic reconnect: the client comes back with a new id", async () => {
       const client = await connect(server.url("/hub"), { protocol, reconnect: [0] });
       try {
