@@ -31,8 +31,9 @@ pub struct HubConfig {
     /// How many invocations of one connection run at the same time (1: in order).
     pub(crate) max_parallel_invocations: usize,
     /// How many outgoing messages may wait for one connection's transport (1024). A client that
-    /// lets its queue fill up is closed with an error: memory stays bounded and other clients are
-    /// not slowed.
+    /// falls further behind (as many again wait in its overflow) or frees no room for the send
+    /// timeout is closed with an error: memory stays bounded, and senders and other clients
+    /// never wait for it.
     pub(crate) outbound_queue_capacity: usize,
     /// Send the details of unexpected method errors to clients (off: they get a generic text).
     pub(crate) detailed_errors: bool,
@@ -159,8 +160,9 @@ impl HubConfig {
     }
 
     /// How many outgoing messages may wait for one connection's transport (1024). A client that
-    /// lets its queue fill up is closed with an error: memory stays bounded and other clients are
-    /// not slowed.
+    /// falls further behind (as many again wait in its overflow) or frees no room for the send
+    /// timeout is closed with an error: memory stays bounded, and senders and other clients
+    /// never wait for it.
     pub fn outbound_queue_capacity(mut self, messages: usize) -> Self {
         self.outbound_queue_capacity = messages;
         self

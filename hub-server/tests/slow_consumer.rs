@@ -1,5 +1,6 @@
-//! A client that stops reading is closed when its outbound queue overflows; the others still get
-//! every message, in order.
+//! A client that stops reading is closed when its outbound queue and overflow are full (or it
+//! makes no progress for the send timeout); the others still get every message, in order, and
+//! no sender ever waits for it.
 //!
 //! The server never waits for a slow client, so whether a client that does read "keeps up" is a
 //! matter of scheduling. To keep the main test deterministic under any load, `Storm` is paced by
@@ -143,12 +144,12 @@ async fn small_buffer_client(server: &TestServer) -> WsClient {
     client
 }
 
-async fn slow_consumer_is_closed(pace: Pace) {
+async fn slow_consumer_is_closed(pace: Pace, send_timeout: Duration) {
     let server = TestServer::start(
         storm_hub(pace.clone()),
         HubConfig::new()
             .outbound_queue_capacity(QUEUE)
-            .send_timeout(Duration::from_millis(300)),
+            .send_timeout(send_timeout),
     )
     .await;
     let reporting = |_: ()| match &pace {
@@ -208,12 +209,78 @@ async fn slow_consumer_is_closed(pace: Pace) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_and_others_get_everything() {
-    slow_consumer_is_closed(Pace::Readers(Arc::default())).await;
+    slow_consumer_is_closed(Pace::Readers(Arc::default()), Duration::from_millis(300)).await;
 }
 
+/// Reads what a client gets from a Storm: items in order with no gap, then either every item
+/// (and, for the caller, the Completion) or — for a client that fell too far behind — a Close
+/// with an error. Never a silent gap. Returns how many items it got.
+async fn read_in_order_or_closed(mut client: WsClient, caller: bool) -> u32 {
+    let mut next = 0;
+    let mut completed = !caller;
+    while next < ITEMS || !completed {
+        let Some(received) = client.try_recv_within(TIMEOUT).await else {
+            panic!("the stream of items stopped at {next} without a Close");
+        };
+        match &received.message {
+            HubMessage::Invocation(_) => {
+                let (i, _): (u32, String) = invocation_args(&received, "Item");
+                assert_eq!(i, next, "items out of order, or one was skipped");
+                next += 1;
+            }
+            HubMessage::Completion(completion) => {
+                assert_eq!(result::<u32>(completion), ITEMS);
+                completed = true;
+            }
+            HubMessage::Close(_) => {
+                assert_close_with_error(&received);
+                return next;
+            }
+            HubMessage::Ping => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    next
+}
+
+/// A hub method that sends as fast as it can never waits for its recipients: it finishes, and
+/// each client that reads gets every item in order, or — if it fell further behind than its
+/// queue and overflow hold — the items in order up to where it was cut off and a Close with an
+/// error, never a silent gap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tight_broadcast_loop_does_not_drop_clients_that_read() {
-    slow_consumer_is_closed(Pace::Tight).await;
+async fn a_tight_broadcast_loop_never_waits_and_never_skips_silently() {
+    let server = TestServer::start(
+        storm_hub(Pace::Tight),
+        HubConfig::new()
+            .outbound_queue_capacity(QUEUE)
+            .send_timeout(Duration::from_secs(120)),
+    )
+    .await;
+    let mut caller = server.json_client().await;
+    let watcher = server.json_client().await;
+    server.wait_for_connection_count(2).await;
+    let watcher = tokio::spawn(read_in_order_or_closed(watcher, false));
+    caller.invoke("storm", "Storm", (ITEMS,)).await;
+    let caller = tokio::spawn(read_in_order_or_closed(caller, true));
+    tokio::time::timeout(TIMEOUT, caller)
+        .await
+        .expect("the caller's stream neither finished nor closed")
+        .expect("the caller's reader");
+    tokio::time::timeout(TIMEOUT, watcher)
+        .await
+        .expect("the watcher's stream neither finished nor closed")
+        .expect("the watcher's reader");
+    let mut other = server.json_client().await;
+    other.echo_works("responsive").await;
+}
+
+/// With a send timeout far longer than the test may take, a broadcast that waited on the
+/// stalled client's full queue would hold every other recipient for that long. It must not:
+/// the stalled client's messages wait in its own overflow, the others get every item at once,
+/// and the stalled client is closed when its overflow is full, not after the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_never_delays_the_sender_or_the_others() {
+    slow_consumer_is_closed(Pace::Readers(Arc::default()), Duration::from_secs(120)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,36 +3,36 @@
 //! Everything that leaves a connection goes through its queue as whole, already encoded messages
 //! (a broadcast hands every queue a cheap clone of the same bytes). One writer task per connection
 //! drains the queue into the transport, batching what is waiting into one transport frame, and
-//! sends a Ping when nothing was written for the keep-alive interval. A queue that is full means
-//! the client cannot keep up: the connection is closed with an error rather than buffering more.
+//! sends a Ping when nothing was written for the keep-alive interval.
+//!
+//! A sender never waits on another connection: a frame that finds the queue full waits in the
+//! connection's overflow (as long again as the queue), in order, and a drainer task of the
+//! connection moves it into the queue as the client reads. A client that makes no progress for
+//! the send timeout, or falls behind by more than queue and overflow hold, is closed with an
+//! error (the frames it missed are counted in the log) rather than buffering more. Only the
+//! connection's own replies and stream items wait for room in its overflow: backpressure on the
+//! client's own calls.
 
 pub(crate) mod reconnect;
 mod writer;
 
 pub(crate) use writer::{write_loop, Resumable, WriterConfig, WriterExit};
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hub_core::negotiate::TransportType;
 use hub_core::protocol::{Close, EncodeMessage, HubProtocol, Protocol};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Principal;
 use crate::request::RequestInfo;
-
-/// Why a frame could not be queued without waiting.
-#[derive(Debug)]
-pub(crate) enum TrySendError {
-    /// The connection is closed or closing.
-    Closed,
-    /// The queue is full; the frame is handed back.
-    Full(Bytes),
-}
 
 /// Why a message could not be queued for a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -40,7 +40,8 @@ pub enum SendError {
     /// The connection is closed or closing.
     #[error("the connection is closed")]
     Closed,
-    /// The connection's queue stayed full for the send timeout; it is being closed.
+    /// The client made no progress for the send timeout, or fell further behind than its queue
+    /// and overflow hold; it is being closed.
     #[error("the connection's outbound queue stayed full; it is being closed")]
     QueueFull,
 }
@@ -68,6 +69,12 @@ pub(crate) struct Connection {
     pub(crate) transport: TransportType,
     pub(crate) protocol: Protocol,
     outbound: mpsc::Sender<Bytes>,
+    /// Set while frames wait in `overflow`: new frames queue behind them, so order is kept.
+    stalled: AtomicBool,
+    /// Frames that found the queue full, oldest first; at most the queue's capacity.
+    overflow: Mutex<VecDeque<Bytes>>,
+    /// Signalled each time the drainer moves a frame from the overflow into the queue.
+    room: Notify,
     closing: CancellationToken,
     /// Set with `closing`: one atomic load on every send instead of the token's lock.
     closed: AtomicBool,
@@ -114,6 +121,9 @@ impl Connection {
             transport: parts.transport,
             protocol: parts.protocol,
             outbound: sender,
+            stalled: AtomicBool::new(false),
+            overflow: Mutex::new(VecDeque::new()),
+            room: Notify::new(),
             closing: CancellationToken::new(),
             closed: AtomicBool::new(false),
             ending: Mutex::new(None),
@@ -122,40 +132,100 @@ impl Connection {
         (Arc::new(connection), Outbox { receiver })
     }
 
-    /// Queues one encoded frame (whole messages) if there is room, without waiting.
-    pub(crate) fn try_send(&self, frame: Bytes) -> Result<(), TrySendError> {
-        if self.is_closing() {
-            return Err(TrySendError::Closed);
-        }
-        match self.outbound.try_send(frame) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(TrySendError::Closed),
-            Err(mpsc::error::TrySendError::Full(frame)) => Err(TrySendError::Full(frame)),
-        }
-    }
-
-    /// Queues one encoded frame, waiting up to the send timeout for room. A client whose queue
-    /// stays full that long cannot keep up: it is closed with an error.
-    pub(crate) async fn send(&self, frame: Bytes) -> Result<(), SendError> {
-        let frame = match self.try_send(frame) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Closed) => return Err(SendError::Closed),
-            Err(TrySendError::Full(frame)) => frame,
-        };
-        tokio::select! {
-            permit = self.outbound.reserve() => match permit {
-                Ok(permit) => {
-                    permit.send(frame);
-                    Ok(())
-                }
-                Err(_) => Err(SendError::Closed),
-            },
-            () = self.closing.cancelled() => Err(SendError::Closed),
-            () = tokio::time::sleep(self.send_timeout) => {
-                self.overflowed();
+    /// Queues one encoded frame (whole messages) without waiting: in the queue if it has room
+    /// and nothing waits before it, else in the overflow. A client whose overflow is full is
+    /// closed ([`SendError::QueueFull`]). What fan-out uses: one slow client never delays a
+    /// sender or the other recipients.
+    pub(crate) fn send_now(self: &Arc<Self>, frame: Bytes) -> Result<(), SendError> {
+        match self.offer(frame) {
+            Offer::Queued => Ok(()),
+            Offer::Closed => Err(SendError::Closed),
+            Offer::Full(_) => {
+                let missed = self.lock_overflow().len() + 1;
+                self.overflowed(missed);
                 Err(SendError::QueueFull)
             }
         }
+    }
+
+    /// Queues one encoded frame, waiting up to the send timeout for room (in the overflow, when
+    /// the queue is full). For the connection's own replies and stream items: backpressure on
+    /// the client's own calls. A client that stays that far behind is closed with an error.
+    pub(crate) async fn send(self: &Arc<Self>, frame: Bytes) -> Result<(), SendError> {
+        let mut frame = match self.offer(frame) {
+            Offer::Queued => return Ok(()),
+            Offer::Closed => return Err(SendError::Closed),
+            Offer::Full(frame) => frame,
+        };
+        let deadline = Instant::now() + self.send_timeout;
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            // Registered before trying again: a frame moved meanwhile wakes this waiter.
+            room.as_mut().enable();
+            frame = match self.offer(frame) {
+                Offer::Queued => return Ok(()),
+                Offer::Closed => return Err(SendError::Closed),
+                Offer::Full(frame) => frame,
+            };
+            tokio::select! {
+                () = room => {}
+                () = self.closing.cancelled() => return Err(SendError::Closed),
+                () = tokio::time::sleep_until(deadline) => {
+                    let missed = self.lock_overflow().len() + 1;
+                    self.overflowed(missed);
+                    return Err(SendError::QueueFull);
+                }
+            }
+        }
+    }
+
+    /// Puts a frame in the queue, or behind the frames waiting in the overflow (starting the
+    /// drainer if none runs); hands it back when the overflow is full.
+    fn offer(self: &Arc<Self>, frame: Bytes) -> Offer {
+        if self.is_closing() {
+            return Offer::Closed;
+        }
+        let frame = if self.stalled.load(Ordering::Acquire) {
+            frame
+        } else {
+            match self.outbound.try_send(frame) {
+                Ok(()) => return Offer::Queued,
+                Err(mpsc::error::TrySendError::Closed(_)) => return Offer::Closed,
+                Err(mpsc::error::TrySendError::Full(frame)) => frame,
+            }
+        };
+        let mut overflow = self.lock_overflow();
+        let frame = if self.stalled.load(Ordering::Acquire) {
+            frame
+        } else {
+            // The drainer emptied the overflow since the look above: the queue may have room.
+            match self.outbound.try_send(frame) {
+                Ok(()) => return Offer::Queued,
+                Err(mpsc::error::TrySendError::Closed(_)) => return Offer::Closed,
+                Err(mpsc::error::TrySendError::Full(frame)) => frame,
+            }
+        };
+        if overflow.len() >= self.outbound.max_capacity() {
+            return Offer::Full(frame);
+        }
+        overflow.push_back(frame);
+        if !self.stalled.swap(true, Ordering::AcqRel) {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                // No runtime to drain it (not reached from hub code): the client cannot be
+                // served in order.
+                let missed = overflow.len();
+                drop(overflow);
+                self.overflowed(missed);
+                return Offer::Closed;
+            };
+            runtime.spawn(drain(self.clone()));
+        }
+        Offer::Queued
+    }
+
+    fn lock_overflow(&self) -> MutexGuard<'_, VecDeque<Bytes>> {
+        self.overflow.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Encodes `message` in this connection's protocol; an encoding failure is logged.
@@ -169,11 +239,14 @@ impl Connection {
         }
     }
 
-    fn overflowed(&self) {
+    /// Closes a connection whose client does not keep up; `missed` frames were not delivered.
+    fn overflowed(&self, missed: usize) {
+        let missed = missed + self.outbound.max_capacity() - self.outbound.capacity();
         tracing::warn!(
             connection_id = %self.id,
             capacity = self.outbound.max_capacity(),
             timeout = ?self.send_timeout,
+            missed,
             "closing a connection whose client does not read fast enough: its outbound queue stayed full"
         );
         self.end_with(Ending {
@@ -226,4 +299,50 @@ impl Connection {
     pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut http::Extensions) -> R) -> R {
         f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
     }
+}
+
+/// What became of a frame offered to a connection.
+enum Offer {
+    /// In the queue or the overflow.
+    Queued,
+    /// The connection is closed or closing.
+    Closed,
+    /// The overflow is full; the frame is handed back.
+    Full(Bytes),
+}
+
+/// Moves a stalled connection's overflow into its queue as the client reads, oldest first; ends
+/// when the overflow is empty (the connection is no longer stalled) or the connection ends. A
+/// client that frees no room for the send timeout is closed.
+async fn drain(connection: Arc<Connection>) {
+    loop {
+        let permit = tokio::select! {
+            permit = connection.outbound.reserve() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = connection.closing.cancelled() => break,
+            () = tokio::time::sleep(connection.send_timeout) => {
+                let missed = connection.lock_overflow().len();
+                connection.overflowed(missed);
+                break;
+            }
+        };
+        let mut overflow = connection.lock_overflow();
+        match overflow.pop_front() {
+            Some(frame) => {
+                permit.send(frame);
+                drop(overflow);
+                connection.room.notify_waiters();
+            }
+            None => {
+                // Under the lock: a sender that sees `stalled` false finds the overflow empty.
+                connection.stalled.store(false, Ordering::Release);
+                return;
+            }
+        }
+    }
+    // Ended: what waits will never be written.
+    connection.lock_overflow().clear();
+    connection.room.notify_waiters();
 }

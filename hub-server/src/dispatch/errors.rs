@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use futures_util::FutureExt;
 use hub_core::hub::{CallError, HubError, MethodOutput};
@@ -52,7 +53,7 @@ pub(super) fn error_bytes(
     })
 }
 
-pub(super) async fn send_error(connection: &Connection, invocation_id: &str, text: &str) {
+pub(super) async fn send_error(connection: &Arc<Connection>, invocation_id: &str, text: &str) {
     if let Some(bytes) = error_bytes(connection, invocation_id, text) {
         let _ = connection.send(bytes).await;
     }

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use hub_core::hub::{BoxFuture, ClientResultError};
 use hub_core::protocol::{
     Close, CompletionOutcome, EncodeArguments, Invocation, Protocol, RawValue,
@@ -15,7 +14,6 @@ use super::client_results::ClientResults;
 use super::{
     ConnectionHandle, HubBinding, LifetimeError, LifetimeManager, PreparedMessage, Target,
 };
-use crate::connection::{Connection, TrySendError};
 
 #[derive(Default)]
 struct Registry {
@@ -26,11 +24,9 @@ struct Registry {
 }
 
 /// Frames that found a full queue, to wait for.
-type Backlog = Vec<(Arc<Connection>, Bytes)>;
-
 impl Registry {
     /// Queues the message for one connection, or records it in `backlog` if its queue is full.
-    fn deliver(&self, id: &str, message: &PreparedMessage<'_>, backlog: &mut Backlog) {
+    fn deliver(&self, id: &str, message: &PreparedMessage<'_>) {
         let Some(connection) = self.connections.get(id) else {
             return;
         };
@@ -41,9 +37,8 @@ impl Registry {
                 return;
             }
         };
-        if let Err(TrySendError::Full(bytes)) = connection.inner.try_send(bytes) {
-            backlog.push((connection.inner.clone(), bytes));
-        }
+        // Never waits: a client that cannot keep up is closed on its own.
+        let _ = connection.inner.send_now(bytes);
     }
 
     /// Calls `f` once for every connection `target` reaches here.
@@ -86,8 +81,8 @@ impl Registry {
     }
 
     /// Queues `message` for every connection `target` reaches here.
-    fn deliver_to(&self, target: &Target, message: &PreparedMessage<'_>, backlog: &mut Backlog) {
-        self.for_each_target(target, |id| self.deliver(id, message, backlog));
+    fn deliver_to(&self, target: &Target, message: &PreparedMessage<'_>) {
+        self.for_each_target(target, |id| self.deliver(id, message));
     }
 
     /// The connections `target` reaches here.
@@ -260,20 +255,8 @@ impl LifetimeManager for LocalLifetimeManager {
                 message.encode(protocol);
             }
         }
-        let mut backlog = Backlog::new();
-        self.read(|registry| registry.deliver_to(target, message, &mut backlog));
-        if backlog.is_empty() {
-            return ready(Ok(()));
-        }
-        Box::pin(async move {
-            futures_util::future::join_all(
-                backlog
-                    .into_iter()
-                    .map(|(connection, bytes)| async move { connection.send(bytes).await }),
-            )
-            .await;
-            Ok(())
-        })
+        self.read(|registry| registry.deliver_to(target, message));
+        ready(Ok(()))
     }
 
     fn invoke_client(
@@ -430,7 +413,9 @@ mod tests {
 
     use super::*;
     use crate::auth::Principal;
-    use crate::connection::{ConnectionParts, Outbox};
+    use bytes::Bytes;
+
+    use crate::connection::{Connection, ConnectionParts, Outbox};
     use crate::request::RequestInfo;
 
     /// A value that counts how often it is serialized.
@@ -562,30 +547,80 @@ mod tests {
         );
     }
 
+    fn send_all(manager: &LocalLifetimeManager, i: i32) {
+        let invocation = Invocation::new("M", (i,));
+        let sent = manager.send(&Target::All, &PreparedMessage::new(&invocation));
+        assert!(
+            matches!(futures_util::FutureExt::now_or_never(sent), Some(Ok(()))),
+            "a send waited"
+        );
+    }
+
     #[tokio::test]
-    async fn a_full_queue_delays_the_sender_then_closes_only_that_connection() {
+    async fn a_full_queue_never_delays_the_sender_and_closes_only_that_connection() {
         let manager = LocalLifetimeManager::new();
         let (slow, _slow_outbox) = connection("slow", Protocol::Json, None);
         let (fast, mut fast_outbox) = connection("fast", Protocol::Json, None);
         manager.add_connection(slow.clone()).await.unwrap();
         manager.add_connection(fast.clone()).await.unwrap();
-        for i in 0..6 {
-            let invocation = Invocation::new("M", (i,));
-            let sent = manager.send(&Target::All, &PreparedMessage::new(&invocation));
-            assert_eq!(
-                received(&mut fast_outbox).len(),
-                1,
-                "the fast client has it before any wait"
-            );
-            sent.await.unwrap();
+        // 4 in the slow client's queue, 4 in its overflow: still open.
+        for i in 0..8 {
+            send_all(&manager, i);
+            assert_eq!(received(&mut fast_outbox).len(), 1);
         }
-        assert!(
-            slow.inner.closing().is_cancelled(),
-            "the queue of 4 stayed full for the send timeout"
-        );
+        assert!(!slow.inner.closing().is_cancelled());
+        // One more than queue and overflow hold: closed at once, not after the send timeout.
+        send_all(&manager, 8);
+        assert_eq!(received(&mut fast_outbox).len(), 1);
+        assert!(slow.inner.closing().is_cancelled());
         assert!(!fast.inner.closing().is_cancelled());
         let ending = slow.inner.ending().unwrap();
         assert_eq!(ending.message, Close::with_error());
         assert!(!ending.flush);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_frees_no_room_for_the_send_timeout_is_closed() {
+        let manager = LocalLifetimeManager::new();
+        let (stuck, _stuck_outbox) = connection("stuck", Protocol::Json, None);
+        let (reading, mut reading_outbox) = connection("reading", Protocol::Json, None);
+        manager.add_connection(stuck.clone()).await.unwrap();
+        manager.add_connection(reading.clone()).await.unwrap();
+        for i in 0..5 {
+            send_all(&manager, i);
+        }
+        assert!(!stuck.inner.closing().is_cancelled());
+        // The reading client's queue drains (the drainer moves its fifth frame in as room
+        // appears); the stuck one's does not.
+        assert_eq!(received(&mut reading_outbox).len(), 4);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(received(&mut reading_outbox).len(), 1);
+        assert!(stuck.inner.closing().is_cancelled(), "no room for 50 ms");
+        assert!(!reading.inner.closing().is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn frames_that_waited_in_the_overflow_arrive_in_order_once_the_client_reads() {
+        let manager = LocalLifetimeManager::new();
+        let (client, mut outbox) = connection("client", Protocol::Json, None);
+        manager.add_connection(client.clone()).await.unwrap();
+        for i in 0..8 {
+            send_all(&manager, i);
+        }
+        let mut texts = Vec::new();
+        while texts.len() < 8 {
+            let frame = tokio::time::timeout(Duration::from_secs(1), outbox.receiver.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            texts.push(String::from_utf8(frame.to_vec()).unwrap());
+        }
+        for (i, text) in texts.iter().enumerate() {
+            assert!(
+                text.contains(&format!("\"arguments\":[{i}]")),
+                "{i}: {text}"
+            );
+        }
+        assert!(!client.inner.closing().is_cancelled());
     }
 }

@@ -124,11 +124,12 @@ impl ConnectionHandle {
 /// Object safe. Methods that may need the network return futures; the arguments are read before
 /// the future is returned (messages are encoded then), so callers may pass borrowed data.
 ///
-/// **Sends** complete when every local target has the message queued — a target whose queue is
-/// full is waited for (backpressure on the sender) up to the hub's send timeout, then closed, so
-/// one slow client costs a sender at most that long and never memory — and, for a distributed
-/// manager, when the message is *published* to the other servers (not when they deliver it).
-/// `Ok` therefore means "accepted for delivery", never "received".
+/// **Sends** complete when every local target has the message queued — never waiting on one:
+/// a target whose queue is full takes it in its overflow and is closed on its own if it stays
+/// stuck for the send timeout or falls further behind, so one slow client costs a sender
+/// nothing and memory stays bounded — and, for a distributed manager, when the message is
+/// *published* to the other servers (not when they deliver it). `Ok` therefore means "accepted
+/// for delivery", never "received".
 ///
 /// **Introspection** (`group_members`, `groups_of`, `user_connections`, `connection_count`) is
 /// cluster-wide: a distributed manager asks the other servers and fails with
