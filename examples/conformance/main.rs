@@ -16,8 +16,9 @@
 //!
 //! Hubs: `/hub` (default errors) and `/detailed` (detailed errors), offering every transport, and
 //! `/no-ws` (the `/hub` methods over Server-Sent Events and long polling only), all three serving
-//! one [`ConformanceHub`]. A bearer token (header or `access_token`) becomes the user id; the token
-//! `reject` gets 401. Every hub allows cross-origin requests from [`CORS_ORIGIN`].
+//! one [`ConformanceHub`], and `/secure` (only authenticated users may connect). A bearer token
+//! (header or `access_token`) becomes the user id (`user#role1,role2` adds roles); the token
+//! `reject` gets 401. The policy `even-name` accepts user ids of even length. Every hub allows cross-origin requests from [`CORS_ORIGIN`].
 
 mod counting;
 
@@ -29,8 +30,8 @@ use futures_util::{Stream, StreamExt};
 use hub_redis::{RedisBackplane, RedisConfig};
 use hub_server::{
     hub, hub_client, CallerClients, Cancellation, Context, CorsConfig, Groups, HubConfig,
-    HubContext, HubEndpoint, HubError, HubServer, Principal, RequestInfo, ShutdownHandle,
-    TransportType, Unauthorized, UploadStream,
+    HubContext, HubEndpoint, HubError, HubMethods, HubServer, Principal, RequestInfo, Requirement,
+    ShutdownHandle, TransportType, Unauthorized, UploadStream, ROLE_CLAIM,
 };
 use serde_json::Value;
 
@@ -62,6 +63,12 @@ type Cx = Context<ConformanceClientProxy>;
 pub trait Conformance {
     /// Returns `text`.
     async fn echo(&self, text: String) -> String;
+    /// Returns `text`, for callers with the `admin` role.
+    #[authorize(role = "admin")]
+    async fn admin_echo(&self, text: String) -> String;
+    /// Returns `text`, for callers who meet the `even-name` policy (a user id of even length).
+    #[authorize(policy = "even-name")]
+    async fn even_echo(&self, text: String) -> String;
     /// Returns any JSON value as it came.
     async fn echo_value(&self, value: Value) -> Value;
     /// `a + b`.
@@ -280,6 +287,14 @@ pub struct ConformanceHub {
 }
 
 impl Conformance for ConformanceHub {
+    async fn admin_echo(&self, text: String) -> String {
+        text
+    }
+
+    async fn even_echo(&self, text: String) -> String {
+        text
+    }
+
     async fn echo(&self, text: String) -> String {
         text
     }
@@ -736,7 +751,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .transports([TransportType::ServerSentEvents, TransportType::LongPolling]),
             ),
         )
-        .endpoint("/detailed", endpoint(config.detailed_errors(true)))
+        .endpoint("/detailed", endpoint(config.clone().detailed_errors(true)))
+        .endpoint("/secure", HubEndpoint::new(secure_hub()).config(config))
+        .policy("even-name", |principal: &Principal, _: &RequestInfo| {
+            let even = principal
+                .user_id
+                .as_ref()
+                .is_some_and(|id| id.chars().count() % 2 == 0);
+            async move { even }
+        })
         .bind(("127.0.0.1", port))
         .await?;
     if let Ok(mut slot) = hub.shutdown.lock() {
@@ -750,12 +773,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// The bearer token is the user id; `user#role1,role2` also gives roles.
 fn authenticate_sync(request: &RequestInfo) -> Result<Principal, Unauthorized> {
     match request.bearer_token().as_deref() {
         Some("reject") => Err(Unauthorized),
-        Some(token) => Ok(Principal::user(token)),
+        Some(token) => {
+            let (user, roles) = token.split_once('#').unwrap_or((token, ""));
+            let mut principal = Principal::user(user);
+            if !roles.is_empty() {
+                principal
+                    .claims
+                    .insert(ROLE_CLAIM.to_owned(), roles.to_owned());
+            }
+            Ok(principal)
+        }
         None => Ok(Principal::anonymous()),
     }
+}
+
+/// `/secure`: only authenticated users may connect.
+fn secure_hub() -> HubMethods<Context> {
+    HubMethods::new()
+        .method("Echo", |_cx: Context, (text,): (String,)| async move {
+            Ok::<_, HubError>(text)
+        })
+        .authorize_hub(Requirement::Authenticated)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use syn::{
 };
 
 use crate::attr::{self, TraitArgs};
+use crate::authorize::{self, AuthModel};
 use crate::{naming, valid};
 
 /// Errors gathered while reading the trait, all reported together.
@@ -78,6 +79,8 @@ pub(crate) struct TraitModel {
     pub(crate) methods: Vec<MethodModel>,
     /// The connection hooks (hub traits only).
     pub(crate) hooks: Hooks,
+    /// `#[authorize(...)]` on the trait: required to connect, and of every method.
+    pub(crate) auth: AuthModel,
 }
 
 /// Methods marked `#[hub(on_connected)]` / `#[hub(on_disconnected)]`: not invoked by clients,
@@ -103,6 +106,8 @@ pub(crate) struct MethodModel {
     pub(crate) params: Vec<ParamModel>,
     /// What it returns.
     pub(crate) output: OutputModel,
+    /// `#[authorize(...)]` / `#[allow_anonymous]` on the method.
+    pub(crate) auth: AuthModel,
 }
 
 /// One parameter.
@@ -164,6 +169,8 @@ pub(crate) fn parse(
     errors: &mut Errors,
 ) -> TraitModel {
     let args = attr::trait_args(args, kind == TraitKind::Client, errors);
+    let auth = authorize::take(&mut item.attrs, errors);
+    valid::trait_auth(kind, &auth, errors);
     valid::trait_header(kind, &item, errors);
     let docs = docs(&item.attrs);
     let mut methods = Vec::new();
@@ -174,7 +181,12 @@ pub(crate) fn parse(
             TraitItem::Fn(method) => {
                 let method_args = attr::method_args(kind, &mut method.attrs, errors);
                 let hook = method_args.hook;
-                if let Some(model) = parse_method(kind, &trait_name, method, method_args, errors) {
+                let method_auth = authorize::take(&mut method.attrs, errors);
+                valid::method_auth(kind, hook.is_some(), &method_auth, errors);
+                if let Some(mut model) =
+                    parse_method(kind, &trait_name, method, method_args, errors)
+                {
+                    model.auth = method_auth;
                     match hook {
                         Some(attr::Hook::Connected(span)) => {
                             valid::hook(&mut hooks.connected, span, false, model, errors)
@@ -205,6 +217,7 @@ pub(crate) fn parse(
         docs,
         methods,
         hooks,
+        auth,
     }
 }
 
@@ -263,6 +276,7 @@ fn parse_method(
         docs: docs(&method.attrs),
         params,
         output: output?,
+        auth: AuthModel::default(),
     })
 }
 

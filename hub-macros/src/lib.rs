@@ -9,6 +9,7 @@
 
 mod ast;
 mod attr;
+mod authorize;
 mod expand;
 mod fallback;
 mod naming;

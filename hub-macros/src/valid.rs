@@ -6,6 +6,7 @@ use syn::spanned::Spanned;
 use syn::{FnArg, ItemTrait, TraitItemFn, Type};
 
 use crate::ast::{Errors, MethodModel, Shape, TraitKind};
+use crate::authorize::AuthModel;
 use crate::naming;
 
 /// Proxy methods the generated client proxy defines itself.
@@ -247,5 +248,51 @@ fn hook_output(method: &MethodModel) -> &dyn quote::ToTokens {
     match &method.output.ty {
         Some(ty) => ty,
         None => &method.ident,
+    }
+}
+
+/// `#[authorize]` belongs on hub traits, and `#[allow_anonymous]` on methods.
+pub(crate) fn trait_auth(kind: TraitKind, auth: &AuthModel, errors: &mut Errors) {
+    if kind == TraitKind::Client {
+        if let Some(span) = auth.span.or(auth.allow_anonymous) {
+            errors.at(
+                span,
+                "authorization applies to hub methods clients invoke, not to client callbacks; \
+                 move it to the `#[hub]` trait or one of its methods",
+            );
+        }
+        return;
+    }
+    if let Some(span) = auth.allow_anonymous {
+        errors.at(
+            span,
+            "`#[allow_anonymous]` goes on a method, to open it inside an `#[authorize]` trait; \
+             to let anyone connect, remove `#[authorize]` from the trait",
+        );
+    }
+}
+
+/// A method's `#[authorize]` / `#[allow_anonymous]`: hub methods only, not hooks.
+pub(crate) fn method_auth(kind: TraitKind, hook: bool, auth: &AuthModel, errors: &mut Errors) {
+    let Some(span) = auth.span.or(auth.allow_anonymous) else {
+        return;
+    };
+    if kind == TraitKind::Client {
+        errors.at(
+            span,
+            "authorization applies to hub methods clients invoke, not to client callbacks; \
+             remove it here",
+        );
+    } else if hook {
+        errors.at(
+            span,
+            "a connection hook runs for every connection and cannot be authorized; put \
+             `#[authorize]` on the trait to decide who may connect",
+        );
+    } else if auth.allow_anonymous.is_some() && auth.span.is_some() {
+        errors.at(
+            span,
+            "`#[allow_anonymous]` and `#[authorize]` on one method contradict each other; keep one",
+        );
     }
 }

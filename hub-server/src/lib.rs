@@ -32,6 +32,7 @@
 //! `transport` (byte movers).
 
 mod auth;
+mod authorization;
 mod clients;
 pub mod codegen;
 mod config;
@@ -49,6 +50,7 @@ mod transport;
 pub use auth::{
     AllowAnonymous, Authenticator, Principal, PrincipalUserId, Unauthorized, UserIdProvider,
 };
+pub use authorization::{Policy, ROLE_CLAIM};
 pub use clients::{
     CallerClients, Cancellation, ClientCallbacks, ClientProxy, Clients, Context, Groups,
     HubContext, ManyClients, ProxyKind, ResultKind, SingleClient, SingleClientProxy,
@@ -59,7 +61,8 @@ pub use futures_core::Stream;
 pub use http::{HubService, ResponseBody};
 pub use hub_core::hub::ClientResultError;
 pub use hub_core::hub::{
-    AsArgument, FromCall, HubDispatch, HubError, HubMethods, IntoHubError, UploadStream,
+    AsArgument, Authorization, FromCall, HubDispatch, HubError, HubMethods, IntoHubError,
+    Requirement, UploadStream,
 };
 pub use hub_core::negotiate::TransportType;
 pub use hub_core::{negotiate, protocol, ProtocolError};
@@ -95,9 +98,10 @@ pub mod __private {
     pub use crate::testing::{Deliver, Delivery, TypedHub};
     pub use hub_core::hub::{
         bind_call, bind_context, fallible_stream_output, hook_result, result_output, stream_output,
-        try_output, unknown_method, value_output, AsArgument, BindError, BoxFuture, BoxValue,
-        CallError, CallParts, ClientResultError, FromArguments, FromCall, HubDispatch, HubError,
-        MethodDescriptor, MethodKind, MethodOutput, MethodTable, ParameterSource, RawUpload,
+        try_output, unknown_method, value_output, AsArgument, Authorization, BindError, BoxFuture,
+        BoxValue, CallError, CallParts, ClientResultError, FromArguments, FromCall, HubDispatch,
+        HubError, MethodDescriptor, MethodKind, MethodOutput, MethodTable, ParameterSource,
+        RawUpload, Requirement,
     };
     pub use hub_core::protocol::Arguments;
     pub use inventory;

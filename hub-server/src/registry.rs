@@ -8,7 +8,7 @@
 use std::any::TypeId;
 use std::collections::HashSet;
 
-use hub_core::hub::ParameterSource;
+use hub_core::hub::{Authorization, ParameterSource};
 use ts_rs::{Config, TypeVisitor, TS};
 
 /// One hub: the trait a `#[hub]` attribute was on.
@@ -22,6 +22,8 @@ pub struct HubMetadata {
     pub docs: &'static str,
     /// The methods clients invoke, in declaration order.
     pub methods: &'static [MethodMetadata],
+    /// What a connection must meet to connect (`#[authorize]` on the trait).
+    pub authorization: fn() -> Authorization,
     /// The callbacks the server calls on clients (`#[hub(client = ChatClient)]`); none when the
     /// attribute names no client trait.
     pub client: &'static ClientMetadata,
@@ -46,6 +48,8 @@ pub struct MethodMetadata {
     pub parameters: &'static [ParameterMetadata],
     /// What the method answers.
     pub output: OutputMetadata,
+    /// Who may call it (`#[authorize]` on the method or the trait).
+    pub authorization: fn() -> Authorization,
 }
 
 /// One parameter of a method or callback.

@@ -1,11 +1,12 @@
 //! Building and running a server: map hubs at paths, bind, serve, shut down gracefully.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hub_core::hub::HubDispatch;
+use hub_core::hub::{HubDispatch, Requirement};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, ToSocketAddrs};
@@ -15,6 +16,7 @@ use crate::auth::{
     AllowAnonymous, Authenticator, PrincipalUserId, SharedAuthenticator, SharedUserIdProvider,
     UserIdProvider,
 };
+use crate::authorization::{Policies, Policy};
 use crate::clients::{Context, HubContext};
 use crate::config::{ConfigError, HubConfig};
 use crate::endpoint::Endpoint;
@@ -26,6 +28,7 @@ pub struct HubEndpoint {
     hub: Arc<dyn HubDispatch<Context>>,
     config: Option<HubConfig>,
     manager: Option<Arc<dyn LifetimeManager>>,
+    authenticator: Option<SharedAuthenticator>,
 }
 
 impl HubEndpoint {
@@ -35,7 +38,15 @@ impl HubEndpoint {
             hub: Arc::new(hub),
             config: None,
             manager: None,
+            authenticator: None,
         }
+    }
+
+    /// Authenticates this hub's negotiate and transport requests instead of the server's
+    /// authenticator ([`HubServerBuilder::authenticator`]).
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Some(Arc::new(authenticator));
+        self
     }
 
     /// Uses these settings for this hub.
@@ -60,6 +71,7 @@ pub struct HubServerBuilder {
     http_shutdown_timeout: Duration,
     node_id: Option<String>,
     shutdown_on_signal: bool,
+    policies: HashMap<String, Arc<dyn Policy>>,
 }
 
 impl Default for HubServerBuilder {
@@ -72,6 +84,7 @@ impl Default for HubServerBuilder {
             http_shutdown_timeout: Duration::from_secs(10),
             node_id: None,
             shutdown_on_signal: true,
+            policies: HashMap::new(),
         }
     }
 }
@@ -98,6 +111,15 @@ impl HubServerBuilder {
     /// rejection is answered with 401 and an empty body.
     pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
         self.authenticator = Arc::new(authenticator);
+        self
+    }
+
+    /// Defines the authorization policy `name`, which `#[authorize(policy = "name")]` (or
+    /// [`Requirement::Policy`](crate::Requirement::Policy)) requires: any async function or
+    /// closure of the principal and the request that says yes or no. A hub that requires a
+    /// policy no server defines fails [`into_service`](Self::into_service).
+    pub fn policy(mut self, name: impl Into<String>, policy: impl Policy) -> Self {
+        self.policies.insert(name.into(), Arc::new(policy));
         self
     }
 
@@ -145,6 +167,10 @@ impl HubServerBuilder {
                     error,
                 })?;
         }
+        let policies = Policies::new(self.policies);
+        for (path, endpoint) in &self.endpoints {
+            check_policies(path, endpoint.hub.as_ref(), &policies)?;
+        }
         let node_id: Arc<str> = self.node_id.clone().unwrap_or_else(random_node_id).into();
         let endpoints = self
             .endpoints
@@ -162,8 +188,11 @@ impl HubServerBuilder {
                     endpoint.hub,
                     endpoint.config.unwrap_or_else(|| self.config.clone()),
                     manager,
-                    self.authenticator.clone(),
+                    endpoint
+                        .authenticator
+                        .unwrap_or_else(|| self.authenticator.clone()),
                     self.user_ids.clone(),
+                    policies.clone(),
                 ))
             })
             .collect();
@@ -203,6 +232,16 @@ pub enum ServerError {
         /// The setting and what is wrong with it.
         #[source]
         error: ConfigError,
+    },
+    /// A hub requires an authorization policy that no [`HubServerBuilder::policy`] defines.
+    #[error("the hub at `{path}` requires the authorization policy `{policy}`{}, which is not defined: add `HubServerBuilder::policy(\"{policy}\", ...)`", .method.as_ref().map(|m| format!(" (method `{m}`)")).unwrap_or_default())]
+    UnknownPolicy {
+        /// The hub's path.
+        path: String,
+        /// The method that requires it (`None`: the hub, to connect).
+        method: Option<String>,
+        /// The policy's name.
+        policy: String,
     },
     /// The listener could not be bound (address in use, no permission, …).
     #[error("cannot listen: {0}")]
@@ -350,4 +389,31 @@ pub async fn shutdown_signal() {
         () = interrupt => {}
         () = terminate => {}
     }
+}
+
+/// Every policy a hub requires must be defined.
+fn check_policies(
+    path: &str,
+    hub: &dyn HubDispatch<Context>,
+    policies: &Policies,
+) -> Result<(), ServerError> {
+    let hub_level = std::iter::once((None, hub.authorization()));
+    let methods = hub
+        .methods()
+        .iter()
+        .map(|method| (Some(method.name.clone()), method.authorization.clone()));
+    for (method, authorization) in hub_level.chain(methods) {
+        for requirement in &authorization.requirements {
+            if let Requirement::Policy(policy) = requirement {
+                if !policies.contains(policy) {
+                    return Err(ServerError::UnknownPolicy {
+                        path: path.to_owned(),
+                        method,
+                        policy: policy.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -72,6 +72,8 @@ export interface ConformanceClient {
 /** The `Conformance` hub's methods by wire name, for `ConformanceConnection`. */
 export interface ConformanceMethods {
   "Echo": { args: [text: string]; result: string; stream: false };
+  "AdminEcho": { args: [text: string]; result: string; stream: false };
+  "EvenEcho": { args: [text: string]; result: string; stream: false };
   "EchoValue": { args: [value: JsonValue]; result: JsonValue; stream: false };
   "Add": { args: [a: number, b: number]; result: number; stream: false };
   "Void": { args: []; result: void; stream: false };
@@ -146,6 +148,18 @@ export declare class ConformanceHub {
    * Returns `text`.
    */
   echo(text: string, signal?: AbortSignal): Promise<string>;
+  /**
+   * Returns `text`, for callers with the `admin` role.
+   *
+   * Requires an authenticated user and role `admin`.
+   */
+  adminEcho(text: string, signal?: AbortSignal): Promise<string>;
+  /**
+   * Returns `text`, for callers who meet the `even-name` policy (a user id of even length).
+   *
+   * Requires an authenticated user and policy `even-name`.
+   */
+  evenEcho(text: string, signal?: AbortSignal): Promise<string>;
   /**
    * Returns any JSON value as it came.
    */

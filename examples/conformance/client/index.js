@@ -24,6 +24,14 @@ export class ConformanceHub {
     return this.connection.invoke("Echo", ...withSignal([text], signal));
   }
 
+  adminEcho(text, signal) {
+    return this.connection.invoke("AdminEcho", ...withSignal([text], signal));
+  }
+
+  evenEcho(text, signal) {
+    return this.connection.invoke("EvenEcho", ...withSignal([text], signal));
+  }
+
   echoValue(value, signal) {
     return this.connection.invoke("EchoValue", ...withSignal([value], signal));
   }

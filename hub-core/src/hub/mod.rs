@@ -41,9 +41,11 @@ use serde::Serialize;
 
 use crate::protocol::{Arguments, EncodeValue, RawValue};
 
+mod authorization;
 mod binding;
 mod client_result;
 
+pub use authorization::{Authorization, Requirement};
 pub use binding::{
     bind_call, bind_context, fallible_stream_output, hook_result, result_output, stream_output,
     try_output, unknown_method, value_output, AsArgument, CallParts, FromCall, IntoHubError,
@@ -183,6 +185,8 @@ pub struct MethodDescriptor {
     pub arguments: usize,
     /// The number of upload streams the client sends in `streamIds`.
     pub upload_streams: usize,
+    /// Who may call it (besides what the hub requires to connect).
+    pub authorization: Authorization,
 }
 
 /// A method's answer: a value, or (for streaming methods) a stream of values.
@@ -307,6 +311,8 @@ pub enum CallError {
     Bind(BindError),
     /// The method ran and failed.
     Method(HubError),
+    /// The caller does not meet the method's [`Authorization`]; the method did not run.
+    Unauthorized,
 }
 
 impl From<HubError> for CallError {
@@ -429,6 +435,12 @@ pub trait HubDispatch<Cx>: Send + Sync + 'static {
         uploads: Vec<RawUpload>,
     ) -> BoxFuture<Result<MethodOutput, CallError>>;
 
+    /// What a connection must meet to connect at all (negotiate and every transport request
+    /// are refused otherwise). Anyone by default.
+    fn authorization(&self) -> Authorization {
+        Authorization::anyone()
+    }
+
     /// Runs when a connection has completed its handshake. An error closes the connection.
     fn on_connected(&self, cx: Cx) -> BoxFuture<Result<(), HubError>> {
         let _ = cx;
@@ -516,6 +528,8 @@ impl MethodTable {
 pub struct HubMethods<Cx> {
     table: MethodTable,
     handlers: Vec<Handler<Cx>>,
+    /// What a connection must meet to connect.
+    authorization: Authorization,
     on_connected: Option<ConnectedHook<Cx>>,
     on_disconnected: Option<DisconnectedHook<Cx>>,
 }
@@ -525,6 +539,7 @@ impl<Cx> Default for HubMethods<Cx> {
         HubMethods {
             table: MethodTable::new(),
             handlers: Vec::new(),
+            authorization: Authorization::anyone(),
             on_connected: None,
             on_disconnected: None,
         }
@@ -633,6 +648,7 @@ impl<Cx: Send + 'static> HubMethods<Cx> {
             kind,
             arguments: Args::COUNT,
             upload_streams: U::COUNT,
+            authorization: Authorization::anyone(),
         };
         let handler: Handler<Cx> = Arc::new(move |cx, arguments, uploads| {
             let args = Args::from_arguments(arguments)?;
@@ -646,6 +662,33 @@ impl<Cx: Send + 'static> HubMethods<Cx> {
             }) as BoxFuture<_>)
         });
         self.insert(descriptor, handler);
+        self
+    }
+
+    /// Requires `requirement` of whoever calls the method named `method` (registered before;
+    /// requirements add up). An unknown name is a programming error and panics.
+    ///
+    /// # Panics
+    ///
+    /// When no method is named `method` (ignoring case).
+    pub fn authorize(mut self, method: &str, requirement: Requirement) -> Self {
+        match self.table.find(method) {
+            Some(index) => {
+                let descriptor = &mut self.table.descriptors[index];
+                descriptor.authorization =
+                    std::mem::take(&mut descriptor.authorization).and(requirement);
+            }
+            None => {
+                panic!("HubMethods::authorize: no method is named `{method}`; register it first")
+            }
+        }
+        self
+    }
+
+    /// Requires `requirement` of every connection: negotiate and transport requests are refused
+    /// (401 for anonymous users, 403 for others) when it does not hold.
+    pub fn authorize_hub(mut self, requirement: Requirement) -> Self {
+        self.authorization = std::mem::take(&mut self.authorization).and(requirement);
         self
     }
 
@@ -682,6 +725,10 @@ impl<Cx: Send + 'static> HubMethods<Cx> {
 impl<Cx: Send + 'static> HubDispatch<Cx> for HubMethods<Cx> {
     fn methods(&self) -> &[MethodDescriptor] {
         self.table.descriptors()
+    }
+
+    fn authorization(&self) -> Authorization {
+        self.authorization.clone()
     }
 
     fn find(&self, name: &str) -> Option<usize> {

@@ -7,6 +7,7 @@ use syn::spanned::Spanned;
 use syn::{Path, Type};
 
 use crate::ast::{MethodModel, TraitModel};
+use crate::authorize::AuthModel;
 use crate::naming;
 
 /// `ServeX::METADATA` and its registration.
@@ -30,7 +31,8 @@ pub(crate) fn hub(model: &TraitModel, rt: &TokenStream) -> TokenStream {
     let methods = model
         .methods
         .iter()
-        .map(|method| method_metadata(method, &p));
+        .map(|method| method_metadata(method, &model.auth, &p));
+    let hub_authorization = model.auth.expand(&AuthModel::default(), &p);
     quote! {
         impl<T> #serve<T> {
             /// What code generators know about this hub: methods, wire names, types, docs.
@@ -39,6 +41,12 @@ pub(crate) fn hub(model: &TraitModel, rt: &TokenStream) -> TokenStream {
                 route: #route,
                 docs: #docs,
                 methods: &[#(#methods),*],
+                authorization: {
+                    fn __authorization() -> #p::Authorization {
+                        #hub_authorization
+                    }
+                    __authorization
+                },
                 client: #client,
                 source_dir: #p::env!("CARGO_MANIFEST_DIR"),
             };
@@ -50,7 +58,7 @@ pub(crate) fn hub(model: &TraitModel, rt: &TokenStream) -> TokenStream {
     }
 }
 
-fn method_metadata(method: &MethodModel, p: &TokenStream) -> TokenStream {
+fn method_metadata(method: &MethodModel, hub: &AuthModel, p: &TokenStream) -> TokenStream {
     let name = method.ident.to_string();
     let wire = &method.wire_name;
     let typescript_name = naming::typescript_name(&name);
@@ -69,6 +77,7 @@ fn method_metadata(method: &MethodModel, p: &TokenStream) -> TokenStream {
     let wire_ty = method.output.wire_type();
     let output_ty = type_metadata(&wire_ty, &wire_ty, p);
     let stream = method.output.is_stream();
+    let authorization = method.auth.expand(hub, p);
     quote! {
         #p::MethodMetadata {
             name: #name,
@@ -77,6 +86,12 @@ fn method_metadata(method: &MethodModel, p: &TokenStream) -> TokenStream {
             docs: #docs,
             parameters: &[#(#parameters),*],
             output: #p::OutputMetadata { stream: #stream, ty: #output_ty },
+            authorization: {
+                fn __authorization() -> #p::Authorization {
+                    #authorization
+                }
+                __authorization
+            },
         }
     }
 }

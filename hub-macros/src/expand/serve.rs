@@ -7,6 +7,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::ast::{MethodModel, Shape, TraitModel};
+use crate::authorize::AuthModel;
 use crate::naming;
 
 /// The struct, its constructors and its `HubDispatch` impl.
@@ -16,7 +17,11 @@ pub(crate) fn generate(model: &TraitModel, rt: &TokenStream) -> TokenStream {
     let serve = naming::serve_struct(trait_ident);
     let p = quote!(#rt::__private);
     let cx = quote!(#p::Context);
-    let descriptors = model.methods.iter().map(|method| descriptor(method, &p));
+    let descriptors = model
+        .methods
+        .iter()
+        .map(|method| descriptor(method, &model.auth, &p));
+    let hub_authorization = model.auth.expand(&AuthModel::default(), &p);
     let arms = model.methods.iter().enumerate().map(|(index, method)| {
         let call = method_call(trait_ident, method, &p);
         quote!(#index => #call,)
@@ -95,6 +100,10 @@ pub(crate) fn generate(model: &TraitModel, rt: &TokenStream) -> TokenStream {
                 }
             }
 
+            fn authorization(&self) -> #p::Authorization {
+                #hub_authorization
+            }
+
             #on_connected
             #on_disconnected
         }
@@ -112,7 +121,7 @@ fn count(method: &MethodModel, p: &TokenStream, which: &str) -> TokenStream {
     quote!(0usize #(+ #terms)*)
 }
 
-fn descriptor(method: &MethodModel, p: &TokenStream) -> TokenStream {
+fn descriptor(method: &MethodModel, hub: &AuthModel, p: &TokenStream) -> TokenStream {
     let wire = &method.wire_name;
     let kind = if method.output.is_stream() {
         quote!(#p::MethodKind::ServerStream)
@@ -121,12 +130,14 @@ fn descriptor(method: &MethodModel, p: &TokenStream) -> TokenStream {
     };
     let arguments = count(method, p, "arguments");
     let uploads = count(method, p, "uploads");
+    let authorization = method.auth.expand(hub, p);
     quote! {
         #p::MethodDescriptor {
             name: <#p::String as ::core::convert::From<&str>>::from(#wire),
             kind: #kind,
             arguments: #arguments,
             upload_streams: #uploads,
+            authorization: #authorization,
         }
     }
 }

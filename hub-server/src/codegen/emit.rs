@@ -172,7 +172,7 @@ impl HubModel {
             let _ = writeln!(
                 out,
                 "{}  {}({params}{sep}signal?: AbortSignal): {result};",
-                tsdoc(method.docs, "  "),
+                tsdoc(&method.docs, "  "),
                 method.ts_name,
             );
         }

@@ -120,7 +120,8 @@ pub(super) struct Param {
 pub(super) struct Method {
     pub(super) ts_name: &'static str,
     pub(super) wire: &'static str,
-    pub(super) docs: &'static str,
+    /// The doc comment, then what calling it requires.
+    pub(super) docs: String,
     pub(super) params: Vec<Param>,
     pub(super) result: String,
     pub(super) stream: bool,
@@ -208,7 +209,7 @@ impl HubModel {
             methods.push(Method {
                 ts_name: method.typescript_name,
                 wire: method.wire_name,
-                docs: method.docs,
+                docs: with_requirements(method.docs, (method.authorization)().describe()),
                 params: method_params,
                 result: if method.output.ty.rust == "()" && !method.output.stream {
                     "void".to_owned()
@@ -311,5 +312,14 @@ fn parameter_name(name: &str) -> String {
         format!("{name}_")
     } else {
         name.to_owned()
+    }
+}
+
+/// A method's docs followed by what calling it requires (e.g. "Requires role `admin`.").
+fn with_requirements(docs: &str, requires: Option<String>) -> String {
+    match requires {
+        None => docs.to_owned(),
+        Some(requires) if docs.trim().is_empty() => requires,
+        Some(requires) => format!("{}\n\n{requires}", docs.trim_end()),
     }
 }

@@ -356,6 +356,7 @@ mod tests {
             route: None,
             docs: "",
             methods: &[],
+            authorization: hub_core::hub::Authorization::anyone,
             client: &CLIENT,
             source_dir: "/nonexistent/build-machine/crates/chat",
         };

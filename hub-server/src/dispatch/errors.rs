@@ -58,3 +58,9 @@ pub(super) async fn send_error(connection: &Arc<Connection>, invocation_id: &str
         let _ = connection.send(bytes).await;
     }
 }
+
+/// What a caller who does not meet a method's authorization gets: ASP.NET Core's text, word for
+/// word.
+pub(super) fn unauthorized_text(target: &str) -> String {
+    format!("Failed to invoke '{target}' because user is unauthorized")
+}

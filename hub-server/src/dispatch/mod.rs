@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::authorization::{Decision, Policies};
 use crate::clients::{Context, HubContext};
 use crate::config::HubConfig;
 use crate::connection::Connection;
@@ -96,6 +97,25 @@ impl BoundMethod {
         // Cancelled while it waited for a slot: it never starts.
         if cancellation.is_cancelled() {
             return None;
+        }
+        // Checked before each call, as ASP.NET Core does: a policy may depend on more than the
+        // principal.
+        let authorization = shared
+            .env
+            .hub
+            .methods()
+            .get(self.index)
+            .map(|method| &method.authorization);
+        if let Some(authorization) = authorization.filter(|a| !a.is_open()) {
+            let connection = &shared.connection;
+            let decision = shared
+                .env
+                .policies
+                .decide(authorization, &connection.principal, &connection.request)
+                .await;
+            if decision != Decision::Allowed {
+                return Some(Err(CallError::Unauthorized));
+            }
         }
         let context = Context::new(
             shared.connection.clone(),
@@ -171,6 +191,8 @@ pub(crate) struct DispatchEnv {
     pub(crate) tasks: TaskTracker,
     /// The hub's settings.
     pub(crate) config: HubConfig,
+    /// The server's named authorization policies.
+    pub(crate) policies: Policies,
 }
 
 /// What every invocation task needs, shared.
@@ -440,6 +462,13 @@ impl Dispatcher {
             ));
         };
         let method = &hub.methods()[index];
+        // Authorization comes first, as in ASP.NET Core (its policies are run with the call).
+        let principal = &self.shared.connection.principal;
+        if !method.authorization.is_open()
+            && Policies::refuses_at_once(&method.authorization, principal)
+        {
+            return reject(unauthorized_text(&target));
+        }
         match (method.kind, streaming) {
             (MethodKind::Unary, true) => {
                 return reject(format!(

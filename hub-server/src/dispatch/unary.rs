@@ -93,6 +93,8 @@ pub(super) fn call_error_text(error: &CallError, target: &str, detailed: bool) -
             &format!("An unexpected error occurred invoking '{target}' on the server."),
             detailed,
         ),
+        // ASP.NET Core's text, word for word.
+        CallError::Unauthorized => unauthorized_text(target),
     }
 }
 
@@ -103,5 +105,8 @@ pub(super) fn log_outcome(result: &Result<MethodOutput, CallError>, elapsed_us: 
             tracing::debug!(elapsed_us, %error, "invocation arguments did not bind")
         }
         Err(CallError::Method(error)) => tracing::warn!(elapsed_us, %error, "hub method failed"),
+        Err(CallError::Unauthorized) => {
+            tracing::debug!("the caller is not authorized to invoke this method")
+        }
     }
 }

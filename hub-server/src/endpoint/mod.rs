@@ -12,17 +12,19 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hub_core::hub::HubDispatch;
+use hub_core::hub::{Authorization, HubDispatch};
 use hub_core::negotiate::TransportType;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{SharedAuthenticator, SharedUserIdProvider};
+use crate::auth::{Principal, SharedAuthenticator, SharedUserIdProvider};
+use crate::authorization::{Decision, Policies};
 use crate::clients::{Context, HubContext};
 use crate::config::HubConfig;
 use crate::connection::reconnect::Session;
 use crate::lifetime::LifetimeManager;
+use crate::request::RequestInfo;
 use crate::transport::http::Inbound;
 use crate::transport::long_polling::LongPolling;
 use crate::transport::websocket::{WsSink, WsSource};
@@ -94,6 +96,10 @@ pub(crate) struct Endpoint {
     pub(crate) context: HubContext,
     pub(crate) authenticator: SharedAuthenticator,
     pub(crate) user_ids: SharedUserIdProvider,
+    /// What a connection must meet to connect (the hub's own requirements).
+    authorization: Authorization,
+    /// The server's named policies.
+    policies: Policies,
     /// Every task of this hub's connections (transports and invocations), for shutdown.
     pub(crate) tasks: TaskTracker,
     /// Fires when the server shuts down.
@@ -115,6 +121,7 @@ impl Endpoint {
         manager: Arc<dyn LifetimeManager>,
         authenticator: SharedAuthenticator,
         user_ids: SharedUserIdProvider,
+        policies: Policies,
     ) -> Self {
         let context = HubContext::new(manager.clone(), config.client_result_timeout);
         let tasks = TaskTracker::new();
@@ -124,7 +131,9 @@ impl Endpoint {
             manager: manager.clone(),
             tasks: tasks.clone(),
             config: config.clone(),
+            policies: policies.clone(),
         });
+        let authorization = hub.authorization();
         Endpoint {
             path,
             hub,
@@ -133,6 +142,8 @@ impl Endpoint {
             manager,
             authenticator,
             user_ids,
+            authorization,
+            policies,
             tasks,
             shutdown: CancellationToken::new(),
             dispatch,
@@ -140,6 +151,16 @@ impl Endpoint {
             users: Mutex::new(HashMap::new()),
             sweeper_started: AtomicBool::new(false),
         }
+    }
+
+    /// Whether `principal` may connect to this hub (its `#[authorize]` requirements).
+    pub(crate) async fn admits(&self, principal: &Principal, request: &RequestInfo) -> Decision {
+        if self.authorization.is_open() {
+            return Decision::Allowed;
+        }
+        self.policies
+            .decide(&self.authorization, principal, request)
+            .await
     }
 
     fn tokens<R>(&self, f: impl FnOnce(&mut HashMap<String, TokenState>) -> R) -> R {

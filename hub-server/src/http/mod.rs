@@ -24,6 +24,7 @@ use hub_core::hub::BoxFuture;
 use hub_core::negotiate::TransportType;
 
 use crate::auth::Principal;
+use crate::authorization::Decision;
 use crate::clients::HubContext;
 use crate::endpoint::{AttachError, Endpoint};
 use crate::request::RequestInfo;
@@ -238,6 +239,9 @@ async fn admit<B>(
     if !same_user(endpoint, &token, &principal, &info) {
         return Err(forbidden());
     }
+    if let Some(refused) = refused(endpoint, &principal, &info).await {
+        return Err(refused);
+    }
     Ok(Admitted {
         token,
         info,
@@ -260,6 +264,20 @@ fn same_user(endpoint: &Endpoint, token: &str, principal: &Principal, info: &Req
 
 fn forbidden() -> Response<ResponseBody> {
     status(StatusCode::FORBIDDEN)
+}
+
+/// The answer to a principal the hub's own requirements (`#[authorize]` on the hub) refuse: 401
+/// for an anonymous one, 403 for a user; `None` when it may connect.
+async fn refused(
+    endpoint: &Endpoint,
+    principal: &Principal,
+    info: &RequestInfo,
+) -> Option<Response<ResponseBody>> {
+    match endpoint.admits(principal, info).await {
+        Decision::Allowed => None,
+        Decision::Unauthenticated => Some(unauthorized()),
+        Decision::Forbidden => Some(forbidden()),
+    }
 }
 
 /// Authenticates a transport request: its principal, or `None` (answered with 401).

@@ -11,7 +11,7 @@ use hub_core::negotiate::{
 use crate::config::HubConfig;
 use crate::endpoint::Endpoint;
 use crate::http::response::{json, status};
-use crate::http::ResponseBody;
+use crate::http::{refused, ResponseBody};
 use crate::request::RequestInfo;
 
 /// The transports a hub offers, in the order clients should try them.
@@ -35,6 +35,9 @@ pub(crate) async fn negotiate<B>(
     let Ok(principal) = endpoint.authenticator.authenticate(&info).await else {
         return status(StatusCode::UNAUTHORIZED);
     };
+    if let Some(refused) = refused(endpoint, &principal, &info).await {
+        return refused;
+    }
     let user_id = endpoint.user_ids.user_id(&principal, &info);
     let query = parts.uri.query().unwrap_or_default();
     let negotiate = match NegotiateRequest::from_query(query, endpoint.config.min_negotiate_version)

@@ -10,7 +10,7 @@ use hub_core::negotiate::TransportType;
 
 use super::response::{status, ResponseBody};
 use super::{
-    attach_error, authenticate, forbidden, no_connection, query_value, same_user,
+    attach_error, authenticate, forbidden, no_connection, query_value, refused, same_user,
     transport_disabled, unauthorized,
 };
 use crate::endpoint::run::{self, Attached};
@@ -29,6 +29,9 @@ pub(super) async fn websocket_connect<B: Send + 'static>(
     let Some(principal) = authenticate(&endpoint, &info).await else {
         return unauthorized();
     };
+    if let Some(refused) = refused(&endpoint, &principal, &info).await {
+        return refused;
+    }
     if let Some(token) = &token {
         if matches!(endpoint.lookup(token), Lookup::Unknown) {
             return no_connection();

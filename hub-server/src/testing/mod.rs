@@ -83,6 +83,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::auth::{AllowAnonymous, Principal, PrincipalUserId};
+use crate::authorization::Policies;
 use crate::clients::{ClientCallbacks, ClientProxy};
 use crate::clients::{Context, HubContext};
 use crate::config::HubConfig;
@@ -210,6 +211,7 @@ impl TestHub {
                 manager,
                 Arc::new(AllowAnonymous),
                 Arc::new(PrincipalUserId),
+                Policies::default(),
             )),
             family: PhantomData,
         }
