@@ -196,7 +196,7 @@ async function exercise(alice, bob, tag) {
   // The admin broadcast: bob is refused, in the page; alice's reaches both.
   await bob.fill("#broadcast-text", `bob tries (${tag})`);
   await bob.click("#broadcast-form button[type=submit]");
-  await bob.locator("#broadcast-error", { hasText: "only admins may broadcast; `bob` is a user" }).waitFor({ timeout: WAIT });
+  await bob.locator("#broadcast-error", { hasText: "Failed to invoke 'Broadcast' because user is unauthorized" }).waitFor({ timeout: WAIT });
   await alice.fill("#broadcast-text", `maintenance at noon (${tag})`);
   await alice.click("#broadcast-form button[type=submit]");
   for (const page of [alice, bob]) {

@@ -121,7 +121,9 @@ export declare class DashboardHub {
    */
   notifyUser(user: string, text: string, signal?: AbortSignal): Promise<Delivery>;
   /**
-   * Announces something (1–280 characters) to everyone. Admins only.
+   * Announces something (1–280 characters) to everyone.
+   *
+   * Requires an authenticated user and role `admin`.
    */
   broadcast(text: string, signal?: AbortSignal): Promise<Announcement>;
   /** Registers the callbacks `client` implements; returns a function that unregisters them. */
