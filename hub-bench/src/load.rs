@@ -27,6 +27,10 @@ pub(crate) struct Shared {
     pub(crate) ops: Cell<u64>,
     pub(crate) errors: Cell<u64>,
     pub(crate) hist: RefCell<Histogram<u64>>,
+    /// Latencies of the deliveries to receivers on another node than the sender's (S6).
+    pub(crate) remote_hist: RefCell<Histogram<u64>>,
+    /// Fan-out deliveries whose sequence number was below one the receiver already had.
+    pub(crate) reordered: Cell<u64>,
     pub(crate) last_error: RefCell<Option<String>>,
     tasks: RefCell<Vec<JoinHandle<()>>>,
 }
@@ -40,6 +44,8 @@ impl Shared {
             ops: Cell::new(0),
             errors: Cell::new(0),
             hist: RefCell::new(Histogram::new_with_bounds(1, 120_000_000_000, 3)?),
+            remote_hist: RefCell::new(Histogram::new_with_bounds(1, 120_000_000_000, 3)?),
+            reordered: Cell::new(0),
             last_error: RefCell::new(None),
             tasks: RefCell::new(Vec::new()),
         }))
@@ -74,6 +80,16 @@ impl Shared {
             self.ops.set(self.ops.get() + 1);
             let ns = u64::try_from(now.duration_since(sent).as_nanos()).unwrap_or(u64::MAX);
             self.hist.borrow_mut().saturating_record(ns.max(1));
+        }
+    }
+
+    /// Records a delivery (as [`record`](Self::record)); `remote` when it crossed to another
+    /// node, which also goes into [`remote_hist`](Self::remote_hist).
+    fn record_delivery(&self, sent: Instant, now: Instant, remote: bool) {
+        self.record(sent, now);
+        if remote && self.measuring.get() && sent >= self.since.get() {
+            let ns = u64::try_from(now.duration_since(sent).as_nanos()).unwrap_or(u64::MAX);
+            self.remote_hist.borrow_mut().saturating_record(ns.max(1));
         }
     }
 
@@ -267,13 +283,20 @@ async fn paced_loop(
     Ok(())
 }
 
-/// Messages in flight at once in S2.
+/// Messages in flight at once in S2 and S6 unless `--fanout-in-flight` says otherwise.
 pub(crate) const FANOUT_IN_FLIGHT: usize = 4;
+/// Sequence-number slots: a message's slot is reused this many messages later.
 const SLOTS: usize = 64;
+/// The most messages in flight `--fanout-in-flight` allows (a quarter of the slots, so a slot
+/// is reused only long after its message should have completed).
+pub(crate) const MAX_FANOUT_IN_FLIGHT: usize = SLOTS / 4;
 
-/// S2 bookkeeping: a message is in flight until every receiver got it.
+/// S2/S6 bookkeeping: a message is in flight until every receiver got it. Message `seq` lives
+/// in slot `seq % SLOTS` until the slot is reused, [`SLOTS`] messages later.
 struct Fanout {
     receivers: u64,
+    limit: usize,
+    seq_of: RefCell<[u64; SLOTS]>,
     sent_at: RefCell<[Option<Instant>; SLOTS]>,
     got: RefCell<[u64; SLOTS]>,
     in_flight: Cell<usize>,
@@ -281,26 +304,32 @@ struct Fanout {
     wake: Notify,
 }
 
-/// S2: `receivers` joined connections, one sender keeping [`FANOUT_IN_FLIGHT`] messages in
-/// flight; latency per delivery from the moment the send was written.
+/// S2 and S6: joined receivers (`true`: on another node than the sender, S6), one sender
+/// keeping `in_flight` messages in flight (at most [`MAX_FANOUT_IN_FLIGHT`]); latency per delivery from the moment the
+/// send was written. Every receiver must get every message exactly once: a second copy, a copy
+/// of a message no longer in flight, or a message still missing receivers when its slot comes
+/// round again ([`SLOTS`] messages later) ends the connection's task with an error.
 pub(crate) fn start_fanout(
     proto: Proto,
     sender: WsConn,
-    receivers: Vec<WsConn>,
+    receivers: Vec<(WsConn, bool)>,
     payload: Rc<str>,
+    in_flight: usize,
     shared: &Rc<Shared>,
 ) {
     let fanout = Rc::new(Fanout {
         receivers: receivers.len() as u64,
+        limit: in_flight.clamp(1, MAX_FANOUT_IN_FLIGHT),
+        seq_of: RefCell::new([0; SLOTS]),
         sent_at: RefCell::new([None; SLOTS]),
         got: RefCell::new([0; SLOTS]),
         in_flight: Cell::new(0),
         progress: Cell::new(Instant::now()),
         wake: Notify::new(),
     });
-    for ws in receivers {
+    for (ws, remote) in receivers {
         let (fanout, shared2) = (fanout.clone(), shared.clone());
-        shared.spawn(receive_loop(proto, ws, fanout, shared2));
+        shared.spawn(receive_loop(proto, ws, remote, fanout, shared2));
     }
     shared.spawn(send_loop(proto, sender, payload, fanout, shared.clone()));
 }
@@ -308,10 +337,14 @@ pub(crate) fn start_fanout(
 async fn receive_loop(
     proto: Proto,
     mut ws: WsConn,
+    remote: bool,
     fanout: Rc<Fanout>,
     shared: Rc<Shared>,
 ) -> Result<()> {
     let mut events = Vec::with_capacity(8);
+    // The last sequence number this receiver got in each slot, and the highest overall.
+    let mut seen = [0u64; SLOTS];
+    let mut highest = 0u64;
     loop {
         ws.read_batch(|op, data| proto.parse(op, data, &mut events))
             .await?;
@@ -320,8 +353,25 @@ async fn receive_loop(
             match event {
                 Event::Delivery(seq) => {
                     let slot = (seq as usize) % SLOTS;
+                    if fanout.seq_of.borrow()[slot] != seq {
+                        bail!(
+                            "a delivery of message {seq}, which is not in flight (a duplicate, \
+                             or {SLOTS} or more messages late)"
+                        );
+                    }
+                    if seen[slot] == seq {
+                        bail!("message {seq} delivered twice to one receiver");
+                    }
+                    seen[slot] = seq;
+                    if seq < highest {
+                        if shared.measuring.get() {
+                            shared.reordered.set(shared.reordered.get() + 1);
+                        }
+                    } else {
+                        highest = seq;
+                    }
                     if let Some(sent) = fanout.sent_at.borrow()[slot] {
-                        shared.record(sent, now);
+                        shared.record_delivery(sent, now, remote);
                     }
                     let mut got = fanout.got.borrow_mut();
                     got[slot] += 1;
@@ -356,9 +406,19 @@ async fn send_loop(
     let mut events = Vec::new();
     fanout.progress.set(Instant::now());
     while !shared.stop.get() {
-        while fanout.in_flight.get() < FANOUT_IN_FLIGHT {
+        while fanout.in_flight.get() < fanout.limit {
             seq += 1;
             let slot = (seq as usize) % SLOTS;
+            let (previous, got) = (fanout.seq_of.borrow()[slot], fanout.got.borrow()[slot]);
+            if previous != 0 && got < fanout.receivers {
+                bail!(
+                    "message {previous} reached {got} of {} receivers while the {} after it \
+                     were sent: deliveries lost",
+                    fanout.receivers,
+                    SLOTS - 1
+                );
+            }
+            fanout.seq_of.borrow_mut()[slot] = seq;
             fanout.got.borrow_mut()[slot] = 0;
             fanout.sent_at.borrow_mut()[slot] = Some(Instant::now());
             proto.push_send_group(&mut ws, seq, &payload);
@@ -381,7 +441,15 @@ async fn send_loop(
             }
         }
         if fanout.progress.get().elapsed() > Duration::from_secs(5) {
-            bail!("fan-out stalled: messages in flight got no deliveries for 5 s");
+            let (seq_of, got) = (fanout.seq_of.borrow(), fanout.got.borrow());
+            let missing: Vec<String> = (0..SLOTS)
+                .filter(|&i| seq_of[i] != 0 && got[i] < fanout.receivers)
+                .map(|i| format!("{} ({} of {})", seq_of[i], got[i], fanout.receivers))
+                .collect();
+            bail!(
+                "fan-out stalled: no message completed for 5 s; incomplete: {}",
+                missing.join(", ")
+            );
         }
     }
     Ok(())

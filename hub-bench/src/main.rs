@@ -1,11 +1,13 @@
 //! `hub-bench`: our hubs against a raw WebSocket echo and two peers, side by side.
 //!
 //! ```text
-//! hub-bench run [--profile quick|full] [--targets hub,ref-ws,...] [--scenarios s1,s1b,s2,s3,s5]
+//! hub-bench run [--profile quick|full] [--targets hub,ref-ws,...] [--scenarios s1,s1b,s2,s3,s4,s5,s6]
 //!               [--rounds N] [--window SECS] [--warmup SECS] [--quiet-wait SECS]
-//!               [--out DIR] [--no-pin]
-//! hub-bench smoke                       one short round, hub and ref-ws; fails on errors
-//! hub-bench serve hub|ref-ws|ref-http --port P  run one of our targets (the harness does this)
+//!               [--fanout-in-flight N] [--out DIR] [--no-pin]
+//! hub-bench smoke                       one short round: hub, ref-ws, ref-http (and hub-redis
+//!                                       where redis-server is installed); fails on errors
+//! hub-bench serve hub|ref-ws|ref-http --port P [--redis URL]
+//!                                       run one of our targets (the harness does this)
 //! ```
 //!
 //! See `BENCHMARKS.md` at the repository root for what each number means.
@@ -54,15 +56,16 @@ fn dispatch(args: &[String]) -> Result<()> {
             let port = flag_value(&args[2..], "--port")?
                 .ok_or_else(|| anyhow!("serve needs --port"))?
                 .parse()?;
-            serve::serve(name, port)
+            let redis = flag_value(&args[2..], "--redis")?;
+            serve::serve(name, port, redis)
         }
         Some("run") => run(&args[1..], false),
         Some("smoke") => run(&args[1..], true),
         _ => {
             println!(
                 "usage: hub-bench run [--profile quick|full] [--targets LIST] [--scenarios LIST] \
-                 [--rounds N] [--window SECS] [--warmup SECS] [--quiet-wait SECS] [--out DIR] [--no-pin]\n       \
-                 hub-bench smoke\n       hub-bench serve hub|ref-ws|ref-http --port PORT"
+                 [--rounds N] [--window SECS] [--warmup SECS] [--quiet-wait SECS] [--fanout-in-flight N] [--out DIR] [--no-pin]\n       \
+                 hub-bench smoke\n       hub-bench serve hub|ref-ws|ref-http --port PORT [--redis URL]"
             );
             Ok(())
         }
@@ -105,6 +108,8 @@ fn profile(name: &str) -> Result<Plan> {
         pin: true,
         fallback_rate: 10_000.0,
         quiet_wait: Duration::from_secs(5),
+        skipped: Vec::new(),
+        fanout_in_flight: load::FANOUT_IN_FLIGHT,
     };
     Ok(match name {
         "quick" => Plan {
@@ -120,6 +125,8 @@ fn profile(name: &str) -> Result<Plan> {
                 json(Scenario::S4Lp, 64),
                 msgpack(Scenario::S1, 256),
                 msgpack(Scenario::S2, 1000),
+                json(Scenario::S6, 1000),
+                json(Scenario::S6, 10000),
             ],
             ..base
         },
@@ -148,6 +155,8 @@ fn profile(name: &str) -> Result<Plan> {
                 msgpack(Scenario::S1, 1000),
                 msgpack(Scenario::S2, 1000),
                 msgpack(Scenario::S2, 10000),
+                json(Scenario::S6, 1000),
+                json(Scenario::S6, 10000),
             ],
             ..base
         },
@@ -168,6 +177,7 @@ fn profile(name: &str) -> Result<Plan> {
                 json(Scenario::S4Lp, 8),
                 msgpack(Scenario::S1, 64),
                 msgpack(Scenario::S2, 100),
+                json(Scenario::S6, 100),
             ],
             ..base
         },
@@ -180,39 +190,84 @@ fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn target_specs(names: &[String]) -> Result<Vec<TargetSpec>> {
+/// The targets named, and why any of them cannot run here (`hub-redis` and `socketioxide-redis`
+/// without `redis-server`): those are left out, the run goes on.
+fn target_specs(names: &[String]) -> Result<(Vec<TargetSpec>, Vec<String>)> {
     let exe = std::env::current_exe().context("locating hub-bench")?;
     let ours = |name: &'static str, dialect| TargetSpec {
         name,
         dialect,
+        nodes: 1,
         launch: procs::Launch {
             program: exe.clone(),
             args: vec!["serve".to_owned(), name.to_owned()],
             dir: None,
             port_env: None,
+            redis: None,
         },
+        redis_server: None,
     };
-    names
-        .iter()
-        .map(|name| match name.as_str() {
-            "hub" => Ok(ours("hub", Dialect::SignalR)),
-            "ref-ws" => Ok(ours("ref-ws", Dialect::Raw)),
-            "ref-http" => Ok(ours("ref-http", Dialect::Raw)),
-            "socketioxide" => Ok(TargetSpec {
-                name: "socketioxide",
-                dialect: Dialect::SocketIo,
-                launch: peers::socketioxide(&crate_dir())?,
-            }),
-            "socketio-node" => Ok(TargetSpec {
+    let redis_server = procs::redis_server_program();
+    let mut socketioxide: Option<procs::Launch> = None;
+    let mut specs = Vec::new();
+    let mut skipped = Vec::new();
+    for name in names {
+        match name.as_str() {
+            "hub" => specs.push(ours("hub", Dialect::SignalR)),
+            "ref-ws" => specs.push(ours("ref-ws", Dialect::Raw)),
+            "ref-http" => specs.push(ours("ref-http", Dialect::Raw)),
+            "socketio-node" => specs.push(TargetSpec {
                 name: "socketio-node",
                 dialect: Dialect::SocketIo,
+                nodes: 1,
                 launch: peers::socketio_node(&crate_dir())?,
+                redis_server: None,
             }),
+            "socketioxide" | "socketioxide-redis" | "hub-redis" => {
+                let on_redis = name != "socketioxide";
+                if on_redis && redis_server.is_none() {
+                    let reason = format!(
+                        "{name}: redis-server not found (HUB_BENCH_REDIS_SERVER, /usr/bin or PATH; Debian: apt-get install redis-server)"
+                    );
+                    eprintln!("hub-bench: skipping {reason}");
+                    skipped.push(reason);
+                    continue;
+                }
+                let launch = if name == "hub-redis" {
+                    let mut launch = ours("hub", Dialect::SignalR).launch;
+                    launch.redis = Some(procs::RedisVia::Flag("--redis"));
+                    launch
+                } else {
+                    let mut launch = match &socketioxide {
+                        Some(launch) => launch,
+                        None => socketioxide.insert(peers::socketioxide(&crate_dir())?),
+                    }
+                    .clone();
+                    if on_redis {
+                        launch.redis = Some(procs::RedisVia::Env("REDIS_URL"));
+                    }
+                    launch
+                };
+                let (name, dialect) = match name.as_str() {
+                    "hub-redis" => ("hub-redis", Dialect::SignalR),
+                    "socketioxide-redis" => ("socketioxide-redis", Dialect::SocketIo),
+                    _ => ("socketioxide", Dialect::SocketIo),
+                };
+                specs.push(TargetSpec {
+                    name,
+                    dialect,
+                    nodes: if on_redis { 2 } else { 1 },
+                    launch,
+                    redis_server: if on_redis { redis_server.clone() } else { None },
+                });
+            }
             other => bail!(
-                "unknown target `{other}`; expected hub, ref-ws, socketioxide or socketio-node"
+                "unknown target `{other}`; expected hub, ref-ws, ref-http, socketioxide, \
+                 socketio-node, hub-redis or socketioxide-redis"
             ),
-        })
-        .collect()
+        }
+    }
+    Ok((specs, skipped))
 }
 
 fn run(args: &[String], smoke: bool) -> Result<()> {
@@ -222,10 +277,11 @@ fn run(args: &[String], smoke: bool) -> Result<()> {
         flag_value(args, "--profile")?.unwrap_or_else(|| "quick".to_owned())
     };
     let mut plan = profile(&profile_name)?;
-    let default_targets = if smoke {
-        "hub,ref-ws,ref-http"
-    } else {
-        "hub,ref-ws,ref-http,socketioxide,socketio-node"
+    // The smoke run adds `hub-redis` only where redis-server is installed (CI installs it).
+    let default_targets = match (smoke, procs::redis_server_program().is_some()) {
+        (true, false) => "hub,ref-ws,ref-http",
+        (true, true) => "hub,ref-ws,ref-http,hub-redis",
+        (false, _) => "hub,ref-ws,ref-http,socketioxide,socketio-node,hub-redis,socketioxide-redis",
     };
     let names: Vec<String> = flag_value(args, "--targets")?
         .unwrap_or_else(|| default_targets.to_owned())
@@ -242,6 +298,7 @@ fn run(args: &[String], smoke: bool) -> Result<()> {
                 (Scenario::S2, _) => "s2",
                 (Scenario::S3, _) => "s3",
                 (Scenario::S4Sse | Scenario::S4Lp, _) => "s4",
+                (Scenario::S6, _) => "s6",
             };
             wanted.contains(&name)
         });
@@ -255,6 +312,16 @@ fn run(args: &[String], smoke: bool) -> Result<()> {
     if let Some(secs) = flag_value(args, "--quiet-wait")? {
         plan.quiet_wait = Duration::from_secs_f64(secs.parse()?);
     }
+    if let Some(n) = flag_value(args, "--fanout-in-flight")? {
+        let n: usize = n.parse()?;
+        if !(1..=load::MAX_FANOUT_IN_FLIGHT).contains(&n) {
+            bail!(
+                "--fanout-in-flight must be 1 to {}",
+                load::MAX_FANOUT_IN_FLIGHT
+            );
+        }
+        plan.fanout_in_flight = n;
+    }
     if let Some(secs) = flag_value(args, "--warmup")? {
         plan.warmup = Duration::from_secs_f64(secs.parse()?);
     }
@@ -265,7 +332,7 @@ fn run(args: &[String], smoke: bool) -> Result<()> {
         plan.pin = false;
     }
     // Peers are built/installed here, before the generator pins itself.
-    plan.targets = target_specs(&names)?;
+    (plan.targets, plan.skipped) = target_specs(&names)?;
     if plan.pin {
         match procs::pin_self() {
             Ok(()) => {}

@@ -35,6 +35,7 @@ pub(crate) fn socketioxide(crate_dir: &Path) -> Result<Launch> {
         args: Vec::new(),
         dir: None,
         port_env: Some("PORT"),
+        redis: None,
     })
 }
 
@@ -57,5 +58,6 @@ pub(crate) fn socketio_node(crate_dir: &Path) -> Result<Launch> {
         args: vec!["server.js".to_owned()],
         dir: Some(dir),
         port_env: Some("PORT"),
+        redis: None,
     })
 }

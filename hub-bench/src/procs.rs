@@ -1,6 +1,8 @@
-//! Target processes: spawning pinned to a core, readiness, and what `/proc` says about them.
+//! Target processes: spawning pinned to a core, readiness, and what `/proc` says about them;
+//! the Redis the cross-node targets share.
 
-use std::net::{SocketAddr, TcpListener};
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,6 +59,28 @@ pub(crate) struct Launch {
     pub(crate) dir: Option<PathBuf>,
     /// Environment variable carrying the port (peers), else `--port` is appended.
     pub(crate) port_env: Option<&'static str>,
+    /// How the target is told the URL of the Redis it runs on (targets on a backplane only).
+    pub(crate) redis: Option<RedisVia>,
+}
+
+/// How a target receives its Redis URL.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RedisVia {
+    /// A command-line flag followed by the URL (`hub-bench serve hub --redis URL`).
+    Flag(&'static str),
+    /// An environment variable (the socketioxide peer's `REDIS_URL`).
+    Env(&'static str),
+}
+
+/// A command for `program`, pinned to [`TARGET_CORE`] when `pin`.
+fn pinned(program: &Path, pin: bool) -> Command {
+    if pin {
+        let mut c = Command::new("taskset");
+        c.args(["-c", &TARGET_CORE.to_string()]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
 }
 
 /// A running target process.
@@ -67,18 +91,22 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// Starts `launch` pinned to [`TARGET_CORE`] and waits until it accepts connections.
-    pub(crate) fn start(launch: &Launch, pin: bool) -> Result<Target> {
+    /// Starts `launch` pinned to [`TARGET_CORE`] (on the Redis at `redis_url`, for targets on
+    /// a backplane) and waits until it accepts connections.
+    pub(crate) fn start(launch: &Launch, pin: bool, redis_url: Option<&str>) -> Result<Target> {
         let port = free_port()?;
-        let mut command = if pin {
-            let mut c = Command::new("taskset");
-            c.args(["-c", &TARGET_CORE.to_string()])
-                .arg(&launch.program);
-            c
-        } else {
-            Command::new(&launch.program)
-        };
+        let mut command = pinned(&launch.program, pin);
         command.args(&launch.args);
+        match (launch.redis, redis_url) {
+            (Some(RedisVia::Flag(flag)), Some(url)) => {
+                command.args([flag, url]);
+            }
+            (Some(RedisVia::Env(name)), Some(url)) => {
+                command.env(name, url);
+            }
+            (Some(_), None) => bail!("{} needs a Redis", launch.program.display()),
+            (None, _) => {}
+        }
         match launch.port_env {
             Some(name) => {
                 command.env(name, port.to_string());
@@ -129,6 +157,122 @@ impl Target {
 }
 
 impl Drop for Target {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Where `redis-server` is, if anywhere: `HUB_BENCH_REDIS_SERVER` when set (a path), else
+/// Debian's `/usr/bin/redis-server`, else the first on `PATH`.
+pub(crate) fn redis_server_program() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("HUB_BENCH_REDIS_SERVER") {
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
+    }
+    let debian = PathBuf::from("/usr/bin/redis-server");
+    if debian.is_file() {
+        return Some(debian);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("redis-server"))
+        .find(|path| path.is_file())
+}
+
+/// A `redis-server` of our own: a free loopback port, a generated configuration without
+/// persistence in a fresh directory; killed (by its pid) and its directory removed on
+/// [`stop`](Self::stop) or drop.
+pub(crate) struct RedisServer {
+    child: Option<std::process::Child>,
+    dir: PathBuf,
+    pub(crate) pid: u32,
+    pub(crate) port: u16,
+}
+
+impl RedisServer {
+    /// Starts `program` (pinned to [`TARGET_CORE`] when `pin`) and waits until it answers PING.
+    pub(crate) fn start(program: &Path, pin: bool) -> Result<RedisServer> {
+        let port = free_port()?;
+        let dir =
+            std::env::temp_dir().join(format!("hub-bench-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let config = dir.join("redis.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "bind 127.0.0.1\nport {port}\nsave \"\"\nappendonly no\ndir {}\nlogfile {}\n",
+                dir.display(),
+                dir.join("redis.log").display()
+            ),
+        )?;
+        let mut command = pinned(program, pin);
+        command
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(error).with_context(|| format!("starting {}", program.display()));
+            }
+        };
+        let mut redis = RedisServer {
+            pid: child.id(),
+            child: Some(child),
+            dir,
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if redis.ping() {
+                return Ok(redis);
+            }
+            let exited = match redis.child.as_mut() {
+                Some(child) => child.try_wait()?,
+                None => None,
+            };
+            if exited.is_some() || Instant::now() > deadline {
+                let log = std::fs::read_to_string(redis.dir.join("redis.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(3).collect();
+                redis.stop();
+                bail!(
+                    "{} did not answer PING on port {port}: {}",
+                    program.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+
+    /// The URL targets connect to.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it, reaps it and removes its directory.
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }

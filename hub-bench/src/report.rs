@@ -53,6 +53,17 @@ fn ratio_text((median, min, max): (f64, f64, f64)) -> String {
 
 /// Per-round ratios `hub/peer` for one case.
 pub(crate) fn ratios(outcomes: &[Outcome], case: &Case, peer: &str, from: usize) -> Vec<f64> {
+    ratios_between(outcomes, case, "hub", peer, from)
+}
+
+/// Per-round ratios `target/peer` of the metric for one case (windows with errors left out).
+pub(crate) fn ratios_between(
+    outcomes: &[Outcome],
+    case: &Case,
+    target: &str,
+    peer: &str,
+    from: usize,
+) -> Vec<f64> {
     let by_round = |target: &str| -> BTreeMap<usize, f64> {
         outcomes
             .iter()
@@ -60,7 +71,7 @@ pub(crate) fn ratios(outcomes: &[Outcome], case: &Case, peer: &str, from: usize)
             .map(|o| (o.round, o.metric))
             .collect()
     };
-    let hub = by_round("hub");
+    let hub = by_round(target);
     let other = by_round(peer);
     hub.iter()
         .filter_map(|(round, h)| other.get(round).map(|o| h / o))
@@ -90,23 +101,92 @@ fn msgpack_ratios(outcomes: &[Outcome], case: &Case, from: usize) -> Vec<f64> {
 /// The whole summary as Markdown.
 pub(crate) fn markdown(plan: &Plan, outcomes: &[Outcome], fingerprint: &str) -> String {
     let from = first_measured(plan.rounds);
-    let mut cases: Vec<Case> = plan.cases.clone();
-    cases.dedup();
-    let targets: Vec<&str> = plan.targets.iter().map(|t| t.name).collect();
+    let mut all_cases: Vec<Case> = plan.cases.clone();
+    all_cases.dedup();
+    // S6 has a table of its own; the main table shows the targets of the other scenarios.
+    let (cross_cases, cases): (Vec<Case>, Vec<Case>) =
+        all_cases.iter().partition(|c| c.scenario == Scenario::S6);
+    let targets: Vec<&str> = plan
+        .targets
+        .iter()
+        .filter(|t| cases.iter().any(|c| t.supports(c)))
+        .map(|t| t.name)
+        .collect();
     let mut out = String::new();
     let measured = plan.rounds - from;
     let _ = writeln!(
         out,
-        "Profile `{}` on {fingerprint}; {} round(s) measured ({} discarded), {} s windows after {} s warm-up, target order rotated each round. Medians over rounds; ratios are medians of per-round ratios (min–max).\n",
+        "Profile `{}` on {fingerprint}; {} round(s) measured ({} discarded), {} s windows after {} s warm-up, target order rotated each round; the fan-out sender keeps {} message(s) in flight. Medians over rounds; ratios are medians of per-round ratios (min–max).\n",
         plan.profile,
         measured,
         from,
         plan.window.as_secs_f64(),
-        plan.warmup.as_secs_f64()
+        plan.warmup.as_secs_f64(),
+        plan.fanout_in_flight
     );
+    for reason in &plan.skipped {
+        let _ = writeln!(out, "Skipped {reason}.\n");
+    }
     // Main table.
+    if !cases.is_empty() {
+        main_table(&mut out, &cases, &targets, outcomes, from);
+    }
+    if !cross_cases.is_empty() {
+        cross_node_table(&mut out, plan, &cross_cases, outcomes, from);
+    }
+    details(&mut out, &cases, &targets, outcomes, from);
+    let errors: Vec<&Outcome> = outcomes.iter().filter(|o| o.errors > 0).collect();
+    if !errors.is_empty() {
+        let _ = writeln!(out, "\nWindows with errors (excluded above):\n");
+        for o in errors {
+            let _ = writeln!(
+                out,
+                "- round {} {} {}: {} error(s): {}",
+                o.round,
+                o.case.label(),
+                o.target,
+                o.errors,
+                o.error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    let _ = writeln!(out, "\n{}", goals(&all_cases, outcomes, from));
+    out
+}
+
+/// `"{n}/{total}: target rR flags; …"` for the flagged windows of `case`, or `"0"`.
+fn flagged_windows(outcomes: &[Outcome], case: &Case, from: usize, target: Option<&str>) -> String {
+    let windows: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| &o.case == case && o.round >= from && target.is_none_or(|t| o.target == t))
+        .collect();
+    let flagged: Vec<String> = windows
+        .iter()
+        .filter(|o| !o.flags.is_empty())
+        .map(|o| format!("{} r{} {}", o.target, o.round, o.flags.join("+")))
+        .collect();
+    if flagged.is_empty() {
+        "0".to_owned()
+    } else {
+        format!(
+            "{}/{}: {}",
+            flagged.len(),
+            windows.len(),
+            flagged.join("; ")
+        )
+    }
+}
+
+/// One row per case, one column per target, then `hub/peer` ratios.
+fn main_table(
+    out: &mut String,
+    cases: &[Case],
+    targets: &[&str],
+    outcomes: &[Outcome],
+    from: usize,
+) {
     let _ = write!(out, "| case | metric |");
-    for t in &targets {
+    for t in targets {
         let _ = write!(out, " {t} |");
     }
     let peers: Vec<&str> = PEERS
@@ -123,10 +203,10 @@ pub(crate) fn markdown(plan: &Plan, outcomes: &[Outcome], fingerprint: &str) -> 
         let _ = write!(out, "---|");
     }
     let _ = writeln!(out);
-    for case in &cases {
+    for case in cases {
         let (metric, _) = case.metric();
         let _ = write!(out, "| {} | {metric} |", case.label());
-        for t in &targets {
+        for t in targets {
             let values: Vec<f64> = outcomes
                 .iter()
                 .filter(|o| &o.case == case && o.target == *t && o.round >= from && o.errors == 0)
@@ -146,28 +226,85 @@ pub(crate) fn markdown(plan: &Plan, outcomes: &[Outcome], fingerprint: &str) -> 
         } else {
             String::new()
         };
-        let windows: Vec<&Outcome> = outcomes
-            .iter()
-            .filter(|o| &o.case == case && o.round >= from)
-            .collect();
-        let flagged: Vec<String> = windows
-            .iter()
-            .filter(|o| !o.flags.is_empty())
-            .map(|o| format!("{} r{} {}", o.target, o.round, o.flags.join("+")))
-            .collect();
-        let flagged = if flagged.is_empty() {
-            "0".to_owned()
-        } else {
-            format!(
-                "{}/{}: {}",
-                flagged.len(),
-                windows.len(),
-                flagged.join("; ")
-            )
-        };
-        let _ = writeln!(out, " {mp} | {flagged} |");
+        let _ = writeln!(
+            out,
+            " {mp} | {} |",
+            flagged_windows(outcomes, case, from, None)
+        );
     }
-    // Details.
+}
+
+/// S6: one row per case and target (deliveries/s, latencies, also of the deliveries that
+/// crossed to the other node, server CPU), with each Redis target over the same server on one
+/// process.
+fn cross_node_table(
+    out: &mut String,
+    plan: &Plan,
+    cases: &[Case],
+    outcomes: &[Outcome],
+    from: usize,
+) {
+    let _ = writeln!(
+        out,
+        "\nCross-node fan-out (S6): the receivers split evenly over the target's processes, the sender on the first; \
+         `hub` and `socketioxide` are one process without Redis (the single-node reference), `hub-redis` and \
+         `socketioxide-redis` two processes on one Redis. Latency from the send's write to each delivery; \
+         \"other node\" counts only the receivers on the second process. Server CPU and utilisation are summed over \
+         the target's processes and its Redis (1.0 = one core). \"out of order\": deliveries in the window that came \
+         after a later message of the same sender. \"vs 1 process\": per-round ratio of deliveries/s over the same \
+         server on one process.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| case | target | processes | deliveries/s | p50 µs | p99 µs | other node p50 µs | other node p99 µs | server CPU µs/delivery | server util | out of order | vs 1 process | flagged windows |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for case in cases {
+        for spec in plan.targets.iter().filter(|t| t.supports(case)) {
+            let t = spec.name;
+            let rows: Vec<&Outcome> = outcomes
+                .iter()
+                .filter(|o| &o.case == case && o.target == t && o.round >= from && o.errors == 0)
+                .collect();
+            let med = |f: &dyn Fn(&Outcome) -> f64| {
+                spread(&rows.iter().map(|o| f(o)).collect::<Vec<_>>()).0
+            };
+            let single = match t {
+                "hub-redis" => Some("hub"),
+                "socketioxide-redis" => Some("socketioxide"),
+                _ => None,
+            };
+            let versus = single.map_or(String::new(), |single| {
+                ratio_text(spread(&ratios_between(outcomes, case, t, single, from)))
+            });
+            let processes = if spec.redis_server.is_some() {
+                format!("{} + Redis", spec.nodes)
+            } else {
+                spec.nodes.to_string()
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {t} | {processes} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {versus} | {} |",
+                case.label(),
+                num(med(&|o| o.metric)),
+                num(med(&|o| o.p50_us)),
+                num(med(&|o| o.p99_us)),
+                num(med(&|o| o.remote_p50_us.unwrap_or(f64::NAN))),
+                num(med(&|o| o.remote_p99_us.unwrap_or(f64::NAN))),
+                num(med(&|o| o.server_cpu_us_per_op)),
+                med(&|o| o.server_util),
+                num(med(&|o| o.reordered as f64)),
+                flagged_windows(outcomes, case, from, Some(t)),
+            );
+        }
+    }
+}
+
+/// Medians of every measured number, per case and target.
+fn details(out: &mut String, cases: &[Case], targets: &[&str], outcomes: &[Outcome], from: usize) {
+    if cases.is_empty() {
+        return;
+    }
     let _ = writeln!(
         out,
         "\nDetails (medians): rate, latency percentiles, server CPU per operation, server/generator CPU utilisation (1.0 = one core), server RSS at the end of the window.\n"
@@ -177,8 +314,8 @@ pub(crate) fn markdown(plan: &Plan, outcomes: &[Outcome], fingerprint: &str) -> 
         "| case | target | rate/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/op | server util | generator util | RSS MiB |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
-    for case in &cases {
-        for t in &targets {
+    for case in cases {
+        for t in targets {
             let rows: Vec<&Outcome> = outcomes
                 .iter()
                 .filter(|o| &o.case == case && o.target == *t && o.round >= from && o.errors == 0)
@@ -212,23 +349,6 @@ pub(crate) fn markdown(plan: &Plan, outcomes: &[Outcome], fingerprint: &str) -> 
             );
         }
     }
-    let errors: Vec<&Outcome> = outcomes.iter().filter(|o| o.errors > 0).collect();
-    if !errors.is_empty() {
-        let _ = writeln!(out, "\nWindows with errors (excluded above):\n");
-        for o in errors {
-            let _ = writeln!(
-                out,
-                "- round {} {} {}: {} error(s): {}",
-                o.round,
-                o.case.label(),
-                o.target,
-                o.errors,
-                o.error.as_deref().unwrap_or("")
-            );
-        }
-    }
-    let _ = writeln!(out, "\n{}", goals(&cases, outcomes, from));
-    out
 }
 
 /// The issue's goals, each marked met / not met / not measured.
@@ -274,6 +394,18 @@ fn goals(cases: &[Case], outcomes: &[Outcome], from: usize) -> String {
                 );
             }
             Scenario::S4Sse | Scenario::S4Lp => {}
+            Scenario::S6 => {
+                line(
+                    format!("{label}: hub-redis (2 processes) ≥ 0.8× hub (1 process)"),
+                    ratios_between(outcomes, case, "hub-redis", "hub", from),
+                    &|r| r >= 0.8,
+                );
+                line(
+                    format!("{label}: hub-redis ≥ 1.2× socketioxide-redis"),
+                    ratios_between(outcomes, case, "hub-redis", "socketioxide-redis", from),
+                    &|r| r >= 1.2,
+                );
+            }
             Scenario::S2 => {
                 line(
                     format!("{label}: hub ≥ 0.8× ref-ws"),

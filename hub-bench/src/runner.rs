@@ -2,15 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 
 use crate::http_load::{self, HttpTransport};
 use crate::load::{self, Shared};
-use crate::procs::{self, Launch, Target};
+use crate::procs::{self, Launch, RedisServer, Target};
 use crate::proto::{Dialect, Proto, Wire};
 
 /// A scenario of the issue.
@@ -28,6 +29,9 @@ pub(crate) enum Scenario {
     S4Sse,
     /// Invoke echo over long polling.
     S4Lp,
+    /// Cross-node group fan-out: S2 with the receivers split over the target's nodes and the
+    /// sender on the first (one node: the same as S2, the single-node reference).
+    S6,
 }
 
 /// One scenario with its parameter (N, M or K max) and wire protocol.
@@ -47,6 +51,7 @@ impl Case {
             Scenario::S3 => ("S3 idle", "K≤"),
             Scenario::S4Sse => ("S4 SSE echo", "N"),
             Scenario::S4Lp => ("S4 long-polling echo", "N"),
+            Scenario::S6 => ("S6 cross-node fan-out", "M"),
         };
         let wire = match self.wire {
             Wire::Json => "",
@@ -60,7 +65,7 @@ impl Case {
         match self.scenario {
             Scenario::S1 => ("calls/s", true),
             Scenario::S1b => ("p99 µs", false),
-            Scenario::S2 => ("deliveries/s", true),
+            Scenario::S2 | Scenario::S6 => ("deliveries/s", true),
             Scenario::S3 => ("bytes/conn", false),
             Scenario::S4Sse | Scenario::S4Lp => ("calls/s", true),
         }
@@ -72,12 +77,27 @@ impl Case {
 pub(crate) struct TargetSpec {
     pub(crate) name: &'static str,
     pub(crate) dialect: Dialect,
+    /// Processes started from `launch` for each window (2 for the targets on Redis).
+    pub(crate) nodes: usize,
     pub(crate) launch: Launch,
+    /// The `redis-server` program a Redis of the window's own is started from, for targets
+    /// on a backplane.
+    pub(crate) redis_server: Option<PathBuf>,
 }
 
+/// The targets of the cross-node scenario (S6): the two servers on one process and on two
+/// processes sharing a Redis.
+pub(crate) const CROSS_NODE_TARGETS: [&str; 4] =
+    ["hub", "hub-redis", "socketioxide", "socketioxide-redis"];
+
 impl TargetSpec {
-    fn supports(&self, case: &Case) -> bool {
+    pub(crate) fn supports(&self, case: &Case) -> bool {
         match case.scenario {
+            Scenario::S6 => {
+                CROSS_NODE_TARGETS.contains(&self.name)
+                    && (case.wire == Wire::Json || matches!(self.name, "hub" | "hub-redis"))
+            }
+            _ if self.nodes > 1 || self.redis_server.is_some() => false,
             Scenario::S4Sse | Scenario::S4Lp => matches!(self.name, "hub" | "ref-http"),
             _ if self.name == "ref-http" => false,
             _ => case.wire == Wire::Json || matches!(self.name, "hub" | "ref-ws"),
@@ -103,6 +123,10 @@ pub(crate) struct Plan {
     /// Before each window, wait up to this long for the machine to be quiet (other processes
     /// using under a quarter of a core).
     pub(crate) quiet_wait: Duration,
+    /// Targets asked for that cannot run here, each with the reason.
+    pub(crate) skipped: Vec<String>,
+    /// Messages the S2/S6 sender keeps in flight.
+    pub(crate) fanout_in_flight: usize,
 }
 
 /// The result of one window.
@@ -118,6 +142,11 @@ pub(crate) struct Outcome {
     pub(crate) p50_us: f64,
     pub(crate) p99_us: f64,
     pub(crate) p999_us: f64,
+    /// S6 on two nodes: p50/p99 of the deliveries to receivers on the other node only.
+    pub(crate) remote_p50_us: Option<f64>,
+    pub(crate) remote_p99_us: Option<f64>,
+    /// Fan-out deliveries that arrived after a later message of the same sender.
+    pub(crate) reordered: u64,
     pub(crate) server_cpu_us_per_op: f64,
     pub(crate) server_util: f64,
     pub(crate) generator_util: f64,
@@ -143,6 +172,9 @@ impl Outcome {
             p50_us: 0.0,
             p99_us: 0.0,
             p999_us: 0.0,
+            remote_p50_us: None,
+            remote_p99_us: None,
+            reordered: 0,
             server_cpu_us_per_op: 0.0,
             server_util: 0.0,
             generator_util: 0.0,
@@ -173,6 +205,9 @@ impl Outcome {
             "p50_us": self.p50_us,
             "p99_us": self.p99_us,
             "p999_us": self.p999_us,
+            "remote_p50_us": self.remote_p50_us,
+            "remote_p99_us": self.remote_p99_us,
+            "reordered": self.reordered,
             "server_cpu_us_per_op": self.server_cpu_us_per_op,
             "server_cpu_util": self.server_util,
             "generator_cpu_util": self.generator_util,
@@ -198,11 +233,12 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn take(pid: u32) -> Snapshot {
+    /// The clocks now; the server's is the sum over `pids` (a target's nodes and its Redis).
+    fn take(pids: &[u32]) -> Snapshot {
         let (busy_ticks, steal_ticks) = procs::machine_ticks();
         Snapshot {
             at: Instant::now(),
-            server_ns: procs::cpu_ns(pid),
+            server_ns: pids.iter().map(|&pid| procs::cpu_ns(pid)).sum(),
             generator_ns: procs::self_cpu_ns(),
             busy_ticks,
             steal_ticks,
@@ -307,27 +343,15 @@ async fn run_window(
     offered: Option<f64>,
 ) -> Result<Outcome> {
     wait_quiet(plan.quiet_wait).await;
-    let mut target = Target::start(&spec.launch, plan.pin)?;
+    let mut target = Deployment::start(spec, plan.pin)?;
     let proto = Proto {
         dialect: spec.dialect,
         wire: case.wire,
     };
     let shared = Shared::new()?;
     let result = match case.scenario {
-        Scenario::S3 => idle_window(plan, round, case, spec, &mut target, proto, &shared).await,
-        _ => {
-            load_window(
-                plan,
-                round,
-                case,
-                spec,
-                &mut target,
-                proto,
-                offered,
-                &shared,
-            )
-            .await
-        }
+        Scenario::S3 => idle_window(plan, round, case, spec, &target, proto, &shared).await,
+        _ => load_window(plan, round, case, spec, &target, proto, offered, &shared).await,
     };
     // The target goes first, so the TIME_WAIT sockets are on its side.
     target.stop();
@@ -336,18 +360,71 @@ async fn run_window(
     result
 }
 
+/// The processes of one target for one window: its nodes and the Redis they share, all pinned
+/// to the targets' core.
+struct Deployment {
+    nodes: Vec<Target>,
+    redis: Option<RedisServer>,
+}
+
+impl Deployment {
+    /// Starts the Redis (if any), then each node, and waits until each accepts connections.
+    fn start(spec: &TargetSpec, pin: bool) -> Result<Deployment> {
+        let redis = match &spec.redis_server {
+            Some(program) => Some(RedisServer::start(program, pin)?),
+            None => None,
+        };
+        let url = redis.as_ref().map(RedisServer::url);
+        let nodes = (0..spec.nodes.max(1))
+            .map(|_| Target::start(&spec.launch, pin, url.as_deref()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Deployment { nodes, redis })
+    }
+
+    /// The first node's address: the only one, or the sender's in S6.
+    fn addr(&self) -> SocketAddr {
+        self.nodes
+            .first()
+            .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |n| n.addr)
+    }
+
+    /// Every process whose CPU and memory count as the server's.
+    fn pids(&self) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .map(|n| n.pid)
+            .chain(self.redis.as_ref().map(|r| r.pid))
+            .collect()
+    }
+
+    /// The summed RSS of [`pids`](Self::pids).
+    fn rss_bytes(&self) -> u64 {
+        self.pids().into_iter().map(procs::rss_bytes).sum()
+    }
+
+    /// Kills the nodes, then the Redis.
+    fn stop(&mut self) {
+        for node in &mut self.nodes {
+            node.stop();
+        }
+        if let Some(redis) = &mut self.redis {
+            redis.stop();
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn load_window(
     plan: &Plan,
     round: usize,
     case: Case,
     spec: &TargetSpec,
-    target: &mut Target,
+    target: &Deployment,
     proto: Proto,
     offered: Option<f64>,
     shared: &Rc<Shared>,
 ) -> Result<Outcome> {
-    let addr = target.addr;
+    let addr = target.addr();
     let payload: Rc<str> = Rc::from(plan.payload.as_str());
     match case.scenario {
         Scenario::S1 => {
@@ -359,13 +436,28 @@ async fn load_window(
             let rate = offered.unwrap_or(plan.fallback_rate);
             load::start_paced(proto, conns, payload, rate, shared);
         }
-        Scenario::S2 => {
-            let receivers = load::open_many(proto, addr, case.param, true).await?;
+        Scenario::S2 | Scenario::S6 => {
+            // S6: receivers split evenly over the nodes (S2 and one node: all on it), each
+            // joined (its join acknowledged) before the sender, on the first node, starts.
+            let nodes = target.nodes.len().max(1);
+            let mut receivers = Vec::with_capacity(case.param);
+            for (i, node) in target.nodes.iter().enumerate() {
+                let count = case.param / nodes + usize::from(i < case.param % nodes);
+                let conns = load::open_many(proto, node.addr, count, true).await?;
+                receivers.extend(conns.into_iter().map(|ws| (ws, i > 0)));
+            }
             let sender = load::open_many(proto, addr, 1, false)
                 .await?
                 .pop()
                 .ok_or_else(|| anyhow!("no sender connection"))?;
-            load::start_fanout(proto, sender, receivers, payload, shared);
+            load::start_fanout(
+                proto,
+                sender,
+                receivers,
+                payload,
+                plan.fanout_in_flight,
+                shared,
+            );
         }
         Scenario::S4Sse | Scenario::S4Lp => {
             let transport = if case.scenario == Scenario::S4Sse {
@@ -377,20 +469,26 @@ async fn load_window(
             let sessions = http_load::open_many(addr, signalr, transport, case.param).await?;
             http_load::start_echo(sessions, payload, shared);
         }
-        Scenario::S3 => unreachable!("S3 has its own window"),
+        Scenario::S3 => bail!("S3 has its own window"),
     }
     tokio::time::sleep(plan.warmup).await;
-    let before = Snapshot::take(target.pid);
+    let pids = target.pids();
+    let before = Snapshot::take(&pids);
     shared.begin();
     tokio::time::sleep(plan.window).await;
     shared.end();
-    let after = Snapshot::take(target.pid);
-    let rss = procs::rss_bytes(target.pid);
+    let after = Snapshot::take(&pids);
+    let rss = target.rss_bytes();
 
     let elapsed = after.at.duration_since(before.at).as_secs_f64();
     let ops = shared.ops.get();
     let hist = shared.hist.borrow();
     let us = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    let remote = shared.remote_hist.borrow();
+    let remote_us = |q: f64| {
+        (target.nodes.len() > 1 && !remote.is_empty())
+            .then(|| remote.value_at_quantile(q) as f64 / 1000.0)
+    };
     let server_s = after.server_ns.saturating_sub(before.server_ns) as f64 / 1e9;
     let generator_s = after.generator_ns.saturating_sub(before.generator_ns) as f64 / 1e9;
     let busy_s = after.busy_ticks.saturating_sub(before.busy_ticks) as f64 / procs::TICKS_PER_SEC;
@@ -408,6 +506,9 @@ async fn load_window(
         p50_us: us(0.5),
         p99_us: us(0.99),
         p999_us: us(0.999),
+        remote_p50_us: remote_us(0.5),
+        remote_p99_us: remote_us(0.99),
+        reordered: shared.reordered.get(),
         server_cpu_us_per_op: if ops > 0 {
             server_s * 1e6 / ops as f64
         } else {
@@ -436,14 +537,15 @@ async fn idle_window(
     round: usize,
     case: Case,
     spec: &TargetSpec,
-    target: &mut Target,
+    target: &Deployment,
     proto: Proto,
     shared: &Rc<Shared>,
 ) -> Result<Outcome> {
-    let addr = target.addr;
-    let before = Snapshot::take(target.pid);
+    let addr = target.addr();
+    let pids = target.pids();
+    let before = Snapshot::take(&pids);
     tokio::time::sleep(plan.s3_settle).await;
-    let mut points = vec![(0.0, procs::rss_bytes(target.pid) as f64)];
+    let mut points = vec![(0.0, target.rss_bytes() as f64)];
     let mut held = 0usize;
     let mut connect_time = 0.0;
     for &step in plan.s3_steps.iter().filter(|&&k| k <= case.param) {
@@ -453,9 +555,9 @@ async fn idle_window(
         load::start_idle(proto, conns, shared);
         held = step;
         tokio::time::sleep(plan.s3_settle).await;
-        points.push((held as f64, procs::rss_bytes(target.pid) as f64));
+        points.push((held as f64, target.rss_bytes() as f64));
     }
-    let after = Snapshot::take(target.pid);
+    let after = Snapshot::take(&pids);
     let slope = least_squares_slope(&points);
     let elapsed = after.at.duration_since(before.at).as_secs_f64();
     let server_s = after.server_ns.saturating_sub(before.server_ns) as f64 / 1e9;
@@ -472,6 +574,9 @@ async fn idle_window(
         p50_us: 0.0,
         p99_us: 0.0,
         p999_us: 0.0,
+        remote_p50_us: None,
+        remote_p99_us: None,
+        reordered: 0,
         server_cpu_us_per_op: if held > 0 {
             server_s * 1e6 / held as f64
         } else {
@@ -538,6 +643,41 @@ pub(crate) fn least_squares_slope(points: &[(f64, f64)]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec(name: &'static str, nodes: usize, on_redis: bool) -> TargetSpec {
+        TargetSpec {
+            name,
+            dialect: Dialect::SignalR,
+            nodes,
+            launch: Launch {
+                program: PathBuf::from("target"),
+                args: Vec::new(),
+                dir: None,
+                port_env: None,
+                redis: None,
+            },
+            redis_server: on_redis.then(|| PathBuf::from("redis-server")),
+        }
+    }
+
+    #[test]
+    fn redis_targets_run_the_cross_node_scenario_only() {
+        let case = |scenario, wire| Case {
+            scenario,
+            param: 100,
+            wire,
+        };
+        let s2 = case(Scenario::S2, Wire::Json);
+        let s6 = case(Scenario::S6, Wire::Json);
+        let s6_msgpack = case(Scenario::S6, Wire::Msgpack);
+        let hub_redis = spec("hub-redis", 2, true);
+        let socketioxide_redis = spec("socketioxide-redis", 2, true);
+        assert!(hub_redis.supports(&s6) && hub_redis.supports(&s6_msgpack));
+        assert!(socketioxide_redis.supports(&s6) && !socketioxide_redis.supports(&s6_msgpack));
+        assert!(!hub_redis.supports(&s2) && !socketioxide_redis.supports(&s2));
+        assert!(spec("hub", 1, false).supports(&s6) && spec("hub", 1, false).supports(&s2));
+        assert!(!spec("ref-ws", 1, false).supports(&s6));
+    }
 
     #[test]
     fn slope_of_a_line() {

@@ -1,5 +1,6 @@
-//! The benchmark targets we build ourselves: `hub` (our server with the benchmark hub) and
-//! `ref-ws` (a raw tokio-tungstenite echo, the physical limit).
+//! The benchmark targets we build ourselves: `hub` (our server with the benchmark hub; with
+//! `--redis URL` on the Redis backplane, one node of `hub-redis`) and `ref-ws` (a raw
+//! tokio-tungstenite echo, the physical limit).
 //!
 //! Both WebSocket targets run on the same runtime shape ([`runtime`]), the same
 //! tokio-tungstenite version and `WebSocketConfig` buffer settings as the hub's WebSocket
@@ -11,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use hub_server::{Context, HubError, HubMethods, HubServer};
+use hub_redis::{RedisBackplane, RedisConfig};
+use hub_server::{Context, HubConfig, HubEndpoint, HubError, HubMethods, HubServer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -26,13 +28,18 @@ pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Runs target `name` on `port` until killed.
-pub(crate) fn serve(name: &str, port: u16) -> Result<()> {
+/// Runs target `name` on `port` until killed; `redis` (a URL, `hub` only) puts the hub on the
+/// Redis backplane (`hub-redis`, with a random node id), as the cross-node scenario's
+/// `hub-redis` target does.
+pub(crate) fn serve(name: &str, port: u16, redis: Option<String>) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async move {
         let address = ("127.0.0.1", port);
+        if redis.is_some() && name != "hub" {
+            bail!("--redis is for the hub only");
+        }
         match name {
-            "hub" => serve_hub(address).await,
+            "hub" => serve_hub(address, redis).await,
             "ref-ws" => serve_ref_ws(TcpListener::bind(address).await?).await,
             "ref-http" => crate::refhttp::serve(TcpListener::bind(address).await?).await,
             other => bail!("unknown target `{other}`; expected hub, ref-ws or ref-http"),
@@ -40,8 +47,9 @@ pub(crate) fn serve(name: &str, port: u16) -> Result<()> {
     })
 }
 
-/// The benchmark hub: `Echo`, `JoinGroup`, `SendToGroup` → `Recv(seq, text)` to the group.
-async fn serve_hub(address: (&str, u16)) -> Result<()> {
+/// The benchmark hub: `Echo`, `JoinGroup`, `SendToGroup` → `Recv(seq, text)` to the group; on
+/// the Redis at `redis` when given.
+async fn serve_hub(address: (&str, u16), redis: Option<String>) -> Result<()> {
     let hub = HubMethods::<Context>::new()
         .method("Echo", |_, (text,): (String,)| async move {
             Ok::<_, HubError>(text)
@@ -57,8 +65,24 @@ async fn serve_hub(address: (&str, u16)) -> Result<()> {
                 Ok::<_, HubError>(())
             },
         );
+    let mut endpoint = match redis {
+        Some(url) => {
+            let backplane = RedisBackplane::connect(RedisConfig::new(url.as_str()))
+                .await
+                .with_context(|| format!("connecting to Redis at {url}"))?;
+            HubEndpoint::new(hub).lifetime_manager(backplane.manager())
+        }
+        None => HubEndpoint::new(hub),
+    };
+    // An experiment knob, off by default (the hub runs on the default `HubConfig`).
+    if let Some(count) = std::env::var("HUB_MAX_PARALLEL_INVOCATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        endpoint = endpoint.config(HubConfig::default().max_parallel_invocations(count));
+    }
     let server = HubServer::builder()
-        .hub("/hub", hub)
+        .endpoint("/hub", endpoint)
         .bind(address)
         .await
         .context("binding the hub")?;
