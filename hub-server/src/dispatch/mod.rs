@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::Poll;
 
 use bytestring::ByteString;
@@ -38,12 +38,14 @@ use crate::config::HubConfig;
 use crate::connection::Connection;
 use crate::lifetime::LifetimeManager;
 
+mod active;
 mod errors;
 mod invoker;
 mod streams;
 mod unary;
 mod uploads;
 
+use active::ActiveInvocations;
 use errors::*;
 use invoker::*;
 use streams::*;
@@ -139,42 +141,6 @@ impl BoundMethod {
             cancelled.as_mut().poll(cx).map(|()| None)
         })
         .await
-    }
-}
-
-/// Ids of the invocations running on a connection, with their cancellation.
-#[derive(Default)]
-struct ActiveInvocations {
-    tokens: Mutex<HashMap<ByteString, CancellationToken>>,
-}
-
-impl ActiveInvocations {
-    /// Registers `id`; false if it is already in use.
-    fn insert(&self, id: &ByteString, token: CancellationToken) -> bool {
-        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-        if tokens.contains_key(id) {
-            return false;
-        }
-        tokens.insert(id.clone(), token);
-        true
-    }
-
-    fn remove(&self, id: &str) {
-        self.tokens
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(id);
-    }
-
-    fn cancel(&self, id: &str) {
-        if let Some(token) = self
-            .tokens
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-        {
-            token.cancel();
-        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! A connection's life on any transport: handshake → register → read and dispatch → teardown.
+//! A connection's life on any transport: handshake (`handshake.rs`) → register → read and
+//! dispatch → teardown.
 //!
 //! bytes → [`FrameDecoder`] (size-limited) → handshake → [`HubProtocol::decode`] → [`Dispatcher`]
 //! → hub method → Completion → the connection's queue → writer task → transport.
@@ -7,11 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hub_core::negotiate::TransportType;
-use hub_core::protocol::handshake::{HandshakeRequest, HandshakeResponse};
-use hub_core::protocol::{
-    Close, FrameDecoder, Framing, HubMessage, HubProtocol, Protocol, TransferFormat,
-};
-use hub_core::ProtocolError;
+use hub_core::protocol::{Close, FrameDecoder, Framing, HubMessage, HubProtocol};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +20,7 @@ use crate::connection::{
     write_loop, Connection, ConnectionParts, Outbox, Resumable, WriterConfig, WriterExit,
 };
 use crate::dispatch::{Dispatcher, Flow};
+use crate::endpoint::handshake::{accept_handshake, handshake};
 use crate::endpoint::Endpoint;
 use crate::lifetime::ConnectionHandle;
 use crate::request::RequestInfo;
@@ -237,76 +235,6 @@ async fn teardown(
         let _ = writer.await;
     }
     tracing::debug!("connection ended");
-}
-
-/// Reads the handshake request and returns the protocol and version chosen (the answer is sent
-/// once the connection is registered); `None` when the connection ends here (rejected, timed out, gone or shutting down).
-async fn handshake<R: TransportSource, S: TransportSink>(
-    endpoint: &Endpoint,
-    transport: TransportType,
-    source: &mut R,
-    sink: &mut S,
-    decoder: &mut FrameDecoder,
-) -> Option<(Protocol, i64)> {
-    let config = &endpoint.config;
-    let transfer_format = match transport {
-        TransportType::ServerSentEvents => TransferFormat::Text,
-        TransportType::WebSockets | TransportType::LongPolling => TransferFormat::Binary,
-    };
-    let deadline = Instant::now() + config.handshake_timeout;
-    let frame = loop {
-        match decoder.next_frame() {
-            Ok(Some(frame)) => break frame,
-            Ok(None) => {}
-            Err(_) => {
-                reject_handshake(sink, ProtocolError::HandshakeCanceled, config.send_timeout).await;
-                return None;
-            }
-        }
-        tokio::select! {
-            chunk = source.next() => match chunk {
-                Some(Ok(bytes)) => decoder.push(bytes),
-                Some(Err(error)) => {
-                    tracing::debug!(%error, "the transport failed before the handshake");
-                    return None;
-                }
-                None => return None,
-            },
-            () = tokio::time::sleep_until(deadline) => {
-                reject_handshake(sink, ProtocolError::HandshakeCanceled, config.send_timeout).await;
-                return None;
-            }
-            () = endpoint.shutdown.cancelled() => {
-                let _ = tokio::time::timeout(config.send_timeout, sink.close(false)).await;
-                return None;
-            }
-        }
-    };
-    let (protocol, version) = match HandshakeRequest::parse(&frame).and_then(|request| {
-        let protocol = request.select(&config.protocols, transfer_format)?;
-        Ok((protocol, request.version))
-    }) {
-        Ok(selected) => selected,
-        Err(error) => {
-            reject_handshake(sink, error, config.send_timeout).await;
-            return None;
-        }
-    };
-    sink.set_protocol(protocol);
-    Some((protocol, version))
-}
-
-/// Answers an accepted handshake; `false` (and the transport closed) when it cannot be sent.
-async fn accept_handshake<S: TransportSink>(sink: &mut S, send_timeout: Duration) -> bool {
-    let mut accepted = Vec::new();
-    HandshakeResponse::Accepted.encode(&mut accepted);
-    match tokio::time::timeout(send_timeout, sink.send(accepted.into())).await {
-        Ok(Ok(())) => true,
-        _ => {
-            let _ = tokio::time::timeout(send_timeout, sink.close(true)).await;
-            false
-        }
-    }
 }
 
 /// Runs the on-connected hook; if it fails, the connection ends. Returns whether it succeeded.
@@ -534,20 +462,4 @@ async fn read_loop<R: TransportSource>(
             },
         }
     }
-}
-
-/// Sends the handshake error response and closes, each step bounded by `send_timeout`.
-async fn reject_handshake<S: TransportSink>(
-    sink: &mut S,
-    error: ProtocolError,
-    send_timeout: Duration,
-) {
-    tracing::debug!(%error, "handshake rejected");
-    let mut response = Vec::new();
-    HandshakeResponse::rejected(&error).encode(&mut response);
-    let sent = matches!(
-        tokio::time::timeout(send_timeout, sink.send(response.into())).await,
-        Ok(Ok(()))
-    );
-    let _ = tokio::time::timeout(send_timeout, sink.close(!sent)).await;
 }
