@@ -188,6 +188,11 @@ impl Health {
         }
     }
 
+    /// Whether Redis answered the last time it was asked.
+    pub(crate) fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn succeeded(&self) {
         if !self.up.swap(true, Ordering::Relaxed) {
             tracing::info!("Redis is available again");
@@ -221,6 +226,34 @@ impl Shared {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         self.run(f(self.commands.clone())).await
+    }
+
+    /// Sends a command now, in order with every command sent before on the command connection,
+    /// without waiting for Redis's answer: fails at once while Redis is known to be down;
+    /// otherwise a failure is reported by the backplane's health (logged once per outage).
+    pub(crate) fn send_in_order<F, Fut>(self: &Arc<Self>, f: F) -> Result<(), LifetimeError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<()>> + Send + 'static,
+    {
+        if !self.health.is_up() {
+            return Err(LifetimeError::Unavailable(
+                "Redis is unavailable (reconnecting)".to_owned(),
+            ));
+        }
+        let shared = self.clone();
+        let command = f(self.commands.clone());
+        let mut sent = Box::pin(async move { shared.run(command).await.map(drop) });
+        // Polled once here: the command enters the connection's queue now, so commands keep
+        // the order of the calls; the answer is awaited by a task.
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match sent.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(result) => result,
+            std::task::Poll::Pending => {
+                self.runtime.spawn(sent);
+                Ok(())
+            }
+        }
     }
 
     /// Runs a command on the subscriber connection (SUBSCRIBE, UNSUBSCRIBE, PING).

@@ -10,9 +10,12 @@ use redis::Script;
 ///
 /// KEYS[1]: the connection → node hash. ARGV[1]: the inbox channel prefix; ARGV[2]: the
 /// payload; ARGV[3..]: connection ids.
-pub(crate) static PUBLISH_TO_OWNERS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+pub(crate) static PUBLISH_TO_OWNERS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(PUBLISH_TO_OWNERS_LUA));
+
+/// The source of [`PUBLISH_TO_OWNERS`], for `EVAL` (which, unlike `EVALSHA` with its fallback,
+/// is one command whatever the server's script cache holds, so it keeps its place in order).
+pub(crate) const PUBLISH_TO_OWNERS_LUA: &str = r"
 local published = {}
 local owners = {}
 for i = 3, #ARGV do
@@ -28,9 +31,7 @@ for i = 3, #ARGV do
   end
 end
 return owners
-",
-    )
-});
+";
 
 /// A node's heartbeat: marks it live until now + ARGV[2] ms (Redis's clock, so nodes' clocks
 /// may differ), removes the nodes whose time passed together with their connections, and

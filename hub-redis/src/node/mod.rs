@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::backplane::Shared;
 use crate::keys::{Channel, Keys};
-use crate::scripts::PUBLISH_TO_OWNERS;
+use crate::scripts::{PUBLISH_TO_OWNERS, PUBLISH_TO_OWNERS_LUA};
 use crate::wire::{Body, Packet};
 
 mod liveness;
@@ -284,28 +284,37 @@ impl HubNode {
             target,
             message: envelope,
         });
-        let node = self.clone();
-        Box::pin(async move {
-            let payload = payload?;
-            if directed.is_empty() {
-                node.publish_bytes(channels, payload).await
-            } else {
-                let hash = node.keys.connections();
-                let inboxes = node.keys.node_prefix();
-                node.shared
-                    .command(|mut connection| async move {
-                        PUBLISH_TO_OWNERS
-                            .key(hash)
-                            .arg(inboxes)
-                            .arg(payload)
-                            .arg(directed)
-                            .invoke_async::<Vec<String>>(&mut connection)
-                            .await
-                    })
+        let payload = match payload {
+            Ok(payload) => payload,
+            Err(error) => return Box::pin(std::future::ready(Err(error))),
+        };
+        // Sent without waiting for Redis's answer (a round trip per send would bound a
+        // connection's sends by Redis's latency), in the order of the calls.
+        let sent = if directed.is_empty() {
+            self.shared.send_in_order(|mut connection| async move {
+                let mut pipe = redis::pipe();
+                for channel in &channels {
+                    pipe.cmd("PUBLISH").arg(channel).arg(&payload).ignore();
+                }
+                pipe.query_async::<()>(&mut connection).await
+            })
+        } else {
+            let hash = self.keys.connections();
+            let inboxes = self.keys.node_prefix();
+            self.shared.send_in_order(|mut connection| async move {
+                redis::cmd("EVAL")
+                    .arg(PUBLISH_TO_OWNERS_LUA)
+                    .arg(1)
+                    .arg(hash)
+                    .arg(inboxes)
+                    .arg(payload)
+                    .arg(directed)
+                    .query_async::<redis::Value>(&mut connection)
                     .await
                     .map(drop)
-            }
-        })
+            })
+        };
+        Box::pin(std::future::ready(sent))
     }
 
     // ----- subscriptions and the connection table ----------------------------------------
