@@ -344,9 +344,9 @@ impl ChatServer {
             .clients()
             .group(room)
             .presence_changed(&presence)
-            .await;
+            .await?;
         let rooms = self.rooms(cx).await?;
-        cx.hub().clients().all().rooms_changed(&rooms).await;
+        cx.hub().clients().all().rooms_changed(&rooms).await?;
         Ok(())
     }
 }
@@ -410,7 +410,7 @@ impl Chat for ChatServer {
             return Err(HubError::new(format!("the room `{name}` already exists")));
         }
         let rooms = self.rooms(&cx).await?;
-        cx.hub().clients().all().rooms_changed(&rooms).await;
+        cx.hub().clients().all().rooms_changed(&rooms).await?;
         Ok(RoomInfo {
             name,
             member_count: 0,
@@ -502,7 +502,7 @@ impl Chat for ChatServer {
             sent_at: now_ms(),
         };
         self.store.append(&message).await?;
-        cx.clients().group(&room).receive_message(&message).await;
+        cx.clients().group(&room).receive_message(&message).await?;
         Ok(message)
     }
 
@@ -531,7 +531,7 @@ impl Chat for ChatServer {
         cx.clients()
             .client(recipient)
             .receive_private(&message)
-            .await;
+            .await?;
         Ok(message)
     }
 
@@ -555,7 +555,7 @@ impl Chat for ChatServer {
         cx.clients()
             .others_in_group(&room)
             .user_typing(&room, &nickname)
-            .await;
+            .await?;
         Ok(())
     }
 

@@ -129,9 +129,17 @@ pub trait Conformance {
     // Pushes: every target calls the client method `Receive` with (label, text).
 
     /// `Receive("caller", text)` to the caller.
-    async fn send_to_caller(&self, clients: CallerClients<ConformanceClientProxy>, text: String);
+    async fn send_to_caller(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        text: String,
+    ) -> Result<(), HubError>;
     /// `Receive("others", text)` to everyone but the caller.
-    async fn send_to_others(&self, clients: CallerClients<ConformanceClientProxy>, text: String);
+    async fn send_to_others(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        text: String,
+    ) -> Result<(), HubError>;
     /// `Item(i)` to the caller for i in 0..count, `delay_ms` apart (stateful reconnect); returns
     /// `count`.
     async fn push_to_caller(
@@ -141,42 +149,46 @@ pub trait Conformance {
         delay_ms: u64,
     ) -> u32;
     /// `Receive("all", text)` to everyone.
-    async fn send_to_all(&self, clients: CallerClients<ConformanceClientProxy>, text: String);
+    async fn send_to_all(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        text: String,
+    ) -> Result<(), HubError>;
     /// `Receive("allExcept", text)` to everyone but the connections `except`.
     async fn send_to_all_except(
         &self,
         clients: CallerClients<ConformanceClientProxy>,
         except: Vec<String>,
         text: String,
-    );
+    ) -> Result<(), HubError>;
     /// `Receive("connection", text)` to one connection.
     async fn send_to_connection(
         &self,
         clients: CallerClients<ConformanceClientProxy>,
         id: String,
         text: String,
-    );
+    ) -> Result<(), HubError>;
     /// `Receive("connections", text)` to several connections.
     async fn send_to_connections(
         &self,
         clients: CallerClients<ConformanceClientProxy>,
         ids: Vec<String>,
         text: String,
-    );
+    ) -> Result<(), HubError>;
     /// `Receive("group", text)` to a group.
     async fn send_to_group(
         &self,
         clients: CallerClients<ConformanceClientProxy>,
         group: String,
         text: String,
-    );
+    ) -> Result<(), HubError>;
     /// `Receive("groups", text)` to the members of any of `groups`, each once.
     async fn send_to_groups(
         &self,
         clients: CallerClients<ConformanceClientProxy>,
         groups: Vec<String>,
         text: String,
-    );
+    ) -> Result<(), HubError>;
     /// `Receive("groupExcept", text)` to a group but the connections `except`.
     async fn send_to_group_except(
         &self,
@@ -184,28 +196,28 @@ pub trait Conformance {
         group: String,
         except: Vec<String>,
         text: String,
-    );
+    ) -> Result<(), HubError>;
     /// `Receive("othersInGroup", text)` to a group but the caller.
     async fn send_to_others_in_group(
         &self,
         clients: CallerClients<ConformanceClientProxy>,
         group: String,
         text: String,
-    );
+    ) -> Result<(), HubError>;
     /// `Receive("user", text)` to every connection of a user.
     async fn send_to_user(
         &self,
         clients: CallerClients<ConformanceClientProxy>,
         user: String,
         text: String,
-    );
+    ) -> Result<(), HubError>;
     /// `Receive("users", text)` to every connection of any of `users`.
     async fn send_to_users(
         &self,
         clients: CallerClients<ConformanceClientProxy>,
         users: Vec<String>,
         text: String,
-    );
+    ) -> Result<(), HubError>;
     /// `Receive("later", text)` to the caller after `ms`, from outside the hub method, through the
     /// hub context.
     async fn send_later(&self, cx: Cx, ms: u64, text: String);
@@ -402,12 +414,22 @@ impl Conformance for ConformanceHub {
         Ok(hub.user_connections(&user).await?)
     }
 
-    async fn send_to_caller(&self, clients: CallerClients<ConformanceClientProxy>, text: String) {
-        clients.caller().receive("caller", &text).await;
+    async fn send_to_caller(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        text: String,
+    ) -> Result<(), HubError> {
+        clients.caller().receive("caller", &text).await?;
+        Ok(())
     }
 
-    async fn send_to_others(&self, clients: CallerClients<ConformanceClientProxy>, text: String) {
-        clients.others().receive("others", &text).await;
+    async fn send_to_others(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        text: String,
+    ) -> Result<(), HubError> {
+        clients.others().receive("others", &text).await?;
+        Ok(())
     }
 
     async fn push_to_caller(
@@ -418,14 +440,21 @@ impl Conformance for ConformanceHub {
     ) -> u32 {
         let caller = clients.caller();
         for i in 0..count {
-            caller.item(i).await;
+            if caller.item(i).await.is_err() {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         }
         count
     }
 
-    async fn send_to_all(&self, clients: CallerClients<ConformanceClientProxy>, text: String) {
-        clients.all().receive("all", &text).await;
+    async fn send_to_all(
+        &self,
+        clients: CallerClients<ConformanceClientProxy>,
+        text: String,
+    ) -> Result<(), HubError> {
+        clients.all().receive("all", &text).await?;
+        Ok(())
     }
 
     async fn send_to_all_except(
@@ -433,8 +462,12 @@ impl Conformance for ConformanceHub {
         clients: CallerClients<ConformanceClientProxy>,
         except: Vec<String>,
         text: String,
-    ) {
-        clients.all_except(except).receive("allExcept", &text).await;
+    ) -> Result<(), HubError> {
+        clients
+            .all_except(except)
+            .receive("allExcept", &text)
+            .await?;
+        Ok(())
     }
 
     async fn send_to_connection(
@@ -442,8 +475,9 @@ impl Conformance for ConformanceHub {
         clients: CallerClients<ConformanceClientProxy>,
         id: String,
         text: String,
-    ) {
-        clients.client(id).receive("connection", &text).await;
+    ) -> Result<(), HubError> {
+        clients.client(id).receive("connection", &text).await?;
+        Ok(())
     }
 
     async fn send_to_connections(
@@ -451,8 +485,9 @@ impl Conformance for ConformanceHub {
         clients: CallerClients<ConformanceClientProxy>,
         ids: Vec<String>,
         text: String,
-    ) {
-        clients.clients(ids).receive("connections", &text).await;
+    ) -> Result<(), HubError> {
+        clients.clients(ids).receive("connections", &text).await?;
+        Ok(())
     }
 
     async fn send_to_group(
@@ -460,8 +495,9 @@ impl Conformance for ConformanceHub {
         clients: CallerClients<ConformanceClientProxy>,
         group: String,
         text: String,
-    ) {
-        clients.group(group).receive("group", &text).await;
+    ) -> Result<(), HubError> {
+        clients.group(group).receive("group", &text).await?;
+        Ok(())
     }
 
     async fn send_to_groups(
@@ -469,8 +505,9 @@ impl Conformance for ConformanceHub {
         clients: CallerClients<ConformanceClientProxy>,
         groups: Vec<String>,
         text: String,
-    ) {
-        clients.groups(groups).receive("groups", &text).await;
+    ) -> Result<(), HubError> {
+        clients.groups(groups).receive("groups", &text).await?;
+        Ok(())
     }
 
     async fn send_to_group_except(
@@ -479,11 +516,12 @@ impl Conformance for ConformanceHub {
         group: String,
         except: Vec<String>,
         text: String,
-    ) {
+    ) -> Result<(), HubError> {
         clients
             .group_except(group, except)
             .receive("groupExcept", &text)
-            .await;
+            .await?;
+        Ok(())
     }
 
     async fn send_to_others_in_group(
@@ -491,11 +529,12 @@ impl Conformance for ConformanceHub {
         clients: CallerClients<ConformanceClientProxy>,
         group: String,
         text: String,
-    ) {
+    ) -> Result<(), HubError> {
         clients
             .others_in_group(group)
             .receive("othersInGroup", &text)
-            .await;
+            .await?;
+        Ok(())
     }
 
     async fn send_to_user(
@@ -503,8 +542,9 @@ impl Conformance for ConformanceHub {
         clients: CallerClients<ConformanceClientProxy>,
         user: String,
         text: String,
-    ) {
-        clients.user(user).receive("user", &text).await;
+    ) -> Result<(), HubError> {
+        clients.user(user).receive("user", &text).await?;
+        Ok(())
     }
 
     async fn send_to_users(
@@ -512,8 +552,9 @@ impl Conformance for ConformanceHub {
         clients: CallerClients<ConformanceClientProxy>,
         users: Vec<String>,
         text: String,
-    ) {
-        clients.users(users).receive("users", &text).await;
+    ) -> Result<(), HubError> {
+        clients.users(users).receive("users", &text).await?;
+        Ok(())
     }
 
     async fn send_later(&self, cx: Cx, ms: u64, text: String) {
@@ -521,7 +562,9 @@ impl Conformance for ConformanceHub {
         let id = cx.connection_id().to_owned();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(ms)).await;
-            hub.clients().client(id).receive("later", &text).await;
+            if let Err(error) = hub.clients().client(id).receive("later", &text).await {
+                tracing::warn!(%error, "SendLater could not send");
+            }
         });
     }
 
@@ -553,7 +596,9 @@ impl Conformance for ConformanceHub {
         let hub = cx.hub().clone();
         tokio::spawn(async move {
             cancellation.cancelled().await;
-            hub.clients().client(id).ticker_cancelled().await;
+            if let Err(error) = hub.clients().client(id).ticker_cancelled().await {
+                tracing::warn!(%error, "the ticker's cancellation could not be reported");
+            }
         });
         ticks(u32::MAX, delay_ms)
     }

@@ -466,7 +466,10 @@ impl Dashboard for DashboardServer {
             text,
             sent_at: now_ms(),
         };
-        cx.clients().group(topic).notification(&notification).await;
+        cx.clients()
+            .group(topic)
+            .notification(&notification)
+            .await?;
         Ok(notification)
     }
 
@@ -488,7 +491,7 @@ impl Dashboard for DashboardServer {
             sent_at: now_ms(),
         };
         let connections = cx.hub().user_connections(&user).await?.len();
-        cx.clients().user(&user).notification(&notification).await;
+        cx.clients().user(&user).notification(&notification).await?;
         Ok(Delivery {
             notification,
             connections: u32::try_from(connections).unwrap_or(u32::MAX),
@@ -505,7 +508,7 @@ impl Dashboard for DashboardServer {
             text,
             sent_at: now_ms(),
         };
-        cx.clients().all().announcement(&announcement).await;
+        cx.clients().all().announcement(&announcement).await?;
         Ok(announcement)
     }
 
@@ -514,7 +517,7 @@ impl Dashboard for DashboardServer {
         // the door: a connection without a user (e.g. an anonymous test client) is closed.
         let user = signed_in(&cx)?;
         let presence = self.count(user, 1);
-        cx.hub().clients().all().presence_changed(&presence).await;
+        cx.hub().clients().all().presence_changed(&presence).await?;
         Ok(())
     }
 
@@ -523,7 +526,9 @@ impl Dashboard for DashboardServer {
             return;
         };
         let presence = self.count(user, -1);
-        cx.hub().clients().all().presence_changed(&presence).await;
+        if let Err(error) = cx.hub().clients().all().presence_changed(&presence).await {
+            tracing::warn!(%error, "presence could not be announced");
+        }
     }
 }
 

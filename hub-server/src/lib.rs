@@ -10,7 +10,7 @@
 //! # async fn run() -> Result<(), hub_server::ServerError> {
 //! let chat = HubMethods::<Context>::new()
 //!     .method("SendMessage", |cx: Context, (user, text): (String, String)| async move {
-//!         cx.clients().all().send("ReceiveMessage", (&user, &text)).await;
+//!         cx.clients().all().send("ReceiveMessage", (&user, &text)).await?;
 //!         Ok::<_, HubError>(())
 //!     })
 //!     .method("JoinRoom", |cx: Context, (room,): (String,)| async move {
@@ -91,6 +91,7 @@ pub mod __private {
         ClientCallbacks, ClientProxy, ManyClients, ProxyKind, ResultKind, SingleClient,
         SingleClientProxy,
     };
+    pub use crate::lifetime::LifetimeError;
     pub use crate::registry::{
         typescript_type, CallbackMetadata, ClientMetadata, HubMetadata, HubRegistration,
         MethodMetadata, OutputMetadata, ParameterMetadata, TypeMetadata,

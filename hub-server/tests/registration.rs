@@ -119,7 +119,12 @@ async fn a_connected_client_is_registered_and_reached_by_a_send_to_all() {
 
     let context = hub.context();
     assert_eq!(context.connection_count().await.unwrap(), 1);
-    context.clients().all().send("Hello", ("everyone",)).await;
+    context
+        .clients()
+        .all()
+        .send("Hello", ("everyone",))
+        .await
+        .unwrap();
     let callback = client.next_callback().await.unwrap();
     assert_eq!(callback.target, "Hello");
     client.close().await;

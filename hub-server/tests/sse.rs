@@ -329,8 +329,14 @@ async fn pushes_reach_sse_long_polling_and_websocket_clients_alike() {
     lp.invoke("1", "JoinGroup", ("g",)).await;
     lp.expect_completion("1").await;
     server.wait_for_connection_count(3).await;
-    server.hub.clients().group("g").send("Item", (7,)).await;
-    server.hub.clients().all().send("Item", (8,)).await;
+    server
+        .hub
+        .clients()
+        .group("g")
+        .send("Item", (7,))
+        .await
+        .unwrap();
+    server.hub.clients().all().send("Item", (8,)).await.unwrap();
     for client in [&mut sse, &mut lp] {
         assert_eq!(
             invocation_args::<(u32,)>(&client.recv_skip_pings().await, "Item"),

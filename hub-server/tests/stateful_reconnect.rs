@@ -21,7 +21,7 @@ fn hub() -> HubMethods<Context> {
         "PushSlowly",
         |cx: Context, (n, ms): (u32, u64)| async move {
             for i in 0..n {
-                cx.clients().caller().send("Item", (i,)).await;
+                cx.clients().caller().send("Item", (i,)).await?;
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }
             Ok::<_, HubError>(n)

@@ -186,7 +186,7 @@ fn hub(probe: &Arc<Probe>) -> HubMethods<Context> {
             "SumToCaller",
             |cx: Context, (): (), (numbers,): (UploadStream<i64>,)| async move {
                 let total = collect_upload(numbers).await?.iter().sum::<i64>();
-                cx.clients().caller().send("Total", (total,)).await;
+                cx.clients().caller().send("Total", (total,)).await?;
                 Ok::<_, HubError>(total)
             },
         )

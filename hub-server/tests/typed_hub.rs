@@ -123,7 +123,7 @@ impl Notes for NotesHub {
         room: String,
     ) {
         let _ = groups.add(cx.connection_id(), &room).await;
-        clients
+        let _ = clients
             .others_in_group(&room)
             .user_joined(&room, cx.connection_id())
             .await;
@@ -132,7 +132,7 @@ impl Notes for NotesHub {
         if note.text.is_empty() {
             return Err(HubError::new("a note needs text"));
         }
-        cx.clients().group(&note.room).receive_note(&note).await;
+        cx.clients().group(&note.room).receive_note(&note).await?;
         Ok(())
     }
     async fn ask(&self, cx: Context<NoteClientProxy>, question: String) -> Result<bool, HubError> {
@@ -573,7 +573,8 @@ async fn test_client_answers_client_results_through_its_handler() {
             room: "r".into(),
             text: "to bob".into(),
         })
-        .await;
+        .await
+        .unwrap();
     let mut bob = bob;
     assert_eq!(bob.next_callback().await.unwrap().target, "ReceiveNote");
 }

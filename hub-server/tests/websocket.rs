@@ -580,17 +580,31 @@ async fn hub_context_sends_reach_only_group_members_and_users() {
     );
 
     let hub = server.hub.clone();
-    hub.clients().group("g").send("Notify", ("to g",)).await;
-    hub.clients().group("h").send("Notify", ("to h",)).await;
-    hub.clients().user("bob").send("Notify", ("to bob",)).await;
+    hub.clients()
+        .group("g")
+        .send("Notify", ("to g",))
+        .await
+        .unwrap();
+    hub.clients()
+        .group("h")
+        .send("Notify", ("to h",))
+        .await
+        .unwrap();
+    hub.clients()
+        .user("bob")
+        .send("Notify", ("to bob",))
+        .await
+        .unwrap();
     hub.clients()
         .group("nobody")
         .send("Notify", ("lost",))
-        .await;
+        .await
+        .unwrap();
     hub.clients()
         .all_except([alice_id.as_str()])
         .send("Notify", ("not alice",))
-        .await;
+        .await
+        .unwrap();
 
     expect_notifications(&mut alice, &["to g"]).await;
     expect_notifications(&mut bob, &["to h", "to bob", "not alice"]).await;

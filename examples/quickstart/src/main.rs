@@ -57,7 +57,7 @@ impl Greeter for GreeterHub {
         }
         let from = cx.user_id().unwrap_or("someone").to_owned();
         let greeting = Greeting { from, text };
-        cx.clients().all().greeted(&greeting).await;
+        cx.clients().all().greeted(&greeting).await?;
         Ok(greeting)
     }
 }
@@ -82,8 +82,10 @@ async fn announce(
         from: "server".to_owned(),
         text,
     };
-    hub.clients().all().greeted(&greeting).await;
-    "sent"
+    match hub.clients().all().greeted(&greeting).await {
+        Ok(()) => "sent",
+        Err(_) => "not sent",
+    }
 }
 
 #[tokio::main]

@@ -107,7 +107,7 @@ fn callback(method: &MethodModel, p: &TokenStream) -> TokenStream {
     match &method.output.shape {
         Shape::Unit => quote! {
             #(#docs)*
-            pub fn #ident(&self, #(#declared),*) -> impl #p::Future<Output = ()> + #p::Send + 'static {
+            pub fn #ident(&self, #(#declared),*) -> impl #p::Future<Output = #p::Result<(), #p::LifetimeError>> + #p::Send + 'static {
                 <K as #p::ProxyKind>::send(&self.proxy, #wire, (#(#names,)*))
             }
         },

@@ -63,12 +63,13 @@ pub trait ProxyKind: Send + Sync + 'static {
     /// The untyped proxy underneath.
     type Proxy: Clone + Send + Sync + 'static;
 
-    /// Calls `method` without waiting for an answer.
+    /// Calls `method` without waiting for an answer; fails when the lifetime manager cannot
+    /// send it (a backplane that is down).
     fn send<A: EncodeArguments>(
         proxy: &Self::Proxy,
         method: &str,
         arguments: A,
-    ) -> impl Future<Output = ()> + Send + 'static + use<Self, A>;
+    ) -> impl Future<Output = Result<(), LifetimeError>> + Send + 'static + use<Self, A>;
 }
 
 /// A typed proxy that may reach many connections (all, a group, a user, …).
@@ -86,7 +87,7 @@ impl ProxyKind for ManyClients {
         proxy: &ClientProxy,
         method: &str,
         arguments: A,
-    ) -> impl Future<Output = ()> + Send + 'static + use<A> {
+    ) -> impl Future<Output = Result<(), LifetimeError>> + Send + 'static + use<A> {
         proxy.send(method, arguments)
     }
 }
@@ -98,7 +99,7 @@ impl ProxyKind for SingleClient {
         proxy: &SingleClientProxy,
         method: &str,
         arguments: A,
-    ) -> impl Future<Output = ()> + Send + 'static + use<A> {
+    ) -> impl Future<Output = Result<(), LifetimeError>> + Send + 'static + use<A> {
         proxy.send(method, arguments)
     }
 }
@@ -310,16 +311,17 @@ impl ClientProxy {
     /// Calls `method` on every targeted client with `arguments` (a tuple of `Serialize` values).
     ///
     /// The message is encoded once per protocol before this returns, so `arguments` may borrow.
-    /// A client that cannot keep up is waited for up to the send timeout, then closed. A send
-    /// the lifetime manager cannot make (a backplane that is down) is logged.
+    /// No sender waits for a client that cannot keep up (it is closed on its own). Fails when
+    /// the lifetime manager cannot send it (a backplane that is down): `?` in a hub method
+    /// turns that into an error for the caller.
     pub fn send<A: EncodeArguments>(
         &self,
         method: &str,
         arguments: A,
-    ) -> impl Future<Output = ()> + Send + 'static {
+    ) -> impl Future<Output = Result<(), LifetimeError>> + Send + 'static {
         let invocation = Invocation::new(method, arguments);
         let prepared = PreparedMessage::new(&invocation);
-        logged(self.manager.send(&self.target, &prepared))
+        self.manager.send(&self.target, &prepared)
     }
 }
 
@@ -348,13 +350,11 @@ impl SingleClientProxy {
         &self,
         method: &str,
         arguments: A,
-    ) -> impl Future<Output = ()> + Send + 'static {
+    ) -> impl Future<Output = Result<(), LifetimeError>> + Send + 'static {
         let invocation = Invocation::new(method, arguments);
         let prepared = PreparedMessage::new(&invocation);
-        logged(
-            self.manager
-                .send(&Target::Connection(self.connection_id.clone()), &prepared),
-        )
+        self.manager
+            .send(&Target::Connection(self.connection_id.clone()), &prepared)
     }
 
     /// Calls `method` on the client and waits for its result, deserialized into `R` (a *client
@@ -423,14 +423,5 @@ impl Groups {
         connection_id: &str,
     ) -> impl Future<Output = Result<Vec<String>, LifetimeError>> + Send + 'static {
         self.manager.groups_of(connection_id)
-    }
-}
-
-/// A send whose failure (the lifetime manager could not make it) is logged, not returned. At
-/// debug level: a manager reports its own outages once each (a backplane that is down would
-/// otherwise log every message sent meanwhile).
-async fn logged(send: BoxFuture<Result<(), LifetimeError>>) {
-    if let Err(error) = send.await {
-        tracing::debug!(%error, "a message could not be sent");
     }
 }

@@ -32,7 +32,7 @@
 //!         if text.is_empty() {
 //!             return Err(HubError::new("say something"));
 //!         }
-//!         cx.clients().others_in_group(&room).said(cx.connection_id(), &text).await;
+//!         cx.clients().others_in_group(&room).said(cx.connection_id(), &text).await?;
 //!         Ok(())
 //!     }
 //! }

@@ -150,7 +150,7 @@ pub fn test_hub() -> HubMethods<Context> {
         .method("Push", |cx: Context, (n,): (u32,)| async move {
             // n pushes to the caller, then the result: each its own queued message.
             for i in 0..n {
-                cx.clients().caller().send("Item", (i,)).await;
+                cx.clients().caller().send("Item", (i,)).await?;
             }
             Ok::<_, HubError>(n)
         })
