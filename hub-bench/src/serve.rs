@@ -61,7 +61,7 @@ async fn serve_hub(address: (&str, u16), redis: Option<String>) -> Result<()> {
         .method(
             "SendToGroup",
             |cx: Context, (group, seq, text): (String, u64, String)| async move {
-                cx.clients().group(group).send("Recv", (seq, &text)).await;
+                cx.clients().group(group).send("Recv", (seq, &text)).await?;
                 Ok::<_, HubError>(())
             },
         );
