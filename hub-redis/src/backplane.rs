@@ -2,7 +2,7 @@
 //! messages go.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 
 use hub_server::LifetimeError;
@@ -134,6 +134,17 @@ impl RedisBackplane {
     pub fn manager(&self) -> RedisLifetimeManager {
         RedisLifetimeManager::new(self.shared.clone())
     }
+
+    /// How many sends to other servers have failed (Redis down or not answering) since the
+    /// backplane connected; each outage's count is also logged when Redis is back.
+    pub fn failed_sends(&self) -> u64 {
+        self.shared.health.failed_sends()
+    }
+
+    /// Whether Redis answered the last time it was asked.
+    pub fn is_available(&self) -> bool {
+        self.shared.health.is_up()
+    }
 }
 
 /// The hubs of this process, to route incoming messages to.
@@ -164,23 +175,41 @@ fn route(routes: &Routes, health: &Health, push: PushInfo) {
     }
 }
 
-/// Whether Redis answers, to log one line per outage rather than one per failed operation.
+/// Whether Redis answers, to log one line per outage rather than one per failed operation, and
+/// how many sends to other servers failed.
 #[derive(Debug)]
 pub(crate) struct Health {
     up: AtomicBool,
+    /// Sends that did not reach Redis (in all, and since the current outage began).
+    failed_sends: AtomicU64,
+    failed_at_outage: AtomicU64,
 }
 
 impl Default for Health {
     fn default() -> Self {
         Health {
             up: AtomicBool::new(true),
+            failed_sends: AtomicU64::new(0),
+            failed_at_outage: AtomicU64::new(0),
         }
     }
 }
 
 impl Health {
+    /// Counts a send to other servers that failed.
+    pub(crate) fn send_failed(&self) {
+        self.failed_sends.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many sends to other servers have failed since the backplane connected.
+    pub(crate) fn failed_sends(&self) -> u64 {
+        self.failed_sends.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn failed(&self, error: &str) {
         if self.up.swap(false, Ordering::Relaxed) {
+            self.failed_at_outage
+                .store(self.failed_sends.load(Ordering::Relaxed), Ordering::Relaxed);
             tracing::warn!(
                 %error,
                 "Redis is unavailable: sends to other servers fail until it is back (local deliveries go on)"
@@ -195,7 +224,14 @@ impl Health {
 
     pub(crate) fn succeeded(&self) {
         if !self.up.swap(true, Ordering::Relaxed) {
-            tracing::info!("Redis is available again");
+            let failed = self
+                .failed_sends
+                .load(Ordering::Relaxed)
+                .saturating_sub(self.failed_at_outage.load(Ordering::Relaxed));
+            tracing::info!(
+                failed_sends = failed,
+                "Redis is available again; sends to other servers that failed during the outage: {failed}"
+            );
         }
     }
 }
@@ -237,13 +273,20 @@ impl Shared {
         Fut: Future<Output = redis::RedisResult<()>> + Send + 'static,
     {
         if !self.health.is_up() {
+            self.health.send_failed();
             return Err(LifetimeError::Unavailable(
                 "Redis is unavailable (reconnecting)".to_owned(),
             ));
         }
         let shared = self.clone();
         let command = f(self.commands.clone());
-        let mut sent = Box::pin(async move { shared.run(command).await.map(drop) });
+        let mut sent = Box::pin(async move {
+            let sent = shared.run(command).await;
+            if sent.is_err() {
+                shared.health.send_failed();
+            }
+            sent.map(drop)
+        });
         // Polled once here: the command enters the connection's queue now, so commands keep
         // the order of the calls; the answer is awaited by a task.
         let mut context = std::task::Context::from_waker(std::task::Waker::noop());

@@ -16,6 +16,10 @@ use hub_server::{Context, HubConfig, HubContext, HubMethods, LifetimeError, Targ
 
 /// One server: a hub on its own backplane connection, as node `node_id`.
 async fn server(redis: &Redis, node_id: &str) -> TestHub {
+    server_and_backplane(redis, node_id).await.0
+}
+
+async fn server_and_backplane(redis: &Redis, node_id: &str) -> (TestHub, RedisBackplane) {
     let backplane = RedisBackplane::connect(
         RedisConfig::new(redis.url())
             .heartbeat(Duration::from_millis(100))
@@ -23,12 +27,13 @@ async fn server(redis: &Redis, node_id: &str) -> TestHub {
     )
     .await
     .unwrap();
-    TestHub::on_node(
+    let hub = TestHub::on_node(
         HubMethods::<Context>::new(),
         HubConfig::default(),
         backplane.manager(),
         node_id,
-    )
+    );
+    (hub, backplane)
 }
 
 /// Waits for the servers to see each other (their first heartbeats).
@@ -219,7 +224,7 @@ async fn a_malformed_packet_is_dropped_and_the_server_keeps_working() {
 #[tokio::test]
 async fn a_redis_restart_is_survived() {
     let mut redis = Redis::start();
-    let a = server(&redis, "a").await;
+    let (a, backplane_a) = server_and_backplane(&redis, "a").await;
     let b = server(&redis, "b").await;
     let mut a1 = a.connect().await.unwrap();
     let mut b1 = b.connect().await.unwrap();
@@ -238,6 +243,11 @@ async fn a_redis_restart_is_survived() {
         Err(LifetimeError::Unavailable(_))
     ));
     assert_eq!(received(&mut a1).await, vec!["during".to_owned()]);
+    assert!(!backplane_a.is_available());
+    assert!(
+        backplane_a.failed_sends() >= 1,
+        "the failed send is counted"
+    );
 
     redis.restart();
     // The servers reconnect and resubscribe by themselves.
