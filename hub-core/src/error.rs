@@ -112,6 +112,9 @@ pub enum ProtocolError {
     /// A negotiate response body is not what the protocol allows (client side).
     #[error("invalid negotiate response: {0}")]
     InvalidNegotiateResponse(String),
+    /// An authentication refresh answer is not a JSON object (client side).
+    #[error("invalid authentication refresh response received: {0}")]
+    InvalidRefreshResponse(String),
 }
 
 impl ProtocolError {

@@ -28,5 +28,6 @@ mod error;
 pub mod hub;
 pub mod negotiate;
 pub mod protocol;
+pub mod refresh;
 
 pub use error::ProtocolError;

@@ -122,6 +122,10 @@ pub struct NegotiatedConnection {
     pub available_transports: Vec<AvailableTransport>,
     /// Sent (as `true`) only when the client asked for stateful reconnect and the server agrees.
     pub use_stateful_reconnect: bool,
+    /// How many seconds the client's authentication has left (`tokenLifetimeSeconds`, ASP.NET
+    /// Core 11), sent only when the server offers authentication refresh and the credentials
+    /// expire: clients schedule their refresh from it.
+    pub token_lifetime_seconds: Option<u64>,
 }
 
 impl NegotiatedConnection {
@@ -158,6 +162,31 @@ enum TransportEntry {
     Unknown(serde::de::IgnoredAny),
 }
 
+/// A `tokenLifetimeSeconds` as read: a number of seconds (a fraction counts whole seconds), or
+/// anything else (ignored, as the JavaScript client ignores it).
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Lifetime {
+    Number(u64),
+    #[serde(skip_serializing)]
+    Fraction(f64),
+    #[serde(skip_serializing)]
+    Other(serde::de::IgnoredAny),
+}
+
+impl Lifetime {
+    /// The whole seconds left, if any.
+    pub(crate) fn seconds(self) -> Option<u64> {
+        match self {
+            Lifetime::Number(seconds) => Some(seconds),
+            // Saturating: a huge or fractional value is still a lifetime.
+            Lifetime::Fraction(seconds) if seconds.is_finite() => Some(seconds as u64),
+            Lifetime::Fraction(_) | Lifetime::Other(_) => None,
+        }
+        .filter(|&seconds| seconds > 0)
+    }
+}
+
 /// The wire shape, fields in ASP.NET Core's order.
 #[derive(Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -176,6 +205,8 @@ struct Wire {
     connection_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     available_transports: Option<Vec<TransportEntry>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_lifetime_seconds: Option<Lifetime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     #[serde(default, rename = "ProtocolVersion", skip_serializing)]
@@ -202,6 +233,7 @@ impl NegotiateResponse {
                         .map(TransportEntry::Known)
                         .collect(),
                 ),
+                token_lifetime_seconds: connection.token_lifetime_seconds.map(Lifetime::Number),
                 ..Wire::default()
             },
             NegotiateResponse::Redirect { url, access_token } => Wire {
@@ -267,6 +299,7 @@ impl NegotiateResponse {
             connection_token,
             available_transports,
             use_stateful_reconnect: wire.use_stateful_reconnect,
+            token_lifetime_seconds: wire.token_lifetime_seconds.and_then(Lifetime::seconds),
         }))
     }
 }
@@ -319,6 +352,7 @@ mod tests {
                 .map(AvailableTransport::from)
                 .collect(),
             use_stateful_reconnect: stateful,
+            token_lifetime_seconds: None,
         })
     }
 

@@ -3,9 +3,11 @@
 //! connections are grouped by.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use hub_core::hub::BoxFuture;
+use tokio::sync::watch;
 
 use crate::request::RequestInfo;
 
@@ -17,6 +19,12 @@ pub struct Principal {
     pub user_id: Option<String>,
     /// Anything else the authenticator learned (roles, names, …).
     pub claims: HashMap<String, String>,
+    /// When the credentials this principal was authenticated from expire (a token's `exp`, a
+    /// session's end); `None`: never. A connection is closed when it passes
+    /// ([`HubConfig::close_on_authentication_expiration`](crate::HubConfig::close_on_authentication_expiration)),
+    /// unless an authentication refresh renewed it first
+    /// ([`HubConfig::authentication_refresh`](crate::HubConfig::authentication_refresh)).
+    pub expires_at: Option<SystemTime>,
 }
 
 impl Principal {
@@ -30,7 +38,63 @@ impl Principal {
         Principal {
             user_id: Some(user_id.into()),
             claims: HashMap::new(),
+            expires_at: None,
         }
+    }
+
+    /// This principal, its credentials expiring at `expires_at`.
+    pub fn expiring_at(mut self, expires_at: SystemTime) -> Self {
+        self.expires_at = Some(expires_at);
+        self
+    }
+
+    /// How long the credentials have left: `None` when they do not expire, zero when they have.
+    pub fn lifetime(&self) -> Option<Duration> {
+        self.expires_at.map(|at| {
+            at.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        })
+    }
+}
+
+/// A connection's principal, which an authentication refresh may replace, with the expiry its
+/// connection watches.
+#[derive(Debug)]
+pub(crate) struct Identity {
+    principal: Mutex<Arc<Principal>>,
+    expires_at: watch::Sender<Option<SystemTime>>,
+}
+
+impl Identity {
+    pub(crate) fn new(principal: Principal) -> Arc<Identity> {
+        let (expires_at, _) = watch::channel(principal.expires_at);
+        Arc::new(Identity {
+            principal: Mutex::new(Arc::new(principal)),
+            expires_at,
+        })
+    }
+
+    /// The current principal.
+    pub(crate) fn principal(&self) -> Arc<Principal> {
+        self.principal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the principal (an accepted refresh); its expiry becomes the connection's.
+    pub(crate) fn replace(&self, principal: Principal) {
+        let expires_at = principal.expires_at;
+        *self
+            .principal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(principal);
+        self.expires_at.send_replace(expires_at);
+    }
+
+    /// Follows the expiry as refreshes change it.
+    pub(crate) fn watch_expiry(&self) -> watch::Receiver<Option<SystemTime>> {
+        self.expires_at.subscribe()
     }
 }
 

@@ -65,7 +65,7 @@ pub use hub_core::hub::{
     Requirement, UploadStream,
 };
 pub use hub_core::negotiate::TransportType;
-pub use hub_core::{negotiate, protocol, ProtocolError};
+pub use hub_core::{negotiate, protocol, refresh, ProtocolError};
 pub use hub_macros::{hub, hub_client};
 pub use lifetime::{
     ConnectionHandle, Envelope, HubBinding, LifetimeError, LifetimeManager, LocalLifetimeManager,

@@ -98,12 +98,12 @@ async fn a_preflight_for_other_headers_gets_only_the_allowed_list() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
         header_str(&headers, "access-control-allow-headers"),
-        "authorization, content-type, x-requested-with, x-signalr-user-agent"
+        "authorization, content-type, x-requested-with, x-signalr-connection-token, x-signalr-user-agent"
     );
     let (_, headers) = preflight(&server, PATH, ALLOWED, "").await;
     assert_eq!(
         header_str(&headers, "access-control-allow-headers"),
-        "authorization, content-type, x-requested-with, x-signalr-user-agent"
+        "authorization, content-type, x-requested-with, x-signalr-connection-token, x-signalr-user-agent"
     );
 }
 

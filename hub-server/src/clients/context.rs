@@ -137,9 +137,11 @@ impl<C: ClientCallbacks> Context<C> {
         self.connection.user_id.as_deref()
     }
 
-    /// Who the caller authenticated as.
-    pub fn principal(&self) -> &Principal {
-        &self.connection.principal
+    /// Who the caller authenticated as: the principal its connection was opened with, or the
+    /// one its latest authentication refresh brought
+    /// ([`HubConfig::authentication_refresh`](crate::HubConfig::authentication_refresh)).
+    pub fn principal(&self) -> Arc<Principal> {
+        self.connection.identity.principal()
     }
 
     /// The transport the caller is connected with.
@@ -250,4 +252,4 @@ context_parameter!([C: ClientCallbacks] HubContext<C> => |cx| cx.hub().typed());
 context_parameter!([] Groups => |cx| cx.groups());
 context_parameter!([] Cancellation => |cx| Cancellation { token: cx.cancellation().clone() });
 context_parameter!([] RequestInfo => |cx| cx.request().clone());
-context_parameter!([] Principal => |cx| cx.principal().clone());
+context_parameter!([] Principal => |cx| Principal::clone(&cx.principal()));

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Principal;
+use crate::auth::Identity;
 use crate::request::RequestInfo;
 
 /// Why a message could not be queued for a connection.
@@ -64,7 +64,8 @@ pub(crate) struct Connection {
     /// How long a send may wait for room in the queue before the client counts as too slow.
     pub(crate) send_timeout: Duration,
     pub(crate) user_id: Option<Arc<str>>,
-    pub(crate) principal: Principal,
+    /// Who the connection belongs to; an authentication refresh may renew it.
+    pub(crate) identity: Arc<Identity>,
     pub(crate) request: RequestInfo,
     pub(crate) transport: TransportType,
     pub(crate) protocol: Protocol,
@@ -102,7 +103,7 @@ pub(crate) struct ConnectionParts {
     pub(crate) id: Arc<str>,
     pub(crate) send_timeout: Duration,
     pub(crate) user_id: Option<Arc<str>>,
-    pub(crate) principal: Principal,
+    pub(crate) identity: Arc<Identity>,
     pub(crate) request: RequestInfo,
     pub(crate) transport: TransportType,
     pub(crate) protocol: Protocol,
@@ -116,7 +117,7 @@ impl Connection {
             id: parts.id,
             send_timeout: parts.send_timeout,
             user_id: parts.user_id,
-            principal: parts.principal,
+            identity: parts.identity,
             request: parts.request,
             transport: parts.transport,
             protocol: parts.protocol,

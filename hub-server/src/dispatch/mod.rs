@@ -113,7 +113,11 @@ impl BoundMethod {
             let decision = shared
                 .env
                 .policies
-                .decide(authorization, &connection.principal, &connection.request)
+                .decide(
+                    authorization,
+                    &connection.identity.principal(),
+                    &connection.request,
+                )
                 .await;
             if decision != Decision::Allowed {
                 return Some(Err(CallError::Unauthorized));
@@ -429,9 +433,11 @@ impl Dispatcher {
         };
         let method = &hub.methods()[index];
         // Authorization comes first, as in ASP.NET Core (its policies are run with the call).
-        let principal = &self.shared.connection.principal;
         if !method.authorization.is_open()
-            && Policies::refuses_at_once(&method.authorization, principal)
+            && Policies::refuses_at_once(
+                &method.authorization,
+                &self.shared.connection.identity.principal(),
+            )
         {
             return reject(unauthorized_text(&target));
         }

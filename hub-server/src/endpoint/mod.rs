@@ -15,11 +15,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hub_core::hub::{Authorization, HubDispatch};
 use hub_core::negotiate::TransportType;
+use hub_core::refresh::RefreshRefusal;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{Principal, SharedAuthenticator, SharedUserIdProvider};
+use crate::auth::{Identity, Principal, SharedAuthenticator, SharedUserIdProvider};
 use crate::authorization::{Decision, Policies};
 use crate::clients::{Context, HubContext};
 use crate::config::HubConfig;
@@ -108,9 +109,9 @@ pub(crate) struct Endpoint {
     /// What the connections' dispatchers need of this hub.
     pub(crate) dispatch: Arc<DispatchEnv>,
     tokens: Mutex<HashMap<String, TokenState>>,
-    /// The user each negotiated token was issued to: every later request of the connection must
-    /// come from the same user. Kept beside `tokens` and pruned with it.
-    users: Mutex<HashMap<String, Option<String>>>,
+    /// Who each negotiated token was issued to, and the identity of its connection once a
+    /// transport attached. Kept beside `tokens` and pruned with it.
+    bindings: Mutex<HashMap<String, Binding>>,
     sweeper_started: AtomicBool,
 }
 
@@ -149,7 +150,7 @@ impl Endpoint {
             shutdown: CancellationToken::new(),
             dispatch,
             tokens: Mutex::new(HashMap::new()),
-            users: Mutex::new(HashMap::new()),
+            bindings: Mutex::new(HashMap::new()),
             sweeper_started: AtomicBool::new(false),
         }
     }
@@ -193,35 +194,65 @@ impl Endpoint {
                 },
             )
         });
-        self.users().insert(token.clone(), user_id);
+        self.bindings().insert(
+            token.clone(),
+            Binding {
+                user_id,
+                version,
+                identity: None,
+            },
+        );
         Ok((connection_id, token))
     }
 
-    fn users(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<String>>> {
-        self.users.lock().unwrap_or_else(PoisonError::into_inner)
+    fn bindings(&self) -> std::sync::MutexGuard<'_, HashMap<String, Binding>> {
+        self.bindings.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether a request for `token` comes from the user the token was negotiated for (or the
     /// token was never negotiated: unknown tokens get their 404 later).
     pub(crate) fn same_user(&self, token: &str, user_id: Option<&str>) -> bool {
-        match self.users().get(token) {
-            Some(negotiated) => negotiated.as_deref() == user_id,
+        match self.bindings().get(token) {
+            Some(binding) => binding.user_id.as_deref() == user_id,
             None => true,
         }
     }
 
-    /// Forgets the users of tokens that are gone (the sweeper's once-a-second pass).
-    fn prune_users(&self) {
-        let live: Vec<String> = self.tokens(|tokens| {
-            self.users()
+    /// Records the identity of the connection a transport attached to `token` started, for the
+    /// authentication refreshes that name the token.
+    pub(crate) fn bind_identity(&self, token: &str, identity: &Arc<Identity>) {
+        if let Some(binding) = self.bindings().get_mut(token) {
+            binding.identity = Some(identity.clone());
+        }
+    }
+
+    /// The identity of the running connection `token` names, for an authentication refresh.
+    pub(crate) fn identity(&self, token: &str) -> Result<Arc<Identity>, RefreshRefusal> {
+        let bindings = self.bindings();
+        let binding = bindings
+            .get(token)
+            .ok_or(RefreshRefusal::ConnectionNotFound)?;
+        if binding.version == 0 {
+            return Err(RefreshRefusal::UnsupportedNegotiateVersion);
+        }
+        binding
+            .identity
+            .clone()
+            .ok_or(RefreshRefusal::ConnectionNotFound)
+    }
+
+    /// Forgets the bindings of tokens that are gone (the sweeper's once-a-second pass).
+    fn prune_bindings(&self) {
+        let gone: Vec<String> = self.tokens(|tokens| {
+            self.bindings()
                 .keys()
                 .filter(|token| !tokens.contains_key(*token))
                 .cloned()
                 .collect()
         });
-        let mut users = self.users();
-        for token in live {
-            users.remove(&token);
+        let mut bindings = self.bindings();
+        for token in gone {
+            bindings.remove(&token);
         }
     }
 
@@ -322,7 +353,7 @@ impl Endpoint {
             );
             if !keep {
                 tokens.remove(token);
-                self.users().remove(token);
+                self.bindings().remove(token);
             }
         });
     }
@@ -336,7 +367,7 @@ impl Endpoint {
                 Some(TokenState::Active(Attachment::LongPolling(p))) if Arc::ptr_eq(p, polling)
             ) {
                 tokens.remove(token);
-                self.users().remove(token);
+                self.bindings().remove(token);
             }
         });
     }
@@ -380,10 +411,21 @@ impl Endpoint {
                         TokenState::Active(_) => true,
                     })
                 });
-                endpoint.prune_users();
+                endpoint.prune_bindings();
             }
         });
     }
+}
+
+/// Who a negotiated token was issued to.
+struct Binding {
+    /// The user id of negotiate's principal: every later request of the connection must come
+    /// from the same user.
+    user_id: Option<String>,
+    /// The negotiate version answered.
+    version: u32,
+    /// The connection's identity, once a transport attached.
+    identity: Option<Arc<Identity>>,
 }
 
 /// 16 random bytes from the operating system, base64url without padding (22 URL-safe

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::auth::Principal;
+use crate::auth::Identity;
 use crate::connection::reconnect::{Incoming, Sequencer, Session};
 use crate::connection::{
     write_loop, Connection, ConnectionParts, Outbox, Resumable, WriterConfig, WriterExit,
@@ -31,7 +31,8 @@ use crate::transport::{TransportSink, TransportSource};
 pub(crate) struct Attached {
     pub(crate) connection_id: Arc<str>,
     pub(crate) token: String,
-    pub(crate) principal: Principal,
+    /// Who the connection belongs to; an authentication refresh may renew it.
+    pub(crate) identity: Arc<Identity>,
     pub(crate) request: RequestInfo,
     pub(crate) transport: TransportType,
 }
@@ -54,37 +55,41 @@ pub(crate) async fn run<R: TransportSource, S: TransportSink>(
         transport = ?attached.transport,
     );
     let token = attached.token.clone();
-    run_inner(endpoint.clone(), attached, source, sink, session.clone())
-        .instrument(span)
+    let lingering = run_inner(endpoint.clone(), attached, source, sink, session.clone())
+        .instrument(span.clone())
         .await;
     if let Some(session) = session {
         session.end();
     }
+    // The connection is over: its token names nothing from now on (requests get 404, refreshes
+    // `connection_not_found`), also while the socket lingers.
     endpoint.release(&token);
+    if let Some(mut source) = lingering {
+        linger(&mut source).instrument(span).await;
+    }
 }
 
+/// The connection's life: handshake, registration, reading, teardown. Returns the WebSocket to
+/// [`linger`] on after the server's Close, if there is one.
 async fn run_inner<R: TransportSource, S: TransportSink>(
     endpoint: Arc<Endpoint>,
     attached: Box<Attached>,
     mut source: R,
     mut sink: S,
     session: Option<Arc<Session<R, S>>>,
-) {
+) -> Option<R> {
     let config = &endpoint.config;
     let mut decoder = FrameDecoder::new(Framing::TextRecords, config.max_message_size);
 
     // ----- handshake ----- (boxed, as teardown is: the task stays the size of the read loop)
-    let Some((protocol, version)) = Box::pin(handshake(
+    let (protocol, version) = Box::pin(handshake(
         &endpoint,
         attached.transport,
         &mut source,
         &mut sink,
         &mut decoder,
     ))
-    .await
-    else {
-        return;
-    };
+    .await?;
     // As ASP.NET Core: stateful reconnect needs handshake version 2.
     let session = session.filter(|_| version >= 2);
     decoder.set_framing(protocol.framing());
@@ -94,12 +99,12 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
     let attached = *attached;
     let user_id = endpoint
         .user_ids
-        .user_id(&attached.principal, &attached.request);
+        .user_id(&attached.identity.principal(), &attached.request);
     let (connection, outbox) = Connection::new(ConnectionParts {
         id: attached.connection_id,
         send_timeout: config.send_timeout,
         user_id: user_id.map(Arc::from),
-        principal: attached.principal,
+        identity: attached.identity,
         request: attached.request,
         transport: attached.transport,
         protocol,
@@ -120,7 +125,7 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
                 tracing::error!(%error, "the lifetime manager could not unregister the connection");
             }
         }
-        return;
+        return None;
     }
     if let Err(error) = registered {
         // The client is told to go; what follows (hooks, teardown) runs as for any ending.
@@ -133,6 +138,14 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
         send_timeout: config.send_timeout,
     };
     let mut dispatcher = Dispatcher::new(endpoint.dispatch.clone(), connection.clone());
+    // A connection whose authentication may expire (now, or after a refresh) is watched.
+    if config.close_on_authentication_expiration
+        && (config.authentication_refresh || connection.identity.principal().expires_at.is_some())
+    {
+        endpoint
+            .tasks
+            .spawn(close_on_expiry(connection.clone()).in_current_span());
+    }
 
     // The socket to read after the server's Close (not a stateful-reconnect one: its sockets
     // come and go with the session).
@@ -187,9 +200,45 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
     // ----- teardown ----- (boxed: a connection spends its life in the read loop, and the
     // task's size is that of its largest stage)
     Box::pin(teardown(&endpoint, &connection, dispatcher, writer)).await;
-    if let Some(mut source) = lingering {
-        if connection.transport == TransportType::WebSockets {
-            Box::pin(linger(&mut source)).await;
+    lingering.filter(|_| connection.transport == TransportType::WebSockets)
+}
+
+/// Closes `connection` when its principal's authentication expires, as ASP.NET Core's
+/// `CloseOnAuthenticationExpiration` does: a Close message without error that allows the client
+/// to reconnect (and authenticate afresh). A refresh that moves the expiry moves the deadline.
+async fn close_on_expiry(connection: Arc<Connection>) {
+    let mut expiry = connection.identity.watch_expiry();
+    loop {
+        let expires_at = *expiry.borrow_and_update();
+        let expired = async {
+            match expires_at {
+                Some(at) => {
+                    let left = at
+                        .duration_since(std::time::SystemTime::now())
+                        .unwrap_or(Duration::ZERO);
+                    tokio::time::sleep(left).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = connection.closing().cancelled() => return,
+            changed = expiry.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = expired => {
+                tracing::debug!("closing a connection whose authentication expired");
+                connection.end(
+                    Close {
+                        error: None,
+                        allow_reconnect: true,
+                    },
+                    None,
+                );
+                return;
+            }
         }
     }
 }

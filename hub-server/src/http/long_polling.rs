@@ -2,12 +2,15 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hub_core::negotiate::TransportType;
+use hub_core::refresh::{error_body, REFRESH_REQUIRED};
 
 use super::response::{status, text, ResponseBody};
-use super::{admit, attach_error, no_connection, transport_disabled, Admitted};
+use super::{admit, attach_error, no_connection, token_of, transport_disabled, Admitted};
+use crate::auth::Identity;
 use crate::endpoint::run::{self, Attached};
 use crate::endpoint::{AttachError, Attachment, Endpoint, Lookup};
 
@@ -19,6 +22,7 @@ pub(super) async fn long_poll<B>(
     endpoint: Arc<Endpoint>,
     request: Request<B>,
 ) -> Response<ResponseBody> {
+    let polled = token_of(&request);
     let Admitted {
         token,
         info,
@@ -26,7 +30,7 @@ pub(super) async fn long_poll<B>(
         ..
     } = match admit(&endpoint, request).await {
         Ok(admitted) => admitted,
-        Err(refused) => return refused,
+        Err(refused) => return refresh_required(&endpoint, polled.as_deref(), refused),
     };
     let lookup = endpoint.lookup(&token);
     if matches!(lookup, Lookup::Unknown) {
@@ -43,10 +47,12 @@ pub(super) async fn long_poll<B>(
             let (polling, source, sink) = LongPolling::new();
             match endpoint.attach(&token, Attachment::LongPolling(polling)) {
                 Ok(connection_id) => {
+                    let identity = Identity::new(principal);
+                    endpoint.bind_identity(&token, &identity);
                     let attached = Box::new(Attached {
                         connection_id,
                         token,
-                        principal,
+                        identity,
                         request: info.detached(),
                         transport: TransportType::LongPolling,
                     });
@@ -94,6 +100,37 @@ pub(super) async fn long_poll<B>(
         }
         PollOutcome::Superseded | PollOutcome::Terminated => text(StatusCode::NO_CONTENT, ""),
     }
+}
+
+/// A poll of a running connection whose credentials no longer authenticate, on a hub that
+/// offers authentication refresh: 409 with `authentication_refresh_required`, so the client
+/// refreshes (`POST {hub}/refresh`) and polls again instead of losing its connection. Any other
+/// refusal stands.
+fn refresh_required(
+    endpoint: &Endpoint,
+    token: Option<&str>,
+    refused: Response<ResponseBody>,
+) -> Response<ResponseBody> {
+    let running = token.is_some_and(|token| {
+        matches!(
+            endpoint.lookup(token),
+            Lookup::Active(Attachment::LongPolling(_))
+        )
+    });
+    if refused.status() != StatusCode::UNAUTHORIZED
+        || !endpoint.config.authentication_refresh
+        || !running
+    {
+        return refused;
+    }
+    tracing::debug!("a poll's credentials no longer authenticate; asking the client to refresh");
+    let mut response = Response::new(Full::new(Bytes::from(error_body(REFRESH_REQUIRED))).boxed());
+    *response.status_mut() = StatusCode::CONFLICT;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// `DELETE {hub}?id=<token>`: the long-polling client stops.

@@ -1,5 +1,6 @@
-//! Routing HTTP requests to hubs: `{hub}/negotiate` and the transport endpoint `{hub}` (WebSocket
-//! upgrades, Server-Sent Events, long polls, sends, DELETE), with CORS.
+//! Routing HTTP requests to hubs: `{hub}/negotiate`, the transport endpoint `{hub}` (WebSocket
+//! upgrades, Server-Sent Events, long polls, sends, DELETE) and `{hub}/refresh` (authentication
+//! refresh), with CORS.
 //!
 //! [`HubService`] is both a hyper service and a tower service, so hubs mount inside an existing
 //! hyper or axum application (e.g. as axum's fallback service) next to the application's own routes.
@@ -7,6 +8,7 @@
 pub(crate) mod cors;
 mod long_polling;
 mod negotiate;
+mod refresh;
 pub(crate) mod response;
 mod send;
 mod sse;
@@ -48,6 +50,7 @@ pub struct HubService {
 enum Route {
     Negotiate,
     Connect,
+    Refresh,
 }
 
 impl HubService {
@@ -65,9 +68,16 @@ impl HubService {
                 return Some((endpoint, Route::Connect));
             }
             let rest = path.get(base.len()..)?;
-            (path.get(..base.len())?.eq_ignore_ascii_case(base)
-                && rest.eq_ignore_ascii_case("/negotiate"))
-            .then_some((endpoint, Route::Negotiate))
+            if !path.get(..base.len())?.eq_ignore_ascii_case(base) {
+                return None;
+            }
+            if rest.eq_ignore_ascii_case("/negotiate") {
+                Some((endpoint, Route::Negotiate))
+            } else if rest.eq_ignore_ascii_case("/refresh") {
+                Some((endpoint, Route::Refresh))
+            } else {
+                None
+            }
         })
     }
 
@@ -117,7 +127,7 @@ impl HubService {
         let mut response = match route {
             Route::Negotiate => negotiate(&endpoint, request).await,
             // Preflights have no effect and keep their answers; every other method is checked.
-            Route::Connect
+            Route::Connect | Route::Refresh
                 if request.method() != Method::OPTIONS
                     && !cors::origin_allowed(
                         &endpoint.config,
@@ -135,6 +145,7 @@ impl HubService {
                 text(StatusCode::FORBIDDEN, "Origin not allowed")
             }
             Route::Connect => connect(endpoint, request).await,
+            Route::Refresh => refresh::refresh(&endpoint, request).await,
         };
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             cors.apply(&mut response);

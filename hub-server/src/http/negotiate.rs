@@ -8,6 +8,7 @@ use hub_core::negotiate::{
     AvailableTransport, NegotiateRequest, NegotiateResponse, NegotiatedConnection, TransportType,
 };
 
+use crate::auth::Principal;
 use crate::config::HubConfig;
 use crate::endpoint::Endpoint;
 use crate::http::response::{json, status};
@@ -66,6 +67,19 @@ pub(crate) async fn negotiate<B>(
         connection_token: (negotiate.version > 0).then_some(token),
         available_transports: available_transports(&endpoint.config),
         use_stateful_reconnect: stateful,
+        token_lifetime_seconds: token_lifetime(endpoint, &principal),
     });
     json(response.to_json())
+}
+
+/// The whole seconds `principal`'s credentials have left, reported when the hub offers
+/// authentication refresh (clients schedule their refresh from it).
+pub(super) fn token_lifetime(endpoint: &Endpoint, principal: &Principal) -> Option<u64> {
+    if !endpoint.config.authentication_refresh {
+        return None;
+    }
+    principal
+        .lifetime()
+        .map(|left| left.as_secs())
+        .filter(|&seconds| seconds > 0)
 }

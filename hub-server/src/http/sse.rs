@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::response::ResponseBody;
 use super::{admit, attach_error, no_connection, transport_disabled, Admitted};
+use crate::auth::Identity;
 use crate::endpoint::run::{self, Attached};
 use crate::endpoint::{Attachment, Endpoint, Lookup};
 
@@ -45,10 +46,12 @@ pub(super) async fn sse_connect<B>(
     let gone = CancellationToken::new();
     let (body, sink) = sse::open(gone.clone());
     let source = HttpSource::new(receiver, gone);
+    let identity = Identity::new(principal);
+    endpoint.bind_identity(&token, &identity);
     let attached = Box::new(Attached {
         connection_id,
         token,
-        principal,
+        identity,
         request: info.detached(),
         transport: TransportType::ServerSentEvents,
     });

@@ -13,6 +13,7 @@ use super::{
     attach_error, authenticate, forbidden, no_connection, query_value, refused, same_user,
     transport_disabled, unauthorized,
 };
+use crate::auth::Identity;
 use crate::endpoint::run::{self, Attached};
 use crate::endpoint::{Endpoint, Lookup, WsAttach};
 use crate::request::RequestInfo;
@@ -94,10 +95,12 @@ pub(super) async fn websocket_connect<B: Send + 'static>(
         },
     };
 
+    let identity = Identity::new(principal);
+    endpoint.bind_identity(&token, &identity);
     let attached = Box::new(Attached {
         connection_id,
         token: token.clone(),
-        principal,
+        identity,
         request: info.detached(),
         transport: TransportType::WebSockets,
     });

@@ -434,7 +434,7 @@ mod tests {
             id: Arc::from(id),
             send_timeout: Duration::from_millis(50),
             user_id: user.map(Arc::from),
-            principal: Principal::anonymous(),
+            identity: crate::auth::Identity::new(Principal::anonymous()),
             request,
             transport: TransportType::WebSockets,
             protocol,

@@ -82,7 +82,7 @@ use hub_core::ProtocolError;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::auth::{AllowAnonymous, Principal, PrincipalUserId};
+use crate::auth::{AllowAnonymous, Identity, Principal, PrincipalUserId};
 use crate::authorization::Policies;
 use crate::clients::{ClientCallbacks, ClientProxy};
 use crate::clients::{Context, HubContext};
@@ -253,7 +253,7 @@ impl<C: ClientCallbacks> TestHub<C> {
         let attached = Box::new(Attached {
             connection_id: Arc::from(id.as_str()),
             token: id.clone(),
-            principal,
+            identity: Identity::new(principal),
             request,
             transport: TransportType::WebSockets,
         });

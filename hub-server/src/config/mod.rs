@@ -6,6 +6,10 @@ use std::time::Duration;
 use hub_core::negotiate::TransportType;
 use hub_core::protocol::{Protocol, DEFAULT_MAX_MESSAGE_SIZE};
 
+mod cors;
+
+pub use cors::CorsConfig;
+
 /// The default [`HubConfig::websocket_read_buffer_size`]: 4 KiB.
 pub const DEFAULT_WEBSOCKET_READ_BUFFER_SIZE: usize = 4 * 1024;
 
@@ -80,6 +84,12 @@ pub struct HubConfig {
     /// Refuse transport requests (WebSocket upgrades, event streams, polls, sends) whose `Origin`
     /// is neither this server's own nor allowed by [`cors`](Self::cors) (on).
     pub(crate) check_origin: bool,
+    /// Close a connection when its principal's [`expires_at`](crate::Principal::expires_at)
+    /// passes (on).
+    pub(crate) close_on_authentication_expiration: bool,
+    /// Serve `POST {hub}/refresh`, where a client renews its connection's authentication
+    /// without reconnecting, and report `tokenLifetimeSeconds` in negotiate (off).
+    pub(crate) authentication_refresh: bool,
 }
 
 impl Default for HubConfig {
@@ -107,6 +117,8 @@ impl Default for HubConfig {
             stateful_reconnect_buffer_size: 100_000,
             websocket_read_buffer_size: DEFAULT_WEBSOCKET_READ_BUFFER_SIZE,
             check_origin: true,
+            close_on_authentication_expiration: true,
+            authentication_refresh: false,
         }
     }
 }
@@ -267,6 +279,31 @@ impl HubConfig {
         self
     }
 
+    /// Close a connection when the authentication it was opened with expires (on): when its
+    /// principal's [`expires_at`](crate::Principal::expires_at) passes, the client gets a Close
+    /// message that allows it to reconnect (as ASP.NET Core's
+    /// `CloseOnAuthenticationExpiration`, within a second of the expiry), and reconnecting
+    /// authenticates it afresh. A connection whose principal has no expiry never closes for
+    /// this. Unlike ASP.NET Core it is on by default: an authenticator that sets an expiry means
+    /// it.
+    pub fn close_on_authentication_expiration(mut self, enabled: bool) -> Self {
+        self.close_on_authentication_expiration = enabled;
+        self
+    }
+
+    /// Let clients renew a connection's authentication without reconnecting (off; ASP.NET Core
+    /// 11's `EnableAuthenticationRefresh`). Negotiate then reports how many seconds the
+    /// principal's authentication has left (`tokenLifetimeSeconds`), and `POST {hub}/refresh`
+    /// (the connection token in `X-SignalR-Connection-Token` or `?id=`) authenticates the request
+    /// again: the same user (by its [`UserIdProvider`](crate::UserIdProvider) id) still allowed
+    /// by the hub's `#[authorize]` requirements replaces the connection's principal and expiry;
+    /// anyone else is refused and the connection goes on unchanged. The official JavaScript
+    /// client's `withAuthenticationRefresh()` and ours schedule it before the expiry.
+    pub fn authentication_refresh(mut self, enabled: bool) -> Self {
+        self.authentication_refresh = enabled;
+        self
+    }
+
     /// The lowest negotiate version accepted (0).
     pub fn min_negotiate_version(mut self, version: u32) -> Self {
         self.min_negotiate_version = version;
@@ -371,126 +408,6 @@ impl HubConfig {
     pub(crate) fn request_body_limit(&self) -> usize {
         self.max_request_body_size
             .unwrap_or_else(|| self.max_message_size.saturating_mul(8).max(1 << 20))
-    }
-}
-
-/// The request headers a SignalR client sends (JavaScript: `X-Requested-With`,
-/// `X-SignalR-User-Agent`, `Authorization` with a token factory, `Content-Type` on sends).
-const SIGNALR_REQUEST_HEADERS: [&str; 4] = [
-    "authorization",
-    "content-type",
-    "x-requested-with",
-    "x-signalr-user-agent",
-];
-
-/// Which browser origins may call a hub cross-origin, with credentials (cookies, `Authorization`).
-///
-/// For an allowed `Origin` every response (negotiate, sends, polls, event streams, DELETE) echoes
-/// it in `Access-Control-Allow-Origin` with `Access-Control-Allow-Credentials: true`, and
-/// preflights (`OPTIONS`) are answered with 204, the methods `GET, POST, DELETE` and the
-/// SignalR request headers. Other origins get no CORS headers, so browsers refuse the response.
-///
-/// ```
-/// use std::time::Duration;
-/// use hub_server::{CorsConfig, HubConfig};
-///
-/// let config = HubConfig::new().cors(
-///     CorsConfig::allow_origins(["https://app.example.com"]).max_age(Duration::from_secs(600)),
-/// );
-/// # let _ = config;
-/// ```
-#[derive(Debug, Clone)]
-pub struct CorsConfig {
-    /// `None`: any origin (echoed, never `*`, because credentials are allowed).
-    origins: Option<Vec<String>>,
-    /// Request headers allowed besides the SignalR ones (lowercase).
-    extra_headers: Vec<String>,
-    max_age: Duration,
-}
-
-impl CorsConfig {
-    /// Allows these origins (`scheme://host[:port]`, compared ASCII case-insensitively; a trailing
-    /// slash is ignored).
-    pub fn allow_origins<I, S>(origins: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        CorsConfig {
-            origins: Some(
-                origins
-                    .into_iter()
-                    .map(|origin| origin.into().trim_end_matches('/').to_owned())
-                    .collect(),
-            ),
-            extra_headers: Vec::new(),
-            max_age: Duration::from_secs(600),
-        }
-    }
-
-    /// Allows every origin. Credentials are allowed too, so only use this when the hub does not
-    /// rely on cookies for authentication.
-    pub fn allow_any_origin() -> Self {
-        CorsConfig {
-            origins: None,
-            extra_headers: Vec::new(),
-            max_age: Duration::from_secs(600),
-        }
-    }
-
-    /// Also allows these request headers (e.g. the custom `headers` of the JavaScript client's
-    /// options), besides `authorization, content-type, x-requested-with, x-signalr-user-agent`.
-    pub fn allow_headers<I, S>(mut self, headers: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.extra_headers
-            .extend(headers.into_iter().map(|h| h.into().to_ascii_lowercase()));
-        self
-    }
-
-    /// How long browsers may cache a preflight answer (`Access-Control-Max-Age`; 10 minutes).
-    pub fn max_age(mut self, max_age: Duration) -> Self {
-        self.max_age = max_age;
-        self
-    }
-
-    /// Whether requests from `origin` may be answered with CORS headers.
-    pub fn is_allowed(&self, origin: &str) -> bool {
-        match &self.origins {
-            None => true,
-            Some(origins) => {
-                let origin = origin.trim_end_matches('/');
-                origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
-            }
-        }
-    }
-
-    /// The `Access-Control-Max-Age` value.
-    pub(crate) fn max_age_secs(&self) -> u64 {
-        self.max_age.as_secs()
-    }
-
-    /// Whether a request header may be sent cross-origin.
-    pub(crate) fn allows_header(&self, name: &str) -> bool {
-        SIGNALR_REQUEST_HEADERS
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(name))
-            || self
-                .extra_headers
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(name))
-    }
-
-    /// Every allowed request header, comma-separated.
-    pub(crate) fn allowed_headers(&self) -> String {
-        SIGNALR_REQUEST_HEADERS
-            .iter()
-            .copied()
-            .chain(self.extra_headers.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(", ")
     }
 }
 
