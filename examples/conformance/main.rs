@@ -16,15 +16,18 @@
 //!
 //! Hubs: `/hub` (default errors) and `/detailed` (detailed errors), offering every transport, and
 //! `/no-ws` (the `/hub` methods over Server-Sent Events and long polling only), all three serving
-//! one [`ConformanceHub`], and `/secure` (only authenticated users may connect). A bearer token
-//! (header or `access_token`) becomes the user id (`user#role1,role2` adds roles); the token
-//! `reject` gets 401. The policy `even-name` accepts user ids of even length. Every hub allows cross-origin requests from [`CORS_ORIGIN`].
+//! one [`ConformanceHub`]; `/refreshing` (authentication refresh on) and `/refreshing-lenient`
+//! (refresh on, connections not closed when their credentials expire) serve it too; and `/secure`
+//! (only authenticated users may connect). A bearer token (header or `access_token`) becomes the
+//! user id (`user#role1,role2` adds roles, `…@<ms since the epoch>` an expiry: the credentials
+//! authenticate until then, and connections opened with them expire then); the token `reject`
+//! gets 401. The policy `even-name` accepts user ids of even length. Every hub allows cross-origin requests from [`CORS_ORIGIN`].
 
 mod counting;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{Stream, StreamExt};
 use hub_redis::{RedisBackplane, RedisConfig};
@@ -797,6 +800,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ),
         )
         .endpoint("/detailed", endpoint(config.clone().detailed_errors(true)))
+        .endpoint(
+            "/refreshing",
+            endpoint(config.clone().authentication_refresh(true)),
+        )
+        .endpoint(
+            "/refreshing-lenient",
+            endpoint(
+                config
+                    .clone()
+                    .authentication_refresh(true)
+                    .close_on_authentication_expiration(false),
+            ),
+        )
         .endpoint("/secure", HubEndpoint::new(secure_hub()).config(config))
         .policy("even-name", |principal: &Principal, _: &RequestInfo| {
             let even = principal
@@ -818,13 +834,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The bearer token is the user id; `user#role1,role2` also gives roles.
+/// The bearer token is the user id; `user#role1,role2` also gives roles, and `…@<ms since the
+/// epoch>` an expiry (after it, the token no longer authenticates).
 fn authenticate_sync(request: &RequestInfo) -> Result<Principal, Unauthorized> {
     match request.bearer_token().as_deref() {
         Some("reject") => Err(Unauthorized),
         Some(token) => {
+            let (token, expires_at) = match token.rsplit_once('@') {
+                Some((token, ms)) => {
+                    let ms = ms.parse::<u64>().map_err(|_| Unauthorized)?;
+                    (token, Some(UNIX_EPOCH + Duration::from_millis(ms)))
+                }
+                None => (token, None),
+            };
+            if expires_at.is_some_and(|at| at <= SystemTime::now()) {
+                return Err(Unauthorized);
+            }
             let (user, roles) = token.split_once('#').unwrap_or((token, ""));
             let mut principal = Principal::user(user);
+            principal.expires_at = expires_at;
             if !roles.is_empty() {
                 principal
                     .claims
