@@ -1,3 +1,4 @@
+import type { AuthenticationRefreshFeature, AuthenticationRefreshOptions } from "./authentication-refresh.js";
 import { AbortError, ConnectionClosedError, HandshakeError, TimeoutError } from "./errors.js";
 import { createHandshakeReader, handshakeRequest } from "./handshake.js";
 import { type ConnectionOptions, openConnection, type Reopen } from "./http-connection.js";
@@ -24,6 +25,8 @@ export interface HubConnectionOptions {
   logger?: Logger;
   /** Set by `withStatefulReconnect`: the send buffer in bytes. */
   statefulReconnectBufferSize?: number;
+  /** Set by `withAuthenticationRefresh`. */
+  authenticationRefresh?: AuthenticationRefreshOptions;
 }
 
 /** What the hub layer above gets: invocations, stream items and completions; the end of each connection. */
@@ -57,6 +60,8 @@ export class ConnectionLifecycle {
   readonly closeHandlers: ((error?: Error) => void)[] = [];
   readonly reconnectingHandlers: ((error?: Error) => void)[] = [];
   readonly reconnectedHandlers: ((connectionId?: string) => void)[] = [];
+  /** The live connection's authentication refresh (none with skipNegotiation, or once it closed). */
+  authentication?: AuthenticationRefreshFeature;
   /** The transport in use; during a stateful resume, the one being reopened. */
   private active?: Transport;
   private parse?: (chunk: Data) => HubMessage[];
@@ -121,7 +126,7 @@ export class ConnectionLifecycle {
   private async connect(): Promise<void> {
     const protocol = this.options.protocol;
     const bufferSize = this.options.statefulReconnectBufferSize;
-    const { transport, name, connectionId, reopen } = await openConnection(
+    const { transport, name, connectionId, reopen, authentication } = await openConnection(
       this.url,
       this.connectionOptions,
       protocol.transferFormat,
@@ -131,6 +136,7 @@ export class ConnectionLifecycle {
     this.transportName = name;
     this.generation = {};
     this.reopen = reopen;
+    this.authentication = authentication;
     this.buffer = reopen
       ? new MessageBuffer(
           bufferSize!,
@@ -185,7 +191,7 @@ export class ConnectionLifecycle {
         handshakeDone.finally(() => clearTimeout(timer)),
       ]);
     } catch (error) {
-      this.active = undefined;
+      this.active = this.authentication = undefined;
       clearTimeout(this.timeoutTimer);
       await transport.stop();
       throw error;
@@ -316,7 +322,7 @@ export class ConnectionLifecycle {
   private onTransportClose(error?: Error) {
     clearTimeout(this.pingTimer);
     clearTimeout(this.timeoutTimer);
-    this.active = undefined;
+    this.active = this.authentication = undefined;
     error = this.closeError ?? error;
     const closed = error ?? new ConnectionClosedError("Invocation canceled due to the underlying connection being closed.");
     this.buffer?.dispose(closed);

@@ -1,3 +1,4 @@
+import { type AuthenticationRefreshFeature, createRefresh, tokenLifetime } from "./authentication-refresh.js";
 import { NegotiateError, TimeoutError, TransportError } from "./errors.js";
 import { request, withQuery } from "./http-client.js";
 import { LongPollingTransport } from "./long-polling-transport.js";
@@ -39,6 +40,7 @@ interface NegotiateResponse {
   error?: string;
   ProtocolVersion?: string;
   useStatefulReconnect?: boolean;
+  tokenLifetimeSeconds?: number;
 }
 
 const TRANSPORTS: Record<TransportName, [number, new (cx: TransportContext) => Transport]> = {
@@ -57,6 +59,8 @@ export interface OpenConnection {
   connectionId?: string;
   /** Set when the server agreed to stateful reconnect. */
   reopen?: Reopen;
+  /** Authentication refresh (`POST {hub}/refresh`): set when the connection was negotiated. */
+  authentication?: AuthenticationRefreshFeature;
 }
 
 /** Negotiates (following redirects) and connects the first transport that works. */
@@ -66,17 +70,23 @@ export async function openConnection(
   format: TransferFormat,
   stateful?: boolean,
 ): Promise<OpenConnection> {
-  let redirectToken: string | undefined;
-  const cx: TransportContext = {
+  // A token from a negotiate redirect or a refresh replaces the factory's for this connection.
+  let serverToken: string | undefined;
+  const appToken = async () => (await options.accessTokenFactory?.()) ?? undefined;
+  const context = (token: () => Promise<string | undefined>): TransportContext => ({
     fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
     WebSocket: options.WebSocket,
     timeout: options.timeout ?? 100_000,
-    token: async () => redirectToken ?? (await options.accessTokenFactory?.()) ?? undefined,
+    token,
     headers: async () => {
-      const token = await cx.token();
-      return { ...options.headers, ...(token ? { Authorization: "Bearer " + token } : {}) };
+      const value = await token();
+      return { ...options.headers, ...(value ? { Authorization: "Bearer " + value } : {}) };
     },
-  };
+  });
+  const cx = context(async () => serverToken ?? (await appToken()));
+  // Refreshes belong to the application's credentials: they always carry the factory's token.
+  const refreshCx = context(appToken);
+  const hubUrl = baseUrl;
   const allowed = options.transport ?? 7;
 
   if (options.skipNegotiation) {
@@ -121,7 +131,7 @@ export async function openConnection(
       }
       if (!body.url) return body;
       baseUrl = body.url;
-      if (body.accessToken) redirectToken = body.accessToken;
+      if (body.accessToken) serverToken = body.accessToken;
     }
     throw new NegotiateError("Negotiate redirection limit exceeded.");
   };
@@ -135,7 +145,9 @@ export async function openConnection(
       // A failed attempt may have used up the token: negotiate again for each fallback.
       negotiated ??= await negotiate();
       const token = (negotiated.negotiateVersion ?? 0) > 0 ? negotiated.connectionToken : negotiated.connectionId;
-      const transport = new entry[1](cx);
+      // As the official client: the refresh goes to the URL the application gave, not a redirect's.
+      const refresh = createRefresh(refreshCx, hubUrl, token!, (fresh) => (serverToken = fresh));
+      const transport = new entry[1]({ ...cx, refresh });
       const url = withQuery(baseUrl, "id=" + encodeURIComponent(token!));
       await transport.connect(url, format);
       // Stateful reconnect (WebSockets only): a dropped socket reopens the same URL.
@@ -148,7 +160,8 @@ export async function openConnection(
               return socket;
             }
           : undefined;
-      return { transport, name: offer.transport as TransportName, connectionId: negotiated.connectionId, reopen };
+      const authentication = { initialTokenLifetimeInSeconds: tokenLifetime(negotiated.tokenLifetimeSeconds), refresh };
+      return { transport, name: offer.transport as TransportName, connectionId: negotiated.connectionId, reopen, authentication };
     } catch (error) {
       if (error instanceof NegotiateError) throw error;
       errors.push(`${offer.transport}: ${(error as Error).message}`);

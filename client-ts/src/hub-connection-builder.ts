@@ -1,3 +1,4 @@
+import { type AuthenticationRefreshOptions, validateAuthenticationRefreshOptions } from "./authentication-refresh.js";
 import type { HubConnectionOptions } from "./connection-lifecycle.js";
 import { HubConnection } from "./hub-connection.js";
 import type { ConnectionOptions } from "./http-connection.js";
@@ -39,6 +40,16 @@ export class HubConnectionBuilder {
     this.options.statefulReconnectBufferSize = options.bufferSize ?? 100_000;
     return this;
   }
+  /**
+   * Authentication refresh (ASP.NET Core 11): when negotiate reports the credentials' lifetime,
+   * refresh them `refreshBeforeExpirationInMilliseconds` (default 300 000) before they expire, or
+   * at half of a shorter lifetime, then again from each refresh's lifetime. `enableAutoRefresh:
+   * false` leaves it to `refreshAuthentication()`. Repeated calls merge their options.
+   */
+  withAuthenticationRefresh(options: AuthenticationRefreshOptions = {}): this {
+    this.options.authenticationRefresh = { ...this.options.authenticationRefresh, ...options };
+    return this;
+  }
   withKeepAliveInterval(milliseconds: number): this {
     this.options.keepAliveIntervalInMilliseconds = milliseconds;
     return this;
@@ -53,6 +64,7 @@ export class HubConnectionBuilder {
   }
   build(): HubConnection {
     if (!this.url) throw new Error("The 'HubConnectionBuilder.withUrl' method must be called before building the connection.");
+    validateAuthenticationRefreshOptions(this.options.authenticationRefresh);
     return new HubConnection(this.url, this.connectionOptions, { ...this.options });
   }
 }

@@ -1,3 +1,4 @@
+import { AuthenticationRefresher } from "./authentication-refresh.js";
 import {
   ConnectionLifecycle,
   type HubConnectionOptions,
@@ -12,6 +13,24 @@ import { createStream, type HubStream, isUpload, sendUpload } from "./stream.js"
 import type { TransportName } from "./transport.js";
 
 export type Handler = (...args: any[]) => unknown;
+
+/** What `onAuthenticationRefreshed` callbacks get. */
+export interface AuthenticationRefreshedContext {
+  /** The connection whose authentication was refreshed. */
+  connection: HubConnection;
+  /** The new lifetime of the credentials in seconds, if the server reported one. */
+  newTokenLifetimeInSeconds?: number;
+  /** When the refresh completed. */
+  refreshedAt: Date;
+}
+
+/** What `onAuthenticationRefreshFailed` callbacks get. */
+export interface AuthenticationRefreshFailedContext {
+  /** The connection whose refresh failed (it goes on with its old credentials). */
+  connection: HubConnection;
+  /** Why the refresh failed. */
+  error: Error;
+}
 
 /** A call waiting for its Completion (and, for a stream, its items). */
 interface Pending {
@@ -35,6 +54,7 @@ function takeSignal(args: unknown[]): [unknown[], AbortSignal | undefined] {
  */
 export class HubConnection {
   private readonly lifecycle: ConnectionLifecycle;
+  private readonly refresher: AuthenticationRefresher<HubConnection>;
   private readonly handlers = new Map<string, Handler[]>();
   private readonly pending = new Map<string, Pending>();
   private nextId = 0;
@@ -44,10 +64,18 @@ export class HubConnection {
     this.lifecycle = new ConnectionLifecycle(url, connectionOptions, options, {
       message: (message) => this.dispatch(message),
       closed: (error) => {
+        this.refresher.clear();
         for (const call of this.pending.values()) call.done(error);
         this.pending.clear();
       },
     });
+    this.refresher = new AuthenticationRefresher<HubConnection>(
+      this,
+      options.authenticationRefresh,
+      () => (this.state === S.Connected ? this.lifecycle.authentication : null),
+      options.logger,
+    );
+    this.lifecycle.reconnectedHandlers.push(() => this.refresher.connected());
   }
 
   get state(): HubConnectionState {
@@ -66,13 +94,35 @@ export class HubConnection {
   }
 
   /** Starts the connection; rejects with NegotiateError, HandshakeError or a transport error. */
-  start(): Promise<void> {
-    return this.lifecycle.start();
+  async start(): Promise<void> {
+    await this.lifecycle.start();
+    this.refresher.connected();
   }
 
   /** Stops the connection: sends Close, closes the transport and waits for it. */
   stop(): Promise<void> {
+    this.refresher.clear();
     return this.lifecycle.stop();
+  }
+
+  /**
+   * Refreshes the connection's authentication (`POST {hub}/refresh` with the token factory's
+   * credentials) and resolves with their new lifetime in seconds, if the server reported one.
+   * Rejects when not Connected, with skipNegotiation, and when the server refuses (the connection
+   * keeps its credentials). With automatic refresh on, the next refresh is scheduled from the new lifetime.
+   */
+  refreshAuthentication(): Promise<number | undefined> {
+    return this.refresher.refresh();
+  }
+
+  /** Registers a callback run after each successful authentication refresh. */
+  onAuthenticationRefreshed(callback: (context: AuthenticationRefreshedContext) => void): void {
+    if (callback) this.refresher.refreshedHandlers.push(callback);
+  }
+
+  /** Registers a callback run when an authentication refresh fails. */
+  onAuthenticationRefreshFailed(callback: (context: AuthenticationRefreshFailedContext) => void): void {
+    if (callback) this.refresher.failedHandlers.push(callback);
   }
 
   onclose(callback: (error?: Error) => void): void {

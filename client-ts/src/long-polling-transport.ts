@@ -1,3 +1,4 @@
+import { isRefreshRequired } from "./authentication-refresh.js";
 import { TimeoutError } from "./errors.js";
 import { httpFailure, request, withQuery } from "./http-client.js";
 import { HttpTransport } from "./http-transport.js";
@@ -20,6 +21,8 @@ export class LongPollingTransport extends HttpTransport {
   }
 
   private async loop() {
+    // A 409 asking for a refresh gets one; a second in a row (no successful poll between) fails.
+    let refreshed = false;
     try {
       while (!this.closed) {
         const response = await this.poll().catch((error) => {
@@ -27,6 +30,16 @@ export class LongPollingTransport extends HttpTransport {
           throw error;
         });
         if (!response) continue;
+        if (!refreshed && this.cx.refresh && (await isRefreshRequired(response))) {
+          refreshed = true;
+          try {
+            await this.cx.refresh();
+          } catch (error) {
+            return this.close(error as Error);
+          }
+          continue;
+        }
+        refreshed = false;
         if (response.status === 204) return this.close();
         if (response.status !== 200) return this.close(httpFailure(response, "Long polling"));
         const body =

@@ -7,6 +7,7 @@ pub(super) const VERSION: &str = "0.1.0";
 /// The runtime's files: name in `runtime/`, contents.
 #[rustfmt::skip] // as this script writes it, so that `--check` compares like with like
 pub(super) const FILES: &[(&str, &str)] = &[
+    ("authentication-refresh.d.ts", include_str!("runtime/authentication-refresh.d.ts")),
     ("connection-lifecycle.d.ts", include_str!("runtime/connection-lifecycle.d.ts")),
     ("errors.d.ts", include_str!("runtime/errors.d.ts")),
     ("handshake.d.ts", include_str!("runtime/handshake.d.ts")),

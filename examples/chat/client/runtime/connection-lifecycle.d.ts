@@ -1,3 +1,4 @@
+import type { AuthenticationRefreshFeature, AuthenticationRefreshOptions } from "./authentication-refresh.js";
 import { type ConnectionOptions } from "./http-connection.js";
 import { type Logger } from "./logger.js";
 import { type HubMessage, type HubProtocol } from "./protocol.js";
@@ -19,6 +20,8 @@ export interface HubConnectionOptions {
     logger?: Logger;
     /** Set by `withStatefulReconnect`: the send buffer in bytes. */
     statefulReconnectBufferSize?: number;
+    /** Set by `withAuthenticationRefresh`. */
+    authenticationRefresh?: AuthenticationRefreshOptions;
 }
 /** What the hub layer above gets: invocations, stream items and completions; the end of each connection. */
 export interface HubMessageHandler {
@@ -43,6 +46,8 @@ export declare class ConnectionLifecycle {
     readonly closeHandlers: ((error?: Error) => void)[];
     readonly reconnectingHandlers: ((error?: Error) => void)[];
     readonly reconnectedHandlers: ((connectionId?: string) => void)[];
+    /** The live connection's authentication refresh (none with skipNegotiation, or once it closed). */
+    authentication?: AuthenticationRefreshFeature;
     /** The transport in use; during a stateful resume, the one being reopened. */
     private active?;
     private parse?;

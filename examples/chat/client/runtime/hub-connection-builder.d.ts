@@ -1,3 +1,4 @@
+import { type AuthenticationRefreshOptions } from "./authentication-refresh.js";
 import { HubConnection } from "./hub-connection.js";
 import type { ConnectionOptions } from "./http-connection.js";
 import type { Logger } from "./logger.js";
@@ -21,6 +22,13 @@ export declare class HubConnectionBuilder {
     withStatefulReconnect(options?: {
         bufferSize?: number;
     }): this;
+    /**
+     * Authentication refresh (ASP.NET Core 11): when negotiate reports the credentials' lifetime,
+     * refresh them `refreshBeforeExpirationInMilliseconds` (default 300 000) before they expire, or
+     * at half of a shorter lifetime, then again from each refresh's lifetime. `enableAutoRefresh:
+     * false` leaves it to `refreshAuthentication()`. Repeated calls merge their options.
+     */
+    withAuthenticationRefresh(options?: AuthenticationRefreshOptions): this;
     withKeepAliveInterval(milliseconds: number): this;
     withServerTimeout(milliseconds: number): this;
     configureLogging(logger: Logger | ((level: number, message: string) => void)): this;

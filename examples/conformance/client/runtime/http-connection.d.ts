@@ -1,3 +1,4 @@
+import { type AuthenticationRefreshFeature } from "./authentication-refresh.js";
 import type { TransferFormat } from "./protocol.js";
 import { type Transport, type TransportName } from "./transport.js";
 /** Options of `withUrl`. */
@@ -26,6 +27,8 @@ export interface OpenConnection {
     connectionId?: string;
     /** Set when the server agreed to stateful reconnect. */
     reopen?: Reopen;
+    /** Authentication refresh (`POST {hub}/refresh`): set when the connection was negotiated. */
+    authentication?: AuthenticationRefreshFeature;
 }
 /** Negotiates (following redirects) and connects the first transport that works. */
 export declare function openConnection(baseUrl: string, options: ConnectionOptions, format: TransferFormat, stateful?: boolean): Promise<OpenConnection>;

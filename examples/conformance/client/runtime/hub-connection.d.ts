@@ -4,12 +4,29 @@ import { type HubProtocol } from "./protocol.js";
 import { type HubStream } from "./stream.js";
 import type { TransportName } from "./transport.js";
 export type Handler = (...args: any[]) => unknown;
+/** What `onAuthenticationRefreshed` callbacks get. */
+export interface AuthenticationRefreshedContext {
+    /** The connection whose authentication was refreshed. */
+    connection: HubConnection;
+    /** The new lifetime of the credentials in seconds, if the server reported one. */
+    newTokenLifetimeInSeconds?: number;
+    /** When the refresh completed. */
+    refreshedAt: Date;
+}
+/** What `onAuthenticationRefreshFailed` callbacks get. */
+export interface AuthenticationRefreshFailedContext {
+    /** The connection whose refresh failed (it goes on with its old credentials). */
+    connection: HubConnection;
+    /** Why the refresh failed. */
+    error: Error;
+}
 /**
  * A connection to a hub: calls (`invoke`, `send`, `stream`, uploads), client methods (`on`), state and
  * events. Build one with `HubConnectionBuilder`; the connection itself lives in ConnectionLifecycle.
  */
 export declare class HubConnection {
     private readonly lifecycle;
+    private readonly refresher;
     private readonly handlers;
     private readonly pending;
     private nextId;
@@ -25,6 +42,17 @@ export declare class HubConnection {
     start(): Promise<void>;
     /** Stops the connection: sends Close, closes the transport and waits for it. */
     stop(): Promise<void>;
+    /**
+     * Refreshes the connection's authentication (`POST {hub}/refresh` with the token factory's
+     * credentials) and resolves with their new lifetime in seconds, if the server reported one.
+     * Rejects when not Connected, with skipNegotiation, and when the server refuses (the connection
+     * keeps its credentials). With automatic refresh on, the next refresh is scheduled from the new lifetime.
+     */
+    refreshAuthentication(): Promise<number | undefined>;
+    /** Registers a callback run after each successful authentication refresh. */
+    onAuthenticationRefreshed(callback: (context: AuthenticationRefreshedContext) => void): void;
+    /** Registers a callback run when an authentication refresh fails. */
+    onAuthenticationRefreshFailed(callback: (context: AuthenticationRefreshFailedContext) => void): void;
     onclose(callback: (error?: Error) => void): void;
     onreconnecting(callback: (error?: Error) => void): void;
     onreconnected(callback: (connectionId?: string) => void): void;

@@ -18,6 +18,8 @@ export interface TransportContext {
     token: () => Promise<string | undefined>;
     /** The timeout of negotiate, POST and DELETE requests (ms; 0 = none). */
     timeout: number;
+    /** Refreshes the connection's authentication (negotiated connections): long polling's answer to a 409. */
+    refresh?: () => Promise<unknown>;
 }
 /** One physical connection to the server; `onclose` fires once, with an error unless it was stopped. */
 export interface Transport {

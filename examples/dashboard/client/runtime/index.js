@@ -29,6 +29,171 @@ var AbortError = class extends HubClientError {
 var TransportError = class extends HubClientError {
 };
 
+// src/http-client.ts
+var withQuery = (url, query) => url + (url.includes("?") ? "&" : "?") + query;
+async function request(cx, method, url, body, signal, extra, timeout = cx.timeout) {
+  const controller = timeout ? new AbortController() : void 0;
+  let timedOut = false;
+  const timer = timeout && setTimeout(() => (timedOut = true, controller.abort()), timeout);
+  const forward = () => controller?.abort();
+  if (signal?.aborted) forward();
+  signal?.addEventListener("abort", forward);
+  try {
+    return await cx.fetch(url, {
+      method,
+      body,
+      headers: { "X-Requested-With": "XMLHttpRequest", ...await cx.headers(), ...extra },
+      credentials: "include",
+      signal: controller?.signal ?? signal
+    });
+  } catch (error) {
+    throw timedOut ? new TimeoutError("A timeout occurred.") : error;
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", forward);
+  }
+}
+function httpFailure(response, what) {
+  return new TransportError(`${what} failed: ${response.status} ${response.statusText}`);
+}
+
+// src/logger.ts
+var LogLevel = { Trace: 0, Debug: 1, Information: 2, Warning: 3, Error: 4, Critical: 5, None: 6 };
+
+// src/authentication-refresh.ts
+var CONNECTION_TOKEN_HEADER = "X-SignalR-Connection-Token";
+var DEFAULT_REFRESH_BEFORE_EXPIRATION = 5 * 60 * 1e3;
+var MAX_REFRESH_INTERVAL = 2147483647;
+var MAX_TOKEN_LIFETIME_IN_SECONDS = Math.floor(Number.MAX_SAFE_INTEGER / 1e3);
+function tokenLifetime(value) {
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) return void 0;
+  return Math.min(value, MAX_TOKEN_LIFETIME_IN_SECONDS);
+}
+function validateAuthenticationRefreshOptions(options) {
+  const lead = options?.refreshBeforeExpirationInMilliseconds;
+  if (lead !== void 0 && (typeof lead !== "number" || !Number.isFinite(lead) || lead < 0)) {
+    throw new HubClientError(
+      "Authentication refreshBeforeExpirationInMilliseconds must be a finite number greater than or equal to 0."
+    );
+  }
+}
+function refreshDelay(lifetimeSeconds, lead = DEFAULT_REFRESH_BEFORE_EXPIRATION) {
+  const lifetime = lifetimeSeconds * 1e3;
+  return Math.min(lifetime <= lead * 2 ? lifetime / 2 : lifetime - lead, MAX_REFRESH_INTERVAL);
+}
+function refreshUrl(baseUrl) {
+  const at = baseUrl.search(/[?#]/);
+  const [path, rest] = at < 0 ? [baseUrl, ""] : [baseUrl.slice(0, at), baseUrl.slice(at)];
+  return path + (path.endsWith("/") ? "refresh" : "/refresh") + rest;
+}
+function createRefresh(cx, baseUrl, connectionToken, useToken) {
+  const url = refreshUrl(baseUrl);
+  return async () => {
+    const response = await request(cx, "POST", url, "", void 0, { [CONNECTION_TOKEN_HEADER]: connectionToken });
+    if (response.status !== 200) {
+      throw new HubClientError(`Unexpected status code returned from authentication refresh '${response.status}'`);
+    }
+    let body;
+    try {
+      body = JSON.parse(await response.text());
+    } catch {
+      body = null;
+    }
+    if (body === null || typeof body !== "object") {
+      throw new HubClientError("Invalid authentication refresh response received: expected JSON content.");
+    }
+    if (typeof body.accessToken === "string" && body.accessToken) useToken(body.accessToken);
+    return tokenLifetime(body.tokenLifetimeSeconds);
+  };
+}
+async function isRefreshRequired(response) {
+  if (response.status !== 409) return false;
+  try {
+    const payload = JSON.parse(await response.text());
+    return payload !== null && typeof payload === "object" && payload.error === "authentication_refresh_required";
+  } catch {
+    return false;
+  }
+}
+var AuthenticationRefresher = class {
+  /**
+   * `current()` gives the live connection's feature: null when not Connected, undefined when the
+   * connection was not negotiated.
+   */
+  constructor(connection, options, current, logger) {
+    this.connection = connection;
+    this.options = options;
+    this.current = current;
+    this.logger = logger;
+  }
+  connection;
+  options;
+  current;
+  logger;
+  /** The `onAuthenticationRefreshed` callbacks. */
+  refreshedHandlers = [];
+  /** The `onAuthenticationRefreshFailed` callbacks. */
+  failedHandlers = [];
+  timer;
+  get auto() {
+    return !!this.options && this.options.enableAutoRefresh !== false;
+  }
+  /** A connection started or reconnected: schedule the refresh negotiate's lifetime calls for. */
+  connected() {
+    const lifetime = this.current()?.initialTokenLifetimeInSeconds;
+    if (this.auto && lifetime !== void 0) this.schedule(lifetime);
+  }
+  /** Cancels the scheduled refresh (stop, close, reconnect). */
+  clear() {
+    clearTimeout(this.timer);
+    this.timer = void 0;
+  }
+  schedule(lifetimeSeconds) {
+    this.clear();
+    this.timer = setTimeout(async () => {
+      this.timer = void 0;
+      if (!this.current()) {
+        return this.log(LogLevel.Debug, "Skipping authentication refresh because the connection is not active.");
+      }
+      try {
+        this.log(LogLevel.Debug, "Refreshing authentication.");
+        const lifetime = await this.refresh();
+        this.log(LogLevel.Debug, `Authentication refresh completed. New token lifetime: ${lifetime}.`);
+      } catch (error) {
+        this.log(LogLevel.Error, `Authentication refresh failed: ${error instanceof Error ? error.message : error}`);
+      }
+    }, refreshDelay(lifetimeSeconds, this.options?.refreshBeforeExpirationInMilliseconds));
+  }
+  /** `HubConnection.refreshAuthentication()`. */
+  async refresh() {
+    const feature = this.current();
+    if (feature === null) throw new HubClientError("Cannot refresh authentication when the connection is not active.");
+    if (!feature) throw new HubClientError("Authentication refresh is only supported with HTTP-based connections.");
+    let lifetime;
+    try {
+      lifetime = await feature.refresh();
+    } catch (e) {
+      const error = e instanceof Error ? e : new Error(String(e));
+      this.notify(this.failedHandlers, { connection: this.connection, error }, "onAuthenticationRefreshFailed");
+      throw e;
+    }
+    if (this.current() === feature && this.auto && lifetime !== void 0) this.schedule(lifetime);
+    const context = { connection: this.connection, newTokenLifetimeInSeconds: lifetime, refreshedAt: /* @__PURE__ */ new Date() };
+    this.notify(this.refreshedHandlers, context, "onAuthenticationRefreshed");
+    return lifetime;
+  }
+  notify(handlers, context, name) {
+    try {
+      for (const handler of handlers) handler.call(this.connection, context);
+    } catch (error) {
+      this.log(LogLevel.Error, `An ${name} callback threw error '${error}'.`);
+    }
+  }
+  log(level, message) {
+    this.logger?.log(level, message);
+  }
+};
+
 // src/protocol.ts
 var MessageType = {
   Invocation: 1,
@@ -96,34 +261,6 @@ function createHandshakeReader() {
   };
 }
 
-// src/http-client.ts
-var withQuery = (url, query) => url + (url.includes("?") ? "&" : "?") + query;
-async function request(cx, method, url, body, signal, extra, timeout = cx.timeout) {
-  const controller = timeout ? new AbortController() : void 0;
-  let timedOut = false;
-  const timer = timeout && setTimeout(() => (timedOut = true, controller.abort()), timeout);
-  const forward = () => controller?.abort();
-  if (signal?.aborted) forward();
-  signal?.addEventListener("abort", forward);
-  try {
-    return await cx.fetch(url, {
-      method,
-      body,
-      headers: { "X-Requested-With": "XMLHttpRequest", ...await cx.headers(), ...extra },
-      credentials: "include",
-      signal: controller?.signal ?? signal
-    });
-  } catch (error) {
-    throw timedOut ? new TimeoutError("A timeout occurred.") : error;
-  } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener("abort", forward);
-  }
-}
-function httpFailure(response, what) {
-  return new TransportError(`${what} failed: ${response.status} ${response.statusText}`);
-}
-
 // src/http-transport.ts
 var HttpTransport = class {
   constructor(cx) {
@@ -172,6 +309,7 @@ var LongPollingTransport = class extends HttpTransport {
     return request(this.cx, "GET", withQuery(this.url, "_=" + Date.now()), void 0, this.abort.signal, extra, 1e5);
   }
   async loop() {
+    let refreshed = false;
     try {
       while (!this.closed) {
         const response = await this.poll().catch((error) => {
@@ -179,6 +317,16 @@ var LongPollingTransport = class extends HttpTransport {
           throw error;
         });
         if (!response) continue;
+        if (!refreshed && this.cx.refresh && await isRefreshRequired(response)) {
+          refreshed = true;
+          try {
+            await this.cx.refresh();
+          } catch (error) {
+            return this.close(error);
+          }
+          continue;
+        }
+        refreshed = false;
         if (response.status === 204) return this.close();
         if (response.status !== 200) return this.close(httpFailure(response, "Long polling"));
         const body = this.format === "Binary" ? new Uint8Array(await response.arrayBuffer()) : await response.text();
@@ -313,17 +461,21 @@ var TRANSPORTS = {
   LongPolling: [HttpTransportType.LongPolling, LongPollingTransport]
 };
 async function openConnection(baseUrl, options, format, stateful) {
-  let redirectToken;
-  const cx = {
+  let serverToken;
+  const appToken = async () => await options.accessTokenFactory?.() ?? void 0;
+  const context = (token) => ({
     fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
     WebSocket: options.WebSocket,
     timeout: options.timeout ?? 1e5,
-    token: async () => redirectToken ?? await options.accessTokenFactory?.() ?? void 0,
+    token,
     headers: async () => {
-      const token = await cx.token();
-      return { ...options.headers, ...token ? { Authorization: "Bearer " + token } : {} };
+      const value = await token();
+      return { ...options.headers, ...value ? { Authorization: "Bearer " + value } : {} };
     }
-  };
+  });
+  const cx = context(async () => serverToken ?? await appToken());
+  const refreshCx = context(appToken);
+  const hubUrl = baseUrl;
   const allowed = options.transport ?? 7;
   if (options.skipNegotiation) {
     if (allowed !== HttpTransportType.WebSockets) {
@@ -361,7 +513,7 @@ async function openConnection(baseUrl, options, format, stateful) {
       }
       if (!body.url) return body;
       baseUrl = body.url;
-      if (body.accessToken) redirectToken = body.accessToken;
+      if (body.accessToken) serverToken = body.accessToken;
     }
     throw new NegotiateError("Negotiate redirection limit exceeded.");
   };
@@ -373,7 +525,8 @@ async function openConnection(baseUrl, options, format, stateful) {
     try {
       negotiated ??= await negotiate();
       const token = (negotiated.negotiateVersion ?? 0) > 0 ? negotiated.connectionToken : negotiated.connectionId;
-      const transport = new entry[1](cx);
+      const refresh = createRefresh(refreshCx, hubUrl, token, (fresh) => serverToken = fresh);
+      const transport = new entry[1]({ ...cx, refresh });
       const url = withQuery(baseUrl, "id=" + encodeURIComponent(token));
       await transport.connect(url, format);
       const reopen = negotiated.useStatefulReconnect && transport instanceof WebSocketTransport ? async (setup) => {
@@ -382,7 +535,8 @@ async function openConnection(baseUrl, options, format, stateful) {
         await socket.connect(url);
         return socket;
       } : void 0;
-      return { transport, name: offer.transport, connectionId: negotiated.connectionId, reopen };
+      const authentication = { initialTokenLifetimeInSeconds: tokenLifetime(negotiated.tokenLifetimeSeconds), refresh };
+      return { transport, name: offer.transport, connectionId: negotiated.connectionId, reopen, authentication };
     } catch (error) {
       if (error instanceof NegotiateError) throw error;
       errors.push(`${offer.transport}: ${error.message}`);
@@ -393,9 +547,6 @@ async function openConnection(baseUrl, options, format, stateful) {
     errors.length ? `Unable to connect to the server with any of the available transports. ${errors.join(" ")}` : "None of the transports supported by the client are supported by the server."
   );
 }
-
-// src/logger.ts
-var LogLevel = { Trace: 0, Debug: 1, Information: 2, Warning: 3, Error: 4, Critical: 5, None: 6 };
 
 // src/message-buffer.ts
 var isTracked = (message) => message.type <= MessageType.CancelInvocation;
@@ -515,6 +666,8 @@ var ConnectionLifecycle = class {
   closeHandlers = [];
   reconnectingHandlers = [];
   reconnectedHandlers = [];
+  /** The live connection's authentication refresh (none with skipNegotiation, or once it closed). */
+  authentication;
   /** The transport in use; during a stateful resume, the one being reopened. */
   active;
   parse;
@@ -567,7 +720,7 @@ var ConnectionLifecycle = class {
   async connect() {
     const protocol = this.options.protocol;
     const bufferSize = this.options.statefulReconnectBufferSize;
-    const { transport, name, connectionId, reopen } = await openConnection(
+    const { transport, name, connectionId, reopen, authentication } = await openConnection(
       this.url,
       this.connectionOptions,
       protocol.transferFormat,
@@ -577,6 +730,7 @@ var ConnectionLifecycle = class {
     this.transportName = name;
     this.generation = {};
     this.reopen = reopen;
+    this.authentication = authentication;
     this.buffer = reopen ? new MessageBuffer(
       bufferSize,
       (sequenceId) => this.send({ type: MessageType.Ack, sequenceId }).catch(ignore),
@@ -628,7 +782,7 @@ var ConnectionLifecycle = class {
         handshakeDone.finally(() => clearTimeout(timer))
       ]);
     } catch (error) {
-      this.active = void 0;
+      this.active = this.authentication = void 0;
       clearTimeout(this.timeoutTimer);
       await transport.stop();
       throw error;
@@ -750,7 +904,7 @@ var ConnectionLifecycle = class {
   onTransportClose(error) {
     clearTimeout(this.pingTimer);
     clearTimeout(this.timeoutTimer);
-    this.active = void 0;
+    this.active = this.authentication = void 0;
     error = this.closeError ?? error;
     const closed = error ?? new ConnectionClosedError("Invocation canceled due to the underlying connection being closed.");
     this.buffer?.dispose(closed);
@@ -913,6 +1067,7 @@ function takeSignal(args) {
 }
 var HubConnection = class {
   lifecycle;
+  refresher;
   handlers = /* @__PURE__ */ new Map();
   pending = /* @__PURE__ */ new Map();
   nextId = 0;
@@ -921,10 +1076,18 @@ var HubConnection = class {
     this.lifecycle = new ConnectionLifecycle(url, connectionOptions, options, {
       message: (message) => this.dispatch(message),
       closed: (error) => {
+        this.refresher.clear();
         for (const call of this.pending.values()) call.done(error);
         this.pending.clear();
       }
     });
+    this.refresher = new AuthenticationRefresher(
+      this,
+      options.authenticationRefresh,
+      () => this.state === HubConnectionState.Connected ? this.lifecycle.authentication : null,
+      options.logger
+    );
+    this.lifecycle.reconnectedHandlers.push(() => this.refresher.connected());
   }
   get state() {
     return this.lifecycle.state;
@@ -941,12 +1104,31 @@ var HubConnection = class {
     return this.lifecycle.options.protocol;
   }
   /** Starts the connection; rejects with NegotiateError, HandshakeError or a transport error. */
-  start() {
-    return this.lifecycle.start();
+  async start() {
+    await this.lifecycle.start();
+    this.refresher.connected();
   }
   /** Stops the connection: sends Close, closes the transport and waits for it. */
   stop() {
+    this.refresher.clear();
     return this.lifecycle.stop();
+  }
+  /**
+   * Refreshes the connection's authentication (`POST {hub}/refresh` with the token factory's
+   * credentials) and resolves with their new lifetime in seconds, if the server reported one.
+   * Rejects when not Connected, with skipNegotiation, and when the server refuses (the connection
+   * keeps its credentials). With automatic refresh on, the next refresh is scheduled from the new lifetime.
+   */
+  refreshAuthentication() {
+    return this.refresher.refresh();
+  }
+  /** Registers a callback run after each successful authentication refresh. */
+  onAuthenticationRefreshed(callback) {
+    if (callback) this.refresher.refreshedHandlers.push(callback);
+  }
+  /** Registers a callback run when an authentication refresh fails. */
+  onAuthenticationRefreshFailed(callback) {
+    if (callback) this.refresher.failedHandlers.push(callback);
   }
   onclose(callback) {
     this.lifecycle.closeHandlers.push(callback);
@@ -1128,6 +1310,16 @@ var HubConnectionBuilder = class {
     this.options.statefulReconnectBufferSize = options.bufferSize ?? 1e5;
     return this;
   }
+  /**
+   * Authentication refresh (ASP.NET Core 11): when negotiate reports the credentials' lifetime,
+   * refresh them `refreshBeforeExpirationInMilliseconds` (default 300 000) before they expire, or
+   * at half of a shorter lifetime, then again from each refresh's lifetime. `enableAutoRefresh:
+   * false` leaves it to `refreshAuthentication()`. Repeated calls merge their options.
+   */
+  withAuthenticationRefresh(options = {}) {
+    this.options.authenticationRefresh = { ...this.options.authenticationRefresh, ...options };
+    return this;
+  }
   withKeepAliveInterval(milliseconds) {
     this.options.keepAliveIntervalInMilliseconds = milliseconds;
     return this;
@@ -1142,6 +1334,7 @@ var HubConnectionBuilder = class {
   }
   build() {
     if (!this.url) throw new Error("The 'HubConnectionBuilder.withUrl' method must be called before building the connection.");
+    validateAuthenticationRefreshOptions(this.options.authenticationRefresh);
     return new HubConnection(this.url, this.connectionOptions, { ...this.options });
   }
 };

@@ -1,4 +1,5 @@
-export { HubConnection, type Handler } from "./hub-connection.js";
+export { HubConnection, type Handler, type AuthenticationRefreshedContext, type AuthenticationRefreshFailedContext, } from "./hub-connection.js";
+export type { AuthenticationRefreshOptions } from "./authentication-refresh.js";
 export { HubConnectionBuilder } from "./hub-connection-builder.js";
 export { HubConnectionState, type HubConnectionOptions } from "./connection-lifecycle.js";
 export type { HubStream, StreamSubscriber } from "./stream.js";
