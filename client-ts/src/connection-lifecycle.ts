@@ -331,7 +331,7 @@ export class ConnectionLifecycle {
     if (this.state === HubConnectionState.Connecting) return; // start() reports it
     const policy = this.options.reconnectPolicy;
     if (this.state === HubConnectionState.Connected && policy && this.allowReconnect) {
-      this.reconnect(policy, error ?? new ConnectionClosedError("The connection closed."));
+      this.reconnect(policy, error);
     } else {
       this.finish(error);
     }
@@ -344,11 +344,13 @@ export class ConnectionLifecycle {
     for (const handler of this.closeHandlers) handler(error);
   }
 
-  private async reconnect(policy: RetryPolicy, reason: Error) {
+  /** `error`: why the connection closed; none when the server closed it cleanly (as the official client, onreconnecting then gets `undefined`). */
+  private async reconnect(policy: RetryPolicy, error?: Error) {
     this.state = HubConnectionState.Reconnecting;
     this.connectionId = null;
     const started = Date.now();
-    for (const handler of this.reconnectingHandlers) handler(reason);
+    let reason = error ?? new ConnectionClosedError("The connection closed.");
+    for (const handler of this.reconnectingHandlers) handler(error);
     for (let count = 0; ; count++) {
       const wait = policy.nextRetryDelayInMilliseconds({
         previousRetryCount: count,

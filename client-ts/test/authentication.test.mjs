@@ -320,8 +320,10 @@ describe("authentication refresh", () => {
       await waitFor(() => logs.some(([level, m]) => level === LogLevel.Error && m === logged), 1_000, "the error log");
       assert.equal(hub.state, HubConnectionState.Connected);
       assert.equal(await hub.invoke("Echo", "still here"), "still here");
-      // No retry of the failed refresh: the connection expires (Close, reconnect allowed).
-      await reconnecting;
+      // No retry of the failed refresh: the connection expires (Close, reconnect allowed, no
+      // error: onreconnecting gets undefined, as with the official client).
+      const { arg: reason } = await reconnecting;
+      assert.equal(reason, undefined, `${reason}`);
       assert.equal(http.refreshes().length, 1, `${http.lines()}`);
       failRefreshes = false;
       const refreshed = nextEvent(hub, "onAuthenticationRefreshed", 4_000);

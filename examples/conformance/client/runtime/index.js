@@ -913,7 +913,7 @@ var ConnectionLifecycle = class {
     if (this.state === HubConnectionState.Connecting) return;
     const policy = this.options.reconnectPolicy;
     if (this.state === HubConnectionState.Connected && policy && this.allowReconnect) {
-      this.reconnect(policy, error ?? new ConnectionClosedError("The connection closed."));
+      this.reconnect(policy, error);
     } else {
       this.finish(error);
     }
@@ -924,11 +924,13 @@ var ConnectionLifecycle = class {
     this.lifetime.abort();
     for (const handler of this.closeHandlers) handler(error);
   }
-  async reconnect(policy, reason) {
+  /** `error`: why the connection closed; none when the server closed it cleanly (as the official client, onreconnecting then gets `undefined`). */
+  async reconnect(policy, error) {
     this.state = HubConnectionState.Reconnecting;
     this.connectionId = null;
     const started = Date.now();
-    for (const handler of this.reconnectingHandlers) handler(reason);
+    let reason = error ?? new ConnectionClosedError("The connection closed.");
+    for (const handler of this.reconnectingHandlers) handler(error);
     for (let count = 0; ; count++) {
       const wait = policy.nextRetryDelayInMilliseconds({
         previousRetryCount: count,
@@ -940,8 +942,8 @@ var ConnectionLifecycle = class {
       if (this.state !== HubConnectionState.Reconnecting) return;
       try {
         await this.connect();
-      } catch (error) {
-        reason = error;
+      } catch (error2) {
+        reason = error2;
         if (this.state !== HubConnectionState.Reconnecting) return;
         continue;
       }

@@ -81,6 +81,7 @@ export declare class ConnectionLifecycle {
     send(message: HubMessage): Promise<void>;
     private onTransportClose;
     private finish;
+    /** `error`: why the connection closed; none when the server closed it cleanly (as the official client, onreconnecting then gets `undefined`). */
     private reconnect;
     stop(): Promise<void>;
 }
