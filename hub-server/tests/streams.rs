@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{error, TestServer, WsClient, TIMEOUT};
+use common::{error, TestServer, WsClient, RS, TIMEOUT};
 use futures_util::{stream, Stream, StreamExt};
 use hub_server::protocol::{
     CancelInvocation, CompletionOutcome, HubMessage, Protocol, StreamInvocation,
@@ -43,6 +43,9 @@ struct Probe {
     probe_started: Flag,
     /// `Mark` ran.
     marked: Flag,
+    /// How many `Watched` streams started, and how many of them saw their cancellation.
+    watched_started: AtomicUsize,
+    watched_cancelled: AtomicUsize,
 }
 
 /// Sets a flag when dropped.
@@ -94,7 +97,23 @@ fn hub(probe: &Arc<Probe>) -> HubMethods<Context> {
     let slow_probe = probe.clone();
     let probe_probe = probe.clone();
     let mark_probe = probe.clone();
+    let watched_probe = probe.clone();
     HubMethods::new()
+        .stream("Watched", move |cx: Context, (): ()| {
+            // Counts its start, and its cancellation when it sees it (as a method that tells its
+            // caller it was cancelled would).
+            let probe = watched_probe.clone();
+            async move {
+                probe.watched_started.fetch_add(1, Ordering::SeqCst);
+                let cancellation = cx.cancellation().clone();
+                let seen = probe.clone();
+                tokio::spawn(async move {
+                    cancellation.cancelled().await;
+                    seen.watched_cancelled.fetch_add(1, Ordering::SeqCst);
+                });
+                Ok::<_, HubError>(stream::pending::<Result<u32, HubError>>())
+            }
+        })
         .method("Mark", move |_, (): ()| {
             let probe = mark_probe.clone();
             async move {
@@ -450,6 +469,42 @@ async fn cancel_invocation_stops_an_endless_stream(protocol: Protocol) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cancelled_in_the_frame_that_starts_it_still_runs_and_sees_its_cancellation() {
+    // As ASP.NET Core, a streaming method starts before the next message is read: a client that
+    // cancels at once (StreamInvocation and CancelInvocation in one frame) still gets its method
+    // run, and the method sees the cancellation. Before, the dispatcher skipped it 20 times out
+    // of 20.
+    let (server, probe) = start(HubConfig::new()).await;
+    let mut client = server.json_client().await;
+    const CALLS: usize = 20;
+    for i in 0..CALLS {
+        client
+            .send_text(&format!(
+                "{{\"type\":4,\"invocationId\":\"s{i}\",\"target\":\"Watched\",\"arguments\":[]}}{RS}{{\"type\":5,\"invocationId\":\"s{i}\"}}{RS}"
+            ))
+            .await;
+    }
+    let deadline = Instant::now() + TIMEOUT;
+    while probe.watched_cancelled.load(Ordering::SeqCst) < CALLS && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(probe.watched_started.load(Ordering::SeqCst), CALLS);
+    assert_eq!(probe.watched_cancelled.load(Ordering::SeqCst), CALLS);
+    // Each cancelled stream ends with one Completion without result, as any cancelled stream.
+    let mut ended: Vec<String> = Vec::new();
+    for _ in 0..CALLS {
+        ended.push(client.recv_text().await);
+    }
+    ended.sort();
+    let mut expected: Vec<String> = (0..CALLS)
+        .map(|i| format!(r#"{{"type":3,"invocationId":"s{i}"}}"#))
+        .collect();
+    expected.sort();
+    assert_eq!(ended, expected);
+    client.echo_works("the connection goes on").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_invocation_stops_an_endless_stream_in_json() {
     cancel_invocation_stops_an_endless_stream(Protocol::Json).await;
 }
@@ -654,6 +709,65 @@ async fn a_reused_id_is_rejected_and_the_running_stream_goes_on() {
 }
 
 // ----- upload streams ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_upload_stream_id_is_rejected_and_the_first_upload_goes_on() {
+    // Before, the second invocation silently took the stream id over: the first completed with a
+    // truncated sum and the second waited.
+    let (server, _) = start(HubConfig::new()).await;
+    let mut client = server.json_client().await;
+    client
+        .send_json(
+            r#"{"type":1,"invocationId":"1","target":"Sum","arguments":[],"streamIds":["q"]}"#,
+        )
+        .await;
+    client
+        .send_json(r#"{"type":2,"invocationId":"q","item":1}"#)
+        .await;
+    client
+        .send_json(
+            r#"{"type":1,"invocationId":"2","target":"Sum","arguments":[],"streamIds":["q"]}"#,
+        )
+        .await;
+    let rejected = client.recv_text().await;
+    assert_eq!(
+        rejected,
+        r#"{"type":3,"invocationId":"2","error":"Invocation ID 'q' is already in use."}"#
+    );
+    // One invocation naming the same stream twice is refused too.
+    client
+        .send_json(
+            r#"{"type":1,"invocationId":"3","target":"Pair","arguments":[],"streamIds":["r","r"]}"#,
+        )
+        .await;
+    assert_eq!(
+        client.recv_text().await,
+        r#"{"type":3,"invocationId":"3","error":"Invocation ID 'r' is already in use."}"#
+    );
+    // The first upload still gets every item.
+    client
+        .send_json(r#"{"type":2,"invocationId":"q","item":2}"#)
+        .await;
+    client.send_json(r#"{"type":3,"invocationId":"q"}"#).await;
+    assert_eq!(
+        client.recv_text().await,
+        r#"{"type":3,"invocationId":"1","result":3}"#
+    );
+    // The id is free again once its stream ended.
+    client
+        .send_json(
+            r#"{"type":1,"invocationId":"4","target":"Sum","arguments":[],"streamIds":["q"]}"#,
+        )
+        .await;
+    client
+        .send_json(r#"{"type":2,"invocationId":"q","item":5}"#)
+        .await;
+    client.send_json(r#"{"type":3,"invocationId":"q"}"#).await;
+    assert_eq!(
+        client.recv_text().await,
+        r#"{"type":3,"invocationId":"4","result":5}"#
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_items_reach_the_method_in_json() {

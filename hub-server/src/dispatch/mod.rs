@@ -90,16 +90,15 @@ struct BoundMethod {
 
 impl BoundMethod {
     /// Runs the method until it returns (a panic becomes an internal error) or `cancellation`
-    /// fires (`None`: a cancelled invocation gets no reply).
+    /// fires (`None`: a cancelled invocation gets no reply). The method starts even if
+    /// `cancellation` already fired, and sees it: a streaming method starts before the next
+    /// message is read, as in ASP.NET Core, so a CancelInvocation right behind its
+    /// StreamInvocation cancels it rather than skipping it.
     async fn run(
         self,
         shared: &Shared,
         cancellation: &CancellationToken,
     ) -> Option<Result<MethodOutput, CallError>> {
-        // Cancelled while it waited for a slot: it never starts.
-        if cancellation.is_cancelled() {
-            return None;
-        }
         // Checked before each call, as ASP.NET Core does: a policy may depend on more than the
         // principal.
         let authorization = shared
@@ -460,6 +459,13 @@ impl Dispatcher {
                 stream_ids.len(),
                 method.upload_streams
             ));
+        }
+        // An upload stream id names one stream at a time: reusing one that is still open (or
+        // naming one twice) would silently take the first upload's items.
+        for (i, stream_id) in stream_ids.iter().enumerate() {
+            if self.uploads.contains_key(stream_id) || stream_ids[..i].contains(stream_id) {
+                return reject(format!("Invocation ID '{stream_id}' is already in use."));
+            }
         }
         let cancellation = self.cancellation.child_token();
         if let Some(id) = &invocation_id {

@@ -28,7 +28,12 @@ pub(super) async fn run_unary(
             method,
         } = call;
         let started = Instant::now();
-        let result = method.run(&shared, &cancellation).await;
+        // Cancelled while it waited for a slot: it never starts.
+        let result = if cancellation.is_cancelled() {
+            None
+        } else {
+            method.run(&shared, &cancellation).await
+        };
         let elapsed_us = started.elapsed().as_micros() as u64;
         let reply = match result {
             None => {
