@@ -8,11 +8,13 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    assert_close_with_error, error, invocation_args, result, test_hub, TestServer, WsClient, PATH,
-    TIMEOUT,
+    assert_close_with_error, error, invocation_args, result, test_hub, Frame, TestServer, WsClient,
+    PATH, TIMEOUT,
 };
 use hub_server::protocol::{Completion, CompletionOutcome, HubMessage, HubProtocol, Protocol};
 use hub_server::{HubConfig, HubServer, Principal, RequestInfo};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 // ----- protocol violations ----------------------------------------------------------------------
@@ -667,6 +669,43 @@ async fn a_client_websocket_close_ends_the_connection_cleanly() {
     match client.recv_frame().await {
         common::Frame::Closed(_) | common::Frame::End => {}
         other => panic!("expected the close handshake to complete, got {other:?}"),
+    }
+    server.wait_for_connection_count(0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_closes_its_websocket_gets_a_normal_close_back() {
+    // The client closes the socket (1000) without a Close message, and after one, while the
+    // server is busy writing: the server answers with 1000, as ASP.NET Core does (issue 19 saw
+    // 1011 here; it no longer reproduces, with this client or Node's `ws`: this pins it).
+    let server = TestServer::start(test_hub(), HubConfig::new()).await;
+    for send_close_message_first in [false, true] {
+        let mut client = server.json_client().await;
+        client.echo_works("before").await;
+        // A writer busy with pushes when the close frame arrives.
+        client
+            .send_json(r#"{"type":1,"target":"Push","arguments":[3000]}"#)
+            .await;
+        if send_close_message_first {
+            client.send_json(r#"{"type":7}"#).await;
+        }
+        client
+            .send_frame(Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            })))
+            .await;
+        loop {
+            match client.recv_frame().await {
+                // A Close message already on its way may still arrive.
+                Frame::Data { .. } => continue,
+                Frame::Closed(Some(frame)) => {
+                    assert_eq!(frame.code, CloseCode::Normal, "{frame:?}");
+                    break;
+                }
+                other => panic!("expected the server's close frame, got {other:?}"),
+            }
+        }
     }
     server.wait_for_connection_count(0).await;
 }
