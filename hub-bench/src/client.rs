@@ -69,6 +69,11 @@ impl WsConn {
         })
     }
 
+    /// This end's local port.
+    pub(crate) fn local_port(&self) -> u16 {
+        self.stream.local_addr().map_or(0, |a| a.port())
+    }
+
     /// Appends one masked frame to the outgoing buffer (sent by [`flush`](Self::flush)).
     pub(crate) fn push(&mut self, opcode: u8, parts: &[&[u8]]) {
         let len: usize = parts.iter().map(|p| p.len()).sum();
@@ -107,6 +112,20 @@ impl WsConn {
             self.out.clear();
         }
         Ok(())
+    }
+
+    /// Closes the connection as a client should: sends a WebSocket Close (1000), then reads
+    /// until the target ends the stream (so the target closes the TCP connection first and the
+    /// `TIME_WAIT` is on its side), for at most `wait`. Errors only mean the connection is gone.
+    pub(crate) async fn close(mut self, wait: std::time::Duration) {
+        self.push(OP_CLOSE, &[&1000u16.to_be_bytes()]);
+        if self.flush().await.is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(wait, async {
+            while self.read_batch(|_, _| {}).await.is_ok() {}
+        })
+        .await;
     }
 
     /// Waits for at least one complete frame, then hands every complete frame in the buffer to

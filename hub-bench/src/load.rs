@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::client::WsConn;
@@ -31,6 +31,15 @@ pub(crate) struct Shared {
     pub(crate) remote_hist: RefCell<Histogram<u64>>,
     /// Fan-out deliveries whose sequence number was below one the receiver already had.
     pub(crate) reordered: Cell<u64>,
+    /// S8: the broadcaster's latency, from a send's write to its completion (or ack).
+    pub(crate) sender_hist: RefCell<Histogram<u64>>,
+    /// Fan-out: the longest time (ns) between two consecutive deliveries to one receiver, both
+    /// inside the window.
+    pub(crate) max_gap_ns: Cell<u64>,
+    /// When that longest gap ended.
+    pub(crate) max_gap_end: Cell<Option<Instant>>,
+    /// Fan-out messages the sender wrote so far.
+    pub(crate) messages_sent: Cell<u64>,
     pub(crate) last_error: RefCell<Option<String>>,
     tasks: RefCell<Vec<JoinHandle<()>>>,
 }
@@ -46,9 +55,18 @@ impl Shared {
             hist: RefCell::new(Histogram::new_with_bounds(1, 120_000_000_000, 3)?),
             remote_hist: RefCell::new(Histogram::new_with_bounds(1, 120_000_000_000, 3)?),
             reordered: Cell::new(0),
+            sender_hist: RefCell::new(Histogram::new_with_bounds(1, 120_000_000_000, 3)?),
+            max_gap_ns: Cell::new(0),
+            max_gap_end: Cell::new(None),
+            messages_sent: Cell::new(0),
             last_error: RefCell::new(None),
             tasks: RefCell::new(Vec::new()),
         }))
+    }
+
+    /// When recording started.
+    pub(crate) fn since(&self) -> Instant {
+        self.since.get()
     }
 
     /// Starts recording.
@@ -91,6 +109,11 @@ impl Shared {
             let ns = u64::try_from(now.duration_since(sent).as_nanos()).unwrap_or(u64::MAX);
             self.remote_hist.borrow_mut().saturating_record(ns.max(1));
         }
+    }
+
+    /// Whether `at` is inside the window being measured.
+    fn in_window(&self, at: Instant) -> bool {
+        self.measuring.get() && at >= self.since.get()
     }
 
     fn fail(&self, error: &anyhow::Error) {
@@ -304,17 +327,20 @@ struct Fanout {
     wake: Notify,
 }
 
-/// S2 and S6: joined receivers (`true`: on another node than the sender, S6), one sender
+/// S2, S6 and S8: joined receivers (`true`: on another node than the sender, S6), one sender
 /// keeping `in_flight` messages in flight (at most [`MAX_FANOUT_IN_FLIGHT`]); latency per delivery from the moment the
 /// send was written. Every receiver must get every message exactly once: a second copy, a copy
 /// of a message no longer in flight, or a message still missing receivers when its slot comes
-/// round again ([`SLOTS`] messages later) ends the connection's task with an error.
+/// round again ([`SLOTS`] messages later) ends the connection's task with an error. With
+/// `acked` (S8) each send is an invocation (SignalR) or acked event (Socket.IO), and the time
+/// from its write to its completion goes into [`Shared::sender_hist`]; a failed one is an error.
 pub(crate) fn start_fanout(
     proto: Proto,
     sender: WsConn,
     receivers: Vec<(WsConn, bool)>,
     payload: Rc<str>,
     in_flight: usize,
+    acked: bool,
     shared: &Rc<Shared>,
 ) {
     let fanout = Rc::new(Fanout {
@@ -331,7 +357,14 @@ pub(crate) fn start_fanout(
         let (fanout, shared2) = (fanout.clone(), shared.clone());
         shared.spawn(receive_loop(proto, ws, remote, fanout, shared2));
     }
-    shared.spawn(send_loop(proto, sender, payload, fanout, shared.clone()));
+    shared.spawn(send_loop(
+        proto,
+        sender,
+        payload,
+        fanout,
+        acked,
+        shared.clone(),
+    ));
 }
 
 async fn receive_loop(
@@ -345,10 +378,21 @@ async fn receive_loop(
     // The last sequence number this receiver got in each slot, and the highest overall.
     let mut seen = [0u64; SLOTS];
     let mut highest = 0u64;
+    let mut last_delivery: Option<Instant> = None;
     loop {
         ws.read_batch(|op, data| proto.parse(op, data, &mut events))
             .await?;
         let now = Instant::now();
+        if events.iter().any(|e| matches!(e, Event::Delivery(_))) {
+            if let Some(last) = last_delivery.filter(|&last| shared.in_window(last)) {
+                let gap = u64::try_from(now.duration_since(last).as_nanos()).unwrap_or(u64::MAX);
+                if gap > shared.max_gap_ns.get() {
+                    shared.max_gap_ns.set(gap);
+                    shared.max_gap_end.set(Some(now));
+                }
+            }
+            last_delivery = Some(now);
+        }
         for event in events.drain(..) {
             match event {
                 Event::Delivery(seq) => {
@@ -400,10 +444,13 @@ async fn send_loop(
     mut ws: WsConn,
     payload: Rc<str>,
     fanout: Rc<Fanout>,
+    acked: bool,
     shared: Rc<Shared>,
 ) -> Result<()> {
     let mut seq = 0u64;
     let mut events = Vec::new();
+    // Acked sends not yet completed: (sequence number = invocation id, written at).
+    let mut unacked: VecDeque<(u64, Instant)> = VecDeque::new();
     fanout.progress.set(Instant::now());
     while !shared.stop.get() {
         while fanout.in_flight.get() < fanout.limit {
@@ -420,9 +467,14 @@ async fn send_loop(
             }
             fanout.seq_of.borrow_mut()[slot] = seq;
             fanout.got.borrow_mut()[slot] = 0;
-            fanout.sent_at.borrow_mut()[slot] = Some(Instant::now());
-            proto.push_send_group(&mut ws, seq, &payload);
+            let now = Instant::now();
+            fanout.sent_at.borrow_mut()[slot] = Some(now);
+            proto.push_send_group(&mut ws, seq, acked.then_some(seq), &payload);
+            if acked {
+                unacked.push_back((seq, now));
+            }
             fanout.in_flight.set(fanout.in_flight.get() + 1);
+            shared.messages_sent.set(seq);
         }
         ws.flush().await?;
         let read = tokio::select! {
@@ -432,10 +484,25 @@ async fn send_loop(
         };
         if let Some(r) = read {
             r?;
+            let now = Instant::now();
             for event in events.drain(..) {
                 match event {
                     Event::Closed => bail!("closed by the target"),
                     Event::Ping => proto.push_pong(&mut ws),
+                    Event::Reply(id) if acked => {
+                        // In order from the hub (one invocation at a time); Socket.IO acks
+                        // may come in any order: looked up by id either way.
+                        if let Some(i) = unacked.iter().position(|&(s, _)| s == id) {
+                            if let Some((_, sent)) = unacked.remove(i) {
+                                if shared.in_window(sent) {
+                                    let ns = u64::try_from(now.duration_since(sent).as_nanos())
+                                        .unwrap_or(u64::MAX);
+                                    shared.sender_hist.borrow_mut().saturating_record(ns.max(1));
+                                }
+                            }
+                        }
+                    }
+                    Event::Failed(_) if acked => bail!("a send to the group failed"),
                     _ => {}
                 }
             }
@@ -457,11 +524,79 @@ async fn send_loop(
 
 /// S3: holds connections open, answering pings and sending keep-alives every 15 s.
 pub(crate) fn start_idle(proto: Proto, conns: Vec<WsConn>, shared: &Rc<Shared>) {
+    spawn_idle(proto, conns, None, shared);
+}
+
+/// S7: idle connections (as [`start_idle`]) that close together when told
+/// ([`IdleGroup::close`]).
+pub(crate) struct IdleGroup {
+    close: watch::Sender<bool>,
+    live: Rc<Cell<usize>>,
+    ended: Rc<Notify>,
+}
+
+/// Counts a connection task of an [`IdleGroup`] as ended when dropped (done or aborted).
+struct Live {
+    live: Rc<Cell<usize>>,
+    ended: Rc<Notify>,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.live.set(self.live.get().saturating_sub(1));
+        self.ended.notify_one();
+    }
+}
+
+/// S7: holds `conns` open as [`start_idle`] does, until [`IdleGroup::close`].
+pub(crate) fn start_idle_group(proto: Proto, conns: Vec<WsConn>, shared: &Rc<Shared>) -> IdleGroup {
+    let (close, watch) = watch::channel(false);
+    let group = IdleGroup {
+        close,
+        live: Rc::new(Cell::new(conns.len())),
+        ended: Rc::new(Notify::new()),
+    };
+    let live = (group.live.clone(), group.ended.clone());
+    spawn_idle(proto, conns, Some((watch, live)), shared);
+    group
+}
+
+impl IdleGroup {
+    /// Tells every connection to close (a WebSocket Close, then its socket dropped once the
+    /// target ended the stream, or after 2 s) and waits until all are closed or `limit` passed;
+    /// returns how many were still open.
+    pub(crate) async fn close(&self, limit: Duration) -> usize {
+        let _ = self.close.send(true);
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.live.get() > 0 {
+            if tokio::time::timeout_at(deadline, self.ended.notified())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        self.live.get()
+    }
+}
+
+type CloseSignal = (watch::Receiver<bool>, (Rc<Cell<usize>>, Rc<Notify>));
+
+fn spawn_idle(proto: Proto, conns: Vec<WsConn>, close: Option<CloseSignal>, shared: &Rc<Shared>) {
     let count = conns.len().max(1);
     let period = Duration::from_secs(15);
     for (i, ws) in conns.into_iter().enumerate() {
         let first = tokio::time::Instant::now() + period.mul_f64(i as f64 / count as f64);
-        shared.spawn(idle_loop(proto, ws, first, period));
+        let close = close.as_ref().map(|(watch, (live, ended))| {
+            (
+                watch.clone(),
+                Live {
+                    live: live.clone(),
+                    ended: ended.clone(),
+                },
+            )
+        });
+        shared.spawn(idle_loop(proto, ws, first, period, close));
     }
 }
 
@@ -470,13 +605,28 @@ async fn idle_loop(
     mut ws: WsConn,
     first: tokio::time::Instant,
     period: Duration,
+    close: Option<(watch::Receiver<bool>, Live)>,
 ) -> Result<()> {
+    let (mut close, _live) = close.unzip();
     let mut ticker = tokio::time::interval_at(first, period);
     let mut events = Vec::new();
     loop {
+        let told_to_close = async {
+            match &mut close {
+                // The group's sender dropped counts as told.
+                Some(watch) => {
+                    let _ = watch.wait_for(|&closed| closed).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
         let read = tokio::select! {
             _ = ticker.tick() => None,
             r = ws.read_batch(|op, data| proto.parse(op, data, &mut events)) => Some(r),
+            () = told_to_close => {
+                ws.close(Duration::from_secs(2)).await;
+                return Ok(());
+            }
         };
         match read {
             None => proto.push_keepalive(&mut ws),

@@ -1,8 +1,8 @@
 //! `hub-bench`: our hubs against a raw WebSocket echo and two peers, side by side.
 //!
 //! ```text
-//! hub-bench run [--profile quick|full] [--targets hub,ref-ws,...] [--scenarios s1,s1b,s2,s3,s4,s5,s6]
-//!               [--rounds N] [--window SECS] [--warmup SECS] [--quiet-wait SECS]
+//! hub-bench run [--profile quick|full] [--targets hub,ref-ws,...] [--scenarios s1,s1b,s2,s3,s4,s5,s6,s7,s8]
+//!               [--rounds N] [--window SECS] [--s8-window SECS] [--warmup SECS] [--quiet-wait SECS]
 //!               [--fanout-in-flight N] [--out DIR] [--no-pin]
 //! hub-bench smoke                       one short round: hub, ref-ws, ref-http (and hub-redis
 //!                                       where redis-server is installed); fails on errors
@@ -64,7 +64,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         _ => {
             println!(
                 "usage: hub-bench run [--profile quick|full] [--targets LIST] [--scenarios LIST] \
-                 [--rounds N] [--window SECS] [--warmup SECS] [--quiet-wait SECS] [--fanout-in-flight N] [--out DIR] [--no-pin]\n       \
+                 [--rounds N] [--window SECS] [--s8-window SECS] [--warmup SECS] [--quiet-wait SECS] [--fanout-in-flight N] [--out DIR] [--no-pin]\n       \
                  hub-bench smoke\n       hub-bench serve hub|ref-ws|ref-http --port PORT [--redis URL]"
             );
             Ok(())
@@ -82,6 +82,11 @@ fn flag_value(args: &[String], name: &str) -> Result<Option<String>> {
         None => Ok(None),
     }
 }
+
+/// S8's window in the quick and full profiles, in seconds: it starts once the stalled receiver's
+/// socket takes no more, and the hub closes such a client within its send timeout (10 s) of
+/// that, sooner when its queue and overflow (1024 messages each) fill first (see BENCHMARKS.md).
+const SLOW_WINDOW_S: u64 = 12;
 
 /// The two profiles of the issue, and the smoke run.
 fn profile(name: &str) -> Result<Plan> {
@@ -110,6 +115,10 @@ fn profile(name: &str) -> Result<Plan> {
         quiet_wait: Duration::from_secs(5),
         skipped: Vec::new(),
         fanout_in_flight: load::FANOUT_IN_FLIGHT,
+        churn_cycles: 3,
+        churn_wait: Duration::from_secs(30),
+        slow_window: Duration::from_secs(SLOW_WINDOW_S),
+        stall_fill_limit: Duration::from_secs(180),
     };
     Ok(match name {
         "quick" => Plan {
@@ -127,6 +136,9 @@ fn profile(name: &str) -> Result<Plan> {
                 msgpack(Scenario::S2, 1000),
                 json(Scenario::S6, 1000),
                 json(Scenario::S6, 10000),
+                json(Scenario::S7, 10000),
+                json(Scenario::S8, 1000),
+                json(Scenario::S8Stalled, 1000),
             ],
             ..base
         },
@@ -157,6 +169,9 @@ fn profile(name: &str) -> Result<Plan> {
                 msgpack(Scenario::S2, 10000),
                 json(Scenario::S6, 1000),
                 json(Scenario::S6, 10000),
+                json(Scenario::S7, 10000),
+                json(Scenario::S8, 1000),
+                json(Scenario::S8Stalled, 1000),
             ],
             ..base
         },
@@ -178,7 +193,16 @@ fn profile(name: &str) -> Result<Plan> {
                 msgpack(Scenario::S1, 64),
                 msgpack(Scenario::S2, 100),
                 json(Scenario::S6, 100),
+                json(Scenario::S7, 100),
+                json(Scenario::S8, 100),
+                json(Scenario::S8Stalled, 100),
             ],
+            churn_cycles: 2,
+            // A harness check: one wait of at most 1 s per cycle.
+            churn_wait: Duration::from_secs(1),
+            // A harness check: the stalled receiver's buffers are not waited for.
+            slow_window: Duration::from_millis(1000),
+            stall_fill_limit: Duration::ZERO,
             ..base
         },
         other => bail!("unknown profile `{other}`; expected quick or full"),
@@ -299,6 +323,8 @@ fn run(args: &[String], smoke: bool) -> Result<()> {
                 (Scenario::S3, _) => "s3",
                 (Scenario::S4Sse | Scenario::S4Lp, _) => "s4",
                 (Scenario::S6, _) => "s6",
+                (Scenario::S7, _) => "s7",
+                (Scenario::S8 | Scenario::S8Stalled, _) => "s8",
             };
             wanted.contains(&name)
         });
@@ -308,6 +334,9 @@ fn run(args: &[String], smoke: bool) -> Result<()> {
     }
     if let Some(secs) = flag_value(args, "--window")? {
         plan.window = Duration::from_secs_f64(secs.parse()?);
+    }
+    if let Some(secs) = flag_value(args, "--s8-window")? {
+        plan.slow_window = Duration::from_secs_f64(secs.parse()?);
     }
     if let Some(secs) = flag_value(args, "--quiet-wait")? {
         plan.quiet_wait = Duration::from_secs_f64(secs.parse()?);

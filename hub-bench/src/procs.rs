@@ -312,6 +312,34 @@ pub(crate) fn rss_bytes(pid: u32) -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
+/// The target's end of a loopback TCP connection (the socket of `server_port` connected to
+/// `client_port`) in `/proc/net/tcp`: whether it is still established, and the bytes it has
+/// queued that the peer has not acknowledged (`tx_queue`). `None` when there is no such
+/// socket (any more).
+pub(crate) fn tcp_server_socket(server_port: u16, client_port: u16) -> Option<(bool, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let port = |address: &str| {
+        address
+            .rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+    };
+    table.lines().skip(1).find_map(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        let (local, remote, state, queues) = (
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+        );
+        if port(local)? != server_port || port(remote)? != client_port {
+            return None;
+        }
+        let queued = u64::from_str_radix(queues.split_once(':')?.0, 16).ok()?;
+        // State 01: ESTABLISHED.
+        Some((state == "01", queued))
+    })
+}
+
 /// Machine-wide CPU time so far (busy, steal) in clock ticks, from `/proc/stat`.
 pub(crate) fn machine_ticks() -> (u64, u64) {
     let Ok(stat) = std::fs::read_to_string("/proc/stat") else {

@@ -180,14 +180,19 @@ impl Proto {
         }
     }
 
-    /// Queues a fire-and-forget send of `Recv(seq, payload)` to [`GROUP`].
-    pub(crate) fn push_send_group(self, ws: &mut WsConn, seq: u64, payload: &str) {
+    /// Queues a send of `Recv(seq, payload)` to [`GROUP`]: fire-and-forget, or with `id` an
+    /// invocation (SignalR) or acked event (Socket.IO) whose completion or ack carries `id`
+    /// (`ref-ws` answers no broadcast: `id` is ignored there).
+    pub(crate) fn push_send_group(self, ws: &mut WsConn, seq: u64, id: Option<u64>, payload: &str) {
         let seq_text = itoa(seq);
+        let id_text = id.map(itoa).unwrap_or_default();
         match (self.dialect, self.wire) {
             (Dialect::SocketIo, _) => ws.push(
                 OP_TEXT,
                 &[
-                    b"42[\"send\",\"",
+                    b"42",
+                    id_text.as_bytes(),
+                    b"[\"send\",\"",
                     GROUP.as_bytes(),
                     b"\",",
                     seq_text.as_bytes(),
@@ -206,18 +211,29 @@ impl Proto {
                     b"\"]}\x1e",
                 ],
             ),
-            (Dialect::SignalR, Wire::Json) => ws.push(
-                OP_TEXT,
-                &[
-                    b"{\"type\":1,\"target\":\"SendToGroup\",\"arguments\":[\"",
-                    GROUP.as_bytes(),
-                    b"\",",
-                    seq_text.as_bytes(),
-                    b",\"",
-                    payload.as_bytes(),
-                    b"\"]}\x1e",
-                ],
-            ),
+            (Dialect::SignalR, Wire::Json) => {
+                let head: &[u8] = if id.is_some() {
+                    b"{\"type\":1,\"invocationId\":\""
+                } else {
+                    b"{\"type\":1"
+                };
+                let tail: &[u8] = if id.is_some() { b"\"" } else { b"" };
+                ws.push(
+                    OP_TEXT,
+                    &[
+                        head,
+                        id_text.as_bytes(),
+                        tail,
+                        b",\"target\":\"SendToGroup\",\"arguments\":[\"",
+                        GROUP.as_bytes(),
+                        b"\",",
+                        seq_text.as_bytes(),
+                        b",\"",
+                        payload.as_bytes(),
+                        b"\"]}\x1e",
+                    ],
+                );
+            }
             (Dialect::Raw, Wire::Msgpack) => {
                 let mut body = Vec::with_capacity(32 + payload.len());
                 body.extend_from_slice(&[0x94, 0x01, 0x80, 0xc0]);
@@ -229,7 +245,11 @@ impl Proto {
             }
             (Dialect::SignalR, Wire::Msgpack) => {
                 let mut body = Vec::with_capacity(32 + payload.len());
-                body.extend_from_slice(&[0x96, 0x01, 0x80, 0xc0]);
+                body.extend_from_slice(&[0x96, 0x01, 0x80]);
+                match id {
+                    Some(_) => mp_str(&mut body, &id_text),
+                    None => body.push(0xc0),
+                }
                 mp_str(&mut body, "SendToGroup");
                 body.push(0x93);
                 mp_str(&mut body, GROUP);

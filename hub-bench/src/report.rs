@@ -103,9 +103,28 @@ pub(crate) fn markdown(plan: &Plan, outcomes: &[Outcome], fingerprint: &str) -> 
     let from = first_measured(plan.rounds);
     let mut all_cases: Vec<Case> = plan.cases.clone();
     all_cases.dedup();
-    // S6 has a table of its own; the main table shows the targets of the other scenarios.
-    let (cross_cases, cases): (Vec<Case>, Vec<Case>) =
-        all_cases.iter().partition(|c| c.scenario == Scenario::S6);
+    // S6, S7 and S8 have tables of their own; the main table shows the targets of the others.
+    let (own_table, cases): (Vec<Case>, Vec<Case>) = all_cases.iter().partition(|c| {
+        matches!(
+            c.scenario,
+            Scenario::S6 | Scenario::S7 | Scenario::S8 | Scenario::S8Stalled
+        )
+    });
+    let cross_cases: Vec<Case> = own_table
+        .iter()
+        .copied()
+        .filter(|c| c.scenario == Scenario::S6)
+        .collect();
+    let churn_cases: Vec<Case> = own_table
+        .iter()
+        .copied()
+        .filter(|c| c.scenario == Scenario::S7)
+        .collect();
+    let slow_cases: Vec<Case> = own_table
+        .iter()
+        .copied()
+        .filter(|c| matches!(c.scenario, Scenario::S8 | Scenario::S8Stalled))
+        .collect();
     let targets: Vec<&str> = plan
         .targets
         .iter()
@@ -134,6 +153,12 @@ pub(crate) fn markdown(plan: &Plan, outcomes: &[Outcome], fingerprint: &str) -> 
     if !cross_cases.is_empty() {
         cross_node_table(&mut out, plan, &cross_cases, outcomes, from);
     }
+    if !churn_cases.is_empty() {
+        churn_table(&mut out, plan, &churn_cases, outcomes, from);
+    }
+    if !slow_cases.is_empty() {
+        slow_consumer_table(&mut out, plan, &slow_cases, outcomes, from);
+    }
     details(&mut out, &cases, &targets, outcomes, from);
     let errors: Vec<&Outcome> = outcomes.iter().filter(|o| o.errors > 0).collect();
     if !errors.is_empty() {
@@ -150,7 +175,7 @@ pub(crate) fn markdown(plan: &Plan, outcomes: &[Outcome], fingerprint: &str) -> 
             );
         }
     }
-    let _ = writeln!(out, "\n{}", goals(&all_cases, outcomes, from));
+    let _ = writeln!(out, "\n{}", goals(plan, &all_cases, outcomes, from));
     out
 }
 
@@ -300,6 +325,210 @@ fn cross_node_table(
     }
 }
 
+fn mib(bytes: f64) -> String {
+    format!("{:.1}", bytes / (1024.0 * 1024.0))
+}
+
+/// S7: every measured window, one row each (the cycles are the numbers; medians would hide
+/// which cycle kept what).
+fn churn_table(out: &mut String, plan: &Plan, cases: &[Case], outcomes: &[Outcome], from: usize) {
+    let _ = writeln!(
+        out,
+        "\nChurn (S7): K idle connections opened, held {} s, then closed (a WebSocket Close each), {} times; after each close the RSS is read every 500 ms until it is within +10% of the baseline (read after a {} s settle, before the first cycle) or {} s passed. Per cycle: peak RSS while open → RSS at the end of the wait, and when it came back within +10% (– : not within the wait). MiB. Goal: the last cycle's end within +10% of the baseline, and growth (last end − first end) ≤ 5% of what one cycle added (first peak − baseline).\n",
+        plan.s3_settle.as_secs_f64(),
+        plan.churn_cycles,
+        plan.s3_settle.as_secs_f64(),
+        plan.churn_wait.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "| case | target | round | baseline MiB | cycles: peak → end MiB (back in s) | after/baseline | growth MiB | goal |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    for case in cases {
+        for spec in plan.targets.iter().filter(|t| t.supports(case)) {
+            for o in outcomes
+                .iter()
+                .filter(|o| &o.case == case && o.target == spec.name && o.round >= from)
+            {
+                let Some(churn) = &o.churn else {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | – | error: {} | – | – | – |",
+                        case.label(),
+                        o.target,
+                        o.round,
+                        o.error.as_deref().unwrap_or("")
+                    );
+                    continue;
+                };
+                let cycles: Vec<String> = churn
+                    .cycles
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} → {} ({})",
+                            mib(c.peak_rss as f64),
+                            mib(c.end_rss as f64),
+                            c.back_s.map_or("–".to_owned(), |s| format!("{s:.1}"))
+                        )
+                    })
+                    .collect();
+                let verdict = if o.errors > 0 {
+                    "errors"
+                } else if churn.met() {
+                    "met"
+                } else {
+                    "**not met**"
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {:.2} | {} | {verdict} |",
+                    case.label(),
+                    o.target,
+                    o.round,
+                    mib(churn.baseline_rss as f64),
+                    cycles.join("; "),
+                    churn.ratio(),
+                    mib(churn.growth()),
+                );
+            }
+        }
+    }
+}
+
+/// S8 with a stalled receiver over S8 without, per round, of `f`, for one target.
+pub(crate) fn stalled_ratios(
+    outcomes: &[Outcome],
+    param: usize,
+    target: &str,
+    from: usize,
+    f: &dyn Fn(&Outcome) -> Option<f64>,
+) -> Vec<f64> {
+    let by_round = |scenario: Scenario| -> BTreeMap<usize, f64> {
+        outcomes
+            .iter()
+            .filter(|o| {
+                o.case.scenario == scenario
+                    && o.case.param == param
+                    && o.target == target
+                    && o.round >= from
+                    && o.errors == 0
+            })
+            .filter_map(|o| f(o).map(|v| (o.round, v)))
+            .collect()
+    };
+    let (with, without) = (by_round(Scenario::S8Stalled), by_round(Scenario::S8));
+    with.iter()
+        .filter_map(|(round, w)| without.get(round).map(|o| w / o))
+        .filter(|r| r.is_finite())
+        .collect()
+}
+
+/// S8: one row per case and target, then the with/without ratios.
+fn slow_consumer_table(
+    out: &mut String,
+    plan: &Plan,
+    cases: &[Case],
+    outcomes: &[Outcome],
+    from: usize,
+) {
+    let _ = writeln!(
+        out,
+        "\nSlow consumer (S8): M receivers joined to one group and one sender keeping {} sends in flight, each an invocation (SignalR) or acked event (Socket.IO); \"1 stalled\": one more receiver joined first and then never reads its socket; its window starts once the target's socket to it takes no more (the kernel's buffers full: the target's own queue for it fills from then on). {} s windows. Broadcaster latency: from a send's write to its completion. Max gap: the longest interval between two consecutive deliveries to one of the M receivers, both in the window. Stalled receiver (per round): messages it got (read after the window) of those sent, whether the target had closed it, and when (after the sender's start) its socket buffers were full, holding how much on the target's side.\n",
+        plan.fanout_in_flight,
+        plan.slow_window.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "| case | target | deliveries/s | delivery p50 µs | delivery p99 µs | broadcaster p50 µs | broadcaster p99 µs | max gap ms | server util | RSS MiB | stalled receiver | flagged windows |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for case in cases {
+        for spec in plan.targets.iter().filter(|t| t.supports(case)) {
+            let t = spec.name;
+            let rows: Vec<&Outcome> = outcomes
+                .iter()
+                .filter(|o| &o.case == case && o.target == t && o.round >= from && o.errors == 0)
+                .collect();
+            let med = |f: &dyn Fn(&Outcome) -> f64| {
+                spread(&rows.iter().map(|o| f(o)).collect::<Vec<_>>()).0
+            };
+            let stalled: Vec<String> = rows
+                .iter()
+                .filter_map(|o| o.stalled.map(|s| (o, s)))
+                .map(|(o, s)| {
+                    let fill = s.fill_s.map_or(String::new(), |f| {
+                        format!("; full after {f:.1} s at {} KiB", s.send_queue / 1024)
+                    });
+                    let closed = if s.closed { "closed" } else { "open" };
+                    let gap = match (o.max_gap_us, o.max_gap_at_s) {
+                        (Some(gap), Some(at)) => {
+                            format!("; max gap {:.1} ms at {at:.1} s", gap / 1000.0)
+                        }
+                        _ => String::new(),
+                    };
+                    format!(
+                        "r{}: got {} of {}, {closed}{fill}{gap}",
+                        o.round, s.received, s.sent
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {t} | {} | {} | {} | {} | {} | {} | {:.2} | {:.1} | {} | {} |",
+                case.label(),
+                num(med(&|o| o.rate)),
+                num(med(&|o| o.p50_us)),
+                num(med(&|o| o.p99_us)),
+                num(med(&|o| o.sender_p50_us.unwrap_or(f64::NAN))),
+                num(med(&|o| o.sender_p99_us.unwrap_or(f64::NAN))),
+                num(med(&|o| o.max_gap_us.unwrap_or(f64::NAN) / 1000.0)),
+                med(&|o| o.server_util),
+                med(&|o| o.rss_bytes as f64) / (1024.0 * 1024.0),
+                if stalled.is_empty() {
+                    "–".to_owned()
+                } else {
+                    stalled.join("; ")
+                },
+                flagged_windows(outcomes, case, from, Some(t)),
+            );
+        }
+    }
+    let mut params: Vec<usize> = cases.iter().map(|c| c.param).collect();
+    params.dedup();
+    let targets: Vec<&str> = plan
+        .targets
+        .iter()
+        .filter(|t| cases.iter().any(|c| t.supports(c)))
+        .map(|t| t.name)
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nWith one stalled receiver over none (per-round ratios, median (min–max); ≤ 1 means unaffected):\n"
+    );
+    let _ = writeln!(
+        out,
+        "| M | target | broadcaster p99 | max gap | delivery p99 | deliveries/s |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for param in params {
+        for t in &targets {
+            let r = |f: &dyn Fn(&Outcome) -> Option<f64>| {
+                ratio_text(spread(&stalled_ratios(outcomes, param, t, from, f)))
+            };
+            let _ = writeln!(
+                out,
+                "| {param} | {t} | {} | {} | {} | {} |",
+                r(&|o| o.sender_p99_us),
+                r(&|o| o.max_gap_us),
+                r(&|o| Some(o.p99_us)),
+                r(&|o| Some(o.rate)),
+            );
+        }
+    }
+}
+
 /// Medians of every measured number, per case and target.
 fn details(out: &mut String, cases: &[Case], targets: &[&str], outcomes: &[Outcome], from: usize) {
     if cases.is_empty() {
@@ -352,7 +581,7 @@ fn details(out: &mut String, cases: &[Case], targets: &[&str], outcomes: &[Outco
 }
 
 /// The goals, each marked met / not met / not measured.
-fn goals(cases: &[Case], outcomes: &[Outcome], from: usize) -> String {
+fn goals(plan: &Plan, cases: &[Case], outcomes: &[Outcome], from: usize) -> String {
     let mut out = String::from("| goal | measured (median, min–max) | |\n|---|---|---|\n");
     let mut extra: Vec<String> = Vec::new();
     let mut line = |goal: String, values: Vec<f64>, ok: &dyn Fn(f64) -> bool| {
@@ -405,6 +634,53 @@ fn goals(cases: &[Case], outcomes: &[Outcome], from: usize) -> String {
                     ratios_between(outcomes, case, "hub-redis", "socketioxide-redis", from),
                     &|r| r >= 1.2,
                 );
+            }
+            Scenario::S7 => {
+                for target in ["hub", "ref-ws", "socketioxide"] {
+                    let windows: Vec<&Outcome> = outcomes
+                        .iter()
+                        .filter(|o| {
+                            &o.case == case
+                                && o.target == target
+                                && o.round >= from
+                                && o.errors == 0
+                        })
+                        .collect();
+                    let churns: Vec<&crate::runner::Churn> =
+                        windows.iter().filter_map(|o| o.churn.as_ref()).collect();
+                    if churns.is_empty() {
+                        continue;
+                    }
+                    let s = spread(&churns.iter().map(|c| c.ratio()).collect::<Vec<_>>());
+                    let growth = spread(&churns.iter().map(|c| c.growth()).collect::<Vec<_>>());
+                    let verdict = if churns.iter().all(|c| c.met()) {
+                        "met"
+                    } else {
+                        "**not met**"
+                    };
+                    extra.push(format!(
+                        "| {label}: {target} RSS after churn within +10% of baseline in {} s, no growth over cycles | {} of baseline, growth {} MiB | {verdict} |",
+                        plan.churn_wait.as_secs_f64(),
+                        ratio_text(s),
+                        mib(growth.0),
+                    ));
+                }
+            }
+            Scenario::S8 => {}
+            Scenario::S8Stalled => {
+                for (what, f) in [
+                    (
+                        "broadcaster p99",
+                        &(|o: &Outcome| o.sender_p99_us) as &dyn Fn(&Outcome) -> Option<f64>,
+                    ),
+                    ("others' max gap", &|o: &Outcome| o.max_gap_us),
+                ] {
+                    line(
+                        format!("{label}: hub {what} with one stalled receiver ≤ 2× none stalled"),
+                        stalled_ratios(outcomes, case.param, "hub", from, f),
+                        &|r| r <= 2.0,
+                    );
+                }
             }
             Scenario::S2 => {
                 line(

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 
+use crate::client::WsConn;
 use crate::http_load::{self, HttpTransport};
 use crate::load::{self, Shared};
 use crate::procs::{self, Launch, RedisServer, Target};
-use crate::proto::{Dialect, Proto, Wire};
+use crate::proto::{Dialect, Event, Proto, Wire};
 
 /// A scenario of the issue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,6 +33,12 @@ pub(crate) enum Scenario {
     /// Cross-node group fan-out: S2 with the receivers split over the target's nodes and the
     /// sender on the first (one node: the same as S2, the single-node reference).
     S6,
+    /// Churn: K idle connections opened and closed, a few times; does the RSS come back?
+    S7,
+    /// Slow consumer, the reference: S2-style fan-out with an acked sender, no receiver stalled.
+    S8,
+    /// Slow consumer: S8 with one more receiver that joined and then never reads.
+    S8Stalled,
 }
 
 /// One scenario with its parameter (N, M or K max) and wire protocol.
@@ -52,6 +59,9 @@ impl Case {
             Scenario::S4Sse => ("S4 SSE echo", "N"),
             Scenario::S4Lp => ("S4 long-polling echo", "N"),
             Scenario::S6 => ("S6 cross-node fan-out", "M"),
+            Scenario::S7 => ("S7 churn", "K"),
+            Scenario::S8 => ("S8 slow consumer, none stalled", "M"),
+            Scenario::S8Stalled => ("S8 slow consumer, 1 stalled", "M"),
         };
         let wire = match self.wire {
             Wire::Json => "",
@@ -68,6 +78,8 @@ impl Case {
             Scenario::S2 | Scenario::S6 => ("deliveries/s", true),
             Scenario::S3 => ("bytes/conn", false),
             Scenario::S4Sse | Scenario::S4Lp => ("calls/s", true),
+            Scenario::S7 => ("RSS after/baseline", false),
+            Scenario::S8 | Scenario::S8Stalled => ("broadcaster p99 µs", false),
         }
     }
 }
@@ -98,6 +110,10 @@ impl TargetSpec {
                     && (case.wire == Wire::Json || matches!(self.name, "hub" | "hub-redis"))
             }
             _ if self.nodes > 1 || self.redis_server.is_some() => false,
+            // Needs completions of the sends: the hub's invocations.
+            // (socketioxide acks no `send`, and closes any socket whose 128-packet buffer is full
+            // at its 25 s heartbeat, which sustained fan-out at full load hits: see BENCHMARKS.md.)
+            Scenario::S8 | Scenario::S8Stalled => case.wire == Wire::Json && self.name == "hub",
             Scenario::S4Sse | Scenario::S4Lp => matches!(self.name, "hub" | "ref-http"),
             _ if self.name == "ref-http" => false,
             _ => case.wire == Wire::Json || matches!(self.name, "hub" | "ref-ws"),
@@ -127,6 +143,109 @@ pub(crate) struct Plan {
     pub(crate) skipped: Vec<String>,
     /// Messages the S2/S6 sender keeps in flight.
     pub(crate) fanout_in_flight: usize,
+    /// S7: how many times K connections are opened and closed.
+    pub(crate) churn_cycles: usize,
+    /// S7: after closing, how long the RSS may take to come back within +10% of the baseline.
+    pub(crate) churn_wait: Duration,
+    /// S8's measured window (long enough for the stalled client to be closed by the hub).
+    pub(crate) slow_window: Duration,
+    /// S8: how long to wait, at most, for the stalled receiver's socket buffers to fill before
+    /// the window (zero: do not wait).
+    pub(crate) stall_fill_limit: Duration,
+}
+
+/// S7: one cycle of opening and closing K connections.
+#[derive(Clone, Debug)]
+pub(crate) struct ChurnCycle {
+    /// The most RSS seen while the K connections were open.
+    pub(crate) peak_rss: u64,
+    /// RSS at the end of the wait after closing.
+    pub(crate) end_rss: u64,
+    /// Seconds from the first Close sent until the RSS was within +10% of the baseline.
+    pub(crate) back_s: Option<f64>,
+    /// Seconds until every connection was closed (the target ended each stream).
+    pub(crate) close_s: f64,
+}
+
+/// S7's numbers: the baseline and each cycle.
+#[derive(Clone, Debug)]
+pub(crate) struct Churn {
+    pub(crate) baseline_rss: u64,
+    pub(crate) cycles: Vec<ChurnCycle>,
+}
+
+impl Churn {
+    /// The last cycle's end RSS minus the first's, in bytes.
+    pub(crate) fn growth(&self) -> f64 {
+        match (self.cycles.first(), self.cycles.last()) {
+            (Some(first), Some(last)) => last.end_rss as f64 - first.end_rss as f64,
+            _ => f64::NAN,
+        }
+    }
+
+    /// The S7 goal: after the last cycle's wait the RSS is within +10% of the baseline, and it
+    /// grew over the cycles by at most 5% of what one cycle added (first peak − baseline).
+    pub(crate) fn met(&self) -> bool {
+        let Some(first) = self.cycles.first() else {
+            return false;
+        };
+        let footprint = first.peak_rss.saturating_sub(self.baseline_rss) as f64;
+        self.ratio() <= 1.10 && self.growth() <= 0.05 * footprint
+    }
+
+    /// RSS after the last cycle's wait over the baseline.
+    pub(crate) fn ratio(&self) -> f64 {
+        self.cycles.last().map_or(f64::NAN, |c| {
+            c.end_rss as f64 / self.baseline_rss.max(1) as f64
+        })
+    }
+}
+
+/// S8: what became of the stalled receiver.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stalled {
+    /// Deliveries it had received (read after the window).
+    pub(crate) received: u64,
+    /// Messages the sender wrote by the end of the window.
+    pub(crate) sent: u64,
+    /// Whether the target had closed it: a Close message, or the stream's end, in what it
+    /// had been sent (read for at most 2 s after the window).
+    pub(crate) closed: bool,
+    /// Seconds from the sender's start until the socket buffers towards it were full (the
+    /// target's writes to it blocked; the window starts then), if they filled within
+    /// [`Plan::stall_fill_limit`].
+    pub(crate) fill_s: Option<f64>,
+    /// What the target's socket to it held then (bytes written, not acknowledged).
+    pub(crate) send_queue: u64,
+}
+
+/// S8: waits until the target's socket to the stalled receiver stops taking more (its send
+/// queue the same for 500 ms: the kernel's buffers on both ends are full, and the target's own
+/// queue for it starts to fill), at most `limit` from `since`; returns when it was reached and
+/// what the socket held.
+async fn wait_stall_full(
+    server_port: u16,
+    client_port: u16,
+    since: Instant,
+    limit: Duration,
+) -> (Option<f64>, u64) {
+    let mut last = 0u64;
+    let mut steady_since = Instant::now();
+    while since.elapsed() < limit {
+        // Each read of /proc/net/tcp walks the kernel's whole table (~3 ms here): not often.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let Some((true, queued)) = procs::tcp_server_socket(server_port, client_port) else {
+            // Closed already (a target that gives up on it sooner).
+            return (Some(since.elapsed().as_secs_f64()), last);
+        };
+        if queued != last || queued == 0 {
+            last = queued;
+            steady_since = Instant::now();
+        } else if steady_since.elapsed() >= Duration::from_millis(500) {
+            return (Some(since.elapsed().as_secs_f64()), queued);
+        }
+    }
+    (None, last)
 }
 
 /// The result of one window.
@@ -154,6 +273,17 @@ pub(crate) struct Outcome {
     pub(crate) rss_bytes: u64,
     pub(crate) offered_rate: Option<f64>,
     pub(crate) connect_rate: Option<f64>,
+    /// S8: the broadcaster's latency, from a send's write to its completion.
+    pub(crate) sender_p50_us: Option<f64>,
+    pub(crate) sender_p99_us: Option<f64>,
+    /// S8: the longest interval between two deliveries to one (non-stalled) receiver, and when
+    /// (seconds into the window) it ended.
+    pub(crate) max_gap_us: Option<f64>,
+    pub(crate) max_gap_at_s: Option<f64>,
+    /// S8 with a stalled receiver: what became of it.
+    pub(crate) stalled: Option<Stalled>,
+    /// S7's cycles.
+    pub(crate) churn: Option<Churn>,
     pub(crate) metric: f64,
     pub(crate) flags: Vec<&'static str>,
     pub(crate) error: Option<String>,
@@ -182,6 +312,12 @@ impl Outcome {
             rss_bytes: 0,
             offered_rate: None,
             connect_rate: None,
+            sender_p50_us: None,
+            sender_p99_us: None,
+            max_gap_us: None,
+            max_gap_at_s: None,
+            stalled: None,
+            churn: None,
             metric: f64::NAN,
             flags: vec!["errors"],
             error: Some(format!("{error:#}")),
@@ -191,7 +327,7 @@ impl Outcome {
     /// One JSON line.
     pub(crate) fn json(&self) -> serde_json::Value {
         let finite = |v: f64| if v.is_finite() { Some(v) } else { None };
-        serde_json::json!({
+        let mut line = serde_json::json!({
             "round": self.round,
             "scenario": format!("{:?}", self.case.scenario),
             "param": self.case.param,
@@ -219,7 +355,38 @@ impl Outcome {
             "metric_name": self.case.metric().0,
             "flags": self.flags,
             "error": self.error,
-        })
+        });
+        if self.sender_p99_us.is_some() {
+            line["broadcaster_p50_us"] = serde_json::json!(self.sender_p50_us);
+            line["broadcaster_p99_us"] = serde_json::json!(self.sender_p99_us);
+            line["max_gap_us"] = serde_json::json!(self.max_gap_us);
+            line["max_gap_at_s"] = serde_json::json!(self.max_gap_at_s);
+        }
+        if let Some(stalled) = self.stalled {
+            line["stalled_received"] = stalled.received.into();
+            line["stalled_sent"] = stalled.sent.into();
+            line["stalled_closed"] = stalled.closed.into();
+            line["stalled_fill_s"] = serde_json::json!(stalled.fill_s);
+            line["stalled_send_queue_bytes"] = stalled.send_queue.into();
+        }
+        if let Some(churn) = &self.churn {
+            line["baseline_rss_bytes"] = churn.baseline_rss.into();
+            line["growth_bytes"] = serde_json::json!(finite(churn.growth()));
+            line["goal_met"] = churn.met().into();
+            line["cycles"] = churn
+                .cycles
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "peak_rss_bytes": c.peak_rss,
+                        "end_rss_bytes": c.end_rss,
+                        "back_within_10pct_s": c.back_s,
+                        "close_s": c.close_s,
+                    })
+                })
+                .collect();
+        }
+        line
     }
 }
 
@@ -311,11 +478,15 @@ pub(crate) async fn run(plan: &Plan, jsonl: Option<PathBuf>) -> Result<Vec<Outco
                         writeln!(file, "{line}")?;
                     }
                 };
+                let metric = if outcome.metric.abs() < 10.0 {
+                    format!("{:>12.2}", outcome.metric)
+                } else {
+                    format!("{:>12.0}", outcome.metric)
+                };
                 eprintln!(
-                    "round {round} {:<28} {:<14} {:>12.0} {:<13} p99 {:>8.0} µs  cpu {:>5.1} µs/op  server {:>3.0}%  gen {:>3.0}%  other {:>3.0}% {}{}",
+                    "round {round} {:<28} {:<14} {metric} {:<13} p99 {:>8.0} µs  cpu {:>5.1} µs/op  server {:>3.0}%  gen {:>3.0}%  other {:>3.0}% {}{}",
                     case.label(),
                     target.name,
-                    outcome.metric,
                     case.metric().0,
                     outcome.p99_us,
                     outcome.server_cpu_us_per_op,
@@ -351,6 +522,7 @@ async fn run_window(
     let shared = Shared::new()?;
     let result = match case.scenario {
         Scenario::S3 => idle_window(plan, round, case, spec, &target, proto, &shared).await,
+        Scenario::S7 => churn_window(plan, round, case, spec, &target, proto, &shared).await,
         _ => load_window(plan, round, case, spec, &target, proto, offered, &shared).await,
     };
     // The target goes first, so the TIME_WAIT sockets are on its side.
@@ -426,6 +598,7 @@ async fn load_window(
 ) -> Result<Outcome> {
     let addr = target.addr();
     let payload: Rc<str> = Rc::from(plan.payload.as_str());
+    let mut stalled: Option<WsConn> = None;
     match case.scenario {
         Scenario::S1 => {
             let conns = load::open_many(proto, addr, case.param, false).await?;
@@ -456,6 +629,27 @@ async fn load_window(
                 receivers,
                 payload,
                 plan.fanout_in_flight,
+                false,
+                shared,
+            );
+        }
+        Scenario::S8 | Scenario::S8Stalled => {
+            // The stalled receiver joins (its join acknowledged) first, then never reads.
+            if case.scenario == Scenario::S8Stalled {
+                stalled = load::open_many(proto, addr, 1, true).await?.pop();
+            }
+            let receivers = load::open_many(proto, addr, case.param, true).await?;
+            let sender = load::open_many(proto, addr, 1, false)
+                .await?
+                .pop()
+                .ok_or_else(|| anyhow!("no sender connection"))?;
+            load::start_fanout(
+                proto,
+                sender,
+                receivers.into_iter().map(|ws| (ws, false)).collect(),
+                payload,
+                plan.fanout_in_flight,
+                true,
                 shared,
             );
         }
@@ -469,16 +663,37 @@ async fn load_window(
             let sessions = http_load::open_many(addr, signalr, transport, case.param).await?;
             http_load::start_echo(sessions, payload, shared);
         }
-        Scenario::S3 => bail!("S3 has its own window"),
+        Scenario::S3 | Scenario::S7 => bail!("{:?} has its own window", case.scenario),
     }
+    let slow = matches!(case.scenario, Scenario::S8 | Scenario::S8Stalled);
+    let started = Instant::now();
     tokio::time::sleep(plan.warmup).await;
+    // S8: the window covers what the target does once the stalled receiver's socket takes no
+    // more: its queue for the receiver fills, and it gives up on it (or not).
+    let stall_fill = match &stalled {
+        Some(ws) => Some(
+            wait_stall_full(addr.port(), ws.local_port(), started, plan.stall_fill_limit).await,
+        ),
+        None => None,
+    };
     let pids = target.pids();
     let before = Snapshot::take(&pids);
     shared.begin();
-    tokio::time::sleep(plan.window).await;
+    tokio::time::sleep(if slow { plan.slow_window } else { plan.window }).await;
     shared.end();
     let after = Snapshot::take(&pids);
     let rss = target.rss_bytes();
+    let stalled = match stalled {
+        Some(ws) => {
+            let (fill_s, send_queue) = stall_fill.unwrap_or((None, 0));
+            Some(Stalled {
+                fill_s,
+                send_queue,
+                ..drain_stalled(proto, ws, shared.messages_sent.get()).await
+            })
+        }
+        None => None,
+    };
 
     let elapsed = after.at.duration_since(before.at).as_secs_f64();
     let ops = shared.ops.get();
@@ -520,6 +735,12 @@ async fn load_window(
         rss_bytes: rss,
         offered_rate: offered.filter(|_| case.scenario == Scenario::S1b),
         connect_rate: None,
+        sender_p50_us: None,
+        sender_p99_us: None,
+        max_gap_us: None,
+        max_gap_at_s: None,
+        stalled,
+        churn: None,
         metric: match case.scenario {
             Scenario::S1b => us(0.99),
             _ => rate,
@@ -527,8 +748,59 @@ async fn load_window(
         flags: Vec::new(),
         error: shared.last_error.borrow().clone(),
     };
+    if slow {
+        let sender = shared.sender_hist.borrow();
+        if !sender.is_empty() {
+            outcome.sender_p50_us = Some(sender.value_at_quantile(0.5) as f64 / 1000.0);
+            outcome.sender_p99_us = Some(sender.value_at_quantile(0.99) as f64 / 1000.0);
+        }
+        outcome.max_gap_us = Some(shared.max_gap_ns.get() as f64 / 1000.0);
+        outcome.max_gap_at_s = shared
+            .max_gap_end
+            .get()
+            .map(|end| end.saturating_duration_since(shared.since()).as_secs_f64());
+        outcome.metric = outcome.sender_p99_us.unwrap_or(f64::NAN);
+    }
     flag(&mut outcome);
     Ok(outcome)
+}
+
+/// S8: after the window, reads what reached the stalled receiver (for at most 2 s) and whether
+/// the target closed it.
+async fn drain_stalled(proto: Proto, mut ws: WsConn, sent: u64) -> Stalled {
+    let mut received = 0u64;
+    let mut closed = false;
+    let mut events = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if ws
+                .read_batch(|op, data| proto.parse(op, data, &mut events))
+                .await
+                .is_err()
+            {
+                closed = true;
+                return;
+            }
+            for event in events.drain(..) {
+                match event {
+                    Event::Delivery(_) => received += 1,
+                    Event::Closed => closed = true,
+                    _ => {}
+                }
+            }
+            if closed {
+                return;
+            }
+        }
+    })
+    .await;
+    Stalled {
+        received,
+        sent,
+        closed,
+        fill_s: None,
+        send_queue: 0,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -588,12 +860,125 @@ async fn idle_window(
         rss_bytes: points.last().map_or(0, |p| p.1 as u64),
         offered_rate: None,
         connect_rate: Some(held as f64 / connect_time.max(1e-9)),
+        sender_p50_us: None,
+        sender_p99_us: None,
+        max_gap_us: None,
+        max_gap_at_s: None,
+        stalled: None,
+        churn: None,
         metric: slope,
         flags: Vec::new(),
         error: shared.last_error.borrow().clone(),
     };
     outcome.rate = outcome.connect_rate.unwrap_or(0.0);
     // Connecting is the only load here; the generator being busy while connecting is expected.
+    if outcome.errors > 0 {
+        outcome.flags.push("errors");
+    }
+    Ok(outcome)
+}
+
+/// S7: after a settle, the baseline RSS; then [`Plan::churn_cycles`] times: K idle connections
+/// opened (as S3) and held for a settle (the peak RSS read after opening and after the settle),
+/// then all closed (a WebSocket Close each, the socket dropped once the target ended the
+/// stream), then the RSS read every 500 ms until it is within +10% of the baseline or
+/// [`Plan::churn_wait`] passed.
+#[allow(clippy::too_many_arguments)]
+async fn churn_window(
+    plan: &Plan,
+    round: usize,
+    case: Case,
+    spec: &TargetSpec,
+    target: &Deployment,
+    proto: Proto,
+    shared: &Rc<Shared>,
+) -> Result<Outcome> {
+    let addr = target.addr();
+    let pids = target.pids();
+    let before = Snapshot::take(&pids);
+    tokio::time::sleep(plan.s3_settle).await;
+    let baseline = target.rss_bytes();
+    let within = baseline as f64 * 1.10;
+    let mut cycles = Vec::with_capacity(plan.churn_cycles);
+    let mut connect_time = 0.0;
+    for _ in 0..plan.churn_cycles {
+        let started = Instant::now();
+        let conns = load::open_many(proto, addr, case.param, false).await?;
+        connect_time += started.elapsed().as_secs_f64();
+        let group = load::start_idle_group(proto, conns, shared);
+        let mut peak = target.rss_bytes();
+        tokio::time::sleep(plan.s3_settle).await;
+        peak = peak.max(target.rss_bytes());
+        let closing = Instant::now();
+        let still_open = group.close(Duration::from_secs(10)).await;
+        if still_open > 0 {
+            bail!("{still_open} connections still open 10 s after their Close");
+        }
+        let close_s = closing.elapsed().as_secs_f64();
+        let (end_rss, back_s) = loop {
+            let rss = target.rss_bytes();
+            if rss as f64 <= within {
+                break (rss, Some(closing.elapsed().as_secs_f64()));
+            }
+            if closing.elapsed() >= plan.churn_wait {
+                break (rss, None);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        cycles.push(ChurnCycle {
+            peak_rss: peak,
+            end_rss,
+            back_s,
+            close_s,
+        });
+    }
+    let after = Snapshot::take(&pids);
+    let elapsed = after.at.duration_since(before.at).as_secs_f64();
+    let server_s = after.server_ns.saturating_sub(before.server_ns) as f64 / 1e9;
+    let generator_s = after.generator_ns.saturating_sub(before.generator_ns) as f64 / 1e9;
+    let busy_s = after.busy_ticks.saturating_sub(before.busy_ticks) as f64 / procs::TICKS_PER_SEC;
+    let opened = (case.param * cycles.len()) as u64;
+    let churn = Churn {
+        baseline_rss: baseline,
+        cycles,
+    };
+    let connect_rate = opened as f64 / connect_time.max(1e-9);
+    let mut outcome = Outcome {
+        round,
+        case,
+        target: spec.name,
+        ops: opened,
+        errors: shared.errors.get(),
+        elapsed_s: elapsed,
+        rate: connect_rate,
+        p50_us: 0.0,
+        p99_us: 0.0,
+        p999_us: 0.0,
+        remote_p50_us: None,
+        remote_p99_us: None,
+        reordered: 0,
+        server_cpu_us_per_op: if opened > 0 {
+            server_s * 1e6 / opened as f64
+        } else {
+            0.0
+        },
+        server_util: server_s / elapsed,
+        generator_util: generator_s / elapsed,
+        other_util: (busy_s - server_s - generator_s).max(0.0) / elapsed,
+        rss_bytes: churn.cycles.last().map_or(0, |c| c.end_rss),
+        offered_rate: None,
+        connect_rate: Some(connect_rate),
+        sender_p50_us: None,
+        sender_p99_us: None,
+        max_gap_us: None,
+        max_gap_at_s: None,
+        stalled: None,
+        metric: churn.ratio(),
+        churn: Some(churn),
+        flags: Vec::new(),
+        error: shared.last_error.borrow().clone(),
+    };
+    // As in S3: connecting is the load, the generator being busy then is expected.
     if outcome.errors > 0 {
         outcome.flags.push("errors");
     }
@@ -677,6 +1062,57 @@ mod tests {
         assert!(!hub_redis.supports(&s2) && !socketioxide_redis.supports(&s2));
         assert!(spec("hub", 1, false).supports(&s6) && spec("hub", 1, false).supports(&s2));
         assert!(!spec("ref-ws", 1, false).supports(&s6));
+    }
+
+    #[test]
+    fn churn_and_slow_consumer_targets() {
+        let case = |scenario| Case {
+            scenario,
+            param: 100,
+            wire: Wire::Json,
+        };
+        let (s7, s8, s8_stalled) = (
+            case(Scenario::S7),
+            case(Scenario::S8),
+            case(Scenario::S8Stalled),
+        );
+        let hub = spec("hub", 1, false);
+        assert!(hub.supports(&s7) && hub.supports(&s8) && hub.supports(&s8_stalled));
+        for peer in ["ref-ws", "socketioxide", "socketio-node"] {
+            let peer = spec(peer, 1, false);
+            assert!(peer.supports(&s7) && !peer.supports(&s8) && !peer.supports(&s8_stalled));
+        }
+        assert!(!spec("ref-http", 1, false).supports(&s7));
+        assert!(!spec("hub-redis", 2, true).supports(&s7));
+        assert!(!spec("hub-redis", 2, true).supports(&s8));
+    }
+
+    #[test]
+    fn churn_goal() {
+        let cycle = |peak, end| ChurnCycle {
+            peak_rss: peak,
+            end_rss: end,
+            back_s: None,
+            close_s: 0.1,
+        };
+        let back = Churn {
+            baseline_rss: 100,
+            cycles: vec![cycle(1000, 105), cycle(1000, 106)],
+        };
+        assert!((back.ratio() - 1.06).abs() < 1e-9);
+        assert!((back.growth() - 1.0).abs() < 1e-9);
+        assert!(back.met());
+        let kept = Churn {
+            baseline_rss: 100,
+            cycles: vec![cycle(1000, 900), cycle(1000, 905)],
+        };
+        assert!(!kept.met());
+        // Back within +10%, but growing by more than 5% of what one cycle added (500).
+        let growing = Churn {
+            baseline_rss: 1000,
+            cycles: vec![cycle(1500, 1000), cycle(1500, 1050), cycle(1500, 1099)],
+        };
+        assert!(growing.ratio() <= 1.10 && !growing.met());
     }
 
     #[test]
