@@ -67,6 +67,47 @@ async fn the_first_poll_returns_at_once_empty_and_starts_the_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_before_the_first_poll_starts_the_connection_and_is_delivered() {
+    // signalrcore POSTs its handshake before its first poll (on one thread). ASP.NET Core
+    // buffers such a send; before, it got 404 "No Connection with that ID" and the client could
+    // never connect over long polling.
+    let server = TestServer::start(test_hub(), HubConfig::new()).await;
+    let token = negotiate_token(server.addr, PATH).await;
+    let url = format!("{PATH}?id={token}");
+    let (status, _, body) = http(
+        server.addr,
+        Method::POST,
+        &url,
+        &[],
+        b"{\"protocol\":\"json\",\"version\":1}\x1e{\"type\":1,\"invocationId\":\"1\",\"target\":\"Echo\",\"arguments\":[\"early\"]}\x1e",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    // The first poll gets the handshake reply and the Completion.
+    let mut received = Vec::new();
+    while !received.ends_with(b"\"result\":\"early\"}\x1e") {
+        let (status, _, body) = http(server.addr, Method::GET, &url, &[], b"").await;
+        assert_eq!(status, StatusCode::OK);
+        received.extend_from_slice(&body);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&received),
+        "{}\x1e{\"type\":3,\"invocationId\":\"1\",\"result\":\"early\"}\x1e"
+    );
+    server.wait_for_connection_count(1).await;
+    // The connection is long polling: an event stream for it is refused.
+    let (status, _, _) = http(
+        server.addr,
+        Method::GET,
+        &url,
+        &[("accept", "text/event-stream")],
+        b"",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poll_holds_until_data_arrives() {
     let server = TestServer::start(test_hub(), HubConfig::new()).await;
     let mut hub = HttpHub::long_polling(server.addr, Protocol::Json).await;

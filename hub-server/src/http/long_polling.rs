@@ -10,9 +10,10 @@ use hub_core::refresh::{error_body, REFRESH_REQUIRED};
 
 use super::response::{status, text, ResponseBody};
 use super::{admit, attach_error, no_connection, token_of, transport_disabled, Admitted};
-use crate::auth::Identity;
+use crate::auth::{Identity, Principal};
 use crate::endpoint::run::{self, Attached};
 use crate::endpoint::{AttachError, Attachment, Endpoint, Lookup};
+use crate::request::RequestInfo;
 
 use crate::transport::long_polling::{LongPolling, PollOutcome};
 
@@ -44,21 +45,8 @@ pub(super) async fn long_poll<B>(
         Lookup::Active(Attachment::LongPolling(polling)) => polling,
         Lookup::Active(_) => return attach_error(AttachError::TransportChange),
         Lookup::Negotiated => {
-            let (polling, source, sink) = LongPolling::new();
-            match endpoint.attach(&token, Attachment::LongPolling(polling)) {
-                Ok(connection_id) => {
-                    let identity = Identity::new(principal);
-                    endpoint.bind_identity(&token, &identity);
-                    let attached = Box::new(Attached {
-                        connection_id,
-                        token,
-                        identity,
-                        request: info.detached(),
-                        transport: TransportType::LongPolling,
-                    });
-                    endpoint
-                        .tasks
-                        .spawn(run::run(endpoint.clone(), attached, source, sink, None));
+            match start(&endpoint, token.clone(), info, principal) {
+                Ok(_) => {
                     // The first poll returns at once: the client sends its handshake only then.
                     let mut response = status(StatusCode::OK);
                     let headers = response.headers_mut();
@@ -100,6 +88,32 @@ pub(super) async fn long_poll<B>(
         }
         PollOutcome::Superseded | PollOutcome::Terminated => text(StatusCode::NO_CONTENT, ""),
     }
+}
+
+/// Starts a long-polling connection on a negotiated token: attaches it and runs the connection.
+/// By the first poll, or by a send that comes before it (a client may POST its handshake before
+/// it polls; ASP.NET Core buffers such a send rather than refusing it).
+pub(super) fn start(
+    endpoint: &Arc<Endpoint>,
+    token: String,
+    info: RequestInfo,
+    principal: Principal,
+) -> Result<Arc<LongPolling>, AttachError> {
+    let (polling, source, sink) = LongPolling::new();
+    let connection_id = endpoint.attach(&token, Attachment::LongPolling(polling.clone()))?;
+    let identity = Identity::new(principal);
+    endpoint.bind_identity(&token, &identity);
+    let attached = Box::new(Attached {
+        connection_id,
+        token,
+        identity,
+        request: info.detached(),
+        transport: TransportType::LongPolling,
+    });
+    endpoint
+        .tasks
+        .spawn(run::run(endpoint.clone(), attached, source, sink, None));
+    Ok(polling)
 }
 
 /// A poll of a running connection whose credentials no longer authenticate, on a hub that

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
+use hub_core::negotiate::TransportType;
 
 use super::response::{text, ResponseBody};
-use super::{admit, no_connection, Admitted, BoxError};
-use crate::endpoint::{Attachment, Endpoint, Lookup};
+use super::{admit, long_polling, no_connection, Admitted, BoxError};
+use crate::endpoint::{AttachError, Attachment, Endpoint, Lookup};
 
 use crate::transport::http::DeliverError;
 
@@ -17,11 +18,31 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let Admitted { token, body, .. } = match admit(&endpoint, request).await {
+    let Admitted {
+        token,
+        body,
+        info,
+        principal,
+    } = match admit(&endpoint, request).await {
         Ok(admitted) => admitted,
         Err(refused) => return refused,
     };
-    let delivered = match endpoint.lookup(&token) {
+    let mut lookup = endpoint.lookup(&token);
+    if matches!(lookup, Lookup::Negotiated) {
+        // A send before any transport attached: only a long-polling client does that (it may
+        // POST its handshake before its first poll), so the send starts the long-polling
+        // connection and is delivered, as ASP.NET Core buffers it instead of refusing it.
+        if !endpoint.config.allows(TransportType::LongPolling) {
+            return no_connection();
+        }
+        lookup = match long_polling::start(&endpoint, token.clone(), info, principal) {
+            Ok(polling) => Lookup::Active(Attachment::LongPolling(polling)),
+            // A first poll (or another send) started it meanwhile.
+            Err(AttachError::Conflict | AttachError::TransportChange) => endpoint.lookup(&token),
+            Err(AttachError::NotFound) => Lookup::Unknown,
+        };
+    }
+    let delivered = match lookup {
         Lookup::Unknown | Lookup::Negotiated => return no_connection(),
         Lookup::Active(Attachment::WebSockets(_)) => {
             return text(
