@@ -12,7 +12,7 @@ use common::{
     PATH, TIMEOUT,
 };
 use hub_server::protocol::{Completion, CompletionOutcome, HubMessage, HubProtocol, Protocol};
-use hub_server::{HubConfig, HubServer, Principal, RequestInfo};
+use hub_server::{HubConfig, HubError, HubServer, Principal, RequestInfo};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -708,4 +708,36 @@ async fn a_client_that_closes_its_websocket_gets_a_normal_close_back() {
         }
     }
     server.wait_for_connection_count(0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detailed_errors_name_the_type_the_method_chose() {
+    // Detailed error texts name the error's type: the Rust type by default (`Error` for
+    // std::io::Error), or the name the method gave with `HubError::named` — e.g. the .NET
+    // exception a client written for an ASP.NET Core server matches on.
+    let hub = || {
+        test_hub().method("Checkout", |_, (): ()| async {
+            Err::<(), _>(HubError::internal("the cart is empty").named("InvalidOperationException"))
+        })
+    };
+    for (detailed, checkout, throw) in [
+        (
+            true,
+            "An unexpected error occurred invoking 'Checkout' on the server. InvalidOperationException: the cart is empty",
+            "An unexpected error occurred invoking 'Throw' on the server. Error: the database is down",
+        ),
+        (
+            false,
+            "An unexpected error occurred invoking 'Checkout' on the server.",
+            "An unexpected error occurred invoking 'Throw' on the server.",
+        ),
+    ] {
+        let server =
+            TestServer::start(hub(), HubConfig::new().detailed_errors(detailed)).await;
+        let mut client = server.json_client().await;
+        client.invoke("1", "Checkout", ()).await;
+        assert_eq!(error(&client.expect_completion("1").await), checkout);
+        client.invoke("2", "Throw", ()).await;
+        assert_eq!(error(&client.expect_completion("2").await), throw);
+    }
 }

@@ -28,6 +28,7 @@
 //! # Ok::<(), hub_core::ProtocolError>(())
 //! ```
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -74,7 +75,7 @@ pub type RawUpload = BoxStream<Result<RawValue, HubError>>;
 /// enables detailed errors.
 pub struct HubError {
     kind: HubErrorKind,
-    type_name: &'static str,
+    type_name: Cow<'static, str>,
     message: String,
 }
 
@@ -92,7 +93,7 @@ impl HubError {
     pub fn new(message: impl Into<String>) -> Self {
         HubError {
             kind: HubErrorKind::Hub,
-            type_name: "HubException",
+            type_name: Cow::Borrowed("HubException"),
             message: message.into(),
         }
     }
@@ -101,9 +102,29 @@ impl HubError {
     pub fn internal<E: fmt::Display + ?Sized>(error: &E) -> Self {
         HubError {
             kind: HubErrorKind::Internal,
-            type_name: short_type_name::<E>(),
+            type_name: Cow::Borrowed(short_type_name::<E>()),
             message: error.to_string(),
         }
+    }
+
+    /// This error under another type name, the one detailed error texts show (`… on the
+    /// server. <type name>: <message>`): by default the Rust type's own name for
+    /// [`internal`](Self::internal) errors (e.g. `Error` for `std::io::Error`) and
+    /// `HubException` for hub errors. Clients that match on the type a .NET server would name
+    /// (`InvalidOperationException`, …) get it this way.
+    ///
+    /// ```
+    /// use hub_core::hub::HubError;
+    ///
+    /// let error = HubError::internal("the cart is empty").named("InvalidOperationException");
+    /// assert_eq!(
+    ///     error.client_text("An unexpected error occurred invoking 'Checkout' on the server.", true),
+    ///     "An unexpected error occurred invoking 'Checkout' on the server. InvalidOperationException: the cart is empty"
+    /// );
+    /// ```
+    pub fn named(mut self, type_name: impl Into<Cow<'static, str>>) -> Self {
+        self.type_name = type_name.into();
+        self
     }
 
     /// Which kind of error this is.
@@ -118,7 +139,7 @@ impl HubError {
 
     /// The name of the error's type, as it appears in detailed error texts.
     pub fn type_name(&self) -> &str {
-        self.type_name
+        &self.type_name
     }
 
     /// The text a client receives for this error under `prefix` (e.g. `An unexpected error occurred
