@@ -41,6 +41,7 @@ mod dispatch;
 mod endpoint;
 mod http;
 mod lifetime;
+mod memory;
 pub mod registry;
 mod request;
 mod server;

@@ -26,6 +26,7 @@ use crate::clients::{Context, HubContext};
 use crate::config::HubConfig;
 use crate::connection::reconnect::Session;
 use crate::lifetime::LifetimeManager;
+use crate::memory::shrink_map;
 use crate::request::RequestInfo;
 use crate::transport::http::Inbound;
 use crate::transport::long_polling::LongPolling;
@@ -254,6 +255,7 @@ impl Endpoint {
         for token in gone {
             bindings.remove(&token);
         }
+        shrink_map(&mut bindings);
     }
 
     /// What `token` names.
@@ -409,7 +411,8 @@ impl Endpoint {
                             !expired
                         }
                         TokenState::Active(_) => true,
-                    })
+                    });
+                    shrink_map(tokens);
                 });
                 endpoint.prune_bindings();
             }

@@ -14,6 +14,7 @@ use super::client_results::ClientResults;
 use super::{
     ConnectionHandle, HubBinding, LifetimeError, LifetimeManager, PreparedMessage, Target,
 };
+use crate::memory::{shrink_map, shrink_set};
 
 #[derive(Default)]
 struct Registry {
@@ -227,9 +228,15 @@ impl LifetimeManager for LocalLifetimeManager {
                     members.remove(connection_id);
                     if members.is_empty() {
                         registry.groups.remove(&group);
+                    } else {
+                        shrink_set(members);
                     }
                 }
             }
+            shrink_map(&mut registry.connections);
+            shrink_map(&mut registry.users);
+            shrink_map(&mut registry.groups);
+            shrink_map(&mut registry.groups_of);
             Some(connection)
         });
         if let Some(connection) = removed {
