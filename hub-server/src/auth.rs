@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use hub_core::hub::BoxFuture;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::request::RequestInfo;
 
@@ -57,20 +57,19 @@ impl Principal {
     }
 }
 
-/// A connection's principal, which an authentication refresh may replace, with the expiry its
-/// connection watches.
+/// A connection's principal, which an authentication refresh may replace (its expiry with it).
 #[derive(Debug)]
 pub(crate) struct Identity {
     principal: Mutex<Arc<Principal>>,
-    expires_at: watch::Sender<Option<SystemTime>>,
+    /// Signalled when the principal is replaced, for the task that watches the expiry.
+    replaced: Notify,
 }
 
 impl Identity {
     pub(crate) fn new(principal: Principal) -> Arc<Identity> {
-        let (expires_at, _) = watch::channel(principal.expires_at);
         Arc::new(Identity {
             principal: Mutex::new(Arc::new(principal)),
-            expires_at,
+            replaced: Notify::new(),
         })
     }
 
@@ -84,17 +83,16 @@ impl Identity {
 
     /// Replaces the principal (an accepted refresh); its expiry becomes the connection's.
     pub(crate) fn replace(&self, principal: Principal) {
-        let expires_at = principal.expires_at;
         *self
             .principal
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(principal);
-        self.expires_at.send_replace(expires_at);
+        self.replaced.notify_waiters();
     }
 
-    /// Follows the expiry as refreshes change it.
-    pub(crate) fn watch_expiry(&self) -> watch::Receiver<Option<SystemTime>> {
-        self.expires_at.subscribe()
+    /// Resolves at the next [`replace`](Self::replace) after it was first polled (or enabled).
+    pub(crate) fn replaced(&self) -> tokio::sync::futures::Notified<'_> {
+        self.replaced.notified()
     }
 }
 

@@ -207,9 +207,11 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
 /// `CloseOnAuthenticationExpiration` does: a Close message without error that allows the client
 /// to reconnect (and authenticate afresh). A refresh that moves the expiry moves the deadline.
 async fn close_on_expiry(connection: Arc<Connection>) {
-    let mut expiry = connection.identity.watch_expiry();
     loop {
-        let expires_at = *expiry.borrow_and_update();
+        // Listening before reading: a refresh in between is not missed.
+        let mut replaced = std::pin::pin!(connection.identity.replaced());
+        replaced.as_mut().enable();
+        let expires_at = connection.identity.principal().expires_at;
         let expired = async {
             match expires_at {
                 Some(at) => {
@@ -223,11 +225,7 @@ async fn close_on_expiry(connection: Arc<Connection>) {
         };
         tokio::select! {
             () = connection.closing().cancelled() => return,
-            changed = expiry.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-            }
+            () = replaced => {}
             () = expired => {
                 tracing::debug!("closing a connection whose authentication expired");
                 connection.end(
