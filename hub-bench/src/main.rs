@@ -317,8 +317,12 @@ fn run(args: &[String], smoke: bool) -> Result<()> {
         // S7 and S8 wait for memory and for a stalled socket (~20 minutes between them): the
         // quick profile runs them only when asked (`--scenarios s7,s8`), so that the run before
         // and after a hot-path change stays a few minutes.
-        plan.cases
-            .retain(|c| !matches!(c.scenario, Scenario::S7 | Scenario::S8 | Scenario::S8Stalled));
+        plan.cases.retain(|c| {
+            !matches!(
+                c.scenario,
+                Scenario::S7 | Scenario::S8 | Scenario::S8Stalled
+            )
+        });
     }
     if let Some(list) = scenarios {
         let wanted: Vec<&str> = list.split(',').collect();
