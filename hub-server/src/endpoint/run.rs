@@ -166,7 +166,14 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
                 )
                 .await;
             }
-            lingering = Some(source);
+            // Only a WebSocket lingers. An HTTP transport's up-channel closes now, before the
+            // connection is unregistered: a send that comes after gets 404, not a 200 for
+            // nothing.
+            if connection.transport == TransportType::WebSockets {
+                lingering = Some(source);
+            } else {
+                drop(source);
+            }
             Some(writer)
         }
         Some(session) => {
@@ -200,7 +207,7 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
     // ----- teardown ----- (boxed: a connection spends its life in the read loop, and the
     // task's size is that of its largest stage)
     Box::pin(teardown(&endpoint, &connection, dispatcher, writer)).await;
-    lingering.filter(|_| connection.transport == TransportType::WebSockets)
+    lingering
 }
 
 /// Closes `connection` when its principal's authentication expires, as ASP.NET Core's
