@@ -460,12 +460,8 @@ impl Dispatcher {
                 method.upload_streams
             ));
         }
-        // An upload stream id names one stream at a time: reusing one that is still open (or
-        // naming one twice) would silently take the first upload's items.
-        for (i, stream_id) in stream_ids.iter().enumerate() {
-            if self.uploads.contains_key(stream_id) || stream_ids[..i].contains(stream_id) {
-                return reject(format!("Invocation ID '{stream_id}' is already in use."));
-            }
+        if let Some(taken) = stream_id_in_use(&self.uploads, &stream_ids) {
+            return reject(format!("Invocation ID '{taken}' is already in use."));
         }
         let cancellation = self.cancellation.child_token();
         if let Some(id) = &invocation_id {

@@ -1,13 +1,29 @@
 //! Upload streams: the bounded channel between the reader (the client's StreamItems) and the
 //! hub method that reads them.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll};
 
+use bytestring::ByteString;
 use hub_core::hub::HubError;
 use hub_core::protocol::RawValue;
 use tokio::sync::mpsc;
+
+/// The first of `stream_ids` that already names an open upload (or that the list names twice):
+/// an upload stream id names one stream at a time, and reusing one would silently take the
+/// first upload's items.
+pub(super) fn stream_id_in_use<'a>(
+    open: &HashMap<ByteString, UploadSender>,
+    stream_ids: &'a [ByteString],
+) -> Option<&'a ByteString> {
+    stream_ids
+        .iter()
+        .enumerate()
+        .find(|&(i, id)| open.contains_key(id) || stream_ids[..i].contains(id))
+        .map(|(_, id)| id)
+}
 
 /// A bounded upload stream: items wait for room; the end (with or without an error) does not.
 pub(super) fn upload_channel(capacity: usize) -> (UploadSender, UploadReceiver) {

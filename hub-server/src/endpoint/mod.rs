@@ -1,5 +1,6 @@
 //! One hub mapped at a path: its dispatch, settings, lifetime manager, and connection tokens.
 
+mod expiry;
 mod handshake;
 pub(crate) mod run;
 

@@ -20,6 +20,7 @@ use crate::connection::{
     write_loop, Connection, ConnectionParts, Outbox, Resumable, WriterConfig, WriterExit,
 };
 use crate::dispatch::{Dispatcher, Flow};
+use crate::endpoint::expiry;
 use crate::endpoint::handshake::{accept_handshake, handshake};
 use crate::endpoint::Endpoint;
 use crate::lifetime::ConnectionHandle;
@@ -144,7 +145,7 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
     {
         endpoint
             .tasks
-            .spawn(close_on_expiry(connection.clone()).in_current_span());
+            .spawn(expiry::close_on_expiry(connection.clone()).in_current_span());
     }
 
     // The socket to read after the server's Close (not a stateful-reconnect one: its sockets
@@ -208,44 +209,6 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
     // task's size is that of its largest stage)
     Box::pin(teardown(&endpoint, &connection, dispatcher, writer)).await;
     lingering
-}
-
-/// Closes `connection` when its principal's authentication expires, as ASP.NET Core's
-/// `CloseOnAuthenticationExpiration` does: a Close message without error that allows the client
-/// to reconnect (and authenticate afresh). A refresh that moves the expiry moves the deadline.
-async fn close_on_expiry(connection: Arc<Connection>) {
-    loop {
-        // Listening before reading: a refresh in between is not missed.
-        let mut replaced = std::pin::pin!(connection.identity.replaced());
-        replaced.as_mut().enable();
-        let expires_at = connection.identity.principal().expires_at;
-        let expired = async {
-            match expires_at {
-                Some(at) => {
-                    let left = at
-                        .duration_since(std::time::SystemTime::now())
-                        .unwrap_or(Duration::ZERO);
-                    tokio::time::sleep(left).await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = connection.closing().cancelled() => return,
-            () = replaced => {}
-            () = expired => {
-                tracing::debug!("closing a connection whose authentication expired");
-                connection.end(
-                    Close {
-                        error: None,
-                        allow_reconnect: true,
-                    },
-                    None,
-                );
-                return;
-            }
-        }
-    }
 }
 
 /// How long a WebSocket is read, and what arrives thrown away, after the server closed it.
