@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hub_core::negotiate::TransportType;
 use hub_core::refresh::{error_body, REFRESH_REQUIRED};
 
-use super::response::{status, text, ResponseBody};
+use super::response::{json, status, text, ResponseBody};
 use super::{admit, attach_error, no_connection, token_of, transport_disabled, Admitted};
 use crate::auth::{Identity, Principal};
 use crate::endpoint::run::{self, Attached};
@@ -138,12 +137,8 @@ fn refresh_required(
         return refused;
     }
     tracing::debug!("a poll's credentials no longer authenticate; asking the client to refresh");
-    let mut response = Response::new(Full::new(Bytes::from(error_body(REFRESH_REQUIRED))).boxed());
+    let mut response = json(error_body(REFRESH_REQUIRED));
     *response.status_mut() = StatusCode::CONFLICT;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
     response
 }
 
