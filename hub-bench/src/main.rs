@@ -36,6 +36,13 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use crate::proto::{Dialect, Wire};
 use crate::runner::{Case, Plan, Scenario, TargetSpec};
 
+/// Every process of the harness (the load generator and the targets it starts) allocates with
+/// mimalloc; in S7 the targets run with `MIMALLOC_PURGE_DELAY=0` ([`procs::Target::start`]), so
+/// that what closed connections freed goes back to the system at once (BENCHMARKS.md compares
+/// allocators).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match dispatch(&args) {

@@ -93,7 +93,16 @@ pub(crate) struct Target {
 impl Target {
     /// Starts `launch` pinned to [`TARGET_CORE`] (on the Redis at `redis_url`, for targets on
     /// a backplane) and waits until it accepts connections.
-    pub(crate) fn start(launch: &Launch, pin: bool, redis_url: Option<&str>) -> Result<Target> {
+    ///
+    /// `purge_at_once` runs it with `MIMALLOC_PURGE_DELAY=0`: our Rust targets (which allocate
+    /// with mimalloc, see `main.rs`) give free pages back to the system as soon as they are
+    /// free, not at some later allocation; the peers ignore it.
+    pub(crate) fn start(
+        launch: &Launch,
+        pin: bool,
+        redis_url: Option<&str>,
+        purge_at_once: bool,
+    ) -> Result<Target> {
         let port = free_port()?;
         let mut command = pinned(&launch.program, pin);
         command.args(&launch.args);
@@ -117,6 +126,9 @@ impl Target {
         }
         if let Some(dir) = &launch.dir {
             command.current_dir(dir);
+        }
+        if purge_at_once {
+            command.env("MIMALLOC_PURGE_DELAY", "0");
         }
         command
             .stdin(Stdio::null())

@@ -514,7 +514,10 @@ async fn run_window(
     offered: Option<f64>,
 ) -> Result<Outcome> {
     wait_quiet(plan.quiet_wait).await;
-    let mut target = Deployment::start(spec, plan.pin)?;
+    // S7 measures whether memory goes back to the system: our targets' allocator (mimalloc, see
+    // `main.rs`) is told to return free pages at once. Elsewhere it keeps its default delay.
+    let purge_at_once = case.scenario == Scenario::S7;
+    let mut target = Deployment::start(spec, plan.pin, purge_at_once)?;
     let proto = Proto {
         dialect: spec.dialect,
         wire: case.wire,
@@ -540,15 +543,16 @@ struct Deployment {
 }
 
 impl Deployment {
-    /// Starts the Redis (if any), then each node, and waits until each accepts connections.
-    fn start(spec: &TargetSpec, pin: bool) -> Result<Deployment> {
+    /// Starts the Redis (if any), then each node, and waits until each accepts connections
+    /// (`purge_at_once`: see [`Target::start`]).
+    fn start(spec: &TargetSpec, pin: bool, purge_at_once: bool) -> Result<Deployment> {
         let redis = match &spec.redis_server {
             Some(program) => Some(RedisServer::start(program, pin)?),
             None => None,
         };
         let url = redis.as_ref().map(RedisServer::url);
         let nodes = (0..spec.nodes.max(1))
-            .map(|_| Target::start(&spec.launch, pin, url.as_deref()))
+            .map(|_| Target::start(&spec.launch, pin, url.as_deref(), purge_at_once))
             .collect::<Result<Vec<_>>>()?;
         Ok(Deployment { nodes, redis })
     }
