@@ -12,7 +12,8 @@
 //! `POLL_TIMEOUT_MS` (long polling), `LIFETIME_MANAGER` (`local`, or `counting`: every hub runs
 //! on [`counting::CountingManager`], a lifetime manager written outside hub-server that wraps the
 //! local one), `REDIS_URL` (every hub on the Redis backplane, `hub-redis`; `NODE_ID` names the
-//! server and `REDIS_HEARTBEAT_MS` sets its heartbeat).
+//! server and `REDIS_HEARTBEAT_MS` sets its heartbeat; `CONNECTION_TOKEN_KEY`, the same on every
+//! server, lets any server serve any request of a connection: no sticky sessions).
 //!
 //! Hubs: `/hub` (default errors) and `/detailed` (detailed errors), offering every transport, and
 //! `/no-ws` (the `/hub` methods over Server-Sent Events and long polling only), all three serving
@@ -784,6 +785,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = HubServer::builder();
     if let Ok(node_id) = std::env::var("NODE_ID") {
         builder = builder.node_id(node_id);
+    }
+    if let Ok(secret) = std::env::var("CONNECTION_TOKEN_KEY") {
+        builder = builder.connection_token_key(secret);
     }
     let server = builder
         .authenticator(|request: &RequestInfo| {

@@ -29,5 +29,6 @@ pub mod hub;
 pub mod negotiate;
 pub mod protocol;
 pub mod refresh;
+pub mod token;
 
 pub use error::ProtocolError;

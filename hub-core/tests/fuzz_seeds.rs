@@ -64,3 +64,11 @@ fn handshake_seeds() {
 fn negotiate_seeds() {
     assert_eq!(replay("negotiate", checks::negotiate), Vec::<String>::new());
 }
+
+#[test]
+fn connection_token_seeds() {
+    assert_eq!(
+        replay("connection_token", checks::connection_token),
+        Vec::<String>::new()
+    );
+}

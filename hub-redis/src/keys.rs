@@ -74,6 +74,12 @@ impl Keys {
         format!("{}node-connections:", self.base)
     }
 
+    /// The marker of a connection that ended while its token could still attach a transport:
+    /// no server may claim it again while it lasts.
+    pub(crate) fn ended(&self, connection: &str) -> String {
+        format!("{}ended:{connection}", self.base)
+    }
+
     /// The set of the connection ids a node owns.
     pub(crate) fn node_connections(&self, node: &str) -> String {
         format!("{}{node}", self.node_connections_prefix())

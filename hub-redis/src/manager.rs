@@ -6,8 +6,8 @@ use std::time::Duration;
 use hub_server::core::hub::BoxFuture;
 use hub_server::protocol::{CompletionOutcome, EncodeArguments, Invocation, RawValue};
 use hub_server::{
-    ClientResultError, ConnectionHandle, HubBinding, LifetimeError, LifetimeManager,
-    PreparedMessage, Target,
+    ClientResultError, ConnectionHandle, ForwardedRequest, ForwardedRequests, ForwardedResponse,
+    HubBinding, LifetimeError, LifetimeManager, Ownership, PreparedMessage, Target,
 };
 
 use crate::backplane::Shared;
@@ -248,6 +248,50 @@ impl LifetimeManager for RedisLifetimeManager {
             .get()
             .map(|node| node.local.local_connections())
             .unwrap_or_default()
+    }
+
+    fn claim_connection(
+        &self,
+        connection_id: &str,
+        claimable: bool,
+    ) -> BoxFuture<Result<Ownership, LifetimeError>> {
+        let connection_id = connection_id.to_owned();
+        self.with_node(|node| Box::pin(async move { node.claim(&connection_id, claimable).await }))
+    }
+
+    fn release_connection(
+        &self,
+        connection_id: &str,
+        tombstone: Duration,
+    ) -> BoxFuture<Result<(), LifetimeError>> {
+        let connection_id = connection_id.to_owned();
+        self.with_node(|node| {
+            Box::pin(async move { node.release(&connection_id, tombstone).await })
+        })
+    }
+
+    fn forward(
+        &self,
+        owner: &str,
+        connection_id: &str,
+        request: ForwardedRequest,
+        timeout: Duration,
+    ) -> BoxFuture<Result<ForwardedResponse, LifetimeError>> {
+        let (owner, connection_id) = (owner.to_owned(), connection_id.to_owned());
+        self.with_node(|node| {
+            Box::pin(async move { node.forward(&owner, &connection_id, request, timeout).await })
+        })
+    }
+
+    fn serve_forwarded(&self, requests: ForwardedRequests) {
+        match self.node.get() {
+            Some(node) => {
+                let _ = node.forwarded_requests.set(requests);
+            }
+            None => {
+                tracing::warn!("serve_forwarded before bind: forwarded requests will be dropped")
+            }
+        }
     }
 }
 

@@ -80,3 +80,61 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 ",
     )
 });
+
+/// Claims a connection for a node when a request of it arrives there (no sticky sessions):
+/// returns `{"here"}` when the node owns it (it just claimed it, with ARGV[3] = `1`, or owned it
+/// already), `{"elsewhere", node}` when another live node does, `{"gone"}` when it ended, its
+/// owner is dead, or nobody owns it and it may not be claimed.
+///
+/// KEYS[1]: the connection → node hash; KEYS[2]: the live-node sorted set; KEYS[3]: the
+/// connection's ended marker; KEYS[4]: the node's connection set. ARGV[1]: the connection id;
+/// ARGV[2]: the node id; ARGV[3]: `1` when it may be claimed.
+pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return {'gone'}
+end
+local owner = redis.call('HGET', KEYS[1], ARGV[1])
+if owner then
+  if owner == ARGV[2] then
+    return {'here'}
+  end
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  local until_ms = redis.call('ZSCORE', KEYS[2], owner)
+  if until_ms and tonumber(until_ms) > now then
+    return {'elsewhere', owner}
+  end
+  return {'gone'}
+end
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('SADD', KEYS[4], ARGV[1])
+  return {'here'}
+end
+return {'gone'}
+",
+    )
+});
+
+/// Gives up a node's claim on a connection that ended, and marks it ended for ARGV[3] ms (none
+/// when 0) so no node claims it again.
+///
+/// KEYS as [`CLAIM`]'s but the sorted set: KEYS[1]: the hash; KEYS[2]: the ended marker;
+/// KEYS[3]: the node's connection set. ARGV[1]: the connection id; ARGV[2]: the node id;
+/// ARGV[3]: how long the marker lasts, in ms.
+pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+redis.call('SREM', KEYS[3], ARGV[1])
+if tonumber(ARGV[3]) > 0 then
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+end
+return 1
+",
+    )
+});

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use hub_server::protocol::{CompletionOutcome, Format, RawValue};
-use hub_server::{ClientResultError, Envelope, Target};
+use hub_server::{ClientResultError, Envelope, ForwardedRequest, ForwardedResponse, Target};
 use serde::{Deserialize, Serialize};
 
 /// The version of the packet format; a node drops packets of another version.
@@ -88,6 +88,21 @@ pub(crate) enum Body {
         request: u64,
         /// Connection ids or group names, as the query asked.
         names: Vec<String>,
+    },
+    /// An HTTP request (send, poll, DELETE) of a connection of the receiving node that reached
+    /// the origin; answered with `HttpResponse`.
+    HttpRequest {
+        /// Identifies the answer.
+        request: u64,
+        /// The request.
+        http: ForwardedRequest,
+    },
+    /// The receiving node's answer to its `HttpRequest`.
+    HttpResponse {
+        /// The request answered.
+        request: u64,
+        /// The response.
+        http: ForwardedResponse,
     },
 }
 

@@ -66,11 +66,11 @@ pub use hub_core::hub::{
     Requirement, UploadStream,
 };
 pub use hub_core::negotiate::TransportType;
-pub use hub_core::{negotiate, protocol, refresh, ProtocolError};
+pub use hub_core::{negotiate, protocol, refresh, token, ProtocolError};
 pub use hub_macros::{hub, hub_client};
 pub use lifetime::{
-    ConnectionHandle, Envelope, HubBinding, LifetimeError, LifetimeManager, LocalLifetimeManager,
-    PreparedMessage, Target,
+    ConnectionHandle, Envelope, ForwardedRequest, ForwardedRequests, ForwardedResponse, HubBinding,
+    LifetimeError, LifetimeManager, LocalLifetimeManager, Ownership, PreparedMessage, Target,
 };
 pub use request::RequestInfo;
 pub use server::{

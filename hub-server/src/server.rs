@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hub_core::hub::{HubDispatch, Requirement};
+use hub_core::token::{TokenKey, TokenKeyError};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, ToSocketAddrs};
@@ -19,8 +20,8 @@ use crate::auth::{
 use crate::authorization::{Policies, Policy};
 use crate::clients::{Context, HubContext};
 use crate::config::{ConfigError, HubConfig};
-use crate::endpoint::Endpoint;
-use crate::http::{normalize_path, HubService};
+use crate::endpoint::{Access, Endpoint};
+use crate::http::{forwarded_requests, normalize_path, HubService};
 use crate::lifetime::{HubBinding, LifetimeManager, LocalLifetimeManager};
 
 /// A hub and how it is served: its settings and its lifetime manager.
@@ -72,6 +73,7 @@ pub struct HubServerBuilder {
     node_id: Option<String>,
     shutdown_on_signal: bool,
     policies: HashMap<String, Arc<dyn Policy>>,
+    connection_token_key: Option<Vec<u8>>,
 }
 
 impl Default for HubServerBuilder {
@@ -85,6 +87,7 @@ impl Default for HubServerBuilder {
             node_id: None,
             shutdown_on_signal: true,
             policies: HashMap::new(),
+            connection_token_key: None,
         }
     }
 }
@@ -153,6 +156,16 @@ impl HubServerBuilder {
         self
     }
 
+    /// The secret that signs connection tokens (at least 32 bytes; default: random per server
+    /// instance). Give every server of a deployment the same one, with a lifetime manager that
+    /// shares connections between them (`hub-redis`), and any request of a connection may reach
+    /// any server: no sticky sessions. Keep it secret: whoever has it can forge tokens (not
+    /// identities: every request still authenticates).
+    pub fn connection_token_key(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.connection_token_key = Some(secret.as_ref().to_vec());
+        self
+    }
+
     /// The service that serves the hubs, to mount in your own hyper or axum application. Fails
     /// when a hub's settings would break it ([`HubConfig::validate`]).
     pub fn into_service(self) -> Result<HubService, ServerError> {
@@ -171,6 +184,10 @@ impl HubServerBuilder {
         for (path, endpoint) in &self.endpoints {
             check_policies(path, endpoint.hub.as_ref(), &policies)?;
         }
+        let token_key = match &self.connection_token_key {
+            Some(secret) => TokenKey::new(secret).map_err(ServerError::TokenKey)?,
+            None => random_token_key()?,
+        };
         let node_id: Arc<str> = self.node_id.clone().unwrap_or_else(random_node_id).into();
         let endpoints = self
             .endpoints
@@ -183,17 +200,22 @@ impl HubServerBuilder {
                     hub: path.clone(),
                     node_id: node_id.clone(),
                 });
-                Arc::new(Endpoint::new(
+                let endpoint = Arc::new(Endpoint::new(
                     path,
                     endpoint.hub,
                     endpoint.config.unwrap_or_else(|| self.config.clone()),
-                    manager,
-                    endpoint
-                        .authenticator
-                        .unwrap_or_else(|| self.authenticator.clone()),
-                    self.user_ids.clone(),
-                    policies.clone(),
-                ))
+                    manager.clone(),
+                    Access {
+                        authenticator: endpoint
+                            .authenticator
+                            .unwrap_or_else(|| self.authenticator.clone()),
+                        user_ids: self.user_ids.clone(),
+                        policies: policies.clone(),
+                        token_key: token_key.clone(),
+                    },
+                ));
+                manager.serve_forwarded(forwarded_requests(&endpoint));
+                endpoint
             })
             .collect();
         Ok(HubService::new(endpoints))
@@ -243,6 +265,12 @@ pub enum ServerError {
         /// The policy's name.
         policy: String,
     },
+    /// The connection token key is too short ([`HubServerBuilder::connection_token_key`]).
+    #[error("{0}")]
+    TokenKey(#[source] TokenKeyError),
+    /// The operating system gave no random bytes for a connection token key.
+    #[error("cannot make a connection token key: {0}")]
+    Entropy(String),
     /// The listener could not be bound (address in use, no permission, …).
     #[error("cannot listen: {0}")]
     Bind(#[source] io::Error),
@@ -356,6 +384,13 @@ impl HubServer {
 }
 
 /// A random node id (22 URL-safe characters), or the time when the system has no random source.
+/// A key of 32 random bytes, for a server whose tokens no other server checks.
+fn random_token_key() -> Result<TokenKey, ServerError> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|error| ServerError::Entropy(error.to_string()))?;
+    TokenKey::new(&secret).map_err(ServerError::TokenKey)
+}
+
 fn random_node_id() -> String {
     crate::endpoint::random_id().unwrap_or_else(|_| {
         let nanos = std::time::SystemTime::now()

@@ -120,6 +120,22 @@ impl HubNode {
                 let _ = done.send(());
             }
         }
+        // Requests forwarded to a dead node: their connections died with it.
+        let orphaned: Vec<u64> = requests
+            .iter()
+            .filter(|(_, pending)| {
+                matches!(pending, Pending::Http { owner, .. } if !live.contains(owner))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in orphaned {
+            if let Some(Pending::Http {
+                connection, done, ..
+            }) = requests.remove(&id)
+            {
+                let _ = done.send(Err(LifetimeError::OwnerGone(connection)));
+            }
+        }
         // Questions are answered without the dead.
         for pending in requests.values_mut() {
             if let Pending::Query {

@@ -3,15 +3,15 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use hub_server::core::hub::BoxFuture;
 use hub_server::protocol::RawValue;
 use hub_server::{
-    ClientResultError, HubBinding, LifetimeError, LifetimeManager, LocalLifetimeManager,
-    PreparedMessage, Target,
+    ClientResultError, ForwardedRequests, ForwardedResponse, HubBinding, LifetimeError,
+    LifetimeManager, LocalLifetimeManager, PreparedMessage, Target,
 };
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
@@ -21,6 +21,7 @@ use crate::keys::{Channel, Keys};
 use crate::scripts::{PUBLISH_TO_OWNERS, PUBLISH_TO_OWNERS_LUA};
 use crate::wire::{Body, Packet};
 
+mod forwarding;
 mod liveness;
 mod receive;
 mod requests;
@@ -54,6 +55,14 @@ enum Pending {
         /// The node that owns the connection, once known: if it dies, the change is moot.
         owner: Option<String>,
         done: oneshot::Sender<()>,
+    },
+    /// An HTTP request of a connection, forwarded to the node that owns it.
+    Http {
+        /// That node: if it dies, the connection is gone.
+        owner: String,
+        /// The connection.
+        connection: String,
+        done: oneshot::Sender<Result<ForwardedResponse, LifetimeError>>,
     },
     /// A question to every live node: who has not answered yet, and the answers so far.
     Query {
@@ -89,6 +98,8 @@ pub(crate) struct HubNode {
     next_invocation: AtomicU64,
     remote_results: Mutex<HashMap<String, RemoteResult>>,
     forwarded: Mutex<HashMap<String, Forwarded>>,
+    /// What answers the HTTP requests other nodes forward here, once the hub is built.
+    pub(crate) forwarded_requests: OnceLock<ForwardedRequests>,
 }
 
 /// Forgets a request when its waiter goes (answered, timed out or dropped).
@@ -135,6 +146,7 @@ impl HubNode {
             next_invocation: AtomicU64::new(0),
             remote_results: Mutex::default(),
             forwarded: Mutex::default(),
+            forwarded_requests: OnceLock::new(),
             shared,
         });
         node.shared.add_route(&node);

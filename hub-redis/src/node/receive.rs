@@ -92,6 +92,8 @@ impl HubNode {
                     }
                 }
             }
+            Body::HttpRequest { request, http } => self.serve_http(origin, request, http),
+            Body::HttpResponse { request, http } => self.http_answered(request, http),
             Body::InvokeClient {
                 connection,
                 invocation,

@@ -17,7 +17,7 @@ use crate::wire::{Body, Query, WireOutcome};
 impl HubNode {
     // ----- requests to other nodes -----------------------------------------------------------
 
-    fn new_request(&self, pending: Pending) -> u64 {
+    pub(super) fn new_request(&self, pending: Pending) -> u64 {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         lock(&self.requests).insert(id, pending);
         id

@@ -17,6 +17,7 @@ use base64::Engine;
 use hub_core::hub::{Authorization, HubDispatch};
 use hub_core::negotiate::TransportType;
 use hub_core::refresh::RefreshRefusal;
+use hub_core::token::{ConnectionToken, TokenKey, UserTag};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,7 +27,7 @@ use crate::authorization::{Decision, Policies};
 use crate::clients::{Context, HubContext};
 use crate::config::HubConfig;
 use crate::connection::reconnect::Session;
-use crate::lifetime::LifetimeManager;
+use crate::lifetime::{LifetimeManager, Ownership};
 use crate::memory::shrink_map;
 use crate::request::RequestInfo;
 use crate::transport::http::Inbound;
@@ -104,6 +105,8 @@ pub(crate) struct Endpoint {
     authorization: Authorization,
     /// The server's named policies.
     policies: Policies,
+    /// Signs and checks connection tokens.
+    token_key: TokenKey,
     /// Every task of this hub's connections (transports and invocations), for shutdown.
     pub(crate) tasks: TaskTracker,
     /// Fires when the server shuts down.
@@ -117,16 +120,31 @@ pub(crate) struct Endpoint {
     sweeper_started: AtomicBool,
 }
 
+/// Who may use a hub and how its connections are recognised: what the server gives each of its
+/// endpoints.
+pub(crate) struct Access {
+    pub(crate) authenticator: SharedAuthenticator,
+    pub(crate) user_ids: SharedUserIdProvider,
+    /// The server's named policies.
+    pub(crate) policies: Policies,
+    /// Signs and checks connection tokens (the same on every server of a deployment).
+    pub(crate) token_key: TokenKey,
+}
+
 impl Endpoint {
     pub(crate) fn new(
         path: String,
         hub: Arc<dyn HubDispatch<Context>>,
         config: HubConfig,
         manager: Arc<dyn LifetimeManager>,
-        authenticator: SharedAuthenticator,
-        user_ids: SharedUserIdProvider,
-        policies: Policies,
+        access: Access,
     ) -> Self {
+        let Access {
+            authenticator,
+            user_ids,
+            policies,
+            token_key,
+        } = access;
         let context = HubContext::new(manager.clone(), config.client_result_timeout);
         let tasks = TaskTracker::new();
         let dispatch = Arc::new(DispatchEnv {
@@ -148,6 +166,7 @@ impl Endpoint {
             user_ids,
             authorization,
             policies,
+            token_key,
             tasks,
             shutdown: CancellationToken::new(),
             dispatch,
@@ -171,8 +190,9 @@ impl Endpoint {
         f(&mut self.tokens.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Creates a negotiated connection: a public id and a separate secret token (the same value
-    /// in negotiate version 0).
+    /// Creates a negotiated connection: a public id and a separate secret token, signed with the
+    /// server's token key so that any server of the deployment can check it (in negotiate
+    /// version 0 the token is the id, and only this server knows it).
     pub(crate) fn negotiate_connection(
         self: &Arc<Self>,
         version: u32,
@@ -181,10 +201,17 @@ impl Endpoint {
     ) -> Result<(Arc<str>, String), getrandom::Error> {
         self.start_sweeper();
         let connection_id: Arc<str> = Arc::from(random_id()?);
+        let user = self.token_key.user_tag(user_id.as_deref());
         let token = if version == 0 {
             connection_id.to_string()
         } else {
-            random_id()?
+            self.token_key.sign(&ConnectionToken {
+                connection_id: connection_id.to_string(),
+                issued_at_ms: unix_ms(),
+                negotiate_version: u8::try_from(version).unwrap_or(u8::MAX),
+                stateful,
+                user,
+            })
         };
         self.tokens(|tokens| {
             tokens.insert(
@@ -199,12 +226,127 @@ impl Endpoint {
         self.bindings().insert(
             token.clone(),
             Binding {
-                user_id,
+                user,
                 version,
                 identity: None,
+                claim: None,
             },
         );
         Ok((connection_id, token))
+    }
+
+    /// The signed token `token` if this server must ask where its connection lives before
+    /// serving a request of it: it names no transport attached here (a token negotiated by
+    /// another server, or not attached yet). `None` for a connection running here, and for a
+    /// text that is not a token of this deployment (its request gets 404 as it would anyway).
+    pub(crate) fn unplaced(&self, token: &str) -> Option<ConnectionToken> {
+        let active = self.tokens(|tokens| matches!(tokens.get(token), Some(TokenState::Active(_))));
+        if active {
+            return None;
+        }
+        self.token_key.verify(token).ok()
+    }
+
+    /// Whether `user_id` is the user `claims` were issued to.
+    pub(crate) fn issued_to(&self, claims: &ConnectionToken, user_id: Option<&str>) -> bool {
+        claims.user == self.token_key.user_tag(user_id)
+    }
+
+    /// Asks the lifetime manager who owns the connection `claims` name, claiming it for this
+    /// server when nobody does and its token may still attach a transport. A connection that
+    /// becomes this server's is known here from then on (as if negotiated here).
+    pub(crate) async fn place(
+        self: &Arc<Self>,
+        token: &str,
+        claims: &ConnectionToken,
+    ) -> Placement {
+        let window = self.config.disconnect_timeout;
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let now_ms = unix_ms();
+        let claimable = claims.attachable_at(now_ms, window_ms);
+        let ownership = self
+            .manager
+            .claim_connection(&claims.connection_id, claimable)
+            .await;
+        match ownership {
+            Ok(Ownership::Here) => {
+                if claimable {
+                    let age = Duration::from_millis(now_ms.saturating_sub(claims.issued_at_ms));
+                    self.adopt(token, claims, age);
+                }
+                Placement::Here
+            }
+            Ok(Ownership::Elsewhere(owner)) => {
+                self.forget_negotiated(token);
+                Placement::Elsewhere(owner)
+            }
+            Ok(Ownership::Gone) => {
+                self.forget_negotiated(token);
+                Placement::Here
+            }
+            Ok(_) => Placement::Here,
+            Err(error) => {
+                tracing::warn!(%error, "cannot tell which server owns a connection; serving its request here");
+                Placement::Here
+            }
+        }
+    }
+
+    /// Makes a connection this server claimed known here, negotiated `age` ago, unless it is.
+    fn adopt(self: &Arc<Self>, token: &str, claims: &ConnectionToken, age: Duration) {
+        self.start_sweeper();
+        let created = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        let connection_id: Arc<str> = Arc::from(claims.connection_id.as_str());
+        self.tokens(|tokens| {
+            tokens
+                .entry(token.to_owned())
+                .or_insert(TokenState::Negotiated {
+                    connection_id: connection_id.clone(),
+                    created,
+                    stateful: claims.stateful,
+                });
+        });
+        let issued_at_ms = claims.issued_at_ms;
+        let mut bindings = self.bindings();
+        let binding = bindings.entry(token.to_owned()).or_insert(Binding {
+            user: claims.user,
+            version: u32::from(claims.negotiate_version),
+            identity: None,
+            claim: None,
+        });
+        binding.claim = Some(Claim {
+            connection_id,
+            issued_at_ms,
+        });
+    }
+
+    /// Forgets a token negotiated here that no transport attached to here (another server owns
+    /// its connection, or it ended).
+    fn forget_negotiated(&self, token: &str) {
+        self.tokens(|tokens| {
+            if matches!(tokens.get(token), Some(TokenState::Negotiated { .. })) {
+                tokens.remove(token);
+                self.bindings().remove(token);
+            }
+        });
+    }
+
+    /// Gives up this server's claim on a connection that ended, so that no server claims its
+    /// token again while it could still attach.
+    fn release_claim(&self, claim: Claim) {
+        let window = u64::try_from(self.config.disconnect_timeout.as_millis()).unwrap_or(u64::MAX);
+        let left = (claim.issued_at_ms.saturating_add(window)).saturating_sub(unix_ms());
+        let mut released = self
+            .manager
+            .release_connection(&claim.connection_id, Duration::from_millis(left));
+        let done = futures_util::FutureExt::now_or_never(&mut released);
+        if done.is_none() {
+            tokio::spawn(async move {
+                if let Err(error) = released.await {
+                    tracing::warn!(%error, "cannot release a connection's claim");
+                }
+            });
+        }
     }
 
     fn bindings(&self) -> std::sync::MutexGuard<'_, HashMap<String, Binding>> {
@@ -214,8 +356,9 @@ impl Endpoint {
     /// Whether a request for `token` comes from the user the token was negotiated for (or the
     /// token was never negotiated: unknown tokens get their 404 later).
     pub(crate) fn same_user(&self, token: &str, user_id: Option<&str>) -> bool {
-        match self.bindings().get(token) {
-            Some(binding) => binding.user_id.as_deref() == user_id,
+        let issued = self.bindings().get(token).map(|binding| binding.user);
+        match issued {
+            Some(user) => user == self.token_key.user_tag(user_id),
             None => true,
         }
     }
@@ -252,11 +395,26 @@ impl Endpoint {
                 .cloned()
                 .collect()
         });
-        let mut bindings = self.bindings();
-        for token in gone {
-            bindings.remove(&token);
+        let mut claims = Vec::new();
+        {
+            let mut bindings = self.bindings();
+            for token in gone {
+                if let Some(claim) = bindings.remove(&token).and_then(|binding| binding.claim) {
+                    claims.push(claim);
+                }
+            }
+            shrink_map(&mut bindings);
         }
-        shrink_map(&mut bindings);
+        for claim in claims {
+            self.release_claim(claim);
+        }
+    }
+
+    /// Forgets the binding of a token whose connection ended: its claim, to give up.
+    fn unbind(&self, token: &str) -> Option<Claim> {
+        self.bindings()
+            .remove(token)
+            .and_then(|binding| binding.claim)
     }
 
     /// What `token` names.
@@ -348,31 +506,39 @@ impl Endpoint {
     /// Forgets a token whose connection ended, except a long-polling one whose client has not
     /// been told yet: it keeps answering polls until one gets 204 (or the client stops polling).
     pub(crate) fn release(&self, token: &str) {
-        self.tokens(|tokens| {
+        let claim = self.tokens(|tokens| {
             let keep = matches!(
                 tokens.get(token),
                 Some(TokenState::Active(Attachment::LongPolling(polling)))
                     if polling.awaits_final_poll()
             );
-            if !keep {
-                tokens.remove(token);
-                self.bindings().remove(token);
+            if keep {
+                return None;
             }
+            tokens.remove(token);
+            self.unbind(token)
         });
+        if let Some(claim) = claim {
+            self.release_claim(claim);
+        }
     }
 
     /// Forgets a long-polling token if it still names `polling` (after DELETE, or after its final
     /// 204).
     pub(crate) fn forget_long_polling(&self, token: &str, polling: &Arc<LongPolling>) {
-        self.tokens(|tokens| {
-            if matches!(
+        let claim = self.tokens(|tokens| {
+            if !matches!(
                 tokens.get(token),
                 Some(TokenState::Active(Attachment::LongPolling(p))) if Arc::ptr_eq(p, polling)
             ) {
-                tokens.remove(token);
-                self.bindings().remove(token);
+                return None;
             }
+            tokens.remove(token);
+            self.unbind(token)
         });
+        if let Some(claim) = claim {
+            self.release_claim(claim);
+        }
     }
 
     /// Once a second: disposes negotiated connections nothing attached to, and long-polling
@@ -423,13 +589,41 @@ impl Endpoint {
 
 /// Who a negotiated token was issued to.
 struct Binding {
-    /// The user id of negotiate's principal: every later request of the connection must come
-    /// from the same user.
-    user_id: Option<String>,
+    /// The tag of negotiate's user id: every later request of the connection must come from
+    /// the same user.
+    user: UserTag,
     /// The negotiate version answered.
     version: u32,
     /// The connection's identity, once a transport attached.
     identity: Option<Arc<Identity>>,
+    /// This server's claim on the connection in the lifetime manager's directory, once made
+    /// (given up when the connection ends).
+    claim: Option<Claim>,
+}
+
+/// This server's claim on a connection, to give up when it ends.
+struct Claim {
+    connection_id: Arc<str>,
+    /// When its token was issued: until the token could no longer attach, no server may claim
+    /// the connection again.
+    issued_at_ms: u64,
+}
+
+/// Where a request of a connection is served.
+pub(crate) enum Placement {
+    /// Here: the connection is (or becomes) this server's, or does not exist (404 here).
+    Here,
+    /// On the server with this node id.
+    Elsewhere(String),
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock before it).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 /// 16 random bytes from the operating system, base64url without padding (22 URL-safe

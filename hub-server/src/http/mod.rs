@@ -6,6 +6,7 @@
 //! hyper or axum application (e.g. as axum's fallback service) next to the application's own routes.
 
 pub(crate) mod cors;
+mod forward;
 mod long_polling;
 mod negotiate;
 mod refresh;
@@ -14,6 +15,7 @@ mod send;
 mod sse;
 mod websocket;
 
+pub(crate) use forward::forwarded_requests;
 pub use response::ResponseBody;
 
 use std::convert::Infallible;
@@ -170,6 +172,10 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    let request = match forward::place(&endpoint, request).await {
+        Ok(here) => here,
+        Err(answered_elsewhere) => return answered_elsewhere,
+    };
     match *request.method() {
         Method::GET if crate::transport::websocket::is_upgrade_request(request.headers()) => {
             websocket::websocket_connect(endpoint, request).await

@@ -22,9 +22,11 @@ use serde::{Deserialize, Serialize};
 use crate::connection::{Connection, SendError};
 
 mod client_results;
+mod forwarding;
 mod local;
 mod message;
 
+pub use forwarding::{ForwardedRequest, ForwardedRequests, ForwardedResponse, Ownership};
 pub use local::LocalLifetimeManager;
 pub use message::{Envelope, PreparedMessage};
 
@@ -197,4 +199,57 @@ pub trait LifetimeManager: Send + Sync + 'static {
     fn abort(&self, target: &Target) -> BoxFuture<Result<usize, LifetimeError>>;
     /// Every live connection of this process (for shutdown).
     fn local_connections(&self) -> Vec<ConnectionHandle>;
+
+    // ----- many servers without sticky sessions (see `forwarding`) ---------------------------
+
+    /// Claims a negotiated connection for this server as a request of it arrives here: the
+    /// connection becomes this server's when nobody owns it yet and `claimable` (its token may
+    /// still attach a transport); otherwise says who owns it. Called before a transport
+    /// attaches and for every request of a connection this server does not have.
+    ///
+    /// The default keeps no directory ([`Ownership::Untracked`]): one server, where only the
+    /// connections it negotiated exist.
+    fn claim_connection(
+        &self,
+        connection_id: &str,
+        claimable: bool,
+    ) -> BoxFuture<Result<Ownership, LifetimeError>> {
+        let _ = (connection_id, claimable);
+        Box::pin(std::future::ready(Ok(Ownership::Untracked)))
+    }
+
+    /// Forgets this server's claim on a connection that ended; for `tombstone` (the time its
+    /// token could still attach a transport) no server may claim it again.
+    fn release_connection(
+        &self,
+        connection_id: &str,
+        tombstone: Duration,
+    ) -> BoxFuture<Result<(), LifetimeError>> {
+        let _ = (connection_id, tombstone);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Carries a request of connection `connection_id` to `owner` (a node id from
+    /// [`Ownership::Elsewhere`]) and waits up to `timeout` for its answer.
+    /// [`LifetimeError::OwnerGone`] is answered 404, as for a connection that does not exist.
+    ///
+    /// The default has nowhere to carry it.
+    fn forward(
+        &self,
+        owner: &str,
+        connection_id: &str,
+        request: ForwardedRequest,
+        timeout: Duration,
+    ) -> BoxFuture<Result<ForwardedResponse, LifetimeError>> {
+        let _ = (owner, request, timeout);
+        Box::pin(std::future::ready(Err(LifetimeError::OwnerGone(
+            connection_id.to_owned(),
+        ))))
+    }
+
+    /// Hands the manager what answers the requests other servers forward to this one. Called
+    /// once, when the server is built, after [`bind`](Self::bind).
+    fn serve_forwarded(&self, requests: ForwardedRequests) {
+        let _ = requests;
+    }
 }

@@ -88,7 +88,7 @@ use crate::clients::{ClientCallbacks, ClientProxy};
 use crate::clients::{Context, HubContext};
 use crate::config::HubConfig;
 use crate::endpoint::run::{self, Attached};
-use crate::endpoint::{random_id, Endpoint};
+use crate::endpoint::{random_id, Access, Endpoint};
 use crate::lifetime::{HubBinding, LifetimeManager, LocalLifetimeManager};
 use crate::request::RequestInfo;
 
@@ -209,9 +209,12 @@ impl TestHub {
                 Arc::new(hub),
                 config,
                 manager,
-                Arc::new(AllowAnonymous),
-                Arc::new(PrincipalUserId),
-                Policies::default(),
+                Access {
+                    authenticator: Arc::new(AllowAnonymous),
+                    user_ids: Arc::new(PrincipalUserId),
+                    policies: Policies::default(),
+                    token_key: test_token_key(),
+                },
             )),
             family: PhantomData,
         }
@@ -313,3 +316,15 @@ impl Callback {
 }
 
 type ErasedHandler = Box<dyn Fn(&str, &Arguments) -> Option<Delivery<'static>> + Send + Sync>;
+
+/// The token key of in-memory test hubs (tokens are never signed there, but the endpoint needs
+/// one).
+fn test_token_key() -> hub_core::token::TokenKey {
+    match hub_core::token::TokenKey::new(&[7u8; hub_core::token::MIN_KEY_LEN]) {
+        Ok(key) => key,
+        Err(error) => unreachable!(
+            "a {}-byte key is long enough: {error}",
+            hub_core::token::MIN_KEY_LEN
+        ),
+    }
+}
