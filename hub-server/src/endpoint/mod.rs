@@ -255,15 +255,18 @@ impl Endpoint {
     /// Asks the lifetime manager who owns the connection `claims` name, claiming it for this
     /// server when nobody does and its token may still attach a transport. A connection that
     /// becomes this server's is known here from then on (as if negotiated here).
+    ///
+    /// `may_attach` is false for a request that cannot start a connection (a refresh).
     pub(crate) async fn place(
         self: &Arc<Self>,
         token: &str,
         claims: &ConnectionToken,
+        may_attach: bool,
     ) -> Placement {
         let window = self.config.disconnect_timeout;
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
         let now_ms = unix_ms();
-        let claimable = claims.attachable_at(now_ms, window_ms);
+        let claimable = may_attach && claims.attachable_at(now_ms, window_ms);
         let ownership = self
             .manager
             .claim_connection(&claims.connection_id, claimable)

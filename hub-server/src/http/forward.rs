@@ -13,7 +13,7 @@ use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 
 use super::response::{text, ResponseBody};
-use super::{authenticate, connect, no_connection, token_of, BoxError};
+use super::{authenticate, connect, no_connection, refresh, BoxError};
 use crate::endpoint::{Endpoint, Placement};
 use crate::lifetime::{ForwardedRequest, ForwardedRequests, ForwardedResponse, LifetimeError};
 use crate::request::RequestInfo;
@@ -26,11 +26,23 @@ pub(super) struct Forwarded;
 /// How long a forwarded send or DELETE may take to be answered.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Where a transport request is served: `Ok` with the request (here), or the response of the
-/// server that owns its connection.
+/// What a request of a connection does to it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Intent {
+    /// A transport request (upgrade, event stream, poll, send, DELETE): may attach the
+    /// connection here when nobody owns it yet.
+    Transport,
+    /// An authentication refresh: for a running connection only.
+    Refresh,
+}
+
+/// Where a request of the connection `token` names is served: `Ok` with the request (here), or
+/// the response of the server that owns the connection.
 pub(super) async fn place<B>(
     endpoint: &Arc<Endpoint>,
     request: Request<B>,
+    token: Option<String>,
+    intent: Intent,
 ) -> Result<Request<B>, Response<ResponseBody>>
 where
     B: http_body::Body<Data = Bytes>,
@@ -39,7 +51,7 @@ where
     if request.extensions().get::<Forwarded>().is_some() {
         return Ok(request);
     }
-    let Some(token) = token_of(&request) else {
+    let Some(token) = token else {
         return Ok(request);
     };
     let Some(claims) = endpoint.unplaced(&token) else {
@@ -59,12 +71,14 @@ where
     if !issued_to_sender {
         return Ok(Request::from_parts(parts, body));
     }
-    let owner = match endpoint.place(&token, &claims).await {
+    let may_attach = intent == Intent::Transport;
+    let owner = match endpoint.place(&token, &claims, may_attach).await {
         Placement::Here => return Ok(Request::from_parts(parts, body)),
         Placement::Elsewhere(owner) => owner,
     };
     let upgrade = crate::transport::websocket::is_upgrade_request(&parts.headers);
-    if parts.method == Method::GET
+    if intent == Intent::Transport
+        && parts.method == Method::GET
         && (upgrade || crate::transport::sse::accepts_event_stream(&parts.headers))
     {
         // The connection runs on another server. A stateful WebSocket that tries to resume
@@ -220,6 +234,9 @@ async fn serve_forwarded(
     forwarded: ForwardedRequest,
 ) -> ForwardedResponse {
     let response = match request_from(forwarded) {
+        Some(request) if is_refresh(request.uri().path()) => {
+            refresh::refresh(&endpoint, request).await
+        }
         Some(request) => connect(endpoint, request).await,
         None => text(StatusCode::BAD_REQUEST, ""),
     };
@@ -243,6 +260,14 @@ async fn serve_forwarded(
             .collect(),
         body,
     }
+}
+
+/// Whether a forwarded request's path is a hub's `/refresh` (others are its transport
+/// endpoint).
+fn is_refresh(path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    path.len() >= "/refresh".len()
+        && path[path.len() - "/refresh".len()..].eq_ignore_ascii_case("/refresh")
 }
 
 /// The request a forwarded one describes, marked [`Forwarded`]; `None` when it does not parse

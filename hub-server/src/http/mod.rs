@@ -147,7 +147,13 @@ impl HubService {
                 text(StatusCode::FORBIDDEN, "Origin not allowed")
             }
             Route::Connect => connect(endpoint, request).await,
-            Route::Refresh => refresh::refresh(&endpoint, request).await,
+            Route::Refresh => {
+                let token = refresh::token_of(&request);
+                match forward::place(&endpoint, request, token, forward::Intent::Refresh).await {
+                    Ok(here) => refresh::refresh(&endpoint, here).await,
+                    Err(answered_elsewhere) => answered_elsewhere,
+                }
+            }
         };
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             cors.apply(&mut response);
@@ -172,7 +178,9 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let request = match forward::place(&endpoint, request).await {
+    let token = token_of(&request);
+    let request = match forward::place(&endpoint, request, token, forward::Intent::Transport).await
+    {
         Ok(here) => here,
         Err(answered_elsewhere) => return answered_elsewhere,
     };

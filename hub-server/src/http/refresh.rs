@@ -22,18 +22,12 @@ pub(super) async fn refresh<B>(endpoint: &Endpoint, request: Request<B>) -> Resp
     if request.method() != Method::POST {
         return status(StatusCode::METHOD_NOT_ALLOWED);
     }
+    let token = token_of(&request);
     let (parts, _body) = request.into_parts();
     let info = RequestInfo::from_parts(&parts);
     let Ok(principal) = endpoint.authenticator.authenticate(&info).await else {
         return refusal(RefreshRefusal::InvalidToken);
     };
-    let token = parts
-        .headers
-        .get(CONNECTION_TOKEN_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| !value.is_empty())
-        .map(str::to_owned)
-        .or_else(|| query_value(parts.uri.query(), "id"));
     let Some(token) = token else {
         return refusal(RefreshRefusal::MissingConnectionToken);
     };
@@ -59,6 +53,17 @@ pub(super) async fn refresh<B>(endpoint: &Endpoint, request: Request<B>) -> Resp
         "a connection's authentication was refreshed"
     );
     json(answer.to_json())
+}
+
+/// The connection token a refresh names: its `X-SignalR-Connection-Token` header, else `?id=`.
+pub(super) fn token_of<B>(request: &Request<B>) -> Option<String> {
+    request
+        .headers()
+        .get(CONNECTION_TOKEN_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| !value.is_empty())
+        .map(str::to_owned)
+        .or_else(|| query_value(request.uri().query(), "id"))
 }
 
 fn refusal(refused: RefreshRefusal) -> Response<ResponseBody> {
