@@ -6,13 +6,15 @@
 //! ./examples/chat/run                 # runs this binary
 //! PORT=0 cargo run -p hub-examples --bin chat              # any free port (default 5000)
 //! REDIS_URL=redis://127.0.0.1:6379 PORT=5001 ./examples/chat/run   # one chat on several servers
+//! CHAT_TOKEN_KEY=<32+ bytes> REDIS_URL=… PORT=5001 ./examples/chat/run   # … behind a load balancer without affinity
 //! cargo run -p hub-examples --bin chat -- --emit-ts examples/chat/client   # regenerate the client
 //! ```
 //!
 //! Without `REDIS_URL` the chat is one process, its state in memory. With it, the hub runs on the
 //! Redis backplane (`hub-redis`, keys and channels under `chat:`) and keeps its rooms, history,
 //! message ids and nicknames in that Redis ([`store::ChatStore::redis`]): every chat server on
-//! the same Redis serves the same chat.
+//! the same Redis serves the same chat. With `CHAT_TOKEN_KEY` too (the same secret on every
+//! server), a load balancer needs no affinity: any request of a connection may reach any server.
 //!
 //! The page (`examples/chat/static/`) is embedded in the binary, and the generated client package
 //! (the committed `examples/chat/client/`, with the runtime it carries in `runtime/`) is served
@@ -211,9 +213,11 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
             )
         }
     };
-    let hubs = HubServer::builder()
-        .endpoint("/chat", chat)
-        .into_service()?;
+    let mut hubs = HubServer::builder().endpoint("/chat", chat);
+    if let Ok(secret) = std::env::var("CHAT_TOKEN_KEY") {
+        hubs = hubs.connection_token_key(secret);
+    }
+    let hubs = hubs.into_service()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     #[allow(clippy::print_stdout)]
     {
