@@ -383,7 +383,6 @@ impl HubServer {
     }
 }
 
-/// A random node id (22 URL-safe characters), or the time when the system has no random source.
 /// A key of 32 random bytes, for a server whose tokens no other server checks.
 fn random_token_key() -> Result<TokenKey, ServerError> {
     let mut secret = [0u8; 32];
@@ -391,6 +390,7 @@ fn random_token_key() -> Result<TokenKey, ServerError> {
     TokenKey::new(&secret).map_err(ServerError::TokenKey)
 }
 
+/// A random node id (22 URL-safe characters), or the time when the system has no random source.
 fn random_node_id() -> String {
     crate::endpoint::random_id().unwrap_or_else(|_| {
         let nanos = std::time::SystemTime::now()
