@@ -12,7 +12,8 @@
 //! `POLL_TIMEOUT_MS` (long polling), `LIFETIME_MANAGER` (`local`, or `counting`: every hub runs
 //! on [`counting::CountingManager`], a lifetime manager written outside hub-server that wraps the
 //! local one), `REDIS_URL` (every hub on the Redis backplane, `hub-redis`; `NODE_ID` names the
-//! server and `REDIS_HEARTBEAT_MS` sets its heartbeat; `CONNECTION_TOKEN_KEY`, the same on every
+//! server and `REDIS_HEARTBEAT_MS` sets its heartbeat; `TLS_CERT` and `TLS_KEY` (PEM files) serve
+//! https and wss instead of http and ws; `CONNECTION_TOKEN_KEY`, the same on every
 //! server, lets any server serve any request of a connection: no sticky sessions).
 //!
 //! Hubs: `/hub` (default errors) and `/detailed` (detailed errors), offering every transport, and
@@ -788,6 +789,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Ok(secret) = std::env::var("CONNECTION_TOKEN_KEY") {
         builder = builder.connection_token_key(secret);
+    }
+    if let (Ok(cert), Ok(key)) = (std::env::var("TLS_CERT"), std::env::var("TLS_KEY")) {
+        builder = builder.tls(hub_server::TlsConfig::from_pem_files(cert, key)?);
     }
     let server = builder
         .authenticator(|request: &RequestInfo| {

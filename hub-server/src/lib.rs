@@ -46,6 +46,8 @@ pub mod registry;
 mod request;
 mod server;
 pub mod testing;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 
 pub use auth::{
@@ -76,6 +78,8 @@ pub use request::RequestInfo;
 pub use server::{
     shutdown_signal, HubEndpoint, HubServer, HubServerBuilder, ServerError, ShutdownHandle,
 };
+#[cfg(feature = "tls")]
+pub use tls::{TlsConfig, TlsError};
 /// Derives TypeScript types for the values that cross a hub's wire (re-exported for convenience;
 /// `#[derive(TS)]` itself needs `ts-rs` among your dependencies).
 pub use ts_rs;

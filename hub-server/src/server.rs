@@ -74,6 +74,8 @@ pub struct HubServerBuilder {
     shutdown_on_signal: bool,
     policies: HashMap<String, Arc<dyn Policy>>,
     connection_token_key: Option<Vec<u8>>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for HubServerBuilder {
@@ -88,6 +90,8 @@ impl Default for HubServerBuilder {
             shutdown_on_signal: true,
             policies: HashMap::new(),
             connection_token_key: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -166,6 +170,14 @@ impl HubServerBuilder {
         self
     }
 
+    /// Serves `https` and `wss` on the listener [`bind`](Self::bind) makes (feature `tls`):
+    /// every connection starts with a TLS handshake (10 s at most) with this certificate.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: crate::tls::TlsConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// The service that serves the hubs, to mount in your own hyper or axum application. Fails
     /// when a hub's settings would break it ([`HubConfig::validate`]).
     pub fn into_service(self) -> Result<HubService, ServerError> {
@@ -226,6 +238,8 @@ impl HubServerBuilder {
     pub async fn bind(self, address: impl ToSocketAddrs) -> Result<HubServer, ServerError> {
         let http_shutdown_timeout = self.http_shutdown_timeout;
         let shutdown_on_signal = self.shutdown_on_signal;
+        #[cfg(feature = "tls")]
+        let tls = self.tls.clone();
         let service = self.into_service()?;
         let listener = TcpListener::bind(address)
             .await
@@ -238,6 +252,8 @@ impl HubServerBuilder {
             shutdown: CancellationToken::new(),
             http_shutdown_timeout,
             shutdown_on_signal,
+            #[cfg(feature = "tls")]
+            tls,
         })
     }
 }
@@ -284,6 +300,8 @@ pub struct HubServer {
     shutdown: CancellationToken,
     http_shutdown_timeout: Duration,
     shutdown_on_signal: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsConfig>,
 }
 
 /// Stops a running [`HubServer`] gracefully. Cheap to clone.
@@ -359,6 +377,33 @@ impl HubServer {
             };
             let _ = stream.set_nodelay(true);
             let service = self.service.clone();
+            #[cfg(feature = "tls")]
+            if let Some(tls) = &self.tls {
+                let acceptor = tls.acceptor.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    let stream = match handshake.await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    if let Err(error) = watcher.watch(connection.into_owned()).await {
+                        tracing::debug!(%peer, %error, "HTTPS connection ended with an error");
+                    }
+                });
+                continue;
+            }
             let builder = auto::Builder::new(TokioExecutor::new());
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             let connection = graceful.watch(connection.into_owned());
@@ -382,6 +427,10 @@ impl HubServer {
         Ok(())
     }
 }
+
+/// How long a client has to complete its TLS handshake.
+#[cfg(feature = "tls")]
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A key of 32 random bytes, for a server whose tokens no other server checks.
 fn random_token_key() -> Result<TokenKey, ServerError> {
