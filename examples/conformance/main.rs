@@ -23,7 +23,8 @@
 //! (only authenticated users may connect). A bearer token (header or `access_token`) becomes the
 //! user id (`user#role1,role2` adds roles, `…@<ms since the epoch>` an expiry: the credentials
 //! authenticate until then, and connections opened with them expire then); the token `reject`
-//! gets 401. The policy `even-name` accepts user ids of even length. Every hub allows cross-origin requests from [`CORS_ORIGIN`].
+//! gets 401. `/raw-echo` is a connection endpoint without the hub protocol (an echo, for the
+//! official `HttpConnection`). The policy `even-name` accepts user ids of even length. Every hub allows cross-origin requests from [`CORS_ORIGIN`].
 
 mod counting;
 
@@ -35,8 +36,9 @@ use futures_util::{Stream, StreamExt};
 use hub_redis::{RedisBackplane, RedisConfig};
 use hub_server::{
     hub, hub_client, CallerClients, Cancellation, Context, CorsConfig, Groups, HubConfig,
-    HubContext, HubEndpoint, HubError, HubMethods, HubServer, Principal, RequestInfo, Requirement,
-    ShutdownHandle, TransportType, Unauthorized, UploadStream, ROLE_CLAIM,
+    HubContext, HubEndpoint, HubError, HubMethods, HubServer, Principal, RawConnection,
+    RequestInfo, Requirement, ShutdownHandle, TransportType, Unauthorized, UploadStream,
+    ROLE_CLAIM,
 };
 use serde_json::Value;
 
@@ -828,6 +830,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .as_ref()
                 .is_some_and(|id| id.chars().count() % 2 == 0);
             async move { even }
+        })
+        // Without the hub protocol: every chunk a client sends comes back; a chunk `binary`
+        // switches WebSocket replies to binary frames, `bye` ends the connection from the server.
+        .connection_handler("/raw-echo", |mut connection: RawConnection| async move {
+            while let Some(bytes) = connection.recv().await {
+                if &bytes[..] == b"bye" {
+                    break;
+                }
+                if &bytes[..] == b"binary" && connection.use_binary_frames().await.is_err() {
+                    break;
+                }
+                if connection.send(bytes).await.is_err() {
+                    break;
+                }
+            }
         })
         .bind(("127.0.0.1", port))
         .await?;

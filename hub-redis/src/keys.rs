@@ -74,6 +74,23 @@ impl Keys {
         format!("{}node-connections:", self.base)
     }
 
+    /// The hash from connection id to the node that claimed it (no sticky sessions): the node its
+    /// transport attached to, from the first request until its token is forgotten there. Apart
+    /// from [`connections`](Self::connections), which holds connections past their handshake.
+    pub(crate) fn claims(&self) -> String {
+        format!("{}claims", self.base)
+    }
+
+    /// The prefix of the per-node sets of claimed connection ids (a script appends the node id).
+    pub(crate) fn node_claims_prefix(&self) -> String {
+        format!("{}node-claims:", self.base)
+    }
+
+    /// The set of the connection ids a node claimed.
+    pub(crate) fn node_claims(&self, node: &str) -> String {
+        format!("{}{node}", self.node_claims_prefix())
+    }
+
     /// The marker of a connection that ended while its token could still attach a transport:
     /// no server may claim it again while it lasts.
     pub(crate) fn ended(&self, connection: &str) -> String {

@@ -34,6 +34,9 @@
 //! | `nodes` | sorted set | live servers, scored by when their heartbeat runs out |
 //! | `connections` | hash | connection id → the server that owns it |
 //! | `node-connections:{node id}` | set | a server's connections, removed with it when it dies |
+//! | `claims` | hash | connection id → the server its transport attached to (no sticky sessions) |
+//! | `node-claims:{node id}` | set | a server's claims, removed with it when it dies |
+//! | `ended:{connection id}` | string | a connection that ended while its token could still attach a transport (expires then) |
 //!
 //! Messages between servers are versioned MessagePack, and carry each hub message already
 //! encoded in both hub protocols, so receivers never re-encode.

@@ -38,20 +38,24 @@ return owners
 /// returns `{1 if this node was not live before, live node ids}`. With ARGV[4] = `1` (a node's
 /// first heartbeat) it also removes what an earlier process with the same node id left.
 ///
-/// KEYS[1]: the live-node sorted set; KEYS[2]: the connection → node hash. ARGV[1]: this
-/// node's id; ARGV[2]: the node timeout in ms; ARGV[3]: the prefix of per-node connection sets;
-/// ARGV[4]: `1` to start afresh.
+/// KEYS[1]: the live-node sorted set; KEYS[2]: the connection → node hash; KEYS[3]: the claim
+/// hash (connection → node). ARGV[1]: this node's id; ARGV[2]: the node timeout in ms; ARGV[3]:
+/// the prefix of per-node connection sets; ARGV[4]: `1` to start afresh; ARGV[5]: the prefix of
+/// per-node claim sets.
 pub(crate) static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local function forget(node)
-  local set = ARGV[3] .. node
+local function forget_in(set, hash, node)
   for _, id in ipairs(redis.call('SMEMBERS', set)) do
-    if redis.call('HGET', KEYS[2], id) == node then
-      redis.call('HDEL', KEYS[2], id)
+    if redis.call('HGET', hash, id) == node then
+      redis.call('HDEL', hash, id)
     end
   end
   redis.call('DEL', set)
+end
+local function forget(node)
+  forget_in(ARGV[3] .. node, KEYS[2], node)
+  forget_in(ARGV[5] .. node, KEYS[3], node)
 end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -86,8 +90,8 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 /// already), `{"elsewhere", node}` when another live node does, `{"gone"}` when it ended, its
 /// owner is dead, or nobody owns it and it may not be claimed.
 ///
-/// KEYS[1]: the connection → node hash; KEYS[2]: the live-node sorted set; KEYS[3]: the
-/// connection's ended marker; KEYS[4]: the node's connection set. ARGV[1]: the connection id;
+/// KEYS[1]: the claim hash (connection → node); KEYS[2]: the live-node sorted set; KEYS[3]: the
+/// connection's ended marker; KEYS[4]: the node's claim set. ARGV[1]: the connection id;
 /// ARGV[2]: the node id; ARGV[3]: `1` when it may be claimed.
 pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -121,8 +125,8 @@ return {'gone'}
 /// Gives up a node's claim on a connection that ended, and marks it ended for ARGV[3] ms (none
 /// when 0) so no node claims it again.
 ///
-/// KEYS as [`CLAIM`]'s but the sorted set: KEYS[1]: the hash; KEYS[2]: the ended marker;
-/// KEYS[3]: the node's connection set. ARGV[1]: the connection id; ARGV[2]: the node id;
+/// KEYS as [`CLAIM`]'s but the sorted set: KEYS[1]: the claim hash; KEYS[2]: the ended marker;
+/// KEYS[3]: the node's claim set. ARGV[1]: the connection id; ARGV[2]: the node id;
 /// ARGV[3]: how long the marker lasts, in ms.
 pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(

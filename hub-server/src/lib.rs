@@ -39,6 +39,7 @@ mod config;
 mod connection;
 mod dispatch;
 mod endpoint;
+mod handler;
 mod http;
 mod lifetime;
 mod memory;
@@ -61,6 +62,9 @@ pub use clients::{
 pub use config::{ConfigError, CorsConfig, HubConfig, DEFAULT_WEBSOCKET_READ_BUFFER_SIZE};
 pub use connection::SendError;
 pub use futures_core::Stream;
+pub use handler::{
+    ConnectionClosed, ConnectionEndpoint, ConnectionHandler, RawConnection, RawSender,
+};
 pub use http::{HubService, ResponseBody};
 pub use hub_core::hub::ClientResultError;
 pub use hub_core::hub::{

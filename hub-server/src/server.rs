@@ -21,6 +21,7 @@ use crate::authorization::{Policies, Policy};
 use crate::clients::{Context, HubContext};
 use crate::config::{ConfigError, HubConfig};
 use crate::endpoint::{Access, Endpoint};
+use crate::handler::{ConnectionEndpoint, ConnectionHandler};
 use crate::http::{forwarded_requests, normalize_path, HubService};
 use crate::lifetime::{HubBinding, LifetimeManager, LocalLifetimeManager};
 
@@ -30,6 +31,8 @@ pub struct HubEndpoint {
     config: Option<HubConfig>,
     manager: Option<Arc<dyn LifetimeManager>>,
     authenticator: Option<SharedAuthenticator>,
+    /// A connection endpoint's handler (no hub protocol; `hub` is then empty).
+    raw: Option<Arc<dyn ConnectionHandler>>,
 }
 
 impl HubEndpoint {
@@ -40,6 +43,15 @@ impl HubEndpoint {
             config: None,
             manager: None,
             authenticator: None,
+            raw: None,
+        }
+    }
+
+    /// A connection endpoint: `handler` runs each connection, without the hub protocol.
+    pub(crate) fn raw(handler: Arc<dyn ConnectionHandler>) -> Self {
+        HubEndpoint {
+            raw: Some(handler),
+            ..HubEndpoint::new(crate::HubMethods::<Context>::new())
         }
     }
 
@@ -105,6 +117,19 @@ impl HubServerBuilder {
     /// Maps a configured hub at `path`.
     pub fn endpoint(mut self, path: &str, endpoint: HubEndpoint) -> Self {
         self.endpoints.push((normalize_path(path), endpoint));
+        self
+    }
+
+    /// Maps a connection handler at `path` (ASP.NET Core's `MapConnectionHandler`): negotiate
+    /// and the transports as for a hub, but the handler reads and writes the client's bytes
+    /// itself (see [`ConnectionHandler`]).
+    pub fn connection_handler(self, path: &str, handler: impl ConnectionHandler) -> Self {
+        self.connection_endpoint(path, ConnectionEndpoint::new(handler))
+    }
+
+    /// Maps a configured connection handler at `path`.
+    pub fn connection_endpoint(mut self, path: &str, endpoint: ConnectionEndpoint) -> Self {
+        self.endpoints.push((normalize_path(path), endpoint.inner));
         self
     }
 
@@ -212,6 +237,7 @@ impl HubServerBuilder {
                     hub: path.clone(),
                     node_id: node_id.clone(),
                 });
+                let raw = endpoint.raw;
                 let endpoint = Arc::new(Endpoint::new(
                     path,
                     endpoint.hub,
@@ -225,6 +251,7 @@ impl HubServerBuilder {
                         policies: policies.clone(),
                         token_key: token_key.clone(),
                     },
+                    raw,
                 ));
                 manager.serve_forwarded(forwarded_requests(&endpoint));
                 endpoint

@@ -1,6 +1,7 @@
-//! No sticky sessions: which node owns a connection (claimed in the connection table when a
-//! request of it first arrives somewhere), and the HTTP requests carried to the owner and
-//! answered back.
+//! No sticky sessions: which node owns a connection (claimed in the claim table when a request
+//! of it first arrives somewhere — apart from the connection table, which holds connections
+//! past their handshake: a long-polling connection that ended keeps its claim until its last
+//! poll or DELETE), and the HTTP requests carried to the owner and answered back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,10 +22,10 @@ impl HubNode {
         connection: &str,
         claimable: bool,
     ) -> Result<Ownership, LifetimeError> {
-        let hash = self.keys.connections();
+        let hash = self.keys.claims();
         let nodes = self.keys.nodes();
         let ended = self.keys.ended(connection);
-        let set = self.keys.node_connections(&self.node_id);
+        let set = self.keys.node_claims(&self.node_id);
         let id = connection.to_owned();
         let node_id = self.node_id.clone();
         let answer: Vec<String> = self
@@ -55,9 +56,9 @@ impl HubNode {
         connection: &str,
         tombstone: Duration,
     ) -> Result<(), LifetimeError> {
-        let hash = self.keys.connections();
+        let hash = self.keys.claims();
         let ended = self.keys.ended(connection);
-        let set = self.keys.node_connections(&self.node_id);
+        let set = self.keys.node_claims(&self.node_id);
         let id = connection.to_owned();
         let node_id = self.node_id.clone();
         let tombstone_ms = u64::try_from(tombstone.as_millis()).unwrap_or(u64::MAX);

@@ -34,7 +34,9 @@ impl HubNode {
     pub(super) async fn heartbeat(&self) -> Result<(), LifetimeError> {
         let nodes = self.keys.nodes();
         let hash = self.keys.connections();
+        let claims = self.keys.claims();
         let sets = self.keys.node_connections_prefix();
+        let claim_sets = self.keys.node_claims_prefix();
         let node_id = self.node_id.clone();
         let fresh = self.fresh.load(Ordering::Relaxed);
         let timeout_ms =
@@ -45,10 +47,12 @@ impl HubNode {
                 HEARTBEAT
                     .key(nodes)
                     .key(hash)
+                    .key(claims)
                     .arg(node_id)
                     .arg(timeout_ms)
                     .arg(sets)
                     .arg(if fresh { "1" } else { "0" })
+                    .arg(claim_sets)
                     .invoke_async(&mut connection)
                     .await
             })

@@ -2,6 +2,7 @@
 
 mod expiry;
 mod handshake;
+mod raw;
 pub(crate) mod run;
 
 pub(crate) use crate::connection::reconnect::AttachError;
@@ -27,6 +28,7 @@ use crate::authorization::{Decision, Policies};
 use crate::clients::{Context, HubContext};
 use crate::config::HubConfig;
 use crate::connection::reconnect::Session;
+use crate::handler::ConnectionHandler;
 use crate::lifetime::{LifetimeManager, Ownership};
 use crate::memory::shrink_map;
 use crate::request::RequestInfo;
@@ -107,6 +109,8 @@ pub(crate) struct Endpoint {
     policies: Policies,
     /// Signs and checks connection tokens.
     token_key: TokenKey,
+    /// A connection endpoint's handler: its connections run it instead of the hub protocol.
+    pub(crate) raw: Option<Arc<dyn ConnectionHandler>>,
     /// Every task of this hub's connections (transports and invocations), for shutdown.
     pub(crate) tasks: TaskTracker,
     /// Fires when the server shuts down.
@@ -138,6 +142,7 @@ impl Endpoint {
         config: HubConfig,
         manager: Arc<dyn LifetimeManager>,
         access: Access,
+        raw: Option<Arc<dyn ConnectionHandler>>,
     ) -> Self {
         let Access {
             authenticator,
@@ -167,6 +172,7 @@ impl Endpoint {
             authorization,
             policies,
             token_key,
+            raw,
             tasks,
             shutdown: CancellationToken::new(),
             dispatch,

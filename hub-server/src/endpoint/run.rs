@@ -56,6 +56,14 @@ pub(crate) async fn run<R: TransportSource, S: TransportSink>(
         transport = ?attached.transport,
     );
     let token = attached.token.clone();
+    if let Some(handler) = endpoint.raw.clone() {
+        // A connection endpoint: the handler instead of the hub protocol.
+        super::raw::run(&endpoint, *attached, source, sink, handler)
+            .instrument(span)
+            .await;
+        endpoint.release(&token);
+        return;
+    }
     let lingering = run_inner(endpoint.clone(), attached, source, sink, session.clone())
         .instrument(span.clone())
         .await;

@@ -46,8 +46,10 @@ pub(crate) async fn negotiate<B>(
         Ok(negotiate) => negotiate,
         Err(error) => return json(NegotiateResponse::Error(error.to_string()).to_json()),
     };
-    // Stateful reconnect only when asked, and only WebSockets can use it.
+    // Stateful reconnect only when asked, only WebSockets can use it, and only hubs (it is part
+    // of the hub protocol).
     let stateful = negotiate.use_stateful_reconnect
+        && endpoint.raw.is_none()
         && endpoint.config.stateful_reconnect
         && endpoint.config.allows(TransportType::WebSockets);
     let (connection_id, token) = match endpoint.negotiate_connection(

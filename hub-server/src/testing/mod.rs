@@ -215,6 +215,7 @@ impl TestHub {
                     policies: Policies::default(),
                     token_key: test_token_key(),
                 },
+                None,
             )),
             family: PhantomData,
         }
