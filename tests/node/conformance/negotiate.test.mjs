@@ -15,6 +15,9 @@ import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
 import { PROTOCOLS, connect, rawHub, rawUpgrade, startServer, stopAll } from "./server.mjs";
 
 const ID = /^[A-Za-z0-9_-]{22}$/;
+// A connection token is signed (any server of a deployment can check it): URL-safe, and longer
+// than an id.
+const TOKEN = /^[A-Za-z0-9_-]{23,}$/;
 const ALL_TRANSPORTS = [
   { transport: "WebSockets", transferFormats: ["Text", "Binary"] },
   { transport: "ServerSentEvents", transferFormats: ["Text"] },
@@ -59,7 +62,7 @@ describe("negotiate over HTTP", () => {
     assert.deepEqual(Object.keys(body), ["negotiateVersion", "connectionId", "connectionToken", "availableTransports"]);
     assert.equal(body.negotiateVersion, 1);
     assert.match(body.connectionId, ID);
-    assert.match(body.connectionToken, ID);
+    assert.match(body.connectionToken, TOKEN);
     assert.notEqual(body.connectionId, body.connectionToken);
     assert.deepEqual(body.availableTransports, ALL_TRANSPORTS);
     assert.equal("useStatefulReconnect" in body, false);
@@ -85,7 +88,7 @@ describe("negotiate over HTTP", () => {
     assert.equal((await negotiate("?negotiateVersion=7")).json().negotiateVersion, 1);
     const body = (await negotiate("?NegotiateVersion=1")).json();
     assert.equal(body.negotiateVersion, 1);
-    assert.match(body.connectionToken, ID);
+    assert.match(body.connectionToken, TOKEN);
   });
 
   it("negotiateVersion=abc: the non-integer error", async () => {
