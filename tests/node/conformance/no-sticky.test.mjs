@@ -12,12 +12,15 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { request as httpRequest } from "node:http";
+import { createServer as createTcpServer, connect as tcpConnect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import {
   DefaultHttpClient,
   HttpClient,
   HttpTransportType,
+  HubConnectionBuilder,
   HubConnectionState,
+  LogLevel,
   NullLogger,
   Subject,
 } from "@microsoft/signalr";
@@ -92,7 +95,7 @@ function http(port, method, path, body) {
 }
 
 /** Starts one conformance server per id, all on `redis`, all with TOKEN_KEY. Returns { [id]: server }. */
-async function startNodes(redis, ids) {
+async function startNodes(redis, ids, env = {}) {
   const started = await Promise.allSettled(
     ids.map((id) =>
       startServer({
@@ -100,6 +103,7 @@ async function startNodes(redis, ids) {
         NODE_ID: id,
         REDIS_HEARTBEAT_MS: String(HEARTBEAT_MS),
         CONNECTION_TOKEN_KEY: TOKEN_KEY,
+        ...env,
       }),
     ),
   );
@@ -564,5 +568,129 @@ describe(KILLED_SUITE, { timeout: SUITE_TIMEOUT_MS }, () => {
       `ConnectionCount did not come back to ${count}`,
     );
     assertAlive({ a: nodes.a, c: nodes.c });
+  });
+});
+
+// Stateful reconnect across nodes: the client's WebSocket is cut (a TCP proxy in front of nginx
+// destroys it); its stateful resume goes through round robin to any node. On the node that holds
+// the session it resumes (same connection id, no reconnect events); on another it gets 404 and
+// the client — with automatic reconnect — starts a new connection. Either way every client works
+// again, nothing hangs, and none ends closed.
+const STATEFUL_SUITE = "no sticky sessions: a stateful WebSocket resume lands on any node";
+describe(STATEFUL_SUITE, { timeout: SUITE_TIMEOUT_MS }, () => {
+  const DISCONNECT_MS = 2_000;
+  let redis;
+  let nodes;
+  let nginx;
+  let proxy;
+  const clients = []; // { connection, firstId, events }
+
+  /** A TCP proxy to nginx; `cut()` destroys every connection through it, both sides. */
+  function startProxy(target) {
+    const sockets = new Set();
+    const server = createTcpServer((client) => {
+      const upstream = tcpConnect(target, "127.0.0.1");
+      for (const socket of [client, upstream]) {
+        sockets.add(socket);
+        socket.on("close", () => sockets.delete(socket));
+        socket.on("error", () => {});
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.on("close", () => upstream.destroy());
+      upstream.on("close", () => client.destroy());
+    });
+    return new Promise((resolve) => {
+      server.listen(0, "127.0.0.1", () =>
+        resolve({
+          port: server.address().port,
+          cut() {
+            for (const socket of sockets) socket.destroy();
+          },
+          close: () => new Promise((done) => server.close(done)),
+        }),
+      );
+    });
+  }
+
+  before(async () => {
+    redis = await startRedis();
+    // A session whose client resumed elsewhere waits for it for the disconnect timeout, then
+    // ends: short here, so the counts settle within the test.
+    nodes = await startNodes(redis, ["a", "b", "c"], { DISCONNECT_TIMEOUT_MS: String(DISCONNECT_MS) });
+    nginx = await startNginx(Object.values(nodes).map((node) => node.port));
+    proxy = await startProxy(nginx.port);
+    for (let i = 0; i < 9; i++) {
+      const events = [];
+      const connection = new HubConnectionBuilder()
+        .withUrl(`http://127.0.0.1:${proxy.port}/hub`, { transport: WebSockets })
+        .withStatefulReconnect()
+        .withAutomaticReconnect([0, 250, 500, 1_000, 1_000, 2_000, 2_000])
+        .configureLogging(LogLevel.None)
+        .build();
+      connection.onreconnecting((error) => events.push(`reconnecting: ${error?.message}`));
+      connection.onreconnected((id) => events.push(`reconnected as ${id}`));
+      connection.onclose((error) => events.push(`closed: ${error?.message}`));
+      await withTimeout(connection.start(), CALL_TIMEOUT_MS, "start");
+      clients.push({ connection, firstId: connection.connectionId, events });
+    }
+  });
+  after(async () => {
+    await stopAll(clients.map(({ connection }) => connection));
+    await proxy?.close();
+    await nginx?.stop();
+    await stopNodes(nodes);
+    await redis?.stop();
+  });
+
+  /** Cuts every client's socket; checks each comes back and works. Returns how many resumed. */
+  async function cutAndRecover(round) {
+    const before = clients.map(({ connection, events }) => ({ id: connection.connectionId, seen: events.length }));
+    proxy.cut();
+    await delay(200);
+    let resumed = 0;
+    for (const [i, { connection, events }] of clients.entries()) {
+      const fresh = () => events.slice(before[i].seen);
+      await waitUntil(
+        () => connection.state === HubConnectionState.Connected || fresh().some((e) => e.startsWith("closed")),
+        15_000,
+        `round ${round}: client ${i} did not come back: ${fresh().join("; ")}`,
+      );
+      assert.ok(!fresh().some((e) => e.startsWith("closed")), `round ${round}: client ${i} closed: ${fresh().join("; ")}`);
+      const echoed = await withTimeout(connection.invoke("Echo", `after ${round}/${i}`), CALL_TIMEOUT_MS, `round ${round}: client ${i} echo`);
+      assert.equal(echoed, `after ${round}/${i}`);
+      if (connection.connectionId === before[i].id) {
+        assert.deepEqual(fresh(), [], `round ${round}: client ${i} resumed its connection: no reconnect events`);
+        resumed++;
+      } else {
+        assert.ok(fresh().some((e) => e.startsWith("reconnected as")), `round ${round}: client ${i} changed connection without reconnecting: ${fresh().join("; ")}`);
+      }
+    }
+    // Every connection is counted once, on whichever node it now lives (a session whose client
+    // started anew ends after the disconnect timeout).
+    await waitUntil(
+      async () => (await clients[0].connection.invoke("ConnectionCount")) === clients.length,
+      DISCONNECT_MS + 5_000,
+      `round ${round}: ConnectionCount did not settle at the number of clients`,
+    );
+    return resumed;
+  }
+
+  it("each client resumes on its node or starts anew on another, and works", async () => {
+    for (const { connection } of clients) {
+      assert.equal(await withTimeout(connection.invoke("Echo", "before"), CALL_TIMEOUT_MS, "echo before"), "before");
+    }
+    // The clients' resumes reach nginx in the order their sockets opened, so round robin's
+    // phase decides where they land: as it stands, each on the node that holds its session…
+    const resumedInPlace = await cutAndRecover(1);
+    // …and one request later, each on another node, where the resume is refused (404) and the
+    // client starts a new connection.
+    await http(nginx.port, "GET", "/spacer");
+    const resumedElsewhere = await cutAndRecover(2);
+    assert.ok(
+      resumedElsewhere < clients.length,
+      `every client resumed its session although round robin sent its resume to another node (first round: ${resumedInPlace} resumed)`,
+    );
+    assertAlive(nodes);
   });
 });
