@@ -160,6 +160,17 @@ pub(crate) fn unique_wire_names(kind: TraitKind, methods: &[MethodModel], errors
     for method in methods {
         let folded = naming::fold(&method.wire_name);
         match seen.get(&folded) {
+            Some(first) if kind == TraitKind::Client => errors.at(
+                method.wire_span,
+                format!(
+                    "`{}` and `{}` both have the wire name `{}`: a client callback has one signature, which the generated client registers; rename one or give it `#[hub(name = \"...\")]`, or push `{}` with other arguments untyped: `clients.all().send(\"{}\", (a, b))`",
+                    first.ident,
+                    method.ident,
+                    method.wire_name,
+                    method.wire_name,
+                    method.wire_name,
+                ),
+            ),
             Some(first) => errors.at(
                 method.wire_span,
                 format!(
