@@ -40,6 +40,7 @@ use hub_server::{
     RequestInfo, Requirement, ShutdownHandle, TransportType, Unauthorized, UploadStream,
     ROLE_CLAIM,
 };
+use hub_server::protocol::{Binary, RawValue, Timestamp};
 use serde_json::Value;
 
 use crate::counting::{CallCounts, CountingManager};
@@ -78,6 +79,14 @@ pub trait Conformance {
     async fn even_echo(&self, text: String) -> String;
     /// Returns any JSON value as it came.
     async fn echo_value(&self, value: Value) -> Value;
+    /// Returns the argument exactly as it arrived, in either protocol (MessagePack timestamps
+    /// and `bin` stay what they are): a `RawValue` parameter and result.
+    async fn echo_raw(&self, value: RawValue) -> RawValue;
+    /// `when` plus one second: a `Timestamp`, ISO text in JSON and a timestamp (a `Date` in
+    /// the official client) in MessagePack.
+    async fn one_second_later(&self, when: Timestamp) -> Timestamp;
+    /// The bytes reversed: `Binary`, base64 in JSON and `bin` (a `Uint8Array`) in MessagePack.
+    async fn reversed(&self, blob: Binary) -> Binary;
     /// `a + b`.
     async fn add(&self, a: i64, b: i64) -> i64;
     /// Returns nothing (a null result).
@@ -320,6 +329,23 @@ impl Conformance for ConformanceHub {
 
     async fn echo_value(&self, value: Value) -> Value {
         value
+    }
+
+    async fn echo_raw(&self, value: RawValue) -> RawValue {
+        value
+    }
+
+    async fn one_second_later(&self, when: Timestamp) -> Timestamp {
+        Timestamp {
+            seconds: when.seconds.saturating_add(1),
+            ..when
+        }
+    }
+
+    async fn reversed(&self, blob: Binary) -> Binary {
+        let mut bytes = blob.0.to_vec();
+        bytes.reverse();
+        Binary::from(bytes)
     }
 
     async fn add(&self, a: i64, b: i64) -> i64 {

@@ -75,6 +75,9 @@ export interface ConformanceMethods {
   "AdminEcho": { args: [text: string]; result: string; stream: false };
   "EvenEcho": { args: [text: string]; result: string; stream: false };
   "EchoValue": { args: [value: JsonValue]; result: JsonValue; stream: false };
+  "EchoRaw": { args: [value: unknown]; result: unknown; stream: false };
+  "OneSecondLater": { args: [when: Date | string]; result: Date | string; stream: false };
+  "Reversed": { args: [blob: Uint8Array | string]; result: Uint8Array | string; stream: false };
   "Add": { args: [a: number, b: number]; result: number; stream: false };
   "Void": { args: []; result: void; stream: false };
   "Throw": { args: []; result: void; stream: false };
@@ -164,6 +167,20 @@ export declare class ConformanceHub {
    * Returns any JSON value as it came.
    */
   echoValue(value: JsonValue, signal?: AbortSignal): Promise<JsonValue>;
+  /**
+   * Returns the argument exactly as it arrived, in either protocol (MessagePack timestamps
+   * and `bin` stay what they are): a `RawValue` parameter and result.
+   */
+  echoRaw(value: unknown, signal?: AbortSignal): Promise<unknown>;
+  /**
+   * `when` plus one second: a `Timestamp`, ISO text in JSON and a timestamp (a `Date` in
+   * the official client) in MessagePack.
+   */
+  oneSecondLater(when: Date | string, signal?: AbortSignal): Promise<Date | string>;
+  /**
+   * The bytes reversed: `Binary`, base64 in JSON and `bin` (a `Uint8Array`) in MessagePack.
+   */
+  reversed(blob: Uint8Array | string, signal?: AbortSignal): Promise<Uint8Array | string>;
   /**
    * `a + b`.
    */

@@ -36,6 +36,18 @@ export class ConformanceHub {
     return this.connection.invoke("EchoValue", ...withSignal([value], signal));
   }
 
+  echoRaw(value, signal) {
+    return this.connection.invoke("EchoRaw", ...withSignal([value], signal));
+  }
+
+  oneSecondLater(when, signal) {
+    return this.connection.invoke("OneSecondLater", ...withSignal([when], signal));
+  }
+
+  reversed(blob, signal) {
+    return this.connection.invoke("Reversed", ...withSignal([blob], signal));
+  }
+
   add(a, b, signal) {
     return this.connection.invoke("Add", ...withSignal([a, b], signal));
   }

@@ -9,7 +9,9 @@ pub mod handshake;
 mod json;
 mod message;
 pub(crate) mod msgpack;
+mod native;
 mod value;
+mod value_serde;
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -22,6 +24,7 @@ pub use message::{
     MessageType, Sequence, StreamInvocation, StreamItem,
 };
 pub use msgpack::MessagePackProtocol;
+pub use native::{Binary, Timestamp};
 pub use value::{Arguments, EncodeArguments, EncodeValue, Format, RawValue};
 
 use crate::ProtocolError;

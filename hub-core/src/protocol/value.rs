@@ -201,7 +201,7 @@ impl<'a> IntoIterator for &'a Arguments {
 /// A value that can be written into a message in either protocol.
 ///
 /// Implemented for every [`Serialize`] type (structs become MessagePack maps keyed by field name,
-/// as SignalR clients expect) and for [`RawValue`] (written verbatim). Object safe, so a dispatcher
+/// as SignalR clients expect), [`RawValue`] included (written verbatim in its own format). Object safe, so a dispatcher
 /// can hold results as `Box<dyn EncodeValue + Send>`.
 pub trait EncodeValue {
     /// Appends the JSON text of the value to `out`.
@@ -225,30 +225,6 @@ impl<T: Serialize + ?Sized> EncodeValue for T {
                 format: Format::MessagePack,
                 message: e.to_string(),
             })
-    }
-}
-
-impl EncodeValue for RawValue {
-    fn encode_json(&self, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
-        match self.format {
-            Format::Json => out.extend_from_slice(&self.bytes),
-            Format::MessagePack => {
-                let value: serde_json::Value = self.deserialize()?;
-                value.encode_json(out)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn encode_msgpack(&self, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
-        match self.format {
-            Format::MessagePack => out.extend_from_slice(&self.bytes),
-            Format::Json => {
-                let value: serde_json::Value = self.deserialize()?;
-                value.encode_msgpack(out)?;
-            }
-        }
-        Ok(())
     }
 }
 
