@@ -34,13 +34,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{Stream, StreamExt};
 use hub_redis::{RedisBackplane, RedisConfig};
+use hub_server::protocol::{Binary, RawValue, Timestamp};
 use hub_server::{
     hub, hub_client, CallerClients, Cancellation, Context, CorsConfig, Groups, HubConfig,
     HubContext, HubEndpoint, HubError, HubMethods, HubServer, Principal, RawConnection,
     RequestInfo, Requirement, ShutdownHandle, TransportType, Unauthorized, UploadStream,
     ROLE_CLAIM,
 };
-use hub_server::protocol::{Binary, RawValue, Timestamp};
 use serde_json::Value;
 
 use crate::counting::{CallCounts, CountingManager};
