@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use futures_util::StreamExt;
 
 use crate::client::HttpConn;
@@ -63,7 +63,10 @@ impl Session {
                 .open_event_stream(&session.receive_path)
                 .await?;
             if status != 200 {
-                bail!("the event stream answered {status}");
+                bail!(
+                    "the event stream (GET {}) answered {status}",
+                    session.receive_path
+                );
             }
         }
         if signalr && transport == HttpTransport::LongPolling {
@@ -71,7 +74,11 @@ impl Session {
             let path = session.receive_path.clone();
             let response = session.receive.request("GET", &path, "", b"").await?;
             if response.status != 200 {
-                bail!("the first poll answered {}", response.status);
+                bail!(
+                    "the first poll (GET {path}) answered {}{}",
+                    response.status,
+                    body_text(&response.body)
+                );
             }
         }
         if signalr {
@@ -96,9 +103,18 @@ impl Session {
 
     async fn post_body(&mut self, body: &[u8]) -> Result<()> {
         let path = self.send_path.clone();
-        let response = self.post.request("POST", &path, "text/plain", body).await?;
+        let response = self
+            .post
+            .request("POST", &path, "text/plain", body)
+            .await
+            .with_context(|| format!("a send (POST {path})"))?;
         if response.status != 200 {
-            bail!("POST answered {}", response.status);
+            bail!(
+                "a send (POST {path}, {} bytes) answered {}{}",
+                body.len(),
+                response.status,
+                body_text(&response.body)
+            );
         }
         Ok(())
     }
@@ -108,7 +124,11 @@ impl Session {
         match self.transport {
             HttpTransport::LongPolling => loop {
                 let path = self.receive_path.clone();
-                let response = self.receive.request("GET", &path, "", b"").await?;
+                let response = self
+                    .receive
+                    .request("GET", &path, "", b"")
+                    .await
+                    .with_context(|| format!("a poll (GET {path})"))?;
                 match response.status {
                     200 => {
                         split_records(&response.body, records);
@@ -116,12 +136,18 @@ impl Session {
                             return Ok(());
                         }
                     }
-                    204 => bail!("the poll says the connection is over"),
-                    other => bail!("the poll answered {other}"),
+                    204 => bail!("the poll (GET {path}) says the connection is over (204)"),
+                    other => bail!(
+                        "the poll (GET {path}) answered {other}{}",
+                        body_text(&response.body)
+                    ),
                 }
             },
             HttpTransport::Sse => loop {
-                self.receive.read_chunks(&mut self.decoded).await?;
+                self.receive
+                    .read_chunks(&mut self.decoded)
+                    .await
+                    .with_context(|| format!("the event stream (GET {})", self.receive_path))?;
                 let mut used = 0;
                 while let Some(end) = memchr::memmem::find(&self.decoded[used..], b"\r\n\r\n") {
                     let event = &self.decoded[used..used + end];
@@ -145,6 +171,15 @@ impl Session {
             },
         }
     }
+}
+
+/// `": <body>"` (its first 200 bytes, lossy UTF-8) for an error message, or nothing.
+fn body_text(body: &[u8]) -> String {
+    if body.is_empty() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    format!(": {}", text.trim())
 }
 
 fn split_records(data: &[u8], records: &mut Vec<Vec<u8>>) {

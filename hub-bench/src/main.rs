@@ -6,9 +6,13 @@
 //!               [--fanout-in-flight N] [--out DIR] [--no-pin]
 //! hub-bench smoke                       one short round: hub, ref-ws, ref-http (and hub-redis
 //!                                       where redis-server is installed); fails on errors
-//! hub-bench serve hub|ref-ws|ref-http --port P [--redis URL]
+//! hub-bench serve hub|ref-ws|ref-http --port P [--redis URL] [--token-key SECRET]
 //!                                       run one of our targets (the harness does this)
 //! ```
+//!
+//! Targets: hub, ref-ws, ref-http, socketioxide, socketio-node, hub-redis, socketioxide-redis,
+//! hub-lb, hub-lb-sticky (the last two: S4 only, three `hub` nodes on one Redis behind nginx,
+//! round robin or `ip_hash`: what forwarding a request to the connection's owner costs).
 //!
 //! See `BENCHMARKS.md` at the repository root for what each number means.
 
@@ -64,7 +68,8 @@ fn dispatch(args: &[String]) -> Result<()> {
                 .ok_or_else(|| anyhow!("serve needs --port"))?
                 .parse()?;
             let redis = flag_value(&args[2..], "--redis")?;
-            serve::serve(name, port, redis)
+            let token_key = flag_value(&args[2..], "--token-key")?;
+            serve::serve(name, port, redis, token_key)
         }
         Some("run") => run(&args[1..], false),
         Some("smoke") => run(&args[1..], true),
@@ -72,7 +77,10 @@ fn dispatch(args: &[String]) -> Result<()> {
             println!(
                 "usage: hub-bench run [--profile quick|full] [--targets LIST] [--scenarios LIST] \
                  [--rounds N] [--window SECS] [--s8-window SECS] [--warmup SECS] [--quiet-wait SECS] [--fanout-in-flight N] [--out DIR] [--no-pin]\n       \
-                 hub-bench smoke\n       hub-bench serve hub|ref-ws|ref-http --port PORT [--redis URL]"
+                 hub-bench smoke\n       hub-bench serve hub|ref-ws|ref-http --port PORT [--redis URL] [--token-key SECRET]\n\n\
+                 targets: hub, ref-ws, ref-http, socketioxide, socketio-node, hub-redis, socketioxide-redis,\n         \
+                 hub-lb, hub-lb-sticky (S4 only: 3 hub nodes on one Redis behind nginx, round robin / ip_hash)\n\
+                 scenarios: s1, s1b, s2, s3, s4, s5, s6, s7, s8"
             );
             Ok(())
         }
@@ -216,13 +224,17 @@ fn profile(name: &str) -> Result<Plan> {
     })
 }
 
+/// The `hub` nodes behind nginx in `hub-lb` and `hub-lb-sticky`.
+const LB_NODES: usize = 3;
+
 /// Where this crate lives (peers and results are found from here).
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The targets named, and why any of them cannot run here (`hub-redis` and `socketioxide-redis`
-/// without `redis-server`): those are left out, the run goes on.
+/// without `redis-server`, `hub-lb` and `hub-lb-sticky` without `redis-server` or nginx): those
+/// are left out, the run goes on.
 fn target_specs(names: &[String]) -> Result<(Vec<TargetSpec>, Vec<String>)> {
     let exe = std::env::current_exe().context("locating hub-bench")?;
     let ours = |name: &'static str, dialect| TargetSpec {
@@ -237,6 +249,7 @@ fn target_specs(names: &[String]) -> Result<(Vec<TargetSpec>, Vec<String>)> {
             redis: None,
         },
         redis_server: None,
+        balancer: None,
     };
     let redis_server = procs::redis_server_program();
     let mut socketioxide: Option<procs::Launch> = None;
@@ -253,7 +266,42 @@ fn target_specs(names: &[String]) -> Result<(Vec<TargetSpec>, Vec<String>)> {
                 nodes: 1,
                 launch: peers::socketio_node(&crate_dir())?,
                 redis_server: None,
+                balancer: None,
             }),
+            "hub-lb" | "hub-lb-sticky" => {
+                let nginx = procs::nginx_program();
+                let (Some(redis_server), Some(nginx)) = (&redis_server, &nginx) else {
+                    let missing: Vec<&str> = [
+                        redis_server.is_none().then_some(
+                            "redis-server not found (HUB_BENCH_REDIS_SERVER, /usr/bin or PATH; Debian: apt-get install redis-server)",
+                        ),
+                        nginx.is_none().then_some(
+                            "nginx not found (HUB_BENCH_NGINX, /usr/sbin or PATH; Debian: apt-get install nginx)",
+                        ),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    let reason = format!("{name}: {}", missing.join("; "));
+                    eprintln!("hub-bench: skipping {reason}");
+                    skipped.push(reason);
+                    continue;
+                };
+                let sticky = name == "hub-lb-sticky";
+                let mut launch = ours("hub", Dialect::SignalR).launch;
+                launch.redis = Some(procs::RedisVia::Flag("--redis"));
+                specs.push(TargetSpec {
+                    name: if sticky { "hub-lb-sticky" } else { "hub-lb" },
+                    dialect: Dialect::SignalR,
+                    nodes: LB_NODES,
+                    launch,
+                    redis_server: Some(redis_server.clone()),
+                    balancer: Some(runner::Balancer {
+                        program: nginx.clone(),
+                        sticky,
+                    }),
+                });
+            }
             "socketioxide" | "socketioxide-redis" | "hub-redis" => {
                 let on_redis = name != "socketioxide";
                 if on_redis && redis_server.is_none() {
@@ -290,11 +338,12 @@ fn target_specs(names: &[String]) -> Result<(Vec<TargetSpec>, Vec<String>)> {
                     nodes: if on_redis { 2 } else { 1 },
                     launch,
                     redis_server: if on_redis { redis_server.clone() } else { None },
+                    balancer: None,
                 });
             }
             other => bail!(
                 "unknown target `{other}`; expected hub, ref-ws, ref-http, socketioxide, \
-                 socketio-node, hub-redis or socketioxide-redis"
+                 socketio-node, hub-redis, socketioxide-redis, hub-lb or hub-lb-sticky"
             ),
         }
     }

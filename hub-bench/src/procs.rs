@@ -1,5 +1,5 @@
 //! Target processes: spawning pinned to a core, readiness, and what `/proc` says about them;
-//! the Redis the cross-node targets share.
+//! the Redis the cross-node targets share, and the nginx in front of `hub-lb` / `hub-lb-sticky`.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -290,6 +290,236 @@ impl Drop for RedisServer {
     }
 }
 
+/// Where nginx is, if anywhere: `HUB_BENCH_NGINX` when set (a path), else Debian's
+/// `/usr/sbin/nginx`, else the first on `PATH`.
+pub(crate) fn nginx_program() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("HUB_BENCH_NGINX") {
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
+    }
+    let debian = PathBuf::from("/usr/sbin/nginx");
+    if debian.is_file() {
+        return Some(debian);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("nginx"))
+        .find(|path| path.is_file())
+}
+
+/// The configuration of the load balancer in front of `hub-lb` / `hub-lb-sticky`: nginx on
+/// 127.0.0.1:`port`, everything it writes in `dir`, one process, proxying to `upstreams` round
+/// robin (`sticky`: `ip_hash`, which puts every loopback client on one of them) with a fresh
+/// upstream connection per request (no `keepalive`), so that the requests of one client spread
+/// over the nodes. The proxy settings are those of `tests/node/nginx.mjs` (the Node tests'
+/// nginx), plus what a benchmark needs: more connections than the default 512 (each proxied
+/// request holds two), client keep-alive for as many requests as a window sends on one
+/// connection (the default 1000 would close the generator's connections mid-window), and an
+/// access log of failed requests only (status other than 2xx/3xx: which request, which node,
+/// what the node answered).
+pub(crate) fn nginx_config(
+    dir: &Path,
+    port: u16,
+    upstreams: &[SocketAddr],
+    sticky: bool,
+) -> String {
+    let path = |name: &str| dir.join(name).display().to_string();
+    let mut lines = vec![
+        "daemon off;".to_owned(),
+        // One process, no privilege drop: killing the spawned pid stops all of it.
+        "master_process off;".to_owned(),
+        "worker_processes 1;".to_owned(),
+        format!("pid {};", path("nginx.pid")),
+        format!("error_log {} warn;", path("error.log")),
+        "events {".to_owned(),
+        "  worker_connections 16384;".to_owned(),
+        "}".to_owned(),
+        "http {".to_owned(),
+        format!("  client_body_temp_path {};", path("client_body")),
+        format!("  proxy_temp_path {};", path("proxy")),
+        format!("  fastcgi_temp_path {};", path("fastcgi")),
+        format!("  uwsgi_temp_path {};", path("uwsgi")),
+        format!("  scgi_temp_path {};", path("scgi")),
+        "  map $status $hub_bench_failed {".to_owned(),
+        "    ~^[23] 0;".to_owned(),
+        "    default 1;".to_owned(),
+        "  }".to_owned(),
+        // Tab-separated; $upstream_addr lists every node tried ("a, b" after a retry).
+        "  log_format hubs '$msec\\t$status\\t$upstream_addr\\t$upstream_status\\t$request_time\\t$request';"
+            .to_owned(),
+        format!(
+            "  access_log {} hubs if=$hub_bench_failed;",
+            path("access.log")
+        ),
+        "  keepalive_requests 1000000;".to_owned(),
+        "  keepalive_timeout 300s;".to_owned(),
+        "  map $http_upgrade $connection_upgrade {".to_owned(),
+        "    default upgrade;".to_owned(),
+        "    '' close;".to_owned(),
+        "  }".to_owned(),
+        // No `keepalive` here: a fresh upstream connection per request, so round robin spreads
+        // one client's requests over every node.
+        "  upstream hubs {".to_owned(),
+    ];
+    if sticky {
+        lines.push("    ip_hash;".to_owned());
+    }
+    lines.extend(upstreams.iter().map(|a| format!("    server {a};")));
+    lines.extend(
+        [
+            "  }",
+            "  server {",
+            &format!("    listen 127.0.0.1:{port};"),
+            "    location / {",
+            "      proxy_pass http://hubs;",
+            "      proxy_http_version 1.1;",
+            "      proxy_set_header Upgrade $http_upgrade;",
+            "      proxy_set_header Connection $connection_upgrade;",
+            "      proxy_set_header Host $host;",
+            "      proxy_read_timeout 300s;",
+            "      proxy_send_timeout 300s;",
+            "      proxy_buffering off;",
+            "      proxy_cache off;",
+            "    }",
+            "  }",
+            "}",
+            "",
+        ]
+        .map(str::to_owned),
+    );
+    lines.join("\n")
+}
+
+/// An nginx of our own in front of a target's nodes ([`nginx_config`]), everything it writes
+/// in a fresh directory; killed (by its pid) and its directory removed on
+/// [`stop`](Self::stop) or drop.
+pub(crate) struct Nginx {
+    child: Option<std::process::Child>,
+    dir: PathBuf,
+    pub(crate) pid: u32,
+    pub(crate) addr: SocketAddr,
+}
+
+impl Nginx {
+    /// Starts `program` (pinned to [`TARGET_CORE`] when `pin`) in front of `upstreams` and
+    /// waits until it accepts connections.
+    pub(crate) fn start(
+        program: &Path,
+        upstreams: &[SocketAddr],
+        sticky: bool,
+        pin: bool,
+    ) -> Result<Nginx> {
+        let port = free_port()?;
+        let dir =
+            std::env::temp_dir().join(format!("hub-bench-nginx-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let config = dir.join("nginx.conf");
+        std::fs::write(&config, nginx_config(&dir, port, upstreams, sticky))?;
+        let mut command = pinned(program, pin);
+        // -e: the error log before the configuration is read (the compiled-in default may be
+        // unwritable).
+        command
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&config)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(error).with_context(|| format!("starting {}", program.display()));
+            }
+        };
+        let mut nginx = Nginx {
+            pid: child.id(),
+            child: Some(child),
+            dir,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if TcpStream::connect_timeout(&nginx.addr, Duration::from_millis(200)).is_ok() {
+                return Ok(nginx);
+            }
+            let exited = match nginx.child.as_mut() {
+                Some(child) => child.try_wait()?,
+                None => None,
+            };
+            if exited.is_some() || Instant::now() > deadline {
+                let log = nginx.error_log_tail(5);
+                nginx.stop();
+                bail!(
+                    "{} did not accept connections on port {port}: {log}",
+                    program.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The last `n` lines of its error log, joined with " / ".
+    fn error_log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(n).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+    }
+
+    /// The requests it answered with a status other than 2xx/3xx so far (its access log's
+    /// lines: time, status, nodes tried, their statuses, seconds, request line), and its error
+    /// log's last lines; `None` when there were none.
+    pub(crate) fn failures(&self) -> Option<(usize, String)> {
+        let access = std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
+        let failed: Vec<&str> = access.lines().filter(|l| !l.is_empty()).collect();
+        if failed.is_empty() {
+            return None;
+        }
+        let shown: Vec<String> = failed
+            .iter()
+            .take(3)
+            .map(|l| l.replace('\t', " "))
+            .collect();
+        Some((
+            failed.len(),
+            format!(
+                "nginx answered {} request(s) with an error status (time status node node-status seconds request): {}; nginx error log: {}",
+                failed.len(),
+                shown.join(" | "),
+                self.error_log_tail(3)
+            ),
+        ))
+    }
+
+    /// Kills it, reaps it and removes its directory.
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A random secret for the connection tokens of one window's `hub-lb` nodes: 32 bytes of
+/// `/dev/urandom`, hex (64 characters).
+pub(crate) fn random_token_key() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// On-CPU nanoseconds of every live thread of `pid` (`/proc/<pid>/task/*/schedstat`).
 pub(crate) fn cpu_ns(pid: u32) -> u64 {
     cpu_ns_in(Path::new(&format!("/proc/{pid}/task")))
@@ -398,4 +628,59 @@ pub(crate) fn fingerprint() -> String {
         })
         .map_or(0, |kib| kib / 1024 / 1024);
     format!("{model}, {cores} cores, {mem} GiB RAM, Linux {kernel}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nginx_config_round_robin_or_ip_hash_everything_in_its_dir() {
+        let dir = Path::new("/tmp/hub-bench-nginx-test");
+        let upstreams = [
+            SocketAddr::from(([127, 0, 0, 1], 4001)),
+            SocketAddr::from(([127, 0, 0, 1], 4002)),
+            SocketAddr::from(([127, 0, 0, 1], 4003)),
+        ];
+        let round_robin = nginx_config(dir, 4000, &upstreams, false);
+        let sticky = nginx_config(dir, 4000, &upstreams, true);
+        for config in [&round_robin, &sticky] {
+            for line in [
+                "daemon off;",
+                "master_process off;",
+                "worker_processes 1;",
+                "    server 127.0.0.1:4001;",
+                "    server 127.0.0.1:4003;",
+                "    listen 127.0.0.1:4000;",
+                "      proxy_pass http://hubs;",
+                "      proxy_http_version 1.1;",
+                "      proxy_set_header Connection $connection_upgrade;",
+                "      proxy_buffering off;",
+            ] {
+                assert!(config.lines().any(|l| l == line), "{line}");
+            }
+            // No upstream keep-alive: each request picks a node anew.
+            assert!(!config
+                .lines()
+                .any(|l| l.trim_start().starts_with("keepalive ")));
+            for directive in [
+                "pid ",
+                "error_log ",
+                "client_body_temp_path ",
+                "proxy_temp_path ",
+                "fastcgi_temp_path ",
+                "uwsgi_temp_path ",
+                "scgi_temp_path ",
+                "access_log ",
+            ] {
+                let line = config
+                    .lines()
+                    .find(|l| l.trim_start().starts_with(directive))
+                    .unwrap_or_default();
+                assert!(line.contains("/tmp/hub-bench-nginx-test/"), "{directive}");
+            }
+        }
+        assert!(!round_robin.contains("ip_hash"));
+        assert!(sticky.lines().any(|l| l == "    ip_hash;"));
+    }
 }

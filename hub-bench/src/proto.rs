@@ -311,7 +311,11 @@ pub(crate) async fn negotiate(addr: SocketAddr) -> Result<String> {
         )
         .await?;
     if response.status != 200 {
-        bail!("negotiate answered {}", response.status);
+        bail!(
+            "negotiate answered {}: {}",
+            response.status,
+            String::from_utf8_lossy(&response.body[..response.body.len().min(200)]).trim()
+        );
     }
     let body: serde_json::Value = serde_json::from_slice(&response.body)?;
     body.get("connectionToken")

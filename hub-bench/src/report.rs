@@ -125,11 +125,28 @@ pub(crate) fn markdown(plan: &Plan, outcomes: &[Outcome], fingerprint: &str) -> 
         .copied()
         .filter(|c| matches!(c.scenario, Scenario::S8 | Scenario::S8Stalled))
         .collect();
-    let targets: Vec<&str> = plan
+    // The targets behind a load balancer have a table of their own (S4 only), and rows in the
+    // details.
+    let detail_targets: Vec<&str> = plan
         .targets
         .iter()
         .filter(|t| cases.iter().any(|c| t.supports(c)))
         .map(|t| t.name)
+        .collect();
+    let targets: Vec<&str> = plan
+        .targets
+        .iter()
+        .filter(|t| t.balancer.is_none() && cases.iter().any(|c| t.supports(c)))
+        .map(|t| t.name)
+        .collect();
+    let balanced_cases: Vec<Case> = cases
+        .iter()
+        .copied()
+        .filter(|c| {
+            plan.targets
+                .iter()
+                .any(|t| t.balancer.is_some() && t.supports(c))
+        })
         .collect();
     let mut out = String::new();
     let measured = plan.rounds - from;
@@ -147,8 +164,11 @@ pub(crate) fn markdown(plan: &Plan, outcomes: &[Outcome], fingerprint: &str) -> 
         let _ = writeln!(out, "Skipped {reason}.\n");
     }
     // Main table.
-    if !cases.is_empty() {
+    if !cases.is_empty() && !targets.is_empty() {
         main_table(&mut out, &cases, &targets, outcomes, from);
+    }
+    if !balanced_cases.is_empty() {
+        forwarding_table(&mut out, plan, &balanced_cases, outcomes, from);
     }
     if !cross_cases.is_empty() {
         cross_node_table(&mut out, plan, &cross_cases, outcomes, from);
@@ -159,7 +179,7 @@ pub(crate) fn markdown(plan: &Plan, outcomes: &[Outcome], fingerprint: &str) -> 
     if !slow_cases.is_empty() {
         slow_consumer_table(&mut out, plan, &slow_cases, outcomes, from);
     }
-    details(&mut out, &cases, &targets, outcomes, from);
+    details(&mut out, &cases, &detail_targets, outcomes, from);
     let errors: Vec<&Outcome> = outcomes.iter().filter(|o| o.errors > 0).collect();
     if !errors.is_empty() {
         let _ = writeln!(out, "\nWindows with errors (excluded above):\n");
@@ -322,6 +342,112 @@ fn cross_node_table(
                 flagged_windows(outcomes, case, from, Some(t)),
             );
         }
+    }
+}
+
+/// Per-round ratios `target/peer` of `f` for one case (windows with errors left out).
+fn ratios_of(
+    outcomes: &[Outcome],
+    case: &Case,
+    target: &str,
+    peer: &str,
+    from: usize,
+    f: &dyn Fn(&Outcome) -> f64,
+) -> Vec<f64> {
+    let by_round = |target: &str| -> BTreeMap<usize, f64> {
+        outcomes
+            .iter()
+            .filter(|o| &o.case == case && o.target == target && o.round >= from && o.errors == 0)
+            .map(|o| (o.round, f(o)))
+            .collect()
+    };
+    let (ours, theirs) = (by_round(target), by_round(peer));
+    ours.iter()
+        .filter_map(|(round, a)| theirs.get(round).map(|b| a / b))
+        .filter(|r| r.is_finite())
+        .collect()
+}
+
+/// S4 behind a load balancer: one row per case and target (`hub` alone as the reference, then
+/// the targets behind nginx), then `hub-lb` over `hub-lb-sticky` per round: the cost of
+/// forwarding.
+fn forwarding_table(
+    out: &mut String,
+    plan: &Plan,
+    cases: &[Case],
+    outcomes: &[Outcome],
+    from: usize,
+) {
+    let _ = writeln!(
+        out,
+        "\nNo sticky sessions (S4 through a load balancer): `hub-lb` and `hub-lb-sticky` are three `hub` nodes on one Redis, \
+         sharing a connection token key, behind one nginx (a fresh upstream connection per request); `hub-lb` balances \
+         round robin, so a send or poll that reaches a node other than the connection's owner is forwarded to it over \
+         Redis; `hub-lb-sticky` uses `ip_hash`, which puts every (loopback) client on one node: nothing is forwarded. \
+         nginx, the nodes and Redis share the targets' core; server CPU and utilisation are summed over them (1.0 = one \
+         core). `hub` (one process, no proxy, no Redis) for reference. No goal: the ratios are the cost of forwarding.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| case | target | processes | calls/s | p50 µs | p99 µs | server CPU µs/call | server util | flagged windows |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    for case in cases {
+        for spec in plan
+            .targets
+            .iter()
+            .filter(|t| t.supports(case) && (t.balancer.is_some() || t.name == "hub"))
+        {
+            let t = spec.name;
+            let rows: Vec<&Outcome> = outcomes
+                .iter()
+                .filter(|o| &o.case == case && o.target == t && o.round >= from && o.errors == 0)
+                .collect();
+            let med = |f: &dyn Fn(&Outcome) -> f64| {
+                spread(&rows.iter().map(|o| f(o)).collect::<Vec<_>>()).0
+            };
+            let processes = match (&spec.balancer, &spec.redis_server) {
+                (Some(_), Some(_)) => format!("nginx + {} + Redis", spec.nodes),
+                (Some(_), None) => format!("nginx + {}", spec.nodes),
+                (None, Some(_)) => format!("{} + Redis", spec.nodes),
+                (None, None) => spec.nodes.to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {t} | {processes} | {} | {} | {} | {} | {:.2} | {} |",
+                case.label(),
+                num(med(&|o| o.rate)),
+                num(med(&|o| o.p50_us)),
+                num(med(&|o| o.p99_us)),
+                num(med(&|o| o.server_cpu_us_per_op)),
+                med(&|o| o.server_util),
+                flagged_windows(outcomes, case, from, Some(t)),
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nThe cost of forwarding: `hub-lb` over `hub-lb-sticky` (per-round ratios, median (min–max); calls/s < 1 and p99, CPU per call > 1 are what forwarding costs):\n"
+    );
+    let _ = writeln!(
+        out,
+        "| case | calls/s | p50 | p99 | server CPU per call | hub-lb-sticky / hub calls/s |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for case in cases {
+        let r = |a: &str, b: &str, f: &dyn Fn(&Outcome) -> f64| {
+            ratio_text(spread(&ratios_of(outcomes, case, a, b, from, f)))
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            case.label(),
+            r("hub-lb", "hub-lb-sticky", &|o| o.rate),
+            r("hub-lb", "hub-lb-sticky", &|o| o.p50_us),
+            r("hub-lb", "hub-lb-sticky", &|o| o.p99_us),
+            r("hub-lb", "hub-lb-sticky", &|o| o.server_cpu_us_per_op),
+            r("hub-lb-sticky", "hub", &|o| o.rate),
+        );
     }
 }
 

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Result};
 use crate::client::WsConn;
 use crate::http_load::{self, HttpTransport};
 use crate::load::{self, Shared};
-use crate::procs::{self, Launch, RedisServer, Target};
+use crate::procs::{self, Launch, Nginx, RedisServer, Target};
 use crate::proto::{Dialect, Event, Proto, Wire};
 
 /// A scenario of the issue.
@@ -95,6 +95,18 @@ pub(crate) struct TargetSpec {
     /// The `redis-server` program a Redis of the window's own is started from, for targets
     /// on a backplane.
     pub(crate) redis_server: Option<PathBuf>,
+    /// The load balancer in front of the nodes (`hub-lb`, `hub-lb-sticky`): the clients reach
+    /// the nodes only through it, and the nodes share a random connection token key.
+    pub(crate) balancer: Option<Balancer>,
+}
+
+/// An nginx started for each window in front of a target's nodes ([`procs::nginx_config`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Balancer {
+    /// The `nginx` program.
+    pub(crate) program: PathBuf,
+    /// `ip_hash` (every loopback client on one node: affinity) instead of round robin.
+    pub(crate) sticky: bool,
 }
 
 /// The targets of the cross-node scenario (S6): the two servers on one process and on two
@@ -105,6 +117,10 @@ pub(crate) const CROSS_NODE_TARGETS: [&str; 4] =
 impl TargetSpec {
     pub(crate) fn supports(&self, case: &Case) -> bool {
         match case.scenario {
+            // What forwarding costs: only the HTTP transports, whose requests are forwarded.
+            _ if self.balancer.is_some() => {
+                matches!(case.scenario, Scenario::S4Sse | Scenario::S4Lp) && case.wire == Wire::Json
+            }
             Scenario::S6 => {
                 CROSS_NODE_TARGETS.contains(&self.name)
                     && (case.wire == Wire::Json || matches!(self.name, "hub" | "hub-redis"))
@@ -535,42 +551,77 @@ async fn run_window(
     result
 }
 
-/// The processes of one target for one window: its nodes and the Redis they share, all pinned
-/// to the targets' core.
+/// The processes of one target for one window: its nodes, the Redis they share and the nginx
+/// in front of them, all pinned to the targets' core.
 struct Deployment {
     nodes: Vec<Target>,
     redis: Option<RedisServer>,
+    proxy: Option<Nginx>,
 }
 
 impl Deployment {
-    /// Starts the Redis (if any), then each node, and waits until each accepts connections
-    /// (`purge_at_once`: see [`Target::start`]).
+    /// Starts the Redis (if any), then each node (behind a balancer: all with one random
+    /// connection token key), then the balancer (if any), and waits until each accepts
+    /// connections (`purge_at_once`: see [`Target::start`]).
     fn start(spec: &TargetSpec, pin: bool, purge_at_once: bool) -> Result<Deployment> {
         let redis = match &spec.redis_server {
             Some(program) => Some(RedisServer::start(program, pin)?),
             None => None,
         };
         let url = redis.as_ref().map(RedisServer::url);
+        let mut launch = spec.launch.clone();
+        if spec.balancer.is_some() {
+            launch
+                .args
+                .extend(["--token-key".to_owned(), procs::random_token_key()?]);
+        }
         let nodes = (0..spec.nodes.max(1))
-            .map(|_| Target::start(&spec.launch, pin, url.as_deref(), purge_at_once))
+            .map(|_| Target::start(&launch, pin, url.as_deref(), purge_at_once))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Deployment { nodes, redis })
+        let proxy = match &spec.balancer {
+            Some(balancer) => {
+                let upstreams: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+                Some(Nginx::start(
+                    &balancer.program,
+                    &upstreams,
+                    balancer.sticky,
+                    pin,
+                )?)
+            }
+            None => None,
+        };
+        Ok(Deployment {
+            nodes,
+            redis,
+            proxy,
+        })
     }
 
-    /// The first node's address: the only one, or the sender's in S6.
+    /// Where the clients connect: the balancer, else the first node (the only one, or the
+    /// sender's in S6).
     fn addr(&self) -> SocketAddr {
+        if let Some(proxy) = &self.proxy {
+            return proxy.addr;
+        }
         self.nodes
             .first()
             .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |n| n.addr)
     }
 
-    /// Every process whose CPU and memory count as the server's.
+    /// Every process whose CPU and memory count as the server's: the nodes, the Redis and the
+    /// balancer.
     fn pids(&self) -> Vec<u32> {
         self.nodes
             .iter()
             .map(|n| n.pid)
             .chain(self.redis.as_ref().map(|r| r.pid))
+            .chain(self.proxy.as_ref().map(|p| p.pid))
             .collect()
+    }
+
+    /// What the balancer answered with an error status so far (see [`Nginx::failures`]).
+    fn proxy_failures(&self) -> Option<(usize, String)> {
+        self.proxy.as_ref().and_then(Nginx::failures)
     }
 
     /// The summed RSS of [`pids`](Self::pids).
@@ -578,8 +629,11 @@ impl Deployment {
         self.pids().into_iter().map(procs::rss_bytes).sum()
     }
 
-    /// Kills the nodes, then the Redis.
+    /// Kills the balancer, then the nodes, then the Redis.
     fn stop(&mut self) {
+        if let Some(proxy) = &mut self.proxy {
+            proxy.stop();
+        }
         for node in &mut self.nodes {
             node.stop();
         }
@@ -687,6 +741,7 @@ async fn load_window(
     shared.end();
     let after = Snapshot::take(&pids);
     let rss = target.rss_bytes();
+    let proxy_failures = target.proxy_failures();
     let stalled = match stalled {
         Some(ws) => {
             let (fill_s, send_queue) = stall_fill.unwrap_or((None, 0));
@@ -764,6 +819,17 @@ async fn load_window(
             .get()
             .map(|end| end.saturating_duration_since(shared.since()).as_secs_f64());
         outcome.metric = outcome.sender_p99_us.unwrap_or(f64::NAN);
+    }
+    // A request the balancer answered with an error status failed the client too; its log
+    // says which request it was, which node answered and with what.
+    if let Some((count, text)) = proxy_failures {
+        if outcome.errors == 0 {
+            outcome.errors = count as u64;
+        }
+        outcome.error = Some(match outcome.error.take() {
+            Some(error) => format!("{error}; {text}"),
+            None => text,
+        });
     }
     flag(&mut outcome);
     Ok(outcome)
@@ -1046,6 +1112,7 @@ mod tests {
                 redis: None,
             },
             redis_server: on_redis.then(|| PathBuf::from("redis-server")),
+            balancer: None,
         }
     }
 
@@ -1066,6 +1133,44 @@ mod tests {
         assert!(!hub_redis.supports(&s2) && !socketioxide_redis.supports(&s2));
         assert!(spec("hub", 1, false).supports(&s6) && spec("hub", 1, false).supports(&s2));
         assert!(!spec("ref-ws", 1, false).supports(&s6));
+    }
+
+    #[test]
+    fn balanced_targets_run_the_http_transports_only() {
+        let case = |scenario, wire| Case {
+            scenario,
+            param: 64,
+            wire,
+        };
+        for sticky in [false, true] {
+            let lb = TargetSpec {
+                balancer: Some(Balancer {
+                    program: PathBuf::from("nginx"),
+                    sticky,
+                }),
+                ..spec(if sticky { "hub-lb-sticky" } else { "hub-lb" }, 3, true)
+            };
+            assert!(lb.supports(&case(Scenario::S4Sse, Wire::Json)));
+            assert!(lb.supports(&case(Scenario::S4Lp, Wire::Json)));
+            assert!(!lb.supports(&case(Scenario::S4Sse, Wire::Msgpack)));
+            assert!(!lb.supports(&case(Scenario::S4Lp, Wire::Msgpack)));
+            for scenario in [
+                Scenario::S1,
+                Scenario::S1b,
+                Scenario::S2,
+                Scenario::S3,
+                Scenario::S6,
+                Scenario::S7,
+                Scenario::S8,
+                Scenario::S8Stalled,
+            ] {
+                assert!(!lb.supports(&case(scenario, Wire::Json)), "{scenario:?}");
+                assert!(!lb.supports(&case(scenario, Wire::Msgpack)), "{scenario:?}");
+            }
+        }
+        // The same three nodes on Redis without a balancer would run no S4 (as hub-redis).
+        assert!(!spec("hub-redis", 2, true).supports(&case(Scenario::S4Sse, Wire::Json)));
+        assert!(spec("hub", 1, false).supports(&case(Scenario::S4Lp, Wire::Json)));
     }
 
     #[test]

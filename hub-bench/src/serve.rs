@@ -1,6 +1,7 @@
 //! The benchmark targets we build ourselves: `hub` (our server with the benchmark hub; with
-//! `--redis URL` on the Redis backplane, one node of `hub-redis`) and `ref-ws` (a raw
-//! tokio-tungstenite echo, the physical limit).
+//! `--redis URL` on the Redis backplane, one node of `hub-redis`; with `--token-key SECRET` as
+//! well, one node of `hub-lb` / `hub-lb-sticky`, behind nginx without sticky sessions) and
+//! `ref-ws` (a raw tokio-tungstenite echo, the physical limit).
 //!
 //! Both WebSocket targets run on the same runtime shape ([`runtime`]), the same
 //! tokio-tungstenite version and `WebSocketConfig` buffer settings as the hub's WebSocket
@@ -30,16 +31,27 @@ pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// Runs target `name` on `port` until killed; `redis` (a URL, `hub` only) puts the hub on the
 /// Redis backplane (`hub-redis`, with a random node id), as the cross-node scenario's
-/// `hub-redis` target does.
-pub(crate) fn serve(name: &str, port: u16, redis: Option<String>) -> Result<()> {
+/// `hub-redis` target does; `token_key` (`hub` only) signs its connection tokens with that
+/// secret ([`hub_server::HubServerBuilder::connection_token_key`], at least 32 bytes), so that
+/// every node given the same one, on the same Redis, serves any request of any connection
+/// (`hub-lb`: no sticky sessions).
+pub(crate) fn serve(
+    name: &str,
+    port: u16,
+    redis: Option<String>,
+    token_key: Option<String>,
+) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async move {
         let address = ("127.0.0.1", port);
         if redis.is_some() && name != "hub" {
             bail!("--redis is for the hub only");
         }
+        if token_key.is_some() && name != "hub" {
+            bail!("--token-key is for the hub only");
+        }
         match name {
-            "hub" => serve_hub(address, redis).await,
+            "hub" => serve_hub(address, redis, token_key).await,
             "ref-ws" => serve_ref_ws(TcpListener::bind(address).await?).await,
             "ref-http" => crate::refhttp::serve(TcpListener::bind(address).await?).await,
             other => bail!("unknown target `{other}`; expected hub, ref-ws or ref-http"),
@@ -48,8 +60,12 @@ pub(crate) fn serve(name: &str, port: u16, redis: Option<String>) -> Result<()> 
 }
 
 /// The benchmark hub: `Echo`, `JoinGroup`, `SendToGroup` → `Recv(seq, text)` to the group; on
-/// the Redis at `redis` when given.
-async fn serve_hub(address: (&str, u16), redis: Option<String>) -> Result<()> {
+/// the Redis at `redis` when given, its connection tokens signed with `token_key` when given.
+async fn serve_hub(
+    address: (&str, u16),
+    redis: Option<String>,
+    token_key: Option<String>,
+) -> Result<()> {
     let hub = HubMethods::<Context>::new()
         .method("Echo", |_, (text,): (String,)| async move {
             Ok::<_, HubError>(text)
@@ -81,7 +97,11 @@ async fn serve_hub(address: (&str, u16), redis: Option<String>) -> Result<()> {
     {
         endpoint = endpoint.config(HubConfig::default().max_parallel_invocations(count));
     }
-    let server = HubServer::builder()
+    let mut builder = HubServer::builder();
+    if let Some(secret) = token_key {
+        builder = builder.connection_token_key(secret);
+    }
+    let server = builder
         .endpoint("/hub", endpoint)
         .bind(address)
         .await
