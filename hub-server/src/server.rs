@@ -10,7 +10,7 @@ use hub_core::hub::{HubDispatch, Requirement};
 use hub_core::token::{TokenKey, TokenKeyError};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpSocket, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{
@@ -268,9 +268,7 @@ impl HubServerBuilder {
         #[cfg(feature = "tls")]
         let tls = self.tls.clone();
         let service = self.into_service()?;
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(ServerError::Bind)?;
+        let listener = listen(address).await.map_err(ServerError::Bind)?;
         let local_addr = listener.local_addr().map_err(ServerError::Bind)?;
         Ok(HubServer {
             listener,
@@ -453,6 +451,34 @@ impl HubServer {
         }
         Ok(())
     }
+}
+
+/// How many connections may wait to be accepted: what a burst of new connections (a reconnect
+/// storm, a load balancer opening one per request) needs; the operating system caps it at its
+/// own limit (`net.core.somaxconn`). std and tokio bind with 128, which overflows under such
+/// bursts and costs the dropped clients a 1 s SYN retry.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the first of `address`'s addresses that works, with [`LISTEN_BACKLOG`].
+async fn listen(address: impl ToSocketAddrs) -> io::Result<TcpListener> {
+    let mut last = None;
+    for address in tokio::net::lookup_host(address).await? {
+        let socket = if address.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As std's TcpListener::bind does on Unix: a restarted server rebinds at once.
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        match socket.bind(address).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "the address resolved to nothing")
+    }))
 }
 
 /// How long a client has to complete its TLS handshake.

@@ -121,8 +121,15 @@ pub(crate) struct Endpoint {
     /// Who each negotiated token was issued to, and the identity of its connection once a
     /// transport attached. Kept beside `tokens` and pruned with it.
     bindings: Mutex<HashMap<String, Binding>>,
+    /// The servers that own connections living elsewhere, by token, as the lifetime manager
+    /// said: a claim does not move while its connection lives, so requests after the first go
+    /// straight to the owner (one that ended answers 404 itself). Bounded: cleared when full.
+    owners: Mutex<HashMap<String, Arc<str>>>,
     sweeper_started: AtomicBool,
 }
+
+/// How many owners of connections elsewhere an endpoint remembers before it starts afresh.
+const OWNERS_REMEMBERED: usize = 65_536;
 
 /// Who may use a hub and how its connections are recognised: what the server gives each of its
 /// endpoints.
@@ -178,6 +185,7 @@ impl Endpoint {
             dispatch,
             tokens: Mutex::new(HashMap::new()),
             bindings: Mutex::new(HashMap::new()),
+            owners: Mutex::new(HashMap::new()),
             sweeper_started: AtomicBool::new(false),
         }
     }
@@ -287,6 +295,12 @@ impl Endpoint {
             }
             Ok(Ownership::Elsewhere(owner)) => {
                 self.forget_negotiated(token);
+                let mut owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
+                if owners.len() >= OWNERS_REMEMBERED {
+                    owners.clear();
+                    shrink_map(&mut owners);
+                }
+                owners.insert(token.to_owned(), Arc::from(owner.as_str()));
                 Placement::Elsewhere(owner)
             }
             Ok(Ownership::Gone) => {
@@ -299,6 +313,24 @@ impl Endpoint {
                 Placement::Here
             }
         }
+    }
+
+    /// The server that owns the connection `token` names, if it lives elsewhere and a request of
+    /// it came here before.
+    pub(crate) fn known_owner(&self, token: &str) -> Option<Arc<str>> {
+        self.owners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(token)
+            .cloned()
+    }
+
+    /// Forgets where the connection `token` names lives (it ended, or its owner is gone).
+    pub(crate) fn forget_owner(&self, token: &str) {
+        self.owners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(token);
     }
 
     /// Makes a connection this server claimed known here, negotiated `age` ago, unless it is.

@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Full};
 use super::response::{text, ResponseBody};
 use super::{authenticate, connect, no_connection, refresh, BoxError};
 use crate::endpoint::{Endpoint, Placement};
+use hub_core::token::ConnectionToken;
 use crate::lifetime::{ForwardedRequest, ForwardedRequests, ForwardedResponse, LifetimeError};
 use crate::request::RequestInfo;
 
@@ -57,6 +58,12 @@ where
     let Some(claims) = endpoint.unplaced(&token) else {
         return Ok(request);
     };
+    if let Some(owner) = endpoint.known_owner(&token) {
+        // A connection known to live elsewhere: straight to its owner, which authenticates the
+        // request as its own.
+        let (parts, body) = request.into_parts();
+        return Err(elsewhere(endpoint, parts, body, intent, &token, &claims, &owner).await);
+    }
     // Only the user the token was issued to may claim its connection for a server; anyone else
     // gets the transport's own refusal (401 or 403) here.
     let (parts, body) = request.into_parts();
@@ -76,6 +83,24 @@ where
         Placement::Here => return Ok(Request::from_parts(parts, body)),
         Placement::Elsewhere(owner) => owner,
     };
+    Err(elsewhere(endpoint, parts, body, intent, &token, &claims, &owner).await)
+}
+
+/// The answer to a request of a connection that lives on `owner`: a second transport is
+/// refused; sends, polls, DELETEs and refreshes are carried to the owner.
+async fn elsewhere<B>(
+    endpoint: &Endpoint,
+    parts: Parts,
+    body: B,
+    intent: Intent,
+    token: &str,
+    claims: &ConnectionToken,
+    owner: &str,
+) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let upgrade = crate::transport::websocket::is_upgrade_request(&parts.headers);
     if intent == Intent::Transport
         && parts.method == Method::GET
@@ -88,13 +113,18 @@ where
             %owner,
             "a transport for a connection running on another server was refused"
         );
-        return Err(if upgrade && claims.stateful {
+        return if upgrade && claims.stateful {
             no_connection()
         } else {
             text(StatusCode::CONFLICT, "")
-        });
+        };
     }
-    Err(forward(endpoint, parts, body, &owner, &claims.connection_id).await)
+    let ending = parts.method == Method::DELETE;
+    let response = forward(endpoint, parts, body, owner, &claims.connection_id).await;
+    if ending || response.status() == StatusCode::NOT_FOUND {
+        endpoint.forget_owner(token);
+    }
+    response
 }
 
 /// Carries a send, poll or DELETE to the server that owns its connection and gives its answer.
