@@ -471,13 +471,19 @@ async fn listen(address: impl ToSocketAddrs) -> io::Result<TcpListener> {
         // As std's TcpListener::bind does on Unix: a restarted server rebinds at once.
         #[cfg(unix)]
         socket.set_reuseaddr(true)?;
-        match socket.bind(address).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+        match socket
+            .bind(address)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
             Ok(listener) => return Ok(listener),
             Err(error) => last = Some(error),
         }
     }
     Err(last.unwrap_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the address resolved to nothing")
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolved to nothing",
+        )
     }))
 }
 

@@ -18,7 +18,7 @@ use base64::Engine;
 use hub_core::hub::{Authorization, HubDispatch};
 use hub_core::negotiate::TransportType;
 use hub_core::refresh::RefreshRefusal;
-use hub_core::token::{ConnectionToken, TokenKey, UserTag};
+use hub_core::token::{ConnectionToken, TokenKey};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -215,7 +215,6 @@ impl Endpoint {
     ) -> Result<(Arc<str>, String), getrandom::Error> {
         self.start_sweeper();
         let connection_id: Arc<str> = Arc::from(random_id()?);
-        let user = self.token_key.user_tag(user_id.as_deref());
         let token = if version == 0 {
             connection_id.to_string()
         } else {
@@ -224,7 +223,7 @@ impl Endpoint {
                 issued_at_ms: unix_ms(),
                 negotiate_version: u8::try_from(version).unwrap_or(u8::MAX),
                 stateful,
-                user,
+                user: self.token_key.user_tag(user_id.as_deref()),
             })
         };
         self.tokens(|tokens| {
@@ -240,7 +239,7 @@ impl Endpoint {
         self.bindings().insert(
             token.clone(),
             Binding {
-                user,
+                user_id,
                 version,
                 identity: None,
                 claim: None,
@@ -270,12 +269,14 @@ impl Endpoint {
     /// server when nobody does and its token may still attach a transport. A connection that
     /// becomes this server's is known here from then on (as if negotiated here).
     ///
-    /// `may_attach` is false for a request that cannot start a connection (a refresh).
+    /// `may_attach` is false for a request that cannot start a connection (a refresh);
+    /// `user_id` is the sender's, whom [`issued_to`](Self::issued_to) found the token issued to.
     pub(crate) async fn place(
         self: &Arc<Self>,
         token: &str,
         claims: &ConnectionToken,
         may_attach: bool,
+        user_id: Option<String>,
     ) -> Placement {
         let window = self.config.disconnect_timeout;
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
@@ -289,7 +290,7 @@ impl Endpoint {
             Ok(Ownership::Here) => {
                 if claimable {
                     let age = Duration::from_millis(now_ms.saturating_sub(claims.issued_at_ms));
-                    self.adopt(token, claims, age);
+                    self.adopt(token, claims, age, user_id);
                 }
                 Placement::Here
             }
@@ -334,7 +335,13 @@ impl Endpoint {
     }
 
     /// Makes a connection this server claimed known here, negotiated `age` ago, unless it is.
-    fn adopt(self: &Arc<Self>, token: &str, claims: &ConnectionToken, age: Duration) {
+    fn adopt(
+        self: &Arc<Self>,
+        token: &str,
+        claims: &ConnectionToken,
+        age: Duration,
+        user_id: Option<String>,
+    ) {
         self.start_sweeper();
         let created = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
         let connection_id: Arc<str> = Arc::from(claims.connection_id.as_str());
@@ -350,7 +357,7 @@ impl Endpoint {
         let issued_at_ms = claims.issued_at_ms;
         let mut bindings = self.bindings();
         let binding = bindings.entry(token.to_owned()).or_insert(Binding {
-            user: claims.user,
+            user_id,
             version: u32::from(claims.negotiate_version),
             identity: None,
             claim: None,
@@ -397,9 +404,8 @@ impl Endpoint {
     /// Whether a request for `token` comes from the user the token was negotiated for (or the
     /// token was never negotiated: unknown tokens get their 404 later).
     pub(crate) fn same_user(&self, token: &str, user_id: Option<&str>) -> bool {
-        let issued = self.bindings().get(token).map(|binding| binding.user);
-        match issued {
-            Some(user) => user == self.token_key.user_tag(user_id),
+        match self.bindings().get(token) {
+            Some(binding) => binding.user_id.as_deref() == user_id,
             None => true,
         }
     }
@@ -630,9 +636,10 @@ impl Endpoint {
 
 /// Who a negotiated token was issued to.
 struct Binding {
-    /// The tag of negotiate's user id: every later request of the connection must come from
-    /// the same user.
-    user: UserTag,
+    /// The user id negotiate's principal had (for a connection claimed from another server, the
+    /// user its token was issued to, checked then): every later request of the connection must
+    /// come from the same user.
+    user_id: Option<String>,
     /// The negotiate version answered.
     version: u32,
     /// The connection's identity, once a transport attached.

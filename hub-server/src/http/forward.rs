@@ -15,9 +15,9 @@ use http_body_util::{BodyExt, Full};
 use super::response::{text, ResponseBody};
 use super::{authenticate, connect, no_connection, refresh, BoxError};
 use crate::endpoint::{Endpoint, Placement};
-use hub_core::token::ConnectionToken;
 use crate::lifetime::{ForwardedRequest, ForwardedRequests, ForwardedResponse, LifetimeError};
 use crate::request::RequestInfo;
+use hub_core::token::ConnectionToken;
 
 /// Marks a request another server forwarded here: served here or answered 404, never forwarded
 /// again.
@@ -68,18 +68,18 @@ where
     // gets the transport's own refusal (401 or 403) here.
     let (parts, body) = request.into_parts();
     let info = RequestInfo::from_parts(&parts);
-    let issued_to_sender = match authenticate(endpoint, &info).await {
+    let sender = match authenticate(endpoint, &info).await {
         Some(principal) => {
             let user = endpoint.user_ids.user_id(&principal, &info);
-            endpoint.issued_to(&claims, user.as_deref())
+            endpoint.issued_to(&claims, user.as_deref()).then_some(user)
         }
-        None => false,
+        None => None,
     };
-    if !issued_to_sender {
+    let Some(user_id) = sender else {
         return Ok(Request::from_parts(parts, body));
-    }
+    };
     let may_attach = intent == Intent::Transport;
-    let owner = match endpoint.place(&token, &claims, may_attach).await {
+    let owner = match endpoint.place(&token, &claims, may_attach, user_id).await {
         Placement::Here => return Ok(Request::from_parts(parts, body)),
         Placement::Elsewhere(owner) => owner,
     };
