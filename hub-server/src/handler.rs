@@ -39,9 +39,7 @@ use hub_core::negotiate::TransportType;
 use tokio::sync::mpsc;
 
 use crate::auth::Principal;
-use crate::config::HubConfig;
 use crate::request::RequestInfo;
-use crate::server::HubEndpoint;
 
 /// What runs for each connection of a connection endpoint.
 ///
@@ -168,34 +166,5 @@ impl RawSender {
             .send(Outgoing::Data(bytes.into()))
             .await
             .map_err(|_| ConnectionClosed)
-    }
-}
-
-/// A connection handler and how it is served: settings and authenticator, as for a hub
-/// ([`HubEndpoint`]); its connections are not in any lifetime manager (there are no groups or
-/// users without the hub protocol), and stateful reconnect is never granted.
-pub struct ConnectionEndpoint {
-    pub(crate) inner: HubEndpoint,
-}
-
-impl ConnectionEndpoint {
-    /// Serves `handler` with the server's default settings.
-    pub fn new(handler: impl ConnectionHandler) -> Self {
-        ConnectionEndpoint {
-            inner: HubEndpoint::raw(Arc::new(handler)),
-        }
-    }
-
-    /// Uses these settings (transports, CORS and origin checks, timeouts, queue capacity…).
-    pub fn config(mut self, config: HubConfig) -> Self {
-        self.inner = self.inner.config(config);
-        self
-    }
-
-    /// Authenticates this endpoint's negotiate and transport requests instead of the server's
-    /// authenticator.
-    pub fn authenticator(mut self, authenticator: impl crate::Authenticator) -> Self {
-        self.inner = self.inner.authenticator(authenticator);
-        self
     }
 }

@@ -42,6 +42,7 @@ mod endpoint;
 mod handler;
 mod http;
 mod lifetime;
+mod listener;
 mod memory;
 pub mod registry;
 mod request;
@@ -62,9 +63,7 @@ pub use clients::{
 pub use config::{ConfigError, CorsConfig, HubConfig, DEFAULT_WEBSOCKET_READ_BUFFER_SIZE};
 pub use connection::SendError;
 pub use futures_core::Stream;
-pub use handler::{
-    ConnectionClosed, ConnectionEndpoint, ConnectionHandler, RawConnection, RawSender,
-};
+pub use handler::{ConnectionClosed, ConnectionHandler, RawConnection, RawSender};
 pub use http::{HubService, ResponseBody};
 pub use hub_core::hub::ClientResultError;
 pub use hub_core::hub::{
@@ -78,9 +77,10 @@ pub use lifetime::{
     ConnectionHandle, Envelope, ForwardedRequest, ForwardedRequests, ForwardedResponse, HubBinding,
     LifetimeError, LifetimeManager, LocalLifetimeManager, Ownership, PreparedMessage, Target,
 };
+pub use listener::shutdown_signal;
 pub use request::RequestInfo;
 pub use server::{
-    shutdown_signal, HubEndpoint, HubServer, HubServerBuilder, ServerError, ShutdownHandle,
+    ConnectionEndpoint, HubEndpoint, HubServer, HubServerBuilder, ServerError, ShutdownHandle,
 };
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use hub_core::hub::{HubDispatch, Requirement};
 use hub_core::token::{TokenKey, TokenKeyError};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpSocket, ToSocketAddrs};
+use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{
@@ -21,9 +19,10 @@ use crate::authorization::{Policies, Policy};
 use crate::clients::{Context, HubContext};
 use crate::config::{ConfigError, HubConfig};
 use crate::endpoint::{Access, Endpoint};
-use crate::handler::{ConnectionEndpoint, ConnectionHandler};
+use crate::handler::ConnectionHandler;
 use crate::http::{forwarded_requests, normalize_path, HubService};
 use crate::lifetime::{HubBinding, LifetimeManager, LocalLifetimeManager};
+use crate::listener::{self, shutdown_signal};
 
 /// A hub and how it is served: its settings and its lifetime manager.
 pub struct HubEndpoint {
@@ -71,6 +70,35 @@ impl HubEndpoint {
     /// Uses this lifetime manager (e.g. a backplane) for this hub.
     pub fn lifetime_manager(mut self, manager: impl LifetimeManager) -> Self {
         self.manager = Some(Arc::new(manager));
+        self
+    }
+}
+
+/// A connection handler and how it is served: settings and authenticator, as for a hub
+/// ([`HubEndpoint`]); its connections are not in any lifetime manager (there are no groups or
+/// users without the hub protocol), and stateful reconnect is never granted.
+pub struct ConnectionEndpoint {
+    inner: HubEndpoint,
+}
+
+impl ConnectionEndpoint {
+    /// Serves `handler` with the server's default settings.
+    pub fn new(handler: impl ConnectionHandler) -> Self {
+        ConnectionEndpoint {
+            inner: HubEndpoint::raw(Arc::new(handler)),
+        }
+    }
+
+    /// Uses these settings (transports, CORS and origin checks, timeouts, queue capacity…).
+    pub fn config(mut self, config: HubConfig) -> Self {
+        self.inner = self.inner.config(config);
+        self
+    }
+
+    /// Authenticates this endpoint's negotiate and transport requests instead of the server's
+    /// authenticator.
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.inner = self.inner.authenticator(authenticator);
         self
     }
 }
@@ -268,7 +296,7 @@ impl HubServerBuilder {
         #[cfg(feature = "tls")]
         let tls = self.tls.clone();
         let service = self.into_service()?;
-        let listener = listen(address).await.map_err(ServerError::Bind)?;
+        let listener = listener::listen(address).await.map_err(ServerError::Bind)?;
         let local_addr = listener.local_addr().map_err(ServerError::Bind)?;
         Ok(HubServer {
             listener,
@@ -401,42 +429,11 @@ impl HubServer {
                 () = self.shutdown.cancelled() => break,
             };
             let _ = stream.set_nodelay(true);
-            let service = self.service.clone();
             #[cfg(feature = "tls")]
-            if let Some(tls) = &self.tls {
-                let acceptor = tls.acceptor.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let handshake =
-                        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-                    let stream = match handshake.await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(error)) => {
-                            tracing::debug!(%peer, %error, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let builder = auto::Builder::new(TokioExecutor::new());
-                    let connection =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(error) = watcher.watch(connection.into_owned()).await {
-                        tracing::debug!(%peer, %error, "HTTPS connection ended with an error");
-                    }
-                });
-                continue;
-            }
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection.into_owned());
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%peer, %error, "HTTP connection ended with an error");
-                }
-            });
+            let tls = self.tls.as_ref();
+            #[cfg(not(feature = "tls"))]
+            let tls = None;
+            listener::serve_connection(stream, peer, self.service.clone(), &graceful, tls);
         }
         drop(self.listener);
         self.service.shutdown().await;
@@ -453,44 +450,6 @@ impl HubServer {
     }
 }
 
-/// How many connections may wait to be accepted: what a burst of new connections (a reconnect
-/// storm, a load balancer opening one per request) needs; the operating system caps it at its
-/// own limit (`net.core.somaxconn`). std and tokio bind with 128, which overflows under such
-/// bursts and costs the dropped clients a 1 s SYN retry.
-const LISTEN_BACKLOG: u32 = 4096;
-
-/// Binds the first of `address`'s addresses that works, with [`LISTEN_BACKLOG`].
-async fn listen(address: impl ToSocketAddrs) -> io::Result<TcpListener> {
-    let mut last = None;
-    for address in tokio::net::lookup_host(address).await? {
-        let socket = if address.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        // As std's TcpListener::bind does on Unix: a restarted server rebinds at once.
-        #[cfg(unix)]
-        socket.set_reuseaddr(true)?;
-        match socket
-            .bind(address)
-            .and_then(|()| socket.listen(LISTEN_BACKLOG))
-        {
-            Ok(listener) => return Ok(listener),
-            Err(error) => last = Some(error),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the address resolved to nothing",
-        )
-    }))
-}
-
-/// How long a client has to complete its TLS handshake.
-#[cfg(feature = "tls")]
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// A key of 32 random bytes, for a server whose tokens no other server checks.
 fn random_token_key() -> Result<TokenKey, ServerError> {
     let mut secret = [0u8; 32];
@@ -506,32 +465,6 @@ fn random_node_id() -> String {
             .map_or(0, |elapsed| elapsed.as_nanos());
         format!("{nanos:x}")
     })
-}
-
-/// Resolves when the process gets SIGTERM (what Docker, Kubernetes and systemd send to stop it)
-/// or SIGINT (Ctrl-C): for servers that run their own accept loop (hyper, axum's
-/// `with_graceful_shutdown`) and want the same graceful stop as [`HubServer::serve`].
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
 }
 
 /// Every policy a hub requires must be defined.

@@ -2,16 +2,17 @@
 
 mod expiry;
 mod handshake;
+mod placement;
 mod raw;
 pub(crate) mod run;
+mod sweeper;
 
 pub(crate) use crate::connection::reconnect::AttachError;
 use crate::dispatch::DispatchEnv;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -29,12 +30,14 @@ use crate::clients::{Context, HubContext};
 use crate::config::HubConfig;
 use crate::connection::reconnect::Session;
 use crate::handler::ConnectionHandler;
-use crate::lifetime::{LifetimeManager, Ownership};
+use crate::lifetime::LifetimeManager;
 use crate::memory::shrink_map;
 use crate::request::RequestInfo;
 use crate::transport::http::Inbound;
 use crate::transport::long_polling::LongPolling;
 use crate::transport::websocket::{WsSink, WsSource};
+use placement::unix_ms;
+pub(crate) use placement::Placement;
 
 /// The stateful-reconnect session of a WebSocket connection.
 pub(crate) type WsSession = Session<WsSource, WsSink>;
@@ -248,155 +251,6 @@ impl Endpoint {
         Ok((connection_id, token))
     }
 
-    /// The signed token `token` if this server must ask where its connection lives before
-    /// serving a request of it: it names no transport attached here (a token negotiated by
-    /// another server, or not attached yet). `None` for a connection running here, and for a
-    /// text that is not a token of this deployment (its request gets 404 as it would anyway).
-    pub(crate) fn unplaced(&self, token: &str) -> Option<ConnectionToken> {
-        let active = self.tokens(|tokens| matches!(tokens.get(token), Some(TokenState::Active(_))));
-        if active {
-            return None;
-        }
-        self.token_key.verify(token).ok()
-    }
-
-    /// Whether `user_id` is the user `claims` were issued to.
-    pub(crate) fn issued_to(&self, claims: &ConnectionToken, user_id: Option<&str>) -> bool {
-        claims.user == self.token_key.user_tag(user_id)
-    }
-
-    /// Asks the lifetime manager who owns the connection `claims` name, claiming it for this
-    /// server when nobody does and its token may still attach a transport. A connection that
-    /// becomes this server's is known here from then on (as if negotiated here).
-    ///
-    /// `may_attach` is false for a request that cannot start a connection (a refresh);
-    /// `user_id` is the sender's, whom [`issued_to`](Self::issued_to) found the token issued to.
-    pub(crate) async fn place(
-        self: &Arc<Self>,
-        token: &str,
-        claims: &ConnectionToken,
-        may_attach: bool,
-        user_id: Option<String>,
-    ) -> Placement {
-        let window = self.config.disconnect_timeout;
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-        let now_ms = unix_ms();
-        let claimable = may_attach && claims.attachable_at(now_ms, window_ms);
-        let ownership = self
-            .manager
-            .claim_connection(&claims.connection_id, claimable)
-            .await;
-        match ownership {
-            Ok(Ownership::Here) => {
-                if claimable {
-                    let age = Duration::from_millis(now_ms.saturating_sub(claims.issued_at_ms));
-                    self.adopt(token, claims, age, user_id);
-                }
-                Placement::Here
-            }
-            Ok(Ownership::Elsewhere(owner)) => {
-                self.forget_negotiated(token);
-                let mut owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
-                if owners.len() >= OWNERS_REMEMBERED {
-                    owners.clear();
-                    shrink_map(&mut owners);
-                }
-                owners.insert(token.to_owned(), Arc::from(owner.as_str()));
-                Placement::Elsewhere(owner)
-            }
-            Ok(Ownership::Gone) => {
-                self.forget_negotiated(token);
-                Placement::Here
-            }
-            Ok(_) => Placement::Here,
-            Err(error) => {
-                tracing::warn!(%error, "cannot tell which server owns a connection; serving its request here");
-                Placement::Here
-            }
-        }
-    }
-
-    /// The server that owns the connection `token` names, if it lives elsewhere and a request of
-    /// it came here before.
-    pub(crate) fn known_owner(&self, token: &str) -> Option<Arc<str>> {
-        self.owners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(token)
-            .cloned()
-    }
-
-    /// Forgets where the connection `token` names lives (it ended, or its owner is gone).
-    pub(crate) fn forget_owner(&self, token: &str) {
-        self.owners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(token);
-    }
-
-    /// Makes a connection this server claimed known here, negotiated `age` ago, unless it is.
-    fn adopt(
-        self: &Arc<Self>,
-        token: &str,
-        claims: &ConnectionToken,
-        age: Duration,
-        user_id: Option<String>,
-    ) {
-        self.start_sweeper();
-        let created = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-        let connection_id: Arc<str> = Arc::from(claims.connection_id.as_str());
-        self.tokens(|tokens| {
-            tokens
-                .entry(token.to_owned())
-                .or_insert(TokenState::Negotiated {
-                    connection_id: connection_id.clone(),
-                    created,
-                    stateful: claims.stateful,
-                });
-        });
-        let issued_at_ms = claims.issued_at_ms;
-        let mut bindings = self.bindings();
-        let binding = bindings.entry(token.to_owned()).or_insert(Binding {
-            user_id,
-            version: u32::from(claims.negotiate_version),
-            identity: None,
-            claim: None,
-        });
-        binding.claim = Some(Claim {
-            connection_id,
-            issued_at_ms,
-        });
-    }
-
-    /// Forgets a token negotiated here that no transport attached to here (another server owns
-    /// its connection, or it ended).
-    fn forget_negotiated(&self, token: &str) {
-        self.tokens(|tokens| {
-            if matches!(tokens.get(token), Some(TokenState::Negotiated { .. })) {
-                tokens.remove(token);
-                self.bindings().remove(token);
-            }
-        });
-    }
-
-    /// Gives up this server's claim on a connection that ended, so that no server claims its
-    /// token again while it could still attach.
-    fn release_claim(&self, claim: Claim) {
-        let window = u64::try_from(self.config.disconnect_timeout.as_millis()).unwrap_or(u64::MAX);
-        let left = (claim.issued_at_ms.saturating_add(window)).saturating_sub(unix_ms());
-        let mut released = self
-            .manager
-            .release_connection(&claim.connection_id, Duration::from_millis(left));
-        let done = futures_util::FutureExt::now_or_never(&mut released);
-        if done.is_none() {
-            tokio::spawn(async move {
-                if let Err(error) = released.await {
-                    tracing::warn!(%error, "cannot release a connection's claim");
-                }
-            });
-        }
-    }
-
     fn bindings(&self) -> std::sync::MutexGuard<'_, HashMap<String, Binding>> {
         self.bindings.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -587,51 +441,6 @@ impl Endpoint {
             self.release_claim(claim);
         }
     }
-
-    /// Once a second: disposes negotiated connections nothing attached to, and long-polling
-    /// connections that no poll reached for the disconnect timeout.
-    fn start_sweeper(self: &Arc<Self>) {
-        if self.sweeper_started.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let endpoint: Weak<Endpoint> = Arc::downgrade(self);
-        let shutdown = self.shutdown.clone();
-        let period = self.config.disconnect_timeout.min(Duration::from_secs(1));
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(period);
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    () = shutdown.cancelled() => return,
-                }
-                let Some(endpoint) = endpoint.upgrade() else {
-                    return;
-                };
-                let timeout = endpoint.config.disconnect_timeout;
-                endpoint.tokens(|tokens| {
-                    tokens.retain(|_, state| match state {
-                        TokenState::Negotiated { created, .. } => created.elapsed() <= timeout,
-                        TokenState::Active(Attachment::LongPolling(polling)) => {
-                            let expired = polling
-                                .inactive_for()
-                                .is_some_and(|inactive| inactive > timeout);
-                            if expired {
-                                tracing::debug!(
-                                    ?timeout,
-                                    "disposing a long-polling connection that stopped polling"
-                                );
-                                polling.terminate();
-                            }
-                            !expired
-                        }
-                        TokenState::Active(_) => true,
-                    });
-                    shrink_map(tokens);
-                });
-                endpoint.prune_bindings();
-            }
-        });
-    }
 }
 
 /// Who a negotiated token was issued to.
@@ -655,23 +464,6 @@ struct Claim {
     /// When its token was issued: until the token could no longer attach, no server may claim
     /// the connection again.
     issued_at_ms: u64,
-}
-
-/// Where a request of a connection is served.
-pub(crate) enum Placement {
-    /// Here: the connection is (or becomes) this server's, or does not exist (404 here).
-    Here,
-    /// On the server with this node id.
-    Elsewhere(String),
-}
-
-/// Milliseconds since the Unix epoch (0 for a clock before it).
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
 }
 
 /// 16 random bytes from the operating system, base64url without padding (22 URL-safe
