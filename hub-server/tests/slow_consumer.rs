@@ -270,18 +270,27 @@ async fn a_tight_broadcast_loop_never_waits_and_never_skips_silently() {
         .await
         .expect("the watcher's stream neither finished nor closed")
         .expect("the watcher's reader");
-    // A new client is answered at once, though the Storm may still be broadcasting to it.
-    let mut other = server.json_client().await;
-    other.invoke("e", "Echo", ("responsive",)).await;
-    loop {
-        let received = other.recv_skip_pings().await;
-        match &received.message {
-            HubMessage::Completion(completion) => {
-                assert_eq!(result::<String>(completion), "responsive");
-                break;
+    // A new client is answered, though the Storm may still be broadcasting to it. One that
+    // joins mid-storm may itself fall behind and be closed with an error, as any client that
+    // cannot keep up is (CI found that under load); the hub stays responsive: the next one is
+    // answered.
+    for attempt in 1..=5 {
+        let mut other = server.json_client().await;
+        other.invoke("e", "Echo", ("responsive",)).await;
+        loop {
+            let received = other.recv_skip_pings().await;
+            match &received.message {
+                HubMessage::Completion(completion) => {
+                    assert_eq!(result::<String>(completion), "responsive");
+                    return;
+                }
+                HubMessage::Invocation(_) => {}
+                HubMessage::Close(_) if attempt < 5 => {
+                    assert_close_with_error(&received);
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
             }
-            HubMessage::Invocation(_) => {}
-            other => panic!("unexpected {other:?}"),
         }
     }
 }
