@@ -8,10 +8,10 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { HttpTransportType } from "@microsoft/signalr";
 import { startRedis } from "../redis.mjs";
-import { Inbox, connect, delay, startServer, stopAll, waitUntil, withTimeout } from "./server.mjs";
+import { assertAlive, startNodes, stopNodes } from "./nodes.mjs";
+import { Inbox, connect, delay, stopAll, waitUntil, withTimeout } from "./server.mjs";
 
 const { WebSockets, ServerSentEvents, LongPolling } = HttpTransportType;
-const HEARTBEAT_MS = 200;
 // How long a duplicate (a second path through Redis) gets to show up before exactly-once is
 // checked: a copy takes milliseconds, so this is generous.
 const QUIET_MS = 250;
@@ -30,33 +30,6 @@ async function rejectsWith(promise, text) {
     assert.equal(error.message, text);
     return true;
   });
-}
-
-/** Starts one conformance server per id, all on `redis`. Returns { [id]: server }. */
-async function startNodes(redis, ids) {
-  const started = await Promise.allSettled(
-    ids.map((id) => startServer({ REDIS_URL: redis.url, NODE_ID: id, REDIS_HEARTBEAT_MS: String(HEARTBEAT_MS) })),
-  );
-  const failed = started.find(({ status }) => status === "rejected");
-  if (failed) {
-    // Don't leave the others running: `after` only knows the nodes this returns.
-    await Promise.all(started.map(({ value }) => value?.stop()));
-    throw failed.reason;
-  }
-  return Object.fromEntries(ids.map((id, i) => [id, started[i].value]));
-}
-
-async function stopNodes(nodes) {
-  await Promise.all(Object.values(nodes ?? {}).map((node) => node.stop()));
-}
-
-/** Every node still runs, and none logged a panic (a panicking task doesn't end the process). */
-function assertAlive(nodes) {
-  for (const [id, node] of Object.entries(nodes)) {
-    assert.equal(node.child.exitCode, null, `node ${id} exited; stderr:\n${node.stderr()}`);
-    assert.equal(node.child.signalCode, null, `node ${id} was killed; stderr:\n${node.stderr()}`);
-    assert.doesNotMatch(node.stderr(), /panicked/, `node ${id} panicked`);
-  }
 }
 
 /**

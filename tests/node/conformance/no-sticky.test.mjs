@@ -26,10 +26,10 @@ import {
 } from "@microsoft/signalr";
 import { startNginx } from "../nginx.mjs";
 import { startRedis } from "../redis.mjs";
-import { Inbox, connect, delay, startServer, stopAll, waitUntil, withTimeout } from "./server.mjs";
+import { assertAlive, startNodes, stopNodes } from "./nodes.mjs";
+import { Inbox, connect, delay, stopAll, waitUntil, withTimeout } from "./server.mjs";
 
 const { WebSockets, ServerSentEvents, LongPolling } = HttpTransportType;
-const HEARTBEAT_MS = 200;
 // How long a duplicate push gets to show up before exactly-once is checked.
 const QUIET_MS = 250;
 // A hang fails its suite instead of the whole run.
@@ -94,40 +94,6 @@ function http(port, method, path, body) {
   });
 }
 
-/** Starts one conformance server per id, all on `redis`, all with TOKEN_KEY. Returns { [id]: server }. */
-async function startNodes(redis, ids, env = {}) {
-  const started = await Promise.allSettled(
-    ids.map((id) =>
-      startServer({
-        REDIS_URL: redis.url,
-        NODE_ID: id,
-        REDIS_HEARTBEAT_MS: String(HEARTBEAT_MS),
-        CONNECTION_TOKEN_KEY: TOKEN_KEY,
-        ...env,
-      }),
-    ),
-  );
-  const failed = started.find(({ status }) => status === "rejected");
-  if (failed) {
-    await Promise.all(started.map(({ value }) => value?.stop()));
-    throw failed.reason;
-  }
-  return Object.fromEntries(ids.map((id, i) => [id, started[i].value]));
-}
-
-async function stopNodes(nodes) {
-  await Promise.all(Object.values(nodes ?? {}).map((node) => node.stop()));
-}
-
-/** Every node still runs, and none logged a panic (a panicking task doesn't end the process). */
-function assertAlive(nodes) {
-  for (const [id, node] of Object.entries(nodes)) {
-    assert.equal(node.child.exitCode, null, `node ${id} exited; stderr:\n${node.stderr()}`);
-    assert.equal(node.child.signalCode, null, `node ${id} was killed; stderr:\n${node.stderr()}`);
-    assert.doesNotMatch(node.stderr(), /panicked/, `node ${id} panicked`);
-  }
-}
-
 /** As in backplane.test.mjs: wait for the expected pushes, give duplicates time, check exactly. */
 async function expectOnce(inbox, caller, expected) {
   const arrived = () =>
@@ -180,7 +146,7 @@ describe("no sticky sessions: three nodes behind round-robin nginx", { timeout: 
 
   before(async () => {
     redis = await startRedis();
-    nodes = await startNodes(redis, ["a", "b", "c"]);
+    nodes = await startNodes(redis, ["a", "b", "c"], { CONNECTION_TOKEN_KEY: TOKEN_KEY });
     nginx = await startNginx(Object.values(nodes).map((node) => node.port));
     hubUrl = `${nginx.url}/hub`;
     inbox = new Inbox();
@@ -375,7 +341,7 @@ describe(ENDED_SUITE, { timeout: SUITE_TIMEOUT_MS }, () => {
 
   before(async () => {
     redis = await startRedis();
-    nodes = await startNodes(redis, ["a", "b", "c"]);
+    nodes = await startNodes(redis, ["a", "b", "c"], { CONNECTION_TOKEN_KEY: TOKEN_KEY });
     watcher = await connect(nodes.c.url("/hub"), { transport: WebSockets });
   });
   after(async () => {
@@ -436,7 +402,7 @@ describe(KILLED_SUITE, { timeout: SUITE_TIMEOUT_MS }, () => {
 
   before(async () => {
     redis = await startRedis();
-    nodes = await startNodes(redis, ["a", "b", "c"]);
+    nodes = await startNodes(redis, ["a", "b", "c"], { CONNECTION_TOKEN_KEY: TOKEN_KEY });
     nginx = await startNginx(Object.values(nodes).map((node) => node.port));
     // Three of every combo, one after another; before each, `round` requests that go nowhere
     // shift round robin by one more server, so each combo gets a connection on every node.
@@ -617,7 +583,10 @@ describe(STATEFUL_SUITE, { timeout: SUITE_TIMEOUT_MS }, () => {
     redis = await startRedis();
     // A session whose client resumed elsewhere waits for it for the disconnect timeout, then
     // ends: short here, so the counts settle within the test.
-    nodes = await startNodes(redis, ["a", "b", "c"], { DISCONNECT_TIMEOUT_MS: String(DISCONNECT_MS) });
+    nodes = await startNodes(redis, ["a", "b", "c"], {
+      CONNECTION_TOKEN_KEY: TOKEN_KEY,
+      DISCONNECT_TIMEOUT_MS: String(DISCONNECT_MS),
+    });
     nginx = await startNginx(Object.values(nodes).map((node) => node.port));
     proxy = await startProxy(nginx.port);
     for (let i = 0; i < 9; i++) {
