@@ -220,3 +220,19 @@ pub(crate) fn connection_token(data: &[u8]) -> usize {
         Err(_) => 0,
     }
 }
+
+/// `traceparent` (`hub_core::trace`): never panics; what parses formats back to its first four
+/// fields, lowercase (version 00).
+pub(crate) fn traceparent(data: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(data);
+    let text = text.trim_end();
+    match text.parse::<hub_core::trace::TraceParent>() {
+        Ok(parent) => {
+            let again = parent.to_string();
+            assert_eq!(again[3..55], text[3..55]);
+            assert_eq!(again.parse::<hub_core::trace::TraceParent>(), Ok(parent));
+            1
+        }
+        Err(_) => 0,
+    }
+}

@@ -30,5 +30,6 @@ pub mod negotiate;
 pub mod protocol;
 pub mod refresh;
 pub mod token;
+pub mod trace;
 
 pub use error::ProtocolError;

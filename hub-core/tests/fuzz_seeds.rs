@@ -72,3 +72,11 @@ fn connection_token_seeds() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn traceparent_seeds() {
+    assert_eq!(
+        replay("traceparent", checks::traceparent),
+        Vec::<String>::new()
+    );
+}

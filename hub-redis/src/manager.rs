@@ -250,6 +250,13 @@ impl LifetimeManager for RedisLifetimeManager {
             .unwrap_or_default()
     }
 
+    fn local_groups(&self) -> Vec<(String, usize)> {
+        self.node
+            .get()
+            .map(|node| node.local.local_groups())
+            .unwrap_or_default()
+    }
+
     fn claim_connection(
         &self,
         connection_id: &str,

@@ -44,6 +44,7 @@ mod http;
 mod lifetime;
 mod listener;
 mod memory;
+pub mod observability;
 pub mod registry;
 mod request;
 mod server;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hub_core::hub::{HubDispatch, Requirement};
+use hub_core::hub::{Authorization, HubDispatch, Requirement};
 use hub_core::token::{TokenKey, TokenKeyError};
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +20,7 @@ use crate::clients::{Context, HubContext};
 use crate::config::{ConfigError, HubConfig};
 use crate::endpoint::{Access, Endpoint};
 use crate::handler::ConnectionHandler;
-use crate::http::{forwarded_requests, normalize_path, HubService};
+use crate::http::{forwarded_requests, normalize_path, HubService, OperatorRoute};
 use crate::lifetime::{HubBinding, LifetimeManager, LocalLifetimeManager};
 use crate::listener::{self, shutdown_signal};
 
@@ -114,6 +114,15 @@ pub struct HubServerBuilder {
     shutdown_on_signal: bool,
     policies: HashMap<String, Arc<dyn Policy>>,
     connection_token_key: Option<Vec<u8>>,
+    /// The stats view's path and who may read it.
+    stats: Option<(String, Authorization)>,
+    /// The Prometheus scrape's path, recorder and who may read it.
+    #[cfg(feature = "prometheus")]
+    prometheus: Option<(
+        String,
+        crate::observability::PrometheusMetrics,
+        Authorization,
+    )>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsConfig>,
 }
@@ -130,6 +139,9 @@ impl Default for HubServerBuilder {
             shutdown_on_signal: true,
             policies: HashMap::new(),
             connection_token_key: None,
+            stats: None,
+            #[cfg(feature = "prometheus")]
+            prometheus: None,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -223,6 +235,31 @@ impl HubServerBuilder {
         self
     }
 
+    /// Serves the stats view at `path` (`GET`, JSON) to whom `authorization` admits
+    /// ([`Authorization::anyone`] for everyone; requirements are checked with the server's
+    /// authenticator and policies: 401/403 otherwise). Per hub of this server: connections by
+    /// transport and protocol, users, groups with their member counts, running totals of
+    /// invocations, messages and bytes, and their rates per second since the previous read (at
+    /// least 1 s before). With a backplane, each server shows its own connections.
+    pub fn stats_endpoint(mut self, path: &str, authorization: Authorization) -> Self {
+        self.stats = Some((normalize_path(path), authorization));
+        self
+    }
+
+    /// Serves `metrics` — every metric of the process, in the Prometheus text format — at `path`
+    /// (`GET`) to whom `authorization` admits (feature `prometheus`; see
+    /// [`PrometheusMetrics`](crate::observability::PrometheusMetrics)).
+    #[cfg(feature = "prometheus")]
+    pub fn metrics_endpoint(
+        mut self,
+        path: &str,
+        metrics: crate::observability::PrometheusMetrics,
+        authorization: Authorization,
+    ) -> Self {
+        self.prometheus = Some((normalize_path(path), metrics, authorization));
+        self
+    }
+
     /// Serves `https` and `wss` on the listener [`bind`](Self::bind) makes (feature `tls`):
     /// every connection starts with a TLS handshake (10 s at most) with this certificate.
     #[cfg(feature = "tls")]
@@ -254,6 +291,29 @@ impl HubServerBuilder {
             None => random_token_key()?,
         };
         let node_id: Arc<str> = self.node_id.clone().unwrap_or_else(random_node_id).into();
+        let mut operators = Vec::new();
+        if let Some((path, authorization)) = self.stats.clone() {
+            operators.push(OperatorRoute::stats(
+                path,
+                authorization,
+                self.authenticator.clone(),
+                policies.clone(),
+            ));
+        }
+        #[cfg(feature = "prometheus")]
+        if let Some((path, metrics, authorization)) = self.prometheus.clone() {
+            operators.push(OperatorRoute::prometheus(
+                path,
+                metrics,
+                authorization,
+                self.authenticator.clone(),
+                policies.clone(),
+            ));
+        }
+        for route in &operators {
+            check_requirements(&route.path, None, &route.authorization, &policies)?;
+        }
+        let stats = self.stats.is_some();
         let endpoints = self
             .endpoints
             .into_iter()
@@ -278,6 +338,7 @@ impl HubServerBuilder {
                         user_ids: self.user_ids.clone(),
                         policies: policies.clone(),
                         token_key: token_key.clone(),
+                        stats,
                     },
                     raw,
                 ));
@@ -285,7 +346,7 @@ impl HubServerBuilder {
                 endpoint
             })
             .collect();
-        Ok(HubService::new(endpoints))
+        Ok(HubService::new(endpoints, operators))
     }
 
     /// Checks the hubs' settings, then binds a listener (port 0 picks a free port; see
@@ -479,15 +540,26 @@ fn check_policies(
         .iter()
         .map(|method| (Some(method.name.clone()), method.authorization.clone()));
     for (method, authorization) in hub_level.chain(methods) {
-        for requirement in &authorization.requirements {
-            if let Requirement::Policy(policy) = requirement {
-                if !policies.contains(policy) {
-                    return Err(ServerError::UnknownPolicy {
-                        path: path.to_owned(),
-                        method,
-                        policy: policy.clone(),
-                    });
-                }
+        check_requirements(path, method, &authorization, policies)?;
+    }
+    Ok(())
+}
+
+/// Every policy `authorization` requires must be defined.
+fn check_requirements(
+    path: &str,
+    method: Option<String>,
+    authorization: &Authorization,
+    policies: &Policies,
+) -> Result<(), ServerError> {
+    for requirement in &authorization.requirements {
+        if let Requirement::Policy(policy) = requirement {
+            if !policies.contains(policy) {
+                return Err(ServerError::UnknownPolicy {
+                    path: path.to_owned(),
+                    method,
+                    policy: policy.clone(),
+                });
             }
         }
     }

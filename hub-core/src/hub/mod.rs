@@ -462,6 +462,13 @@ pub trait HubDispatch<Cx>: Send + Sync + 'static {
         Authorization::anyone()
     }
 
+    /// The hub's name in traces (`rpc.service`; spans are `{name}/{method}`), as .NET uses the
+    /// hub's class name. `#[hub]` gives the trait's name; `None` (the default) lets the server
+    /// use the path the hub is mapped at, without its leading `/`.
+    fn name(&self) -> Option<&str> {
+        None
+    }
+
     /// Runs when a connection has completed its handshake. An error closes the connection.
     fn on_connected(&self, cx: Cx) -> BoxFuture<Result<(), HubError>> {
         let _ = cx;

@@ -43,6 +43,7 @@ pub(crate) fn generate(model: &TraitModel, rt: &TokenStream) -> TokenStream {
         }
         None => quote!(#p::ClientProxy),
     };
+    let hub_name = trait_ident.to_string();
     let doc = format!(
         "Serves an implementation of [`{trait_ident}`] as a hub: \
          `HubServer::builder().hub(\"/path\", {serve}::new(your_hub))`."
@@ -81,6 +82,10 @@ pub(crate) fn generate(model: &TraitModel, rt: &TokenStream) -> TokenStream {
         impl<T: #trait_ident> #p::HubDispatch<#cx> for #serve<T> {
             fn methods(&self) -> &[#p::MethodDescriptor] {
                 self.table.descriptors()
+            }
+
+            fn name(&self) -> #p::Option<&str> {
+                #p::Option::Some(#hub_name)
             }
 
             fn find(&self, name: &str) -> #p::Option<usize> {

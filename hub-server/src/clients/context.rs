@@ -13,6 +13,7 @@ use crate::auth::Principal;
 use crate::clients::{CallerClients, ClientCallbacks, ClientProxy, Clients, Groups};
 use crate::connection::Connection;
 use crate::lifetime::{LifetimeError, LifetimeManager, Target};
+use crate::observability::HubMetrics;
 use crate::request::RequestInfo;
 
 /// A hub's clients and groups, usable outside hub methods: from background tasks, HTTP handlers,
@@ -32,9 +33,13 @@ impl<C: ClientCallbacks> Clone for HubContext<C> {
 }
 
 impl HubContext {
-    pub(crate) fn new(manager: Arc<dyn LifetimeManager>, client_result_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        manager: Arc<dyn LifetimeManager>,
+        metrics: Arc<HubMetrics>,
+        client_result_timeout: Duration,
+    ) -> Self {
         HubContext {
-            clients: Clients::new(manager, client_result_timeout),
+            clients: Clients::new(manager, metrics, client_result_timeout),
         }
     }
 }

@@ -18,6 +18,7 @@ use hub_core::protocol::{EncodeArguments, Invocation};
 use serde::de::DeserializeOwned;
 
 use crate::lifetime::{LifetimeError, LifetimeManager, PreparedMessage, Target};
+use crate::observability::HubMetrics;
 use crate::registry::ClientMetadata;
 
 /// A family of client proxies: what [`Clients`] hands out for many connections and for one.
@@ -133,6 +134,7 @@ impl ResultKind for SingleClient {
 /// default). Cheap to clone.
 pub struct Clients<C: ClientCallbacks = ClientProxy> {
     manager: Arc<dyn LifetimeManager>,
+    metrics: Arc<HubMetrics>,
     client_result_timeout: Duration,
     family: PhantomData<fn() -> C>,
 }
@@ -141,6 +143,7 @@ impl<C: ClientCallbacks> Clone for Clients<C> {
     fn clone(&self) -> Self {
         Clients {
             manager: self.manager.clone(),
+            metrics: self.metrics.clone(),
             client_result_timeout: self.client_result_timeout,
             family: PhantomData,
         }
@@ -148,9 +151,14 @@ impl<C: ClientCallbacks> Clone for Clients<C> {
 }
 
 impl Clients {
-    pub(crate) fn new(manager: Arc<dyn LifetimeManager>, client_result_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        manager: Arc<dyn LifetimeManager>,
+        metrics: Arc<HubMetrics>,
+        client_result_timeout: Duration,
+    ) -> Self {
         Clients {
             manager,
+            metrics,
             client_result_timeout,
             family: PhantomData,
         }
@@ -162,6 +170,7 @@ impl<C: ClientCallbacks> Clients<C> {
     pub fn typed<D: ClientCallbacks>(&self) -> Clients<D> {
         Clients {
             manager: self.manager.clone(),
+            metrics: self.metrics.clone(),
             client_result_timeout: self.client_result_timeout,
             family: PhantomData,
         }
@@ -170,6 +179,7 @@ impl<C: ClientCallbacks> Clients<C> {
     fn proxy(&self, target: Target) -> C::Many {
         C::many(ClientProxy {
             manager: self.manager.clone(),
+            metrics: self.metrics.clone(),
             target,
         })
     }
@@ -194,6 +204,7 @@ impl<C: ClientCallbacks> Clients<C> {
         C::single(SingleClientProxy {
             connection_id: connection_id.into(),
             manager: self.manager.clone(),
+            metrics: self.metrics.clone(),
             timeout: self.client_result_timeout,
         })
     }
@@ -299,6 +310,7 @@ impl<C: ClientCallbacks> std::ops::Deref for CallerClients<C> {
 #[derive(Clone)]
 pub struct ClientProxy {
     manager: Arc<dyn LifetimeManager>,
+    metrics: Arc<HubMetrics>,
     target: Target,
 }
 
@@ -321,6 +333,9 @@ impl ClientProxy {
     ) -> impl Future<Output = Result<(), LifetimeError>> + Send + 'static {
         let invocation = Invocation::new(method, arguments);
         let prepared = PreparedMessage::new(&invocation);
+        if !matches!(self.target, Target::Connection(_)) {
+            self.metrics.broadcast();
+        }
         self.manager.send(&self.target, &prepared)
     }
 }
@@ -330,6 +345,7 @@ impl ClientProxy {
 pub struct SingleClientProxy {
     connection_id: String,
     manager: Arc<dyn LifetimeManager>,
+    metrics: Arc<HubMetrics>,
     timeout: Duration,
 }
 
@@ -371,8 +387,13 @@ impl SingleClientProxy {
         let answer =
             self.manager
                 .invoke_client(&self.connection_id, method, &arguments, self.timeout);
+        let metrics = self.metrics.clone();
         async move {
-            let raw = answer.await?;
+            let raw = answer.await.inspect_err(|error| {
+                if matches!(error, ClientResultError::TimedOut(_)) {
+                    metrics.client_result_timed_out();
+                }
+            })?;
             raw.deserialize::<R>()
                 .map_err(|error| ClientResultError::WrongType(error.to_string()))
         }

@@ -20,7 +20,7 @@ pub(crate) use writer::{write_loop, Resumable, WriterConfig, WriterExit};
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Identity;
+use crate::observability::HubMetrics;
 use crate::request::RequestInfo;
 
 /// Why a message could not be queued for a connection.
@@ -55,6 +56,8 @@ pub(crate) struct Ending {
     /// Whether messages already queued are still written before the Close message (not when the
     /// queue overflowed: the client is not reading).
     pub(crate) flush: bool,
+    /// It ended because the client went silent or did not come back in time.
+    pub(crate) timed_out: bool,
 }
 
 /// A live connection, shared by its tasks, the lifetime manager and every context that refers to
@@ -81,6 +84,10 @@ pub(crate) struct Connection {
     closed: AtomicBool,
     ending: Mutex<Option<Ending>>,
     state: Mutex<http::Extensions>,
+    /// The hub's instruments.
+    pub(crate) metrics: Arc<HubMetrics>,
+    /// The most frames this connection's queue has held (reported when it grows).
+    high_water: AtomicUsize,
 }
 
 impl fmt::Debug for Connection {
@@ -108,6 +115,7 @@ pub(crate) struct ConnectionParts {
     pub(crate) transport: TransportType,
     pub(crate) protocol: Protocol,
     pub(crate) queue_capacity: usize,
+    pub(crate) metrics: Arc<HubMetrics>,
 }
 
 impl Connection {
@@ -129,6 +137,8 @@ impl Connection {
             closed: AtomicBool::new(false),
             ending: Mutex::new(None),
             state: Mutex::new(http::Extensions::new()),
+            metrics: parts.metrics,
+            high_water: AtomicUsize::new(0),
         };
         (Arc::new(connection), Outbox { receiver })
     }
@@ -139,7 +149,7 @@ impl Connection {
     /// sender or the other recipients.
     pub(crate) fn send_now(self: &Arc<Self>, frame: Bytes) -> Result<(), SendError> {
         match self.offer(frame) {
-            Offer::Queued => Ok(()),
+            Offer::Queued(_) => Ok(()),
             Offer::Closed => Err(SendError::Closed),
             Offer::Full(_) => {
                 let missed = self.lock_overflow().len() + 1;
@@ -154,7 +164,7 @@ impl Connection {
     /// the client's own calls. A client that stays that far behind is closed with an error.
     pub(crate) async fn send(self: &Arc<Self>, frame: Bytes) -> Result<(), SendError> {
         let mut frame = match self.offer(frame) {
-            Offer::Queued => return Ok(()),
+            Offer::Queued(_) => return Ok(()),
             Offer::Closed => return Err(SendError::Closed),
             Offer::Full(frame) => frame,
         };
@@ -165,7 +175,7 @@ impl Connection {
             // Registered before trying again: a frame moved meanwhile wakes this waiter.
             room.as_mut().enable();
             frame = match self.offer(frame) {
-                Offer::Queued => return Ok(()),
+                Offer::Queued(_) => return Ok(()),
                 Offer::Closed => return Err(SendError::Closed),
                 Offer::Full(frame) => frame,
             };
@@ -187,11 +197,25 @@ impl Connection {
         if self.is_closing() {
             return Offer::Closed;
         }
+        let offered = self.offer_frame(frame);
+        if let Offer::Queued(bytes) = &offered {
+            self.metrics.sent(*bytes);
+            let depth = self.outbound.max_capacity() - self.outbound.capacity();
+            if depth > self.high_water.load(Ordering::Relaxed) {
+                self.high_water.fetch_max(depth, Ordering::Relaxed);
+                self.metrics.queue_depth(depth);
+            }
+        }
+        offered
+    }
+
+    fn offer_frame(self: &Arc<Self>, frame: Bytes) -> Offer {
+        let length = frame.len();
         let frame = if self.stalled.load(Ordering::Acquire) {
             frame
         } else {
             match self.outbound.try_send(frame) {
-                Ok(()) => return Offer::Queued,
+                Ok(()) => return Offer::Queued(length),
                 Err(mpsc::error::TrySendError::Closed(_)) => return Offer::Closed,
                 Err(mpsc::error::TrySendError::Full(frame)) => frame,
             }
@@ -202,7 +226,7 @@ impl Connection {
         } else {
             // The drainer emptied the overflow since the look above: the queue may have room.
             match self.outbound.try_send(frame) {
-                Ok(()) => return Offer::Queued,
+                Ok(()) => return Offer::Queued(length),
                 Err(mpsc::error::TrySendError::Closed(_)) => return Offer::Closed,
                 Err(mpsc::error::TrySendError::Full(frame)) => frame,
             }
@@ -211,6 +235,11 @@ impl Connection {
             return Offer::Full(frame);
         }
         overflow.push_back(frame);
+        let waiting = overflow.len() + self.outbound.max_capacity();
+        if waiting > self.high_water.load(Ordering::Relaxed) {
+            self.high_water.fetch_max(waiting, Ordering::Relaxed);
+            self.metrics.queue_depth(waiting);
+        }
         if !self.stalled.swap(true, Ordering::AcqRel) {
             let Ok(runtime) = tokio::runtime::Handle::try_current() else {
                 // No runtime to drain it (not reached from hub code): the client cannot be
@@ -222,7 +251,7 @@ impl Connection {
             };
             runtime.spawn(drain(self.clone()));
         }
-        Offer::Queued
+        Offer::Queued(length)
     }
 
     fn lock_overflow(&self) -> MutexGuard<'_, VecDeque<Bytes>> {
@@ -250,10 +279,14 @@ impl Connection {
             missed,
             "closing a connection whose client does not read fast enough: its outbound queue stayed full"
         );
+        if !self.is_closing() {
+            self.metrics.slow_consumer_closed();
+        }
         self.end_with(Ending {
             message: Close::with_error(),
             error: Some("The client did not keep up: its outbound queue stayed full.".into()),
             flush: false,
+            timed_out: false,
         });
     }
 
@@ -264,6 +297,18 @@ impl Connection {
             message,
             error,
             flush: true,
+            timed_out: false,
+        });
+    }
+
+    /// Ends a connection whose client went silent or did not come back in time (as
+    /// [`end`](Self::end); its end counts as a timeout).
+    pub(crate) fn end_timed_out(&self, message: Close, error: String) {
+        self.end_with(Ending {
+            message,
+            error: Some(error),
+            flush: true,
+            timed_out: true,
         });
     }
 
@@ -304,8 +349,8 @@ impl Connection {
 
 /// What became of a frame offered to a connection.
 enum Offer {
-    /// In the queue or the overflow.
-    Queued,
+    /// In the queue or the overflow; so many bytes.
+    Queued(usize),
     /// The connection is closed or closing.
     Closed,
     /// The overflow is full; the frame is handed back.

@@ -187,6 +187,7 @@ async fn flush_and_close<S: TransportSink>(
         message: Close::new(),
         error: None,
         flush: true,
+        timed_out: false,
     });
     let deadline = Instant::now() + send_timeout;
     let mut healthy = true;

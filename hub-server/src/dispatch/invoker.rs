@@ -66,10 +66,12 @@ pub(super) fn run_or_spawn(tasks: &TaskTracker, task: impl Future<Output = ()> +
     }
 }
 
-pub(super) fn span_for(call: &Call) -> tracing::Span {
-    tracing::debug_span!(
-        "invocation",
-        method = %call.target,
-        invocation_id = call.invocation_id.as_deref().unwrap_or(""),
+/// The invocation's span: `{Hub}/{Method}`, its parent the client's trace context.
+pub(super) fn span_for(shared: &Shared, call: &Call) -> tracing::Span {
+    crate::observability::trace::invocation_span(
+        &shared.env.metrics,
+        call.method.index,
+        call.invocation_id.as_deref(),
+        &call.remote,
     )
 }

@@ -37,6 +37,8 @@ use crate::clients::{Context, HubContext};
 use crate::config::HubConfig;
 use crate::connection::Connection;
 use crate::lifetime::LifetimeManager;
+use crate::observability::trace::RemoteParent;
+use crate::observability::{HubMetrics, Outcome};
 
 mod active;
 mod errors;
@@ -79,6 +81,8 @@ struct Call {
     /// Fires on CancelInvocation, or when the connection's invocations stop.
     cancellation: CancellationToken,
     method: BoundMethod,
+    /// The trace context the client sent (its span is the invocation span's parent).
+    remote: RemoteParent,
 }
 
 /// Which method to run, with what.
@@ -162,6 +166,8 @@ pub(crate) struct DispatchEnv {
     pub(crate) config: HubConfig,
     /// The server's named authorization policies.
     pub(crate) policies: Policies,
+    /// The hub's instruments.
+    pub(crate) metrics: Arc<HubMetrics>,
 }
 
 /// What every invocation task needs, shared.
@@ -283,6 +289,7 @@ impl Dispatcher {
                     invocation.target,
                     invocation.arguments,
                     invocation.stream_ids,
+                    &invocation.headers,
                     false,
                 ) {
                     // Methods fed by upload streams run at once, outside the parallel limit (as
@@ -337,6 +344,7 @@ impl Dispatcher {
                     invocation.target,
                     invocation.arguments,
                     invocation.stream_ids,
+                    &invocation.headers,
                     true,
                 ) {
                     Ok(call) => {
@@ -421,6 +429,7 @@ impl Dispatcher {
         target: ByteString,
         arguments: Arguments,
         stream_ids: Vec<ByteString>,
+        headers: &hub_core::protocol::Headers,
         streaming: bool,
     ) -> Result<Call, (Option<ByteString>, String)> {
         let hub = &self.shared.env.hub;
@@ -485,6 +494,7 @@ impl Dispatcher {
                 arguments,
                 uploads,
             },
+            remote: RemoteParent::from_headers(headers),
         })
     }
 

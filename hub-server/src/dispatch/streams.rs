@@ -16,22 +16,28 @@ use super::*;
 /// Runs a streaming method: StreamItems in order, then one Completion (without a result when the
 /// stream ends or is cancelled, with an error when it fails).
 pub(super) async fn run_stream(shared: Arc<Shared>, call: Call) {
-    let span = span_for(&call);
+    let span = span_for(&shared, &call);
     async move {
         let Call {
             invocation_id,
             target,
             cancellation,
             method,
+            remote: _,
         } = call;
         let Some(id) = invocation_id else {
             return;
         };
+        let index = method.index;
         let started = Instant::now();
         let detailed = shared.env.config.detailed_errors;
         let result = method.run(&shared, &cancellation).await;
+        let mut outcome = Outcome::Ok;
         let end = match result {
-            None => Ok(()),
+            None => {
+                outcome = Outcome::Cancelled;
+                Ok(())
+            }
             Some(Ok(MethodOutput::Stream(items))) => {
                 stream_items(&shared, &id, items, &cancellation).await
             }
@@ -49,7 +55,14 @@ pub(super) async fn run_stream(shared: Arc<Shared>, call: Call) {
             }
             Some(Err(error)) => Err(call_error_text(&error, &target, detailed)),
         };
-        let elapsed_us = started.elapsed().as_micros() as u64;
+        let elapsed = started.elapsed();
+        let elapsed_us = elapsed.as_micros() as u64;
+        if end.is_err() {
+            outcome = Outcome::Error;
+        } else if cancellation.is_cancelled() {
+            outcome = Outcome::Cancelled;
+        }
+        shared.env.metrics.invocation(index, outcome, elapsed);
         let completion = match &end {
             Ok(()) => {
                 tracing::debug!(elapsed_us, "stream completed");

@@ -19,14 +19,16 @@ pub(super) async fn run_unary(
     call: Call,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    let span = span_for(&call);
+    let span = span_for(&shared, &call);
     async move {
         let Call {
             invocation_id,
             target,
             cancellation,
             method,
+            remote: _,
         } = call;
+        let index = method.index;
         let started = Instant::now();
         // Cancelled while it waited for a slot: it never starts.
         let result = if cancellation.is_cancelled() {
@@ -34,14 +36,25 @@ pub(super) async fn run_unary(
         } else {
             method.run(&shared, &cancellation).await
         };
-        let elapsed_us = started.elapsed().as_micros() as u64;
+        let elapsed = started.elapsed();
+        let elapsed_us = elapsed.as_micros() as u64;
         let reply = match result {
             None => {
                 tracing::debug!(elapsed_us, "invocation cancelled");
+                shared
+                    .env
+                    .metrics
+                    .invocation(index, Outcome::Cancelled, elapsed);
                 None
             }
             Some(result) => {
                 log_outcome(&result, elapsed_us);
+                let outcome = if result.is_ok() {
+                    Outcome::Ok
+                } else {
+                    Outcome::Error
+                };
+                shared.env.metrics.invocation(index, outcome, elapsed);
                 invocation_id
                     .as_ref()
                     .and_then(|id| completion_bytes(&shared, id, &target, result))

@@ -32,6 +32,7 @@ use crate::connection::reconnect::Session;
 use crate::handler::ConnectionHandler;
 use crate::lifetime::LifetimeManager;
 use crate::memory::shrink_map;
+use crate::observability::HubMetrics;
 use crate::request::RequestInfo;
 use crate::transport::http::Inbound;
 use crate::transport::long_polling::LongPolling;
@@ -120,6 +121,8 @@ pub(crate) struct Endpoint {
     pub(crate) shutdown: CancellationToken,
     /// What the connections' dispatchers need of this hub.
     pub(crate) dispatch: Arc<DispatchEnv>,
+    /// The hub's instruments.
+    pub(crate) metrics: Arc<HubMetrics>,
     tokens: Mutex<HashMap<String, TokenState>>,
     /// Who each negotiated token was issued to, and the identity of its connection once a
     /// transport attached. Kept beside `tokens` and pruned with it.
@@ -143,6 +146,8 @@ pub(crate) struct Access {
     pub(crate) policies: Policies,
     /// Signs and checks connection tokens (the same on every server of a deployment).
     pub(crate) token_key: TokenKey,
+    /// Whether the stats view is served (the hubs then keep running totals).
+    pub(crate) stats: bool,
 }
 
 impl Endpoint {
@@ -159,8 +164,17 @@ impl Endpoint {
             user_ids,
             policies,
             token_key,
+            stats,
         } = access;
-        let context = HubContext::new(manager.clone(), config.client_result_timeout);
+        let service = hub
+            .name()
+            .map_or_else(|| path.trim_start_matches('/').to_owned(), str::to_owned);
+        let metrics = Arc::new(HubMetrics::new(&path, &service, hub.methods(), stats));
+        let context = HubContext::new(
+            manager.clone(),
+            metrics.clone(),
+            config.client_result_timeout,
+        );
         let tasks = TaskTracker::new();
         let dispatch = Arc::new(DispatchEnv {
             hub: hub.clone(),
@@ -169,6 +183,7 @@ impl Endpoint {
             tasks: tasks.clone(),
             config: config.clone(),
             policies: policies.clone(),
+            metrics: metrics.clone(),
         });
         let authorization = hub.authorization();
         Endpoint {
@@ -186,6 +201,7 @@ impl Endpoint {
             tasks,
             shutdown: CancellationToken::new(),
             dispatch,
+            metrics,
             tokens: Mutex::new(HashMap::new()),
             bindings: Mutex::new(HashMap::new()),
             owners: Mutex::new(HashMap::new()),

@@ -24,6 +24,7 @@ use crate::endpoint::expiry;
 use crate::endpoint::handshake::{accept_handshake, handshake};
 use crate::endpoint::Endpoint;
 use crate::lifetime::ConnectionHandle;
+use crate::observability::ConnectionStatus;
 use crate::request::RequestInfo;
 use crate::transport::{TransportSink, TransportSource};
 
@@ -118,6 +119,7 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
         transport: attached.transport,
         protocol,
         queue_capacity: config.outbound_queue_capacity,
+        metrics: endpoint.metrics.clone(),
     });
     // Registered before the handshake is answered: once a client's start() resolves, the
     // connection counts, and a send to all, its user or its groups reaches it. What is sent to
@@ -136,6 +138,8 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
         }
         return None;
     }
+    let started = Instant::now();
+    endpoint.metrics.connection_started(attached.transport);
     if let Err(error) = registered {
         // The client is told to go; what follows (hooks, teardown) runs as for any ending.
         tracing::error!(%error, "the lifetime manager could not register the connection");
@@ -216,6 +220,16 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
     // ----- teardown ----- (boxed: a connection spends its life in the read loop, and the
     // task's size is that of its largest stage)
     Box::pin(teardown(&endpoint, &connection, dispatcher, writer)).await;
+    let status = if endpoint.shutdown.is_cancelled() {
+        ConnectionStatus::AppShutdown
+    } else if connection.ending().is_some_and(|ending| ending.timed_out) {
+        ConnectionStatus::Timeout
+    } else {
+        ConnectionStatus::NormalClosure
+    };
+    endpoint
+        .metrics
+        .connection_ended(connection.transport, status, started.elapsed());
     lingering
 }
 
@@ -359,9 +373,9 @@ async fn run_resumable<R: TransportSource, S: TransportSink>(
         }
         let Some((source, mut sink)) = next else {
             tracing::debug!(?window, "the client did not reconnect in time");
-            connection.end(
+            connection.end_timed_out(
                 Close::new(),
-                Some(format!("The client did not reconnect within {window:?}.")),
+                format!("The client did not reconnect within {window:?}."),
             );
             return None;
         };
@@ -414,8 +428,10 @@ async fn read_loop<R: TransportSource>(
             None => std::future::pending().await,
         }
     });
+    let metrics = &endpoint.metrics;
     loop {
         // Dispatch every whole message received so far.
+        let mut received = 0;
         loop {
             let frame = match decoder.next_frame() {
                 Ok(Some(frame)) => frame,
@@ -424,6 +440,7 @@ async fn read_loop<R: TransportSource>(
             };
             match connection.protocol.decode(frame) {
                 Ok(Some(message)) => {
+                    received += 1;
                     if let Some(sequencer) = sequencer {
                         match sequencer.receive(&message) {
                             Ok(Incoming::Dispatch) => {}
@@ -445,6 +462,9 @@ async fn read_loop<R: TransportSource>(
                 Err(error) => return dispatcher.protocol_violation(&error),
             }
         }
+        if received > 0 {
+            metrics.received(received, 0);
+        }
         // Time spent waiting for our own invocation slots is not client silence.
         if std::mem::take(&mut heard) {
             last_heard = Instant::now();
@@ -462,11 +482,12 @@ async fn read_loop<R: TransportSource>(
                     continue;
                 }
                 tracing::debug!(?client_timeout, "closing a connection whose client went silent");
-                connection.end(Close::with_error(), Some(format!("The client sent nothing for {client_timeout:?}.")));
+                connection.end_timed_out(Close::with_error(), format!("The client sent nothing for {client_timeout:?}."));
                 return;
             }
             chunk = source.next() => match chunk {
                 Some(Ok(bytes)) => {
+                    metrics.received(0, bytes.len() as u64);
                     decoder.push(bytes);
                     heard = true;
                 }
@@ -479,7 +500,12 @@ async fn read_loop<R: TransportSource>(
                     return;
                 }
                 None => {
-                    if !socket_lost() {
+                    if source.timed_out() {
+                        connection.end_timed_out(
+                            Close::new(),
+                            "The client stopped polling.".to_owned(),
+                        );
+                    } else if !socket_lost() {
                         connection.end(Close::new(), None);
                     }
                     return;

@@ -41,7 +41,7 @@ impl Endpoint {
                                     ?timeout,
                                     "disposing a long-polling connection that stopped polling"
                                 );
-                                polling.terminate();
+                                polling.expire();
                             }
                             !expired
                         }

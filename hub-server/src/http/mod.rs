@@ -9,6 +9,7 @@ pub(crate) mod cors;
 mod forward;
 mod long_polling;
 mod negotiate;
+pub(crate) mod observability;
 mod refresh;
 pub(crate) mod response;
 mod send;
@@ -34,6 +35,7 @@ use crate::endpoint::{AttachError, Endpoint};
 use crate::request::RequestInfo;
 use cors::Cors;
 use negotiate::negotiate;
+pub(crate) use observability::OperatorRoute;
 use response::{status, text};
 
 /// The error of a request body, as hyper and axum bodies give it.
@@ -46,6 +48,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Clone)]
 pub struct HubService {
     endpoints: Arc<[Arc<Endpoint>]>,
+    /// The stats view and the metrics scrape, when served.
+    operators: Arc<[OperatorRoute]>,
 }
 
 /// Which endpoint of a hub a path names.
@@ -56,10 +60,18 @@ enum Route {
 }
 
 impl HubService {
-    pub(crate) fn new(endpoints: Vec<Arc<Endpoint>>) -> Self {
+    pub(crate) fn new(endpoints: Vec<Arc<Endpoint>>, operators: Vec<OperatorRoute>) -> Self {
         HubService {
             endpoints: endpoints.into(),
+            operators: operators.into(),
         }
+    }
+
+    fn operator(&self, path: &str) -> Option<&OperatorRoute> {
+        let path = path.trim_end_matches('/');
+        self.operators
+            .iter()
+            .find(|route| route.path.eq_ignore_ascii_case(path))
     }
 
     fn route(&self, path: &str) -> Option<(&Arc<Endpoint>, Route)> {
@@ -86,7 +98,7 @@ impl HubService {
     /// Whether a request path belongs to one of the hubs (case-insensitively, as ASP.NET Core
     /// matches routes).
     pub fn matches(&self, path: &str) -> bool {
-        self.route(path).is_some()
+        self.route(path).is_some() || self.operator(path).is_some()
     }
 
     /// The context of the hub mapped at `path`, to send to its clients from anywhere.
@@ -119,6 +131,9 @@ impl HubService {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let Some((endpoint, route)) = self.route(request.uri().path()) else {
+            if let Some(operator) = self.operator(request.uri().path()) {
+                return operator.handle(request, &self.endpoints).await;
+            }
             return status(StatusCode::NOT_FOUND);
         };
         let endpoint = endpoint.clone();

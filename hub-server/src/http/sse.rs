@@ -45,7 +45,7 @@ pub(super) async fn sse_connect<B>(
         };
     let gone = CancellationToken::new();
     let (body, sink) = sse::open(gone.clone());
-    let source = HttpSource::new(receiver, gone);
+    let source = HttpSource::new(receiver, gone, None);
     let identity = Identity::new(principal);
     endpoint.bind_identity(&token, &identity);
     let attached = Box::new(Attached {

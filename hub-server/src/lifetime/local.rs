@@ -81,9 +81,14 @@ impl Registry {
         }
     }
 
-    /// Queues `message` for every connection `target` reaches here.
-    fn deliver_to(&self, target: &Target, message: &PreparedMessage<'_>) {
-        self.for_each_target(target, |id| self.deliver(id, message));
+    /// Queues `message` for every connection `target` reaches here; returns how many.
+    fn deliver_to(&self, target: &Target, message: &PreparedMessage<'_>) -> u64 {
+        let mut reached = 0;
+        self.for_each_target(target, |id| {
+            self.deliver(id, message);
+            reached += 1;
+        });
+        reached
     }
 
     /// The connections `target` reaches here.
@@ -123,6 +128,8 @@ pub struct LocalLifetimeManager {
     /// protocols that have connections.
     per_protocol: [AtomicUsize; 2],
     client_results: OnceLock<Arc<ClientResults>>,
+    /// `hubs.broadcast.deliveries` of the hub it is bound to.
+    deliveries: OnceLock<::metrics::Counter>,
 }
 
 /// A client result being awaited: forgotten when the wait ends, however it ends (answered, timed
@@ -196,6 +203,10 @@ impl LifetimeManager for LocalLifetimeManager {
         let _ = self
             .client_results
             .set(Arc::new(ClientResults::new(&binding.node_id)));
+        let _ = self.deliveries.set(::metrics::counter!(
+            crate::observability::names::DELIVERIES,
+            "hub" => binding.hub.clone()
+        ));
     }
 
     fn add_connection(&self, connection: ConnectionHandle) -> BoxFuture<Result<(), LifetimeError>> {
@@ -262,7 +273,12 @@ impl LifetimeManager for LocalLifetimeManager {
                 message.encode(protocol);
             }
         }
-        self.read(|registry| registry.deliver_to(target, message));
+        let reached = self.read(|registry| registry.deliver_to(target, message));
+        if !matches!(target, Target::Connection(_)) {
+            if let Some(deliveries) = self.deliveries.get() {
+                deliveries.increment(reached);
+            }
+        }
         ready(Ok(()))
     }
 
@@ -408,6 +424,16 @@ impl LifetimeManager for LocalLifetimeManager {
     fn local_connections(&self) -> Vec<ConnectionHandle> {
         self.read(|registry| registry.connections.values().cloned().collect())
     }
+
+    fn local_groups(&self) -> Vec<(String, usize)> {
+        self.read(|registry| {
+            registry
+                .groups
+                .iter()
+                .map(|(name, members)| (name.to_string(), members.len()))
+                .collect()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -446,6 +472,7 @@ mod tests {
             transport: TransportType::WebSockets,
             protocol,
             queue_capacity: 4,
+            metrics: crate::observability::HubMetrics::for_tests(),
         });
         (ConnectionHandle { inner }, outbox)
     }

@@ -200,6 +200,12 @@ pub trait LifetimeManager: Send + Sync + 'static {
     /// Every live connection of this process (for shutdown).
     fn local_connections(&self) -> Vec<ConnectionHandle>;
 
+    /// The groups that have members among this process's connections, with how many (for the
+    /// stats view). A distributed manager answers with its local manager's. None by default.
+    fn local_groups(&self) -> Vec<(String, usize)> {
+        Vec::new()
+    }
+
     // ----- many servers without sticky sessions (see `forwarding`) ---------------------------
 
     /// Claims a negotiated connection for this server as a request of it arrives here: the

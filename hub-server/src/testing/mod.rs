@@ -214,6 +214,7 @@ impl TestHub {
                     user_ids: Arc::new(PrincipalUserId),
                     policies: Policies::default(),
                     token_key: test_token_key(),
+                    stats: false,
                 },
                 None,
             )),

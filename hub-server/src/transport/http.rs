@@ -8,6 +8,9 @@
 //! Memory per connection stays bounded: at most one body in the channel and one being read, each
 //! at most the hub's request body limit.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::sync::{mpsc, Mutex};
@@ -80,11 +83,21 @@ pub(crate) struct HttpSource {
     /// Fires when the client is gone: its event stream closed, it sent DELETE, or it stopped
     /// polling.
     gone: CancellationToken,
+    /// Set when it is gone because it stopped polling (long polling only).
+    expired: Option<Arc<AtomicBool>>,
 }
 
 impl HttpSource {
-    pub(crate) fn new(receiver: mpsc::Receiver<Bytes>, gone: CancellationToken) -> Self {
-        HttpSource { receiver, gone }
+    pub(crate) fn new(
+        receiver: mpsc::Receiver<Bytes>,
+        gone: CancellationToken,
+        expired: Option<Arc<AtomicBool>>,
+    ) -> Self {
+        HttpSource {
+            receiver,
+            gone,
+            expired,
+        }
     }
 }
 
@@ -95,5 +108,11 @@ impl TransportSource for HttpSource {
             chunk = self.receiver.recv() => chunk.map(Ok),
             () = self.gone.cancelled() => None,
         }
+    }
+
+    fn timed_out(&self) -> bool {
+        self.expired
+            .as_ref()
+            .is_some_and(|expired| expired.load(Ordering::Acquire))
     }
 }

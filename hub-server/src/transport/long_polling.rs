@@ -13,6 +13,7 @@
 //! holds [`BUFFER_LIMIT`] bytes, then waits for a poll to take them (the connection's writer gives
 //! up after the hub's send timeout). Behind it, the connection's own bounded queue applies.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -55,6 +56,8 @@ pub(crate) struct LongPolling {
     inbound: Inbound,
     /// Fires when the client is gone (DELETE or disposal): the source ends.
     gone: CancellationToken,
+    /// Set (before `gone` fires) when the client stopped polling.
+    expired: Arc<AtomicBool>,
 }
 
 struct State {
@@ -77,6 +80,7 @@ impl LongPolling {
     pub(crate) fn new() -> (Arc<LongPolling>, HttpSource, LongPollingSink) {
         let (inbound, receiver) = Inbound::new();
         let gone = CancellationToken::new();
+        let expired = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(LongPolling {
             state: Mutex::new(State {
                 pending: Vec::new(),
@@ -91,8 +95,9 @@ impl LongPolling {
             space: Notify::new(),
             inbound,
             gone: gone.clone(),
+            expired: expired.clone(),
         });
-        let source = HttpSource::new(receiver, gone);
+        let source = HttpSource::new(receiver, gone, Some(expired));
         let sink = LongPollingSink {
             shared: shared.clone(),
         };
@@ -146,6 +151,12 @@ impl LongPolling {
                 () = tokio::time::sleep_until(deadline) => return PollOutcome::TimedOut,
             }
         }
+    }
+
+    /// Ends a connection whose client stopped polling (its end counts as a timeout).
+    pub(crate) fn expire(&self) {
+        self.expired.store(true, Ordering::Release);
+        self.terminate();
     }
 
     /// Ends the connection from the client's side (DELETE, or no poll for the disconnect

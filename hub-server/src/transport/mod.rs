@@ -30,6 +30,12 @@ impl fmt::Display for TransportError {
 pub(crate) trait TransportSource: Send {
     /// The next chunk; `None` when the client closed the transport.
     fn next(&mut self) -> impl Future<Output = Option<Result<Bytes, TransportError>>> + Send;
+
+    /// Whether the source ended because the client stopped coming back (a long-polling client
+    /// that no poll reached for the disconnect timeout).
+    fn timed_out(&self) -> bool {
+        false
+    }
 }
 
 /// The sending half of a transport.
