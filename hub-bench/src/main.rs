@@ -258,6 +258,8 @@ fn target_specs(names: &[String]) -> Result<(Vec<TargetSpec>, Vec<String>)> {
     for name in names {
         match name.as_str() {
             "hub" => specs.push(ours("hub", Dialect::SignalR)),
+            // The hub with the Prometheus recorder installed and scraped: what metrics cost.
+            "hub-metrics" => specs.push(ours("hub-metrics", Dialect::SignalR)),
             "ref-ws" => specs.push(ours("ref-ws", Dialect::Raw)),
             "ref-http" => specs.push(ours("ref-http", Dialect::Raw)),
             "socketio-node" => specs.push(TargetSpec {

@@ -170,6 +170,9 @@ pub(crate) fn markdown(plan: &Plan, outcomes: &[Outcome], fingerprint: &str) -> 
     if !balanced_cases.is_empty() {
         forwarding_table(&mut out, plan, &balanced_cases, outcomes, from);
     }
+    if plan.targets.iter().any(|t| t.name == "hub-metrics") {
+        recorder_table(&mut out, plan, &cases, outcomes, from);
+    }
     if !cross_cases.is_empty() {
         cross_node_table(&mut out, plan, &cross_cases, outcomes, from);
     }
@@ -447,6 +450,47 @@ fn forwarding_table(
             r("hub-lb", "hub-lb-sticky", &|o| o.p99_us),
             r("hub-lb", "hub-lb-sticky", &|o| o.server_cpu_us_per_op),
             r("hub-lb-sticky", "hub", &|o| o.rate),
+        );
+    }
+}
+
+/// What the Prometheus recorder costs: `hub-metrics` over `hub`, per round.
+fn recorder_table(
+    out: &mut String,
+    plan: &Plan,
+    cases: &[Case],
+    outcomes: &[Outcome],
+    from: usize,
+) {
+    let _ = writeln!(
+        out,
+        "\nThe cost of metrics: `hub-metrics` is `hub` with the Prometheus recorder installed (every metric recorded) and scraped once a second, over `hub` (per-round ratios, median (min–max)). Goal: S1 calls/s ≥ 0.97 (≤ 3% slower).\n"
+    );
+    let _ = writeln!(out, "| case | calls/s | p50 | p99 | server CPU per call |");
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    let metered = plan.targets.iter().find(|t| t.name == "hub-metrics");
+    for case in cases
+        .iter()
+        .filter(|c| metered.is_some_and(|t| t.supports(c)))
+    {
+        let r = |f: &dyn Fn(&Outcome) -> f64| {
+            ratio_text(spread(&ratios_of(
+                outcomes,
+                case,
+                "hub-metrics",
+                "hub",
+                from,
+                f,
+            )))
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            case.label(),
+            r(&|o| o.rate),
+            r(&|o| o.p50_us),
+            r(&|o| o.p99_us),
+            r(&|o| o.server_cpu_us_per_op),
         );
     }
 }

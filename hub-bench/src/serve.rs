@@ -14,7 +14,8 @@ use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hub_redis::{RedisBackplane, RedisConfig};
-use hub_server::{Context, HubConfig, HubEndpoint, HubError, HubMethods, HubServer};
+use hub_server::observability::PrometheusMetrics;
+use hub_server::{Authorization, Context, HubConfig, HubEndpoint, HubError, HubMethods, HubServer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -51,21 +52,38 @@ pub(crate) fn serve(
             bail!("--token-key is for the hub only");
         }
         match name {
-            "hub" => serve_hub(address, redis, token_key).await,
+            "hub" => serve_hub(address, redis, token_key, false).await,
+            "hub-metrics" => serve_hub(address, None, None, true).await,
             "ref-ws" => serve_ref_ws(TcpListener::bind(address).await?).await,
             "ref-http" => crate::refhttp::serve(TcpListener::bind(address).await?).await,
-            other => bail!("unknown target `{other}`; expected hub, ref-ws or ref-http"),
+            other => {
+                bail!("unknown target `{other}`; expected hub, hub-metrics, ref-ws or ref-http")
+            }
         }
     })
 }
 
 /// The benchmark hub: `Echo`, `JoinGroup`, `SendToGroup` → `Recv(seq, text)` to the group; on
-/// the Redis at `redis` when given, its connection tokens signed with `token_key` when given.
+/// the Redis at `redis` when given, its connection tokens signed with `token_key` when given;
+/// with `metrics`, the Prometheus recorder installed and served at `/metrics`, and a thread
+/// that scrapes it every second (as a Prometheus server would, more often).
 async fn serve_hub(
     address: (&str, u16),
     redis: Option<String>,
     token_key: Option<String>,
+    metrics: bool,
 ) -> Result<()> {
+    let prometheus = if metrics {
+        let recorder = PrometheusMetrics::install()?;
+        let scraper = recorder.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            std::hint::black_box(scraper.render());
+        });
+        Some(recorder)
+    } else {
+        None
+    };
     let hub = HubMethods::<Context>::new()
         .method("Echo", |_, (text,): (String,)| async move {
             Ok::<_, HubError>(text)
@@ -100,6 +118,9 @@ async fn serve_hub(
     let mut builder = HubServer::builder();
     if let Some(secret) = token_key {
         builder = builder.connection_token_key(secret);
+    }
+    if let Some(recorder) = prometheus {
+        builder = builder.metrics_endpoint("/metrics", recorder, Authorization::anyone());
     }
     let server = builder
         .endpoint("/hub", endpoint)

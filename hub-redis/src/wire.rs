@@ -22,6 +22,9 @@ pub(crate) struct Packet {
     /// W3C trace context of the operation that published it, when one is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) trace: Option<String>,
+    /// When it was published, in milliseconds since the Unix epoch (for the backplane lag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) at: Option<u64>,
     /// What it carries.
     pub(crate) body: Body,
 }
@@ -106,6 +109,24 @@ pub(crate) enum Body {
     },
 }
 
+impl Body {
+    /// The packet's kind, as the backplane metrics label it.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Body::Send { .. } => "send",
+            Body::GroupChange { .. } => "group_change",
+            Body::Ack { .. } => "ack",
+            Body::InvokeClient { .. } => "invoke_client",
+            Body::ClientResult { .. } => "client_result",
+            Body::Abort { .. } => "abort",
+            Body::Query { .. } => "query",
+            Body::Answer { .. } => "answer",
+            Body::HttpRequest { .. } => "http_request",
+            Body::HttpResponse { .. } => "http_response",
+        }
+    }
+}
+
 /// A question about the connections of a node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Query {
@@ -183,6 +204,7 @@ impl Packet {
             v: VERSION,
             origin: origin.to_owned(),
             trace: None,
+            at: None,
             body,
         }
     }

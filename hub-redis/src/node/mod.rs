@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use hub_server::core::hub::BoxFuture;
+use hub_server::observability::names;
 use hub_server::protocol::RawValue;
 use hub_server::{
     ClientResultError, ForwardedRequests, ForwardedResponse, HubBinding, LifetimeError,
@@ -181,8 +182,13 @@ impl HubNode {
 
     // ----- publishing ------------------------------------------------------------------------
 
+    /// A packet from this node: the current trace context and the time ride along.
     fn packet(&self, body: Body) -> Result<Vec<u8>, LifetimeError> {
-        Packet::new(&self.node_id, body).encode().map_err(|error| {
+        metrics::counter!(names::BACKPLANE_PUBLISHED, "kind" => body.kind()).increment(1);
+        let mut packet = Packet::new(&self.node_id, body);
+        packet.trace = hub_server::observability::current_traceparent();
+        packet.at = Some(unix_ms());
+        packet.encode().map_err(|error| {
             LifetimeError::Unavailable(format!("a backplane packet could not be encoded: {error}"))
         })
     }
@@ -428,4 +434,13 @@ fn unique(names: &[String]) -> impl Iterator<Item = &str> {
         .iter()
         .map(String::as_str)
         .filter(move |name| seen.insert(*name))
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }

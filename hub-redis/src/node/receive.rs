@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::{lock, Forwarded, HubNode, Pending};
 use crate::keys::Channel;
 use crate::wire::{Body, Packet, WireOutcome};
+use hub_server::observability::names;
 
 impl HubNode {
     // ----- receiving -------------------------------------------------------------------------
@@ -27,12 +28,29 @@ impl HubNode {
         if packet.origin == self.node_id {
             return;
         }
+        metrics::counter!(names::BACKPLANE_RECEIVED, "kind" => packet.body.kind()).increment(1);
+        if let Some(at) = packet.at {
+            let lag_ms = super::unix_ms().saturating_sub(at);
+            metrics::histogram!(names::BACKPLANE_LAG).record(lag_ms as f64 / 1000.0);
+        }
         let origin = packet.origin;
         match packet.body {
             Body::Send { target, message } => {
                 if self.is_duplicate(channel, &target) {
                     return;
                 }
+                // Delivered in a span whose parent is the operation that published it (the
+                // invocation on the other server, with its client's trace context).
+                let span = tracing::info_span!(
+                    "backplane delivery",
+                    otel.name = "backplane deliver",
+                    otel.kind = "consumer",
+                    backplane.origin = %origin,
+                );
+                if let Some(trace) = &packet.trace {
+                    hub_server::observability::set_remote_parent(&span, trace, None);
+                }
+                let _entered = span.enter();
                 let prepared = PreparedMessage::from_envelope(&message);
                 self.spawn_unless_ready(self.local.send(&target, &prepared));
             }

@@ -42,9 +42,17 @@ pub struct TestClient<C: ClientCallbacks = ClientProxy> {
     /// The connection's lifecycle on the hub's side.
     pub(super) task: Option<tokio::task::JoinHandle<()>>,
     pub(super) family: PhantomData<fn() -> C>,
+    /// Headers every invocation carries (e.g. a `traceparent`).
+    pub(super) headers: Headers,
 }
 
 impl<C: ClientCallbacks> TestClient<C> {
+    /// Sends `headers` with every later invocation, as a client sends its trace context
+    /// (`traceparent`).
+    pub fn set_invocation_headers(&mut self, headers: Headers) {
+        self.headers = headers;
+    }
+
     /// The connection id (`cx.connection_id()` in the hub).
     pub fn connection_id(&self) -> &str {
         &self.id
@@ -118,8 +126,9 @@ impl<C: ClientCallbacks> TestClient<C> {
         arguments: impl EncodeArguments,
     ) -> Result<R, TestError> {
         let id = self.new_id();
-        self.send_message(&Invocation::new(method, arguments).with_id(id.as_str()))
-            .await?;
+        let mut invocation = Invocation::new(method, arguments).with_id(id.as_str());
+        invocation.headers = self.headers.clone();
+        self.send_message(&invocation).await?;
         loop {
             match self.next_message().await? {
                 HubMessage::Completion(completion) if *completion.invocation_id == *id => {
@@ -143,7 +152,9 @@ impl<C: ClientCallbacks> TestClient<C> {
         method: &str,
         arguments: impl EncodeArguments,
     ) -> Result<(), TestError> {
-        self.send_message(&Invocation::new(method, arguments)).await
+        let mut invocation = Invocation::new(method, arguments);
+        invocation.headers = self.headers.clone();
+        self.send_message(&invocation).await
     }
 
     /// Calls streaming `method` and collects its items until the stream completes.
@@ -153,8 +164,9 @@ impl<C: ClientCallbacks> TestClient<C> {
         arguments: impl EncodeArguments,
     ) -> Result<Vec<T>, TestError> {
         let id = self.new_id();
-        self.send_message(&StreamInvocation::new(id.as_str(), method, arguments))
-            .await?;
+        let mut invocation = StreamInvocation::new(id.as_str(), method, arguments);
+        invocation.headers = self.headers.clone();
+        self.send_message(&invocation).await?;
         let mut items = Vec::new();
         loop {
             match self.next_message().await? {

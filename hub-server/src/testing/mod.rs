@@ -77,7 +77,7 @@ use std::time::Duration;
 use hub_core::hub::{BindError, BoxValue, HubDispatch, HubMethods};
 use hub_core::negotiate::TransportType;
 
-use hub_core::protocol::{Arguments, FrameDecoder, Framing, Protocol};
+use hub_core::protocol::{Arguments, FrameDecoder, Framing, Headers, Protocol};
 use hub_core::ProtocolError;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
@@ -281,6 +281,7 @@ impl<C: ClientCallbacks> TestHub<C> {
             next_id: 0,
             task: Some(task),
             family: PhantomData,
+            headers: Headers::new(),
         };
         client.handshake().await?;
         Ok(client)
