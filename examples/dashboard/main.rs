@@ -1,6 +1,7 @@
-//! The dashboard example: the [`hub::Dashboard`] hub on `/dashboard`, `POST /api/login` and the
-//! Vite + Vue page built from `examples/dashboard/web`, all on one port. It prints
-//! `dashboard: http://127.0.0.1:<port>/` once listening.
+//! The dashboard example: the [`hub::Dashboard`] hub on `/dashboard`, `POST /api/login`, the
+//! admins' stats view on `GET /stats` and the Vite + Vue page built from
+//! `examples/dashboard/web`, all on one port. It prints `dashboard: http://127.0.0.1:<port>/`
+//! once listening.
 //!
 //! ```sh
 //! ./examples/dashboard/run                    # builds the page when needed, then runs this binary
@@ -24,14 +25,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hub_server::{HubServer, HubService, RequestInfo, ResponseBody};
+use hub_server::{
+    Authorization, HubServer, HubService, RequestInfo, Requirement, ResponseBody, ServerError,
+};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
-use crate::auth::{LoginRequest, Tokens};
+use crate::auth::{LoginRequest, Role, Tokens};
 use crate::hub::{DashboardServer, ServeDashboard};
 use crate::site::Site;
+
+/// Where the hub server's stats view is served (`GET`, JSON, admins only).
+pub const STATS_PATH: &str = "/stats";
 
 /// The largest `POST /api/login` body accepted.
 const MAX_LOGIN_BODY: usize = 4 * 1024;
@@ -40,6 +46,28 @@ const MAX_LOGIN_BODY: usize = 4 * 1024;
 /// test, and installed by the page's `package.json` as `dashboard-client`).
 fn client_package() -> hub_server::codegen::TypeScriptPackage {
     hub_server::codegen::TypeScriptPackage::new("dashboard-client")
+}
+
+/// The hub on `/dashboard`, signed in with the bearer tokens of [`Tokens`], and the hub server's
+/// stats view on [`STATS_PATH`] for admins: connections by transport and protocol, users, the
+/// topics' groups with their members, invocations and messages with their rates. The server
+/// checks the view's requirement with the same authenticator: no token or a bad one gets 401, a
+/// user without the `admin` role 403.
+fn hub_service(
+    tokens: Arc<Tokens>,
+    dashboard: Arc<DashboardServer>,
+) -> Result<HubService, ServerError> {
+    HubServer::builder()
+        .authenticator(move |request: &RequestInfo| {
+            let principal = tokens.authenticate(request.bearer_token().as_deref());
+            async move { principal }
+        })
+        .hub("/dashboard", ServeDashboard::from_arc(dashboard))
+        .stats_endpoint(
+            STATS_PATH,
+            Authorization::all([Requirement::role([Role::Admin.as_str()])]),
+        )
+        .into_service()
 }
 
 /// Everything a request may need.
@@ -110,7 +138,8 @@ async fn login(tokens: &Tokens, request: Request<Incoming>) -> Response<Response
     }
 }
 
-/// Hands hub paths to the hubs, `/api/login` to [`login`], and serves the page.
+/// Hands hub paths (and the stats view) to the hubs, `/api/login` to [`login`], and serves the
+/// page.
 async fn route(
     app: Arc<App>,
     request: Request<Incoming>,
@@ -166,15 +195,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         Tokens::from_env()
             .map_err(|error| format!("no random source for the token key: {error}"))?,
     );
-    let authenticator = tokens.clone();
     let dashboard = Arc::new(DashboardServer::default());
-    let hubs = HubServer::builder()
-        .authenticator(move |request: &RequestInfo| {
-            let principal = authenticator.authenticate(request.bearer_token().as_deref());
-            async move { principal }
-        })
-        .hub("/dashboard", ServeDashboard::from_arc(dashboard.clone()))
-        .into_service()?;
+    let hubs = hub_service(tokens.clone(), dashboard.clone())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     #[allow(clippy::print_stdout)]
     {

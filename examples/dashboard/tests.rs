@@ -1,15 +1,19 @@
-//! The dashboard hub in process (`hub_server::testing`), its tokens, and the committed client's
-//! drift check.
+//! The dashboard hub in process (`hub_server::testing`), its tokens, the admins' stats view (the
+//! server's service, called in process), and the committed client's drift check.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
+use http::{header, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
 use hub_server::protocol::Protocol;
 use hub_server::testing::{Callback, TestClient, TestHub};
-use hub_server::{Principal, Unauthorized};
+use hub_server::{HubService, Principal, Unauthorized};
+use serde_json::{json, Value};
 
 use crate::auth::{LoginRequest, Role, Tokens};
 use crate::hub::{
@@ -372,4 +376,175 @@ fn tokens_name_their_user_and_survive_a_restart_with_the_same_secret() {
         password: "alice".to_owned(),
     };
     assert!(before.login(&wrong).is_none());
+}
+
+/// An answer of the hub service: status, content type, cache control, body.
+struct Answer {
+    status: StatusCode,
+    content_type: Option<String>,
+    cache_control: Option<String>,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|error| {
+            panic!(
+                "not JSON ({error}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// Sends a request to the service, with `token` as the bearer token when there is one.
+async fn call(
+    service: &HubService,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), service.handle(request))
+        .await
+        .unwrap_or_else(|_| panic!("{uri} did not answer in 10 s"));
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|value: &http::HeaderValue| value.to_str().unwrap().to_owned())
+    };
+    let content_type = header(header::CONTENT_TYPE);
+    let cache_control = header(header::CACHE_CONTROL);
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        content_type,
+        cache_control,
+        body,
+    }
+}
+
+/// `GET /stats` with `token`.
+async fn stats(service: &HubService, token: Option<&str>) -> Answer {
+    call(service, Method::GET, super::STATS_PATH, token, "").await
+}
+
+/// Polls a long-polling connection until a Completion for `invocation_id` arrives; its result.
+async fn completion(service: &HubService, uri: &str, token: &str, invocation_id: &str) -> Value {
+    for _ in 0..20 {
+        let poll = call(service, Method::GET, uri, Some(token), "").await;
+        assert_eq!(poll.status, StatusCode::OK, "a poll");
+        for frame in poll.body.split(|byte| *byte == 0x1e) {
+            if frame.is_empty() {
+                continue;
+            }
+            let message: Value = serde_json::from_slice(frame).unwrap();
+            if message["type"] == 3 && message["invocationId"] == invocation_id {
+                assert_eq!(message.get("error"), None, "{message}");
+                return message["result"].clone();
+            }
+        }
+    }
+    panic!("no completion for invocation {invocation_id}");
+}
+
+/// The server's stats view on `/stats`, through the service `main` serves: 401 without a valid
+/// token, 403 for a user, the view for an admin — showing a user's long-polling connection, the
+/// topic it subscribed to and its invocation.
+#[tokio::test]
+async fn the_stats_view_is_for_admins_only() {
+    let tokens = Arc::new(Tokens::from_secret("tests"));
+    let service = super::hub_service(tokens.clone(), Arc::new(DashboardServer::default())).unwrap();
+    assert!(service.matches("/stats"));
+    let alice = tokens.issue("alice", u64::MAX);
+    let bob = tokens.issue("bob", u64::MAX);
+
+    // No token, another server's token, a forged one, an expired one: 401. A user: 403.
+    assert_eq!(stats(&service, None).await.status, StatusCode::UNAUTHORIZED);
+    let foreign = Tokens::from_secret("another server").issue("alice", u64::MAX);
+    let forged = bob.replacen("bob", "alice", 1);
+    let expired = tokens.issue("alice", 1);
+    for token in [&foreign, &forged, &expired] {
+        assert_eq!(
+            stats(&service, Some(token)).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let refused = stats(&service, Some(&bob)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.body.is_empty());
+
+    // An admin: the view, not cached; nobody is connected yet.
+    let empty = stats(&service, Some(&alice)).await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert_eq!(empty.content_type.as_deref(), Some("application/json"));
+    assert_eq!(empty.cache_control.as_deref(), Some("no-store"));
+    let view = empty.json();
+    assert!(view["atUnixMs"].as_u64().unwrap() > 1_700_000_000_000);
+    assert_eq!(view["hubs"].as_array().unwrap().len(), 1);
+    let hub = &view["hubs"][0];
+    assert_eq!(hub["path"], "/dashboard");
+    assert_eq!(hub["connections"], 0);
+    assert_eq!(hub["byTransport"], json!({}));
+    assert_eq!(hub["users"], 0);
+    assert_eq!(hub["groups"], json!([]));
+    assert_eq!(hub["totals"]["invocations"], 0);
+
+    // bob connects over long polling (through the same service) and subscribes to a topic.
+    let negotiated = call(
+        &service,
+        Method::POST,
+        "/dashboard/negotiate?negotiateVersion=1",
+        Some(&bob),
+        "",
+    )
+    .await;
+    assert_eq!(negotiated.status, StatusCode::OK);
+    let connection_token = negotiated.json()["connectionToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uri = format!("/dashboard?id={connection_token}");
+    let first = call(&service, Method::GET, &uri, Some(&bob), "").await;
+    assert_eq!(first.status, StatusCode::OK, "the first poll");
+    let handshake = "{\"protocol\":\"json\",\"version\":1}\u{1e}";
+    let sent = call(&service, Method::POST, &uri, Some(&bob), handshake).await;
+    assert_eq!(sent.status, StatusCode::OK, "the handshake");
+    let subscribe =
+        "{\"type\":1,\"invocationId\":\"1\",\"target\":\"Subscribe\",\"arguments\":[\"deploys\"]}\u{1e}";
+    let sent = call(&service, Method::POST, &uri, Some(&bob), subscribe).await;
+    assert_eq!(sent.status, StatusCode::OK, "the invocation");
+    assert_eq!(
+        completion(&service, &uri, &bob, "1").await,
+        json!(["deploys"])
+    );
+
+    let view = stats(&service, Some(&alice)).await.json();
+    let hub = &view["hubs"][0];
+    assert_eq!(hub["connections"], 1, "{view}");
+    assert_eq!(hub["byTransport"], json!({ "longPolling": 1 }));
+    assert_eq!(hub["byProtocol"], json!({ "json": 1 }));
+    assert_eq!(hub["users"], 1);
+    assert_eq!(hub["groups"], json!([{ "name": "deploys", "members": 1 }]));
+    assert_eq!(hub["totals"]["invocations"], 1);
+    assert!(hub["totals"]["messagesReceived"].as_u64().unwrap() >= 1);
+    assert!(hub["totals"]["messagesSent"].as_u64().unwrap() >= 1);
+    assert!(hub["totals"]["bytesReceived"].as_u64().unwrap() >= subscribe.len() as u64);
+    for rate in ["invocations", "messagesReceived", "messagesSent"] {
+        assert!(hub["rates"][rate].as_f64().unwrap() >= 0.0, "{view}");
+    }
+    // Still 403 for bob, connected or not.
+    assert_eq!(
+        stats(&service, Some(&bob)).await.status,
+        StatusCode::FORBIDDEN
+    );
 }

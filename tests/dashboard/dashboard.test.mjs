@@ -2,7 +2,8 @@
 // driven by playwright-core. Starts the dashboard binary on a free port (it serves the Vite build
 // in examples/dashboard/web/dist: `tests/dashboard/run` builds it) and signs in alice (admin) and
 // bob (user) in two pages. Every page talks to the server through the generated client
-// (examples/dashboard/client) over the transport its `?transport=` asks for.
+// (examples/dashboard/client) over the transport its `?transport=` asks for; an admin's page also
+// reads the server's stats view (`GET /stats`) into its Server panel.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
@@ -206,6 +207,58 @@ async function exercise(alice, bob, tag) {
   assert.equal(await feedCount(alice, "announcement", `bob tries (${tag})`), 0);
 }
 
+/** What the admin's Server panel shows (from the stats view it read last). */
+async function serverPanel(page) {
+  return page.evaluate(() => {
+    const panel = document.querySelector("#server");
+    if (!panel) return null;
+    const counts = (selector, key) => Object.fromEntries(
+      [...panel.querySelectorAll(`${selector} li`)].map((li) => [li.dataset[key], Number(li.dataset.count)]),
+    );
+    const rate = (selector) => {
+      const element = panel.querySelector(selector);
+      return { rate: Number(element.dataset.rate), total: Number(element.dataset.total), text: element.textContent };
+    };
+    return {
+      state: panel.dataset.state,
+      reads: Number(panel.dataset.reads),
+      connections: Number(panel.querySelector("#server-connections").textContent),
+      users: Number(panel.querySelector("#server-users").textContent),
+      transports: counts("#server-transports", "transport"),
+      protocols: counts("#server-protocols", "protocol"),
+      groups: [...panel.querySelectorAll("#server-groups li")].map((li) => [li.dataset.group, Number(li.dataset.members), li.textContent.trim()]),
+      invocations: rate("#server-invocations"),
+      messagesIn: rate("#server-messages-in"),
+      messagesOut: rate("#server-messages-out"),
+    };
+  });
+}
+
+/** Waits until the Server panel shows what `check` wants; fails with what it showed last. */
+async function panelShows(page, what, check, timeout = WAIT) {
+  const deadline = Date.now() + timeout;
+  let shown;
+  for (;;) {
+    shown = await serverPanel(page);
+    if (shown && shown.state === "live" && check(shown)) return shown;
+    if (Date.now() > deadline) throw new Error(`the Server panel never showed ${what}: ${JSON.stringify(shown)}`);
+    await page.waitForTimeout(100);
+  }
+}
+
+/** `GET /stats` from the page, with `token` as the bearer token when there is one: the status. */
+async function statsStatus(page, token) {
+  return page.evaluate(async (token) => {
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    return (await fetch("/stats", { headers, cache: "no-store" })).status;
+  }, token);
+}
+
+/** The page's bearer token (kept in sessionStorage by the page). */
+async function tokenOf(page) {
+  return page.evaluate(() => JSON.parse(sessionStorage.getItem("dashboard.signIn")).token);
+}
+
 test("sign-in: wrong passwords and requests without a token are refused", async () => {
   const context = await browser.newContext();
   const page = await context.newPage();
@@ -336,6 +389,94 @@ test("after the server restarts, the pages reconnect by themselves: topics and m
   } finally {
     await alice.close();
     await bob.close();
+  }
+  assert.deepEqual(pageErrors, []);
+});
+
+test("the admin's Server panel shows the stats view; a user gets no panel, /stats answers 403 (401 without a token)", async () => {
+  const alice = await open("alice");
+  const stats = [];
+  alice.on("request", (request) => {
+    if (new URL(request.url()).pathname === "/stats") stats.push(Date.now());
+  });
+  let bob;
+  try {
+    // Alone over WebSockets (a long-polling page of an earlier test may linger up to the server's
+    // 15 s disconnect timeout).
+    await panelShows(alice, "alice alone over WebSockets", (shown) =>
+      shown.connections === 1 && shown.users === 1 && shown.transports.webSockets === 1
+        && shown.transports.longPolling === 0 && shown.transports.serverSentEvents === 0
+        && shown.protocols.json === 1 && shown.protocols.messagepack === 0 && shown.groups.length === 0, 20_000);
+
+    // bob connects over long polling (forced): two connections, one per transport, two users.
+    bob = await open("bob", "longPolling");
+    assert.equal(await bob.textContent("#transport"), "LongPolling");
+    await panelShows(alice, "bob's long-polling connection", (shown) =>
+      shown.connections === 2 && shown.users === 2 && shown.transports.webSockets === 1
+        && shown.transports.longPolling === 1 && shown.transports.serverSentEvents === 0 && shown.protocols.json === 2);
+
+    // bob is no admin: no panel, his page never asked for the view, and the server refuses him.
+    assert.equal(await bob.locator("#server").count(), 0);
+    assert.equal(await bob.evaluate(() => performance.getEntriesByType("resource").filter((entry) => new URL(entry.name).pathname === "/stats").length), 0);
+    assert.equal(await statsStatus(bob, await tokenOf(bob)), 403);
+    assert.equal(await statsStatus(bob, null), 401);
+    assert.equal(await statsStatus(bob, "v1.alice.99999999999.forged"), 401);
+    assert.equal(await statsStatus(alice, await tokenOf(alice)), 200);
+
+    // Topics are the hub's groups: a subscription appears with its members, largest first.
+    await subscribe(bob, "deploys");
+    await panelShows(alice, "#deploys with bob", (shown) => JSON.stringify(shown.groups.map(([name, members]) => [name, members])) === '[["deploys",1]]');
+    await subscribe(alice, "deploys");
+    await subscribe(bob, "incidents");
+    const grouped = await panelShows(alice, "#deploys with two members, #incidents with one", (shown) =>
+      JSON.stringify(shown.groups.map(([name, members]) => [name, members])) === '[["deploys",2],["incidents",1]]');
+    assert.match(grouped.groups[0][2], /^#deploys\s*2$/);
+
+    // Invocations: four more, and the rate moves; then, with nothing invoked, it falls back to 0.
+    const invocationsBefore = grouped.invocations.total;
+    for (const text of ["first", "second", "third"]) {
+      await bob.selectOption("#publish-topic", "deploys");
+      await bob.fill("#publish-text", `stats ${text}`);
+      await bob.click("#publish-form button[type=submit]");
+      await inFeed(bob, "sent", `stats ${text}`);
+    }
+    await alice.selectOption("#notify-user", "bob");
+    await alice.fill("#notify-text", "stats: are you there?");
+    await alice.click("#notify-form button[type=submit]");
+    await inFeed(bob, "user", "stats: are you there?");
+    const busy = await panelShows(alice, "invocations moving", (shown) =>
+      shown.invocations.total >= invocationsBefore + 4 && shown.invocations.rate > 0 && shown.messagesIn.rate > 0 && shown.messagesOut.rate > 0);
+    assert.match(busy.invocations.text, /^\d+\.\d\/s$/);
+    assert.ok(busy.messagesIn.total > 0 && busy.messagesOut.total > 0);
+    const idle = await panelShows(alice, "no invocations for a while", (shown) => shown.invocations.rate === 0);
+    assert.ok(idle.invocations.total >= invocationsBefore + 4);
+    assert.equal(idle.invocations.text, "0.0/s");
+
+    // Read every 2 s.
+    const from = stats.length;
+    await alice.waitForTimeout(4500);
+    const during = stats.length - from;
+    assert.ok(during >= 2 && during <= 3, `${during} reads of /stats in 4.5 s`);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await alice.screenshot({ path: `${ARTIFACTS}dashboard-server.png`, fullPage: true });
+
+    // bob signs out: his connection and his groups go.
+    await bob.click("#sign-out");
+    await bob.locator("#login-form").waitFor({ timeout: WAIT });
+    await panelShows(alice, "alice alone again", (shown) =>
+      shown.connections === 1 && shown.users === 1 && shown.transports.longPolling === 0
+        && JSON.stringify(shown.groups.map(([name, members]) => [name, members])) === '[["deploys",1]]');
+
+    // alice signs out: the panel goes and stops reading the view.
+    await alice.click("#sign-out");
+    await alice.locator("#login-form").waitFor({ timeout: WAIT });
+    assert.equal(await alice.locator("#server").count(), 0);
+    const readsAtSignOut = stats.length;
+    await alice.waitForTimeout(2500);
+    assert.equal(stats.length, readsAtSignOut, "the panel read /stats after signing out");
+  } finally {
+    await alice.close();
+    await bob?.close();
   }
   assert.deepEqual(pageErrors, []);
 });

@@ -1,6 +1,7 @@
 // Vite builds the page into dist/, which the Rust server (examples/dashboard/main.rs) serves.
-// `npm run dev` serves it with hot reload instead and forwards the API and the hub (WebSockets
-// included) to a dashboard server on DASHBOARD_URL (default http://127.0.0.1:5001).
+// `npm run dev` serves it with hot reload instead and forwards the API, the stats view and the
+// hub (WebSockets included) to a dashboard server on DASHBOARD_URL (default
+// http://127.0.0.1:5001).
 import { defineConfig } from "vite";
 import vue from "@vitejs/plugin-vue";
 
@@ -14,6 +15,7 @@ export default defineConfig({
     fs: { allow: [".."] },
     proxy: {
       "/api": server,
+      "/stats": server,
       "/dashboard": { target: server, ws: true },
     },
   },
