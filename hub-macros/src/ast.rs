@@ -126,6 +126,8 @@ pub(crate) struct OutputModel {
     pub(crate) ty: Option<Type>,
     /// Wrapped in `Result<_, E>`.
     pub(crate) fallible: bool,
+    /// `E` of `Result<_, E>`, when written (not for a one-parameter alias like `anyhow::Result`).
+    pub(crate) error: Option<Type>,
     /// What is inside the `Result`, or the whole type.
     pub(crate) shape: Shape,
 }
@@ -291,6 +293,7 @@ fn output(kind: TraitKind, ret: &ReturnType, errors: &mut Errors) -> Option<Outp
             return Some(OutputModel {
                 ty: None,
                 fallible: false,
+                error: None,
                 shape: Shape::Unit,
             })
         }
@@ -311,6 +314,7 @@ fn output(kind: TraitKind, ret: &ReturnType, errors: &mut Errors) -> Option<Outp
         return Some(OutputModel {
             ty: Some(ty),
             fallible: false,
+            error: None,
             shape,
         });
     }
@@ -320,6 +324,7 @@ fn output(kind: TraitKind, ret: &ReturnType, errors: &mut Errors) -> Option<Outp
     };
     let shape = shape(&inner, errors)?;
     Some(OutputModel {
+        error: fallible.then(|| result_err_type(&ty)).flatten(),
         ty: Some(ty),
         fallible,
         shape,
@@ -419,6 +424,21 @@ fn result_ok_type(ty: &Type) -> Option<Type> {
         GenericArgument::Type(ty) => Some(ty.clone()),
         _ => None,
     })
+}
+
+/// `E` of `Result<T, E>` (the second type argument).
+fn result_err_type(ty: &Type) -> Option<Type> {
+    let Type::Path(path) = ty else { return None };
+    let PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else {
+        return None;
+    };
+    args.args
+        .iter()
+        .filter_map(|arg| match arg {
+            GenericArgument::Type(ty) => Some(ty.clone()),
+            _ => None,
+        })
+        .nth(1)
 }
 
 /// The doc comment of an item: its `///` lines joined, one leading space trimmed from each.

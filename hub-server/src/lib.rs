@@ -61,16 +61,18 @@ pub use clients::{
     CallerClients, Cancellation, ClientCallbacks, ClientProxy, Clients, Context, Groups,
     HubContext, ManyClients, ProxyKind, ResultKind, SingleClient, SingleClientProxy,
 };
-pub use config::{ConfigError, CorsConfig, HubConfig, DEFAULT_WEBSOCKET_READ_BUFFER_SIZE};
+pub use config::{
+    ConfigError, ContractCheck, CorsConfig, HubConfig, DEFAULT_WEBSOCKET_READ_BUFFER_SIZE,
+};
 pub use connection::SendError;
 pub use futures_core::Stream;
 pub use handler::{ConnectionClosed, ConnectionHandler, RawConnection, RawSender};
 pub use http::{HubService, ResponseBody};
-pub use hub_core::hub::ClientResultError;
 pub use hub_core::hub::{
     AsArgument, Authorization, FromCall, HubDispatch, HubError, HubMethods, IntoHubError,
     Requirement, UploadStream,
 };
+pub use hub_core::hub::{ClientError, ClientResultError};
 pub use hub_core::negotiate::TransportType;
 pub use hub_core::{negotiate, protocol, refresh, token, ProtocolError};
 pub use hub_macros::{hub, hub_client};
@@ -103,16 +105,17 @@ pub mod __private {
     };
     pub use crate::lifetime::LifetimeError;
     pub use crate::registry::{
-        typescript_type, CallbackMetadata, ClientMetadata, HubMetadata, HubRegistration,
-        MethodMetadata, OutputMetadata, ParameterMetadata, TypeMetadata,
+        typescript_type, CallbackMetadata, ClientMetadata, ErrorTypeProbe, HubMetadata,
+        HubRegistration, MethodMetadata, OutputMetadata, ParameterMetadata, TypeMetadata,
+        TypedErrorType, UntypedErrorType,
     };
     pub use crate::testing::{Deliver, Delivery, TypedHub};
     pub use hub_core::hub::{
         bind_call, bind_context, fallible_stream_output, hook_result, result_output, stream_output,
         try_output, unknown_method, value_output, AsArgument, Authorization, BindError, BoxFuture,
-        BoxValue, CallError, CallParts, ClientResultError, FromArguments, FromCall, HubDispatch,
-        HubError, MethodDescriptor, MethodKind, MethodOutput, MethodTable, ParameterSource,
-        RawUpload, Requirement,
+        BoxValue, CallError, CallParts, ClientResultError, ErrorProbe, FromArguments, FromCall,
+        HubDispatch, HubError, MethodDescriptor, MethodKind, MethodOutput, MethodTable,
+        ParameterSource, PlainErrorProbe, RawUpload, Requirement, TypedErrorProbe,
     };
     pub use hub_core::protocol::Arguments;
     pub use inventory;

@@ -48,6 +48,9 @@ pub struct MethodMetadata {
     pub parameters: &'static [ParameterMetadata],
     /// What the method answers.
     pub output: OutputMetadata,
+    /// Its error type, when it is a [`ClientError`](crate::ClientError) (the generated client
+    /// then rejects with a typed error); `None` for untyped errors and infallible methods.
+    pub error: fn() -> Option<TypeMetadata>,
     /// Who may call it (`#[authorize]` on the method or the trait).
     pub authorization: fn() -> Authorization,
 }
@@ -190,6 +193,60 @@ impl TypeVisitor for Declarations<'_> {
             docs: T::docs(),
         });
         T::visit_dependencies(self);
+    }
+}
+
+/// Tells whether a method's error type is a [`ClientError`](crate::ClientError), for its
+/// metadata: `(&ErrorTypeProbe::<E>::new()).error_type()` with [`TypedErrorType`] and
+/// [`UntypedErrorType`] in scope gives `Some` for one (which must then have a TypeScript type)
+/// and `None` for anything else (autoref specialisation, as [`ErrorProbe`](crate::ErrorProbe)).
+pub struct ErrorTypeProbe<E>(std::marker::PhantomData<fn() -> E>);
+
+impl<E> ErrorTypeProbe<E> {
+    /// A probe of `E`.
+    pub const fn new() -> Self {
+        ErrorTypeProbe(std::marker::PhantomData)
+    }
+}
+
+impl<E> Default for ErrorTypeProbe<E> {
+    fn default() -> Self {
+        ErrorTypeProbe::new()
+    }
+}
+
+/// A [`ClientError`](crate::ClientError)'s metadata (see [`ErrorTypeProbe`]).
+pub trait TypedErrorType {
+    /// The error type.
+    type Error;
+    /// The error type's TypeScript form.
+    fn error_type(&self) -> Option<TypeMetadata>
+    where
+        Self::Error: TypeScript;
+}
+
+impl<E: crate::ClientError> TypedErrorType for ErrorTypeProbe<E> {
+    type Error = E;
+    fn error_type(&self) -> Option<TypeMetadata>
+    where
+        E: TypeScript,
+    {
+        Some(TypeMetadata {
+            rust: std::any::type_name::<E>(),
+            typescript: typescript_type::<E>,
+        })
+    }
+}
+
+/// Any other error type's metadata: none (see [`ErrorTypeProbe`]).
+pub trait UntypedErrorType {
+    /// `None`.
+    fn error_type(&self) -> Option<TypeMetadata>;
+}
+
+impl<E> UntypedErrorType for &ErrorTypeProbe<E> {
+    fn error_type(&self) -> Option<TypeMetadata> {
+        None
     }
 }
 

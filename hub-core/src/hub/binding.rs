@@ -28,7 +28,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{
-    BindError, BoxFuture, CallError, ErasedItems, HubError, MethodOutput, RawUpload, UploadStream,
+    BindError, BoxFuture, CallError, ClientError, ErasedItems, HubError, MethodOutput, RawUpload,
+    UploadStream,
 };
 use crate::protocol::Arguments;
 
@@ -209,7 +210,7 @@ fn bind_failed(error: BindError) -> BoxFuture<Result<MethodOutput, CallError>> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be the error type of a hub method",
     label = "does not convert into `HubError`, the error text a caller sees",
-    note = "return `Result<T, HubError>` and `Err(HubError::new(text))` (for a `String`: `.map_err(HubError::new)`), or use an error type that implements `std::error::Error` or `Into<HubError>`"
+    note = "return `Result<T, HubError>` and `Err(HubError::new(text))` (for a `String`: `.map_err(HubError::new)`), use an error type that implements `std::error::Error` or `Into<HubError>`, or an error enum the caller receives typed (`impl hub_server::ClientError for MyError {{}}`)"
 )]
 pub trait IntoHubError {
     /// The error as the caller will see it.
@@ -219,6 +220,62 @@ pub trait IntoHubError {
 impl<E: Into<HubError>> IntoHubError for E {
     fn into_hub_error(self) -> HubError {
         self.into()
+    }
+}
+
+/// Picks how a hub method's error becomes a [`HubError`]: a [`ClientError`] with
+/// [`HubError::typed`] (its value reaches the clients that read it), anything else as the
+/// method's error type says ([`IntoHubError`]). Generated code calls
+/// `(&ErrorProbe::new(error)).hub_error()` with [`TypedErrorProbe`] and [`PlainErrorProbe`] in
+/// scope; the first applies when the type is a `ClientError` (autoref specialisation).
+pub struct ErrorProbe<E>(std::cell::Cell<Option<E>>);
+
+impl<E> ErrorProbe<E> {
+    /// Holds `error` until it is converted.
+    pub fn new(error: E) -> Self {
+        ErrorProbe(std::cell::Cell::new(Some(error)))
+    }
+
+    fn take(&self) -> Option<E> {
+        self.0.take()
+    }
+}
+
+/// The conversion of [`ClientError`]s (see [`ErrorProbe`]).
+pub trait TypedErrorProbe {
+    /// The error as a typed [`HubError`].
+    fn hub_error(&self) -> HubError;
+}
+
+impl<E: ClientError> TypedErrorProbe for ErrorProbe<E> {
+    fn hub_error(&self) -> HubError {
+        match self.take() {
+            Some(error) => HubError::typed(&error),
+            None => HubError::internal("a hub method's error was converted twice"),
+        }
+    }
+}
+
+/// The conversion of every other error type (see [`ErrorProbe`]).
+pub trait PlainErrorProbe {
+    /// The method's error type.
+    type Error;
+    /// The error through [`IntoHubError`].
+    fn hub_error(&self) -> HubError
+    where
+        Self::Error: IntoHubError;
+}
+
+impl<E> PlainErrorProbe for &ErrorProbe<E> {
+    type Error = E;
+    fn hub_error(&self) -> HubError
+    where
+        E: IntoHubError,
+    {
+        match self.take() {
+            Some(error) => error.into_hub_error(),
+            None => HubError::internal("a hub method's error was converted twice"),
+        }
     }
 }
 

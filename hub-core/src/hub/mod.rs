@@ -49,8 +49,8 @@ mod client_result;
 pub use authorization::{Authorization, Requirement};
 pub use binding::{
     bind_call, bind_context, fallible_stream_output, hook_result, result_output, stream_output,
-    try_output, unknown_method, value_output, AsArgument, CallParts, FromCall, IntoHubError,
-    ParameterSource,
+    try_output, unknown_method, value_output, AsArgument, CallParts, ErrorProbe, FromCall,
+    IntoHubError, ParameterSource, PlainErrorProbe, TypedErrorProbe,
 };
 pub use client_result::ClientResultError;
 
@@ -77,7 +77,52 @@ pub struct HubError {
     kind: HubErrorKind,
     type_name: Cow<'static, str>,
     message: String,
+    /// A [`ClientError`]'s value, for clients that read it (see [`HubError::client_error`]).
+    typed: Option<Box<TypedError>>,
 }
+
+/// A [`ClientError`] as it travels: the type's name and its value as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypedError {
+    /// The Rust type's name (without its path), which the generated client's guard checks.
+    pub type_name: String,
+    /// The value, serialised as JSON.
+    pub json: String,
+}
+
+/// The Completion header that carries a [`ClientError`]'s value to the clients that read it
+/// (the generated TypeScript client): JSON text `{"type": "<TypeName>", "error": <value>}`, in
+/// both hub protocols. Other clients ignore headers and read the error text.
+pub const TYPED_ERROR_HEADER: &str = "hubs-error";
+
+/// An error type whose values a hub method's callers receive whole: implement it (no methods) for
+/// an error enum that is `Serialize`, `Display` (the text every client sees, as a `HubException`
+/// message) and, for the generated TypeScript, `ts_rs::TS`. A method returning
+/// `Result<T, ChatError>` then rejects in the generated client with a typed, discriminated error
+/// (`isChatError(e) && e.error.kind === "RoomFull"`), listed in the method's TSDoc.
+///
+/// ```
+/// use hub_core::hub::{ClientError, HubError};
+///
+/// #[derive(serde::Serialize, Debug)]
+/// #[serde(tag = "kind")]
+/// enum ChatError {
+///     RoomFull { room: String },
+/// }
+/// impl std::fmt::Display for ChatError {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         match self {
+///             ChatError::RoomFull { room } => write!(f, "{room} is full"),
+///         }
+///     }
+/// }
+/// impl ClientError for ChatError {}
+///
+/// let error = HubError::typed(&ChatError::RoomFull { room: "lobby".into() });
+/// assert_eq!(error.message(), "lobby is full");
+/// assert_eq!(error.client_error().unwrap().json, r#"{"kind":"RoomFull","room":"lobby"}"#);
+/// ```
+pub trait ClientError: serde::Serialize + fmt::Display + Send + Sync + 'static {}
 
 /// Whether a [`HubError`]'s message is for the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +140,29 @@ impl HubError {
             kind: HubErrorKind::Hub,
             type_name: Cow::Borrowed("HubException"),
             message: message.into(),
+            typed: None,
         }
+    }
+
+    /// A [`ClientError`]: its `Display` text is sent to every caller (as a hub error's is), and
+    /// its value, as JSON, to the clients that read it. A value serde cannot write as JSON (a
+    /// map with non-string keys, a failing `Serialize`) is sent as text only.
+    pub fn typed<E: ClientError>(error: &E) -> Self {
+        let typed = serde_json::to_string(error).ok().map(|json| {
+            Box::new(TypedError {
+                type_name: short_type_name::<E>().to_owned(),
+                json,
+            })
+        });
+        HubError {
+            typed,
+            ..HubError::new(error.to_string())
+        }
+    }
+
+    /// The typed value of an error made by [`typed`](Self::typed).
+    pub fn client_error(&self) -> Option<&TypedError> {
+        self.typed.as_deref()
     }
 
     /// An error whose details stay on the server unless detailed errors are enabled.
@@ -104,6 +171,7 @@ impl HubError {
             kind: HubErrorKind::Internal,
             type_name: Cow::Borrowed(short_type_name::<E>()),
             message: error.to_string(),
+            typed: None,
         }
     }
 

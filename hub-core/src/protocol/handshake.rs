@@ -21,6 +21,10 @@ pub struct HandshakeRequest {
     pub protocol: String,
     /// The protocol version: 1, or 2 for stateful reconnect (some clients send 0).
     pub version: i64,
+    /// The contract hash of the hub the client was generated from (sent by generated clients;
+    /// other servers ignore the field, other clients do not send it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
 }
 
 impl HandshakeRequest {
@@ -29,7 +33,14 @@ impl HandshakeRequest {
         HandshakeRequest {
             protocol: protocol.into(),
             version,
+            contract: None,
         }
+    }
+
+    /// The same request presenting a client's contract hash.
+    pub fn with_contract(mut self, contract: impl Into<String>) -> Self {
+        self.contract = Some(contract.into());
+        self
     }
 
     /// Parses one handshake frame (without its record separator).
@@ -109,6 +120,16 @@ impl HandshakeResponse {
         out.push(RECORD_SEPARATOR);
     }
 
+    /// Appends an accepted response that tells a client which contract the server's hub has:
+    /// `{"contract":"…"}␞` (only to clients that presented one: the others get exactly `{}␞`).
+    pub fn encode_accepted_with_contract(contract: &str, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"contract\":");
+        // A string always serializes.
+        let _ = serde_json::to_writer(&mut *out, contract);
+        out.push(b'}');
+        out.push(RECORD_SEPARATOR);
+    }
+
     /// Parses one handshake response frame (without its record separator), as a client does.
     ///
     /// A frame with a `type` field is a hub message, not a handshake response: that is an error, as
@@ -132,6 +153,26 @@ impl HandshakeResponse {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_contract_rides_in_the_handshake_and_is_optional() {
+        let request =
+            HandshakeRequest::parse(br#"{"protocol":"json","version":1,"contract":"abc"}"#)
+                .unwrap();
+        assert_eq!(request.contract.as_deref(), Some("abc"));
+        let plain = HandshakeRequest::parse(br#"{"protocol":"json","version":1}"#).unwrap();
+        assert_eq!(plain.contract, None);
+        let mut out = Vec::new();
+        HandshakeRequest::new("json", 1).encode(&mut out);
+        assert_eq!(out, b"{\"protocol\":\"json\",\"version\":1}\x1e");
+        let mut out = Vec::new();
+        HandshakeResponse::encode_accepted_with_contract("abc", &mut out);
+        assert_eq!(out, b"{\"contract\":\"abc\"}\x1e");
+        assert_eq!(
+            HandshakeResponse::parse(&out[..out.len() - 1]).unwrap(),
+            HandshakeResponse::Accepted
+        );
+    }
 
     const BOTH: &[Protocol] = &[Protocol::Json, Protocol::MessagePack];
 

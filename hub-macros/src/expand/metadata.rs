@@ -78,6 +78,26 @@ fn method_metadata(method: &MethodModel, hub: &AuthModel, p: &TokenStream) -> To
     let output_ty = type_metadata(&wire_ty, &wire_ty, p);
     let stream = method.output.is_stream();
     let authorization = method.auth.expand(hub, p);
+    // A unary method's `ClientError` is typed for generated clients (see `ErrorTypeProbe`).
+    let error = match (&method.output.error, stream) {
+        (Some(error), false) => {
+            let at = super::respan(p, error.span());
+            quote_spanned! {error.span()=> {
+                fn __error() -> #p::Option<#p::TypeMetadata> {
+                    #[allow(unused_imports)]
+                    use #at::{TypedErrorType as _, UntypedErrorType as _};
+                    (&#at::ErrorTypeProbe::<#error>::new()).error_type()
+                }
+                __error
+            }}
+        }
+        _ => quote! {{
+            fn __error() -> #p::Option<#p::TypeMetadata> {
+                #p::Option::None
+            }
+            __error
+        }},
+    };
     quote! {
         #p::MethodMetadata {
             name: #name,
@@ -86,6 +106,7 @@ fn method_metadata(method: &MethodModel, hub: &AuthModel, p: &TokenStream) -> To
             docs: #docs,
             parameters: &[#(#parameters),*],
             output: #p::OutputMetadata { stream: #stream, ty: #output_ty },
+            error: #error,
             authorization: {
                 fn __authorization() -> #p::Authorization {
                     #authorization

@@ -180,7 +180,17 @@ fn method_call(trait_ident: &syn::Ident, method: &MethodModel, p: &TokenStream) 
     let output = match (&method.output.shape, method.output.fallible) {
         (Shape::Unit, false) => quote!({ #call; #rt::value_output(()) }),
         (Shape::Unit | Shape::Value(_), true) => {
-            quote_spanned!(span=> { let __output = #call; #rt::result_output(__output) })
+            // A `ClientError` becomes a typed error; anything else converts as its type says
+            // (autoref specialisation on `ErrorProbe`).
+            quote_spanned!(span=> {
+                let __output = #call;
+                let __output = __output.map_err(|__error| {
+                    #[allow(unused_imports)]
+                    use #rt::{PlainErrorProbe as _, TypedErrorProbe as _};
+                    (&#rt::ErrorProbe::new(__error)).hub_error()
+                });
+                #rt::result_output(__output)
+            })
         }
         (Shape::Value(_), false) => {
             quote_spanned!(span=> { let __output = #call; #rt::value_output(__output) })

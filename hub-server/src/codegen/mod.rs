@@ -48,12 +48,15 @@ use ts_rs::Config;
 
 use crate::registry::{self, HubMetadata};
 
+mod contract;
 mod emit;
 mod lossy;
 mod model;
 mod runtime_files;
 mod serde_check;
 
+pub use contract::contract_hash;
+pub(crate) use contract::contract_of;
 use emit::json_string;
 use model::{Declarations, HubModel, DTS_PRELUDE, HEADER, JS_PRELUDE, RUNTIME_IMPORTS};
 

@@ -41,6 +41,8 @@ pub struct HubConfig {
     pub(crate) outbound_queue_capacity: usize,
     /// Send the details of unexpected method errors to clients (off: they get a generic text).
     pub(crate) detailed_errors: bool,
+    /// What to do with a generated client whose contract hash differs from the hub's (log).
+    pub(crate) contract_check: ContractCheck,
     /// The hub protocols clients may pick in the handshake.
     pub(crate) protocols: Vec<Protocol>,
     /// The lowest negotiate version accepted (0).
@@ -92,6 +94,18 @@ pub struct HubConfig {
     pub(crate) authentication_refresh: bool,
 }
 
+/// What a hub does with a generated client built from other hub traits than its own
+/// ([`HubConfig::contract_check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContractCheck {
+    /// Accept it silently.
+    Accept,
+    /// Accept it, with a warning in the log naming both contracts.
+    Log,
+    /// Refuse it: the client gets a Close message (no reconnect) that says to regenerate it.
+    Refuse,
+}
+
 impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
@@ -104,6 +118,7 @@ impl Default for HubConfig {
             max_parallel_invocations: 1,
             outbound_queue_capacity: 1024,
             detailed_errors: false,
+            contract_check: ContractCheck::Log,
             protocols: Protocol::ALL.to_vec(),
             min_negotiate_version: 0,
             shutdown_timeout: Duration::from_secs(5),
@@ -177,6 +192,16 @@ impl HubConfig {
     /// never wait for it.
     pub fn outbound_queue_capacity(mut self, messages: usize) -> Self {
         self.outbound_queue_capacity = messages;
+        self
+    }
+
+    /// What to do when a generated TypeScript client presents a contract hash other than the
+    /// hub's (it was generated from another version of the hub's traits): accept it, log a
+    /// warning and accept it (the default), or refuse it — the client gets a Close message whose
+    /// error says to regenerate it. Clients that present none (the official ones) are always
+    /// accepted.
+    pub fn contract_check(mut self, check: ContractCheck) -> Self {
+        self.contract_check = check;
         self
     }
 

@@ -6,7 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use hub_core::hub::{CallError, HubError, MethodOutput};
+use hub_core::hub::{CallError, HubError, MethodOutput, TypedError, TYPED_ERROR_HEADER};
 use hub_core::protocol::{Headers, MessageRef, OutcomeRef};
 
 use crate::connection::Connection;
@@ -46,8 +46,27 @@ pub(super) fn error_bytes(
     invocation_id: &str,
     text: &str,
 ) -> Option<Bytes> {
+    typed_error_bytes(connection, invocation_id, text, None)
+}
+
+/// An error Completion; a [`ClientError`](hub_core::hub::ClientError)'s value rides in its
+/// [`TYPED_ERROR_HEADER`] as `{"type": …, "error": …}` (official clients ignore headers).
+pub(super) fn typed_error_bytes(
+    connection: &Connection,
+    invocation_id: &str,
+    text: &str,
+    typed: Option<&TypedError>,
+) -> Option<Bytes> {
+    let headers = match typed {
+        Some(typed) => {
+            let name = serde_json::to_string(&typed.type_name).unwrap_or_else(|_| "\"\"".into());
+            let value = format!(r#"{{"type":{name},"error":{}}}"#, typed.json);
+            Headers::from_iter([(TYPED_ERROR_HEADER, value)])
+        }
+        None => Headers::new(),
+    };
     connection.encode(&MessageRef::Completion {
-        headers: &Headers::new(),
+        headers: &headers,
         invocation_id,
         outcome: OutcomeRef::Error(text),
     })

@@ -92,7 +92,14 @@ pub(super) fn completion_bytes(
         Ok(MethodOutput::Stream(_)) => {
             format!("The client attempted to invoke the streaming '{target}' method with a non-streaming invocation.")
         }
-        Err(error) => call_error_text(&error, target, detailed),
+        Err(error) => {
+            let text = call_error_text(&error, target, detailed);
+            let typed = match &error {
+                CallError::Method(error) => error.client_error(),
+                _ => None,
+            };
+            return typed_error_bytes(&shared.connection, invocation_id, &text, typed);
+        }
     };
     error_bytes(&shared.connection, invocation_id, &text)
 }

@@ -123,6 +123,8 @@ pub(crate) struct Endpoint {
     pub(crate) dispatch: Arc<DispatchEnv>,
     /// The hub's instruments.
     pub(crate) metrics: Arc<HubMetrics>,
+    /// The hub's contract hash (`#[hub]` traits), which generated clients present.
+    pub(crate) contract: Option<String>,
     tokens: Mutex<HashMap<String, TokenState>>,
     /// Who each negotiated token was issued to, and the identity of its connection once a
     /// transport attached. Kept beside `tokens` and pruned with it.
@@ -170,6 +172,7 @@ impl Endpoint {
             .name()
             .map_or_else(|| path.trim_start_matches('/').to_owned(), str::to_owned);
         let metrics = Arc::new(HubMetrics::new(&path, &service, hub.methods(), stats));
+        let contract = hub.name().and_then(crate::codegen::contract_of);
         let context = HubContext::new(
             manager.clone(),
             metrics.clone(),
@@ -202,6 +205,7 @@ impl Endpoint {
             shutdown: CancellationToken::new(),
             dispatch,
             metrics,
+            contract,
             tokens: Mutex::new(HashMap::new()),
             bindings: Mutex::new(HashMap::new()),
             owners: Mutex::new(HashMap::new()),

@@ -92,7 +92,7 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
     let mut decoder = FrameDecoder::new(Framing::TextRecords, config.max_message_size);
 
     // ----- handshake ----- (boxed, as teardown is: the task stays the size of the read loop)
-    let (protocol, version) = Box::pin(handshake(
+    let handshake = Box::pin(handshake(
         &endpoint,
         attached.transport,
         &mut source,
@@ -100,6 +100,7 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
         &mut decoder,
     ))
     .await?;
+    let (protocol, version) = (handshake.protocol, handshake.version);
     // As ASP.NET Core: stateful reconnect needs handshake version 2.
     let session = session.filter(|_| version >= 2);
     decoder.set_framing(protocol.framing());
@@ -130,7 +131,7 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
             inner: connection.clone(),
         })
         .await;
-    if !accept_handshake(&mut sink, config.send_timeout).await {
+    if !accept_handshake(&mut sink, config.send_timeout, &handshake, &endpoint).await {
         if registered.is_ok() {
             if let Err(error) = endpoint.manager.remove_connection(&connection.id).await {
                 tracing::error!(%error, "the lifetime manager could not unregister the connection");
