@@ -1,10 +1,10 @@
 import type { AuthenticationRefreshFeature, AuthenticationRefreshOptions } from "./authentication-refresh.js";
-import { AbortError, ConnectionClosedError, HandshakeError, TimeoutError } from "./errors.js";
+import { AbortError, ConnectionClosedError, HandshakeError, TimeoutError, whenAborted } from "./errors.js";
 import { createHandshakeReader, handshakeRequest } from "./handshake.js";
 import { type ConnectionOptions, openConnection, type Reopen } from "./http-connection.js";
-import { type Logger, LogLevel } from "./logger.js";
+import { Level, type Logger } from "./logger.js";
 import { isTracked, MessageBuffer } from "./message-buffer.js";
-import { type HubMessage, type HubProtocol, MessageType as T } from "./protocol.js";
+import { type HubMessage, type HubProtocol, T } from "./protocol.js";
 import type { RetryPolicy } from "./retry-policy.js";
 import type { Data, Transport, TransportName } from "./transport.js";
 
@@ -16,6 +16,14 @@ export const HubConnectionState = {
   Reconnecting: "Reconnecting",
 } as const;
 export type HubConnectionState = (typeof HubConnectionState)[keyof typeof HubConnectionState];
+/** The states for this package's own code: a const enum, so that bundlers put the strings in place. */
+export const enum S {
+  Disconnected = "Disconnected",
+  Connecting = "Connecting",
+  Connected = "Connected",
+  Disconnecting = "Disconnecting",
+  Reconnecting = "Reconnecting",
+}
 
 export interface HubConnectionOptions {
   protocol: HubProtocol;
@@ -44,7 +52,7 @@ const ignore = () => {};
 const delay = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+    whenAborted(signal, () => (clearTimeout(timer), resolve()));
   });
 
 /**
@@ -53,38 +61,45 @@ const delay = (ms: number, signal: AbortSignal) =>
  * HubMessages both ways.
  */
 export class ConnectionLifecycle {
-  state: HubConnectionState = HubConnectionState.Disconnected;
+  state = S.Disconnected as HubConnectionState;
   connectionId: string | null = null;
-  /** The transport negotiated last (HubConnection shows it while Connected). */
-  transportName: TransportName | null = null;
-  readonly closeHandlers: ((error?: Error) => void)[] = [];
-  readonly reconnectingHandlers: ((error?: Error) => void)[] = [];
-  readonly reconnectedHandlers: ((connectionId?: string) => void)[] = [];
-  /** The live connection's authentication refresh (none with skipNegotiation, or once it closed). */
-  authentication?: AuthenticationRefreshFeature;
+  /** The name of the transport negotiated last (HubConnection shows it while Connected). */
+  declare transport: TransportName;
+  /** The callbacks of HubConnection's `onclose`, `onreconnecting` and `onreconnected`. */
+  readonly onclose: ((error?: Error) => void)[] = [];
+  readonly onreconnecting: ((error?: Error) => void)[] = [];
+  readonly onreconnected: ((connectionId?: string) => void)[] = [];
+  /** The last connection's authentication refresh (none with skipNegotiation); HubConnection uses it while Connected. */
+  declare auth?: AuthenticationRefreshFeature;
+  declare readonly options: HubConnectionOptions;
+  #url: string;
+  #connectionOptions: ConnectionOptions;
+  #hub: HubMessageHandler;
   /** The transport in use; during a stateful resume, the one being reopened. */
-  private active?: Transport;
-  private parse?: (chunk: Data) => HubMessage[];
-  private pingTimer?: ReturnType<typeof setTimeout>;
-  private timeoutTimer?: ReturnType<typeof setTimeout>;
-  private closeError?: Error;
-  private allowReconnect = true;
-  private lifetime = new AbortController();
-  private transportClosed?: Promise<void>;
-  private startPromise?: Promise<void>;
-  private longPolling = false;
-  /** Replaced on each new connection (uploads stop when it changes). */
-  private generation = {};
+  #active?: Transport;
+  #parse?: (chunk: Data) => HubMessage[];
+  #pingTimer?: ReturnType<typeof setTimeout>;
+  #timeoutTimer?: ReturnType<typeof setTimeout>;
+  #closeError?: Error;
+  #transportClosed?: Promise<void>;
+  #startPromise?: Promise<void>;
   /** Stateful reconnect, when the server agreed to it. */
-  private buffer?: MessageBuffer;
-  private reopen?: Reopen;
+  #buffer?: MessageBuffer;
+  #reopen?: Reopen;
+  // Set by start() or #connect() before any use:
+  /** Aborted when the connection closes for good (ends the waits between attempts). */
+  #lifetime!: AbortController;
+  #allowReconnect!: boolean;
+  #longPolling!: boolean;
+  /** Replaced on each new connection (uploads stop when it changes). */
+  #generation!: object;
 
-  constructor(
-    private readonly url: string,
-    private readonly connectionOptions: ConnectionOptions,
-    readonly options: HubConnectionOptions,
-    private readonly hub: HubMessageHandler,
-  ) {}
+  constructor(url: string, connectionOptions: ConnectionOptions, options: HubConnectionOptions, hub: HubMessageHandler) {
+    this.#url = url;
+    this.#connectionOptions = connectionOptions;
+    this.options = options;
+    this.#hub = hub;
+  }
 
   log(level: number, message: string) {
     this.options.logger?.log(level, message);
@@ -92,223 +107,225 @@ export class ConnectionLifecycle {
 
   /** Whether the connection current now is still up (for uploads: false once it dropped or was replaced). */
   liveness(): () => boolean {
-    const generation = this.generation;
-    return () => this.generation === generation && !!this.active;
+    const generation = this.#generation;
+    return () => this.#generation === generation && !!this.#active;
   }
 
   async start(): Promise<void> {
-    if (this.state !== HubConnectionState.Disconnected) {
+    if (this.state !== S.Disconnected) {
       throw new Error("Cannot start a HubConnection that is not in the 'Disconnected' state.");
     }
-    this.state = HubConnectionState.Connecting;
-    this.lifetime = new AbortController();
-    this.startPromise = this.connect();
+    this.state = S.Connecting;
+    this.#lifetime = new AbortController();
     try {
-      await this.startPromise;
+      await (this.#startPromise = this.#connect());
+      if (this.state !== S.Connecting) {
+        // stop() was called while starting.
+        const transport = this.#active;
+        this.#active = undefined;
+        await transport?.stop();
+        throw new AbortError("The connection was stopped during negotiation.");
+      }
     } catch (error) {
-      this.state = HubConnectionState.Disconnected;
+      this.state = S.Disconnected;
       this.connectionId = null;
       throw error;
     }
-    if (this.state !== HubConnectionState.Connecting) {
-      // stop() was called while starting.
-      const transport = this.active;
-      this.active = undefined;
-      await transport?.stop();
-      this.state = HubConnectionState.Disconnected;
-      this.connectionId = null;
-      throw new AbortError("The connection was stopped during negotiation.");
-    }
-    this.state = HubConnectionState.Connected;
+    this.state = S.Connected;
+  }
+
+  /** Closes the transport; `error` (none: a clean close) is why the connection ends. */
+  #fail(error?: Error) {
+    this.#closeError = error;
+    this.#active?.stop();
+  }
+
+  #ping() {
+    this.send({ type: T.Ping }).catch(ignore);
+  }
+
+  #clearTimers() {
+    clearTimeout(this.#pingTimer);
+    clearTimeout(this.#timeoutTimer);
+  }
+
+  /** Makes `transport` the active one: its data goes to `receive`, and `closed` runs when it closes. */
+  #attach(transport: Transport, receive: (data: Data) => void, closed: (error?: Error) => void) {
+    this.#active = transport;
+    transport.onreceive = receive;
+    this.#transportClosed = new Promise((resolve) => {
+      transport.onclose = (error) => {
+        resolve();
+        closed(error);
+      };
+    });
   }
 
   /** Negotiate, transport, handshake. On success the connection is live. */
-  private async connect(): Promise<void> {
-    const protocol = this.options.protocol;
-    const bufferSize = this.options.statefulReconnectBufferSize;
-    const { transport, name, connectionId, reopen, authentication } = await openConnection(
-      this.url,
-      this.connectionOptions,
+  async #connect(): Promise<void> {
+    const { protocol, statefulReconnectBufferSize: bufferSize } = this.options;
+    const { transport, name, connectionId, reopen, auth } = await openConnection(
+      this.#url,
+      this.#connectionOptions,
       protocol.transferFormat,
       bufferSize !== undefined,
     );
-    this.active = transport;
-    this.transportName = name;
-    this.generation = {};
-    this.reopen = reopen;
-    this.authentication = authentication;
-    this.buffer = reopen
+    this.transport = name;
+    this.#generation = {};
+    this.#reopen = reopen;
+    this.auth = auth;
+    this.#buffer = reopen
       ? new MessageBuffer(
           bufferSize!,
           (sequenceId) => this.send({ type: T.Ack, sequenceId }).catch(ignore),
-          (error) => {
-            this.closeError = error;
-            this.active?.stop();
-          },
+          (error) => this.#fail(error),
         )
       : undefined;
-    this.longPolling = name === "LongPolling";
-    this.closeError = undefined;
-    this.allowReconnect = true;
-    let handshake!: { resolve(): void; reject(e: Error): void };
-    const handshakeDone = new Promise<void>((resolve, reject) => (handshake = { resolve, reject }));
+    this.#longPolling = name === "LongPolling";
+    this.#closeError = undefined;
+    this.#allowReconnect = true;
+    let handshakeDone!: () => void;
+    let handshakeFailed!: (error: Error) => void;
+    const handshake = new Promise<void>((resolve, reject) => ((handshakeDone = resolve), (handshakeFailed = reject)));
     const readHandshake = createHandshakeReader();
     const parser = protocol.createParser();
-    this.parse = undefined;
-    transport.onreceive = (data) => {
-      this.resetTimeout();
-      if (!this.parse) {
-        // The handshake reply is JSON + ␞ whatever the protocol; what follows it is hub messages.
-        let rest: Data | undefined;
-        try {
-          rest = readHandshake(data);
-        } catch (error) {
-          return handshake.reject(error as Error);
+    this.#parse = undefined;
+    this.#attach(
+      transport,
+      (data) => {
+        this.#resetTimeout();
+        if (!this.#parse) {
+          // The handshake reply is JSON + ␞ whatever the protocol; what follows it is hub messages.
+          let rest: Data | undefined;
+          try {
+            rest = readHandshake(data);
+          } catch (error) {
+            return handshakeFailed(error as Error);
+          }
+          if (rest === undefined) return;
+          this.#parse = parser;
+          handshakeDone();
+          if (!rest.length) return;
+          data = rest;
         }
-        if (rest === undefined) return;
-        this.parse = parser;
-        handshake.resolve();
-        if (!rest.length) return;
-        data = rest;
-      }
-      this.receive(data);
-    };
-    this.transportClosed = new Promise((resolve) => {
-      transport.onclose = (error) => {
-        handshake.reject(error ?? new HandshakeError("The connection closed during the handshake."));
-        resolve();
-        if (this.active === transport && this.parse === parser) this.dropped(error);
-      };
-    });
+        this.#receive(data);
+      },
+      (error) => {
+        handshakeFailed(this.#closeError ?? error ?? new HandshakeError("The connection closed during the handshake."));
+        if (this.#active === transport && this.#parse === parser) this.#dropped(error);
+      },
+    );
     try {
-      const timer = setTimeout(
-        () => handshake.reject(new TimeoutError("Server timeout elapsed without receiving a handshake response.")),
-        this.options.serverTimeoutInMilliseconds,
-      );
-      await Promise.all([
-        // Stateful reconnect needs handshake version 2.
-        transport.send(handshakeRequest(protocol.name, this.buffer ? 2 : protocol.version)),
-        handshakeDone.finally(() => clearTimeout(timer)),
-      ]);
+      this.#resetTimeout();
+      // Stateful reconnect needs handshake version 2.
+      await Promise.all([transport.send(handshakeRequest(protocol.name, this.#buffer ? 2 : protocol.version)), handshake]);
     } catch (error) {
-      this.active = this.authentication = undefined;
-      clearTimeout(this.timeoutTimer);
+      this.#active = undefined;
+      clearTimeout(this.#timeoutTimer);
       await transport.stop();
       throw error;
     }
     this.connectionId = connectionId ?? null;
-    this.resetTimeout();
-    if (!this.longPolling) this.send({ type: T.Ping }).catch(ignore);
+    this.#resetTimeout();
+    if (!this.#longPolling) this.#ping();
   }
 
-  private receive(data: Data) {
+  #receive(data: Data) {
     let messages: HubMessage[];
     try {
-      messages = this.parse!(data);
+      messages = this.#parse!(data);
     } catch (error) {
-      this.closeError = error as Error;
-      this.active?.stop();
-      return;
+      return this.#fail(error as Error);
     }
     for (const message of messages) {
-      if (this.buffer && !this.buffer.accept(message)) continue;
-      this.log(LogLevel.Trace, `receive ${JSON.stringify(message)}`);
-      if (message.type !== T.Close) this.hub.message(message);
+      if (this.#buffer && !this.#buffer.accept(message)) continue;
+      this.log(Level.Trace, `receive ${JSON.stringify(message)}`);
+      if (message.type !== T.Close) this.#hub.message(message);
       else {
-        this.closeError = message.error
-          ? new ConnectionClosedError(`Server returned an error on close: ${message.error}`)
-          : undefined;
-        this.allowReconnect = !!message.allowReconnect;
-        this.active?.stop();
+        this.#allowReconnect = !!message.allowReconnect;
+        this.#fail(message.error ? new ConnectionClosedError(`Server returned an error on close: ${message.error}`) : undefined);
       }
     }
   }
 
   /** The transport closed: resume a stateful session after an unexpected drop, else close. */
-  private dropped(error?: Error) {
-    const buffer = this.buffer;
-    if (buffer && error && !this.closeError && this.state === HubConnectionState.Connected) {
-      this.resume(buffer, error);
-    } else {
-      this.onTransportClose(error);
-    }
+  #dropped(error?: Error) {
+    const buffer = this.#buffer;
+    if (buffer && error && !this.#closeError && this.state === S.Connected) this.#resume(buffer, error);
+    else this.#closed(error);
   }
 
   /** Reopens the same connection (no negotiate, no handshake), sends Sequence and replays. */
-  private async resume(buffer: MessageBuffer, error: Error) {
-    const reopen = this.reopen!;
+  async #resume(buffer: MessageBuffer, error: Error) {
+    const protocol = this.options.protocol;
     buffer.pause();
-    clearTimeout(this.pingTimer);
-    clearTimeout(this.timeoutTimer);
-    this.log(LogLevel.Information, `Connection lost (${error.message}); resuming it.`);
+    this.#clearTimers();
+    this.log(Level.Information, `Connection lost (${error.message}); resuming it.`);
     for (const wait of RESUME_DELAYS) {
-      await delay(wait, this.lifetime.signal);
-      if (this.state !== HubConnectionState.Connected) break;
+      await delay(wait, this.#lifetime.signal);
+      if (this.state !== S.Connected) break;
       let transport!: Transport;
-      const parse = this.options.protocol.createParser();
       try {
-        await reopen((t) => {
-          this.active = transport = t;
-          this.parse = parse;
-          t.onreceive = (data) => {
-            if (!buffer.resuming) this.resetTimeout();
-            this.receive(data);
-          };
-          this.transportClosed = new Promise((resolve) => {
-            t.onclose = (e) => {
-              resolve();
-              if (this.active === t) this.dropped(e);
-            };
-          });
+        await this.#reopen!((t) => {
+          this.#parse = protocol.createParser();
+          this.#attach(
+            (transport = t),
+            (data) => {
+              if (!buffer.resuming) this.#resetTimeout();
+              this.#receive(data);
+            },
+            (e) => this.#active === t && this.#dropped(e),
+          );
         });
       } catch (e) {
-        this.log(LogLevel.Debug, `Resume attempt failed: ${e}`);
+        this.log(Level.Debug, `Resume attempt failed: ${e}`);
         continue;
       }
-      if (this.state !== HubConnectionState.Connected) {
+      if (this.state !== S.Connected) {
         await transport.stop();
         break;
       }
       try {
-        const { sequenceId, messages } = buffer.replay();
-        await transport.send(this.options.protocol.write({ type: T.Sequence, sequenceId }));
+        const [sequenceId, messages] = buffer.replay();
+        await transport.send(protocol.write({ type: T.Sequence, sequenceId }));
         for (const data of messages) await transport.send(data);
       } catch {
         return; // it closed again: its onclose resumes once more
       }
       buffer.resuming = false;
-      this.resetTimeout();
-      this.send({ type: T.Ping }).catch(ignore);
-      this.log(LogLevel.Information, "Connection resumed.");
+      this.#resetTimeout();
+      this.#ping();
+      this.log(Level.Information, "Connection resumed.");
       return;
     }
-    if (this.buffer !== buffer || this.state === HubConnectionState.Disconnected) return;
-    this.onTransportClose(error);
+    if (this.#buffer !== buffer || this.state === S.Disconnected) return;
+    this.#closed(error);
   }
 
-  private resetTimeout() {
-    if (this.longPolling) return;
-    clearTimeout(this.timeoutTimer);
-    this.timeoutTimer = setTimeout(() => {
-      this.closeError = new TimeoutError("Server timeout elapsed without receiving a message from the server.");
-      this.active?.stop();
-    }, this.options.serverTimeoutInMilliseconds);
+  /**
+   * Restarts the server timeout. It covers the handshake on every transport (a silent server
+   * fails start() with it, as in the official client); long polling has none after that.
+   */
+  #resetTimeout() {
+    clearTimeout(this.#timeoutTimer);
+    if (this.#longPolling && this.#parse) return;
+    this.#timeoutTimer = setTimeout(
+      () => this.#fail(new TimeoutError("Server timeout elapsed without receiving a message from the server.")),
+      this.options.serverTimeoutInMilliseconds,
+    );
   }
 
   /** Sends a hub message; with stateful reconnect, tracked ones wait while the buffer is full. */
   async send(message: HubMessage): Promise<void> {
-    const transport = this.active;
+    const transport = this.#active;
     if (!transport) throw new ConnectionClosedError("Cannot send data if the connection is not in the 'Connected' State.");
-    if (!this.longPolling) {
-      clearTimeout(this.pingTimer);
-      this.pingTimer = setTimeout(
-        () => this.send({ type: T.Ping }).catch(ignore),
-        this.options.keepAliveIntervalInMilliseconds,
-      );
+    if (!this.#longPolling) {
+      clearTimeout(this.#pingTimer);
+      this.#pingTimer = setTimeout(() => this.#ping(), this.options.keepAliveIntervalInMilliseconds);
     }
-    this.log(LogLevel.Trace, `send ${JSON.stringify(message)}`);
+    this.log(Level.Trace, `send ${JSON.stringify(message)}`);
     const data = this.options.protocol.write(message);
-    const buffer = this.buffer;
+    const buffer = this.#buffer;
     if (!buffer || !isTracked(message)) {
       if (buffer?.resuming) return; // Ping/Ack/Close on a dropped socket
       return transport.send(data);
@@ -319,82 +336,79 @@ export class ConnectionLifecycle {
     await room;
   }
 
-  private onTransportClose(error?: Error) {
-    clearTimeout(this.pingTimer);
-    clearTimeout(this.timeoutTimer);
-    this.active = this.authentication = undefined;
-    error = this.closeError ?? error;
+  /** The connection is gone (no resume): pending calls fail, then it reconnects or closes. */
+  #closed(error?: Error) {
+    this.#clearTimers();
+    this.#active = undefined;
+    error = this.#closeError ?? error;
     const closed = error ?? new ConnectionClosedError("Invocation canceled due to the underlying connection being closed.");
-    this.buffer?.dispose(closed);
-    this.buffer = undefined;
-    this.hub.closed(closed);
-    if (this.state === HubConnectionState.Connecting) return; // start() reports it
+    this.#buffer?.dispose(closed);
+    this.#buffer = undefined;
+    this.#hub.closed(closed);
+    if (this.state === S.Connecting) return; // start() reports it
     const policy = this.options.reconnectPolicy;
-    if (this.state === HubConnectionState.Connected && policy && this.allowReconnect) {
-      this.reconnect(policy, error);
-    } else {
-      this.finish(error);
-    }
+    if (this.state === S.Connected && policy && this.#allowReconnect) this.#reconnect(policy, error);
+    else this.#finish(error);
   }
 
-  private finish(error?: Error) {
-    this.state = HubConnectionState.Disconnected;
+  #finish(error?: Error) {
+    this.state = S.Disconnected;
     this.connectionId = null;
-    this.lifetime.abort();
-    for (const handler of this.closeHandlers) handler(error);
+    this.#lifetime.abort();
+    for (const handler of this.onclose) handler(error);
   }
 
   /** `error`: why the connection closed; none when the server closed it cleanly (as the official client, onreconnecting then gets `undefined`). */
-  private async reconnect(policy: RetryPolicy, error?: Error) {
-    this.state = HubConnectionState.Reconnecting;
+  async #reconnect(policy: RetryPolicy, error?: Error) {
+    this.state = S.Reconnecting;
     this.connectionId = null;
     const started = Date.now();
     let reason = error ?? new ConnectionClosedError("The connection closed.");
-    for (const handler of this.reconnectingHandlers) handler(error);
+    for (const handler of this.onreconnecting) handler(error);
     for (let count = 0; ; count++) {
       const wait = policy.nextRetryDelayInMilliseconds({
         previousRetryCount: count,
         elapsedMilliseconds: Date.now() - started,
         retryReason: reason,
       });
-      if (wait === null) return this.finish(reason);
-      await delay(wait, this.lifetime.signal);
-      if (this.state !== HubConnectionState.Reconnecting) return;
+      if (wait === null) return this.#finish(reason);
+      await delay(wait, this.#lifetime.signal);
+      if (this.state !== S.Reconnecting) return;
       try {
-        await this.connect();
+        await this.#connect();
       } catch (error) {
         reason = error as Error;
-        if (this.state !== HubConnectionState.Reconnecting) return;
+        if (this.state !== S.Reconnecting) return;
         continue;
       }
-      if (this.state !== HubConnectionState.Reconnecting) {
-        await this.active?.stop();
+      if (this.state !== S.Reconnecting) {
+        await this.#active?.stop();
         return;
       }
-      if (!this.active) continue;
-      this.state = HubConnectionState.Connected;
-      for (const handler of this.reconnectedHandlers) handler(this.connectionId ?? undefined);
+      if (!this.#active) continue;
+      this.state = S.Connected;
+      for (const handler of this.onreconnected) handler(this.connectionId ?? undefined);
       return;
     }
   }
 
   async stop(): Promise<void> {
     const state = this.state;
-    if (state === HubConnectionState.Disconnected || state === HubConnectionState.Disconnecting) return;
-    if (state === HubConnectionState.Connecting) {
-      this.state = HubConnectionState.Disconnecting;
-      return void (await this.startPromise?.catch(ignore));
+    if (state === S.Disconnected || state === S.Disconnecting) return;
+    if (state === S.Connecting) {
+      this.state = S.Disconnecting;
+      return void (await this.#startPromise?.catch(ignore));
     }
-    if (state === HubConnectionState.Reconnecting && !this.active) {
-      return this.finish(new ConnectionClosedError("The connection was stopped during reconnect."));
+    if (state === S.Reconnecting && !this.#active) {
+      return this.#finish(new ConnectionClosedError("The connection was stopped during reconnect."));
     }
-    this.state = HubConnectionState.Disconnecting;
-    this.allowReconnect = false;
-    const transport = this.active;
-    if (!transport) return this.finish();
-    if (this.buffer?.resuming) return this.onTransportClose(); // the socket is gone already
+    this.state = S.Disconnecting;
+    this.#allowReconnect = false;
+    const transport = this.#active;
+    if (!transport) return this.#finish();
+    if (this.#buffer?.resuming) return this.#closed(); // the socket is gone already
     await this.send({ type: T.Close }).catch(ignore);
     await transport.stop();
-    await this.transportClosed;
+    await this.#transportClosed;
   }
 }

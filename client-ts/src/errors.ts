@@ -8,8 +8,10 @@ export class HubClientError extends Error {
 
 /** Negotiation failed: a non-200 status (see `status`), an `error` field, or too many redirects. */
 export class NegotiateError extends HubClientError {
-  constructor(message: string, readonly status?: number) {
+  declare readonly status?: number | undefined;
+  constructor(message: string, status?: number | undefined) {
     super(message);
+    this.status = status;
   }
 }
 
@@ -30,6 +32,16 @@ export class AbortError extends HubClientError {
   constructor(message = "The operation was aborted.") {
     super(message);
   }
+}
+
+/**
+ * Runs `onAbort` when `signal` aborts, at once if it has; returns what stops listening (call it
+ * when the operation ends).
+ */
+export function whenAborted(signal: AbortSignal | undefined, onAbort: () => void): () => void {
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort); // a signal aborts once
+  return () => signal?.removeEventListener("abort", onAbort);
 }
 
 /** A transport could not connect or failed. */

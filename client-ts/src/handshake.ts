@@ -26,6 +26,6 @@ export function createHandshakeReader(): (data: Data) => Data | undefined {
       throw new HandshakeError((error as Error).message);
     }
     if (reply.error) throw new HandshakeError(`Server returned handshake error: ${reply.error}`);
-    return typeof data === "string" ? data.slice(end + 1) : data.subarray(end + 1);
+    return data.slice(end + 1);
   };
 }

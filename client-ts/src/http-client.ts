@@ -1,8 +1,11 @@
-import { TimeoutError, TransportError } from "./errors.js";
+import { TimeoutError, TransportError, whenAborted } from "./errors.js";
 import type { Data, TransportContext } from "./transport.js";
 
 /** Appends `query` (already encoded) to a URL that may have a query string. */
 export const withQuery = (url: string, query: string) => url + (url.includes("?") ? "&" : "?") + query;
+
+/** Appends `/segment` to a URL's path (one slash between), keeping its query and fragment. */
+export const withPath = (url: string, segment: string) => url.replace(/\/?(?=[?#]|$)/, "/" + segment);
 
 /**
  * An HTTP request with the SignalR headers; rejects on network errors only, and with
@@ -15,27 +18,26 @@ export async function request(
   body?: Data,
   signal?: AbortSignal,
   extra?: Record<string, string>,
-  timeout = cx.timeout,
+  timeout = cx.timeout ?? 100_000,
 ): Promise<Response> {
-  const controller = timeout ? new AbortController() : undefined;
+  const controller = new AbortController();
   let timedOut = false;
-  const timer = timeout && setTimeout(() => ((timedOut = true), controller!.abort()), timeout);
-  const forward = () => controller?.abort();
-  if (signal?.aborted) forward();
-  signal?.addEventListener("abort", forward);
+  const timer = timeout && setTimeout(() => ((timedOut = true), controller.abort()), timeout);
+  const release = whenAborted(signal, () => controller.abort());
   try {
-    return await cx.fetch(url, {
+    // Called unbound: a browser's fetch must not get `cx` as `this`.
+    return await (cx.fetch ?? fetch)(url, {
       method,
       body: body as BodyInit | undefined,
       headers: { "X-Requested-With": "XMLHttpRequest", ...(await cx.headers()), ...extra },
       credentials: "include",
-      signal: controller?.signal ?? signal,
+      signal: controller.signal,
     });
   } catch (error) {
     throw timedOut ? new TimeoutError("A timeout occurred.") : error;
   } finally {
     clearTimeout(timer);
-    signal?.removeEventListener("abort", forward);
+    release();
   }
 }
 

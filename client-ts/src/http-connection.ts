@@ -1,6 +1,6 @@
 import { type AuthenticationRefreshFeature, createRefresh, tokenLifetime } from "./authentication-refresh.js";
 import { NegotiateError, TimeoutError, TransportError } from "./errors.js";
-import { request, withQuery } from "./http-client.js";
+import { request, withPath, withQuery } from "./http-client.js";
 import { LongPollingTransport } from "./long-polling-transport.js";
 import type { TransferFormat } from "./protocol.js";
 import { ServerSentEventsTransport } from "./server-sent-events-transport.js";
@@ -43,11 +43,14 @@ interface NegotiateResponse {
   tokenLifetimeSeconds?: number;
 }
 
-const TRANSPORTS: Record<TransportName, [number, new (cx: TransportContext) => Transport]> = {
-  WebSockets: [HttpTransportType.WebSockets, WebSocketTransport],
-  ServerSentEvents: [HttpTransportType.ServerSentEvents, ServerSentEventsTransport],
-  LongPolling: [HttpTransportType.LongPolling, LongPollingTransport],
+/** The transports by name (each name is also its `HttpTransportType` flag's). */
+const TRANSPORTS: Record<TransportName, new (cx: TransportContext) => Transport> = {
+  WebSockets: WebSocketTransport,
+  ServerSentEvents: ServerSentEventsTransport,
+  LongPolling: LongPollingTransport,
 };
+
+const NEGOTIATE_FAILED = "Failed to complete negotiation with the server: ";
 
 /** Reopens a dropped WebSocket of the same connection (stateful reconnect); `setup` wires it before it opens. */
 export type Reopen = (setup: (transport: Transport) => void) => Promise<Transport>;
@@ -60,7 +63,7 @@ export interface OpenConnection {
   /** Set when the server agreed to stateful reconnect. */
   reopen?: Reopen;
   /** Authentication refresh (`POST {hub}/refresh`): set when the connection was negotiated. */
-  authentication?: AuthenticationRefreshFeature;
+  auth?: AuthenticationRefreshFeature;
 }
 
 /** Negotiates (following redirects) and connects the first transport that works. */
@@ -72,11 +75,10 @@ export async function openConnection(
 ): Promise<OpenConnection> {
   // A token from a negotiate redirect or a refresh replaces the factory's for this connection.
   let serverToken: string | undefined;
-  const appToken = async () => (await options.accessTokenFactory?.()) ?? undefined;
+  const appToken = async () => options.accessTokenFactory?.();
+  // The options (fetch, WebSocket, timeout) with the token and the headers of each request.
   const context = (token: () => Promise<string | undefined>): TransportContext => ({
-    fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
-    WebSocket: options.WebSocket,
-    timeout: options.timeout ?? 100_000,
+    ...options,
     token,
     headers: async () => {
       const value = await token();
@@ -100,21 +102,21 @@ export async function openConnection(
 
   const negotiate = async (): Promise<NegotiateResponse> => {
     for (let hop = 0; hop < 100; hop++) {
-      const [path, query] = baseUrl.split("?");
-      const url =
-        path.replace(/\/$/, "") + "/negotiate?" + (query ? query + "&" : "") + "negotiateVersion=1" +
-        (stateful ? "&useStatefulReconnect=true" : "");
+      const url = withQuery(
+        withPath(baseUrl, "negotiate"),
+        "negotiateVersion=1" + (stateful ? "&useStatefulReconnect=true" : ""),
+      );
       let response: Response;
       try {
         response = await request(cx, "POST", url);
       } catch (error) {
-        const message = `Failed to complete negotiation with the server: ${error}`;
+        const message = NEGOTIATE_FAILED + error;
         throw error instanceof TimeoutError ? new TimeoutError(message) : new NegotiateError(message);
       }
       if (response.status !== 200) {
         const text = (await response.text().catch(() => "")) || response.statusText;
         throw new NegotiateError(
-          `Failed to complete negotiation with the server: Error: ${text}: Status code '${response.status}'` +
+          `${NEGOTIATE_FAILED}Error: ${text}: Status code '${response.status}'` +
             (response.status === 404
               ? " Either this is not a SignalR endpoint or there is a proxy blocking the connection."
               : ""),
@@ -139,20 +141,21 @@ export async function openConnection(
   let negotiated: NegotiateResponse | undefined = await negotiate();
   const errors: string[] = [];
   for (const offer of negotiated.availableTransports ?? []) {
-    const entry = TRANSPORTS[offer.transport as TransportName];
-    if (!entry || !(allowed & entry[0]) || !offer.transferFormats.includes(format)) continue;
+    const name = offer.transport as TransportName;
+    // An unknown name has no flag.
+    if (!(allowed & HttpTransportType[name]) || !offer.transferFormats.includes(format)) continue;
     try {
       // A failed attempt may have used up the token: negotiate again for each fallback.
       negotiated ??= await negotiate();
-      const token = (negotiated.negotiateVersion ?? 0) > 0 ? negotiated.connectionToken : negotiated.connectionId;
+      const token = negotiated.negotiateVersion! > 0 ? negotiated.connectionToken : negotiated.connectionId;
       // As the official client: the refresh goes to the URL the application gave, not a redirect's.
       const refresh = createRefresh(refreshCx, hubUrl, token!, (fresh) => (serverToken = fresh));
-      const transport = new entry[1]({ ...cx, refresh });
+      const transport = new TRANSPORTS[name]({ ...cx, refresh });
       const url = withQuery(baseUrl, "id=" + encodeURIComponent(token!));
       await transport.connect(url, format);
       // Stateful reconnect (WebSockets only): a dropped socket reopens the same URL.
       const reopen: Reopen | undefined =
-        negotiated.useStatefulReconnect && transport instanceof WebSocketTransport
+        negotiated.useStatefulReconnect && name === "WebSockets"
           ? async (setup) => {
               const socket = new WebSocketTransport(cx);
               setup(socket); // the server's Sequence may come with the upgrade
@@ -160,11 +163,11 @@ export async function openConnection(
               return socket;
             }
           : undefined;
-      const authentication = { initialTokenLifetimeInSeconds: tokenLifetime(negotiated.tokenLifetimeSeconds), refresh };
-      return { transport, name: offer.transport as TransportName, connectionId: negotiated.connectionId, reopen, authentication };
+      const auth = { lifetime: tokenLifetime(negotiated.tokenLifetimeSeconds), refresh };
+      return { transport, name, connectionId: negotiated.connectionId, reopen, auth };
     } catch (error) {
       if (error instanceof NegotiateError) throw error;
-      errors.push(`${offer.transport}: ${(error as Error).message}`);
+      errors.push(`${name}: ${(error as Error).message}`);
       negotiated = undefined;
     }
   }

@@ -4,33 +4,38 @@ import type { Data, Transport, TransportContext } from "./transport.js";
 
 /** The base of the HTTP transports (SSE and long polling): sends go out as ordered POSTs. */
 export abstract class HttpTransport implements Transport {
-  onreceive?: (data: Data) => void;
-  onclose?: (error?: Error) => void;
-  protected url = "";
-  protected format: TransferFormat = "Text";
+  declare onreceive?: (data: Data) => void;
+  declare onclose?: (error?: Error) => void;
+  protected declare cx: TransportContext;
+  /** Set by connect(). */
+  protected declare url: string;
   protected abort = new AbortController();
-  private queue: Promise<void> = Promise.resolve();
-  protected closed = false;
+  #queue: Promise<void> = Promise.resolve();
+  protected declare closed?: boolean;
 
-  constructor(protected cx: TransportContext) {}
+  constructor(cx: TransportContext) {
+    this.cx = cx;
+  }
 
   abstract connect(url: string, format: TransferFormat): Promise<void>;
 
   send(data: Data): Promise<void> {
-    const sent = this.queue.then(async () => {
+    const sent = this.#queue.then(async () => {
       const type = typeof data === "string" ? "text/plain;charset=UTF-8" : "application/octet-stream";
       const response = await request(this.cx, "POST", this.url, data, undefined, { "Content-Type": type });
       if (!response.ok) throw httpFailure(response, "Send");
     });
-    this.queue = sent.catch(() => {});
+    this.#queue = sent.catch(() => {});
     return sent;
   }
 
+  /** Closes the transport once; `error` is dropped when stop() began it (the abort is signalled). */
   protected close(error?: Error) {
     if (this.closed) return;
     this.closed = true;
+    const stopped = this.abort.signal.aborted;
     this.abort.abort();
-    this.onclose?.(error);
+    this.onclose?.(stopped ? undefined : error);
   }
 
   async stop() {

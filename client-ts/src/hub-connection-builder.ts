@@ -8,9 +8,9 @@ import { DEFAULT_RETRY_DELAYS, retryDelays, type RetryPolicy } from "./retry-pol
 
 /** Configures and builds a HubConnection. */
 export class HubConnectionBuilder {
-  private url?: string;
-  private connectionOptions: ConnectionOptions = {};
-  private options: HubConnectionOptions = {
+  #url?: string;
+  #connectionOptions!: ConnectionOptions; // set with the URL
+  #options: HubConnectionOptions = {
     protocol: new JsonHubProtocol(),
     keepAliveIntervalInMilliseconds: 15_000,
     serverTimeoutInMilliseconds: 30_000,
@@ -18,17 +18,17 @@ export class HubConnectionBuilder {
 
   /** The hub URL, plus transports, skipNegotiation, token factory, headers, fetch/WebSocket. */
   withUrl(url: string, options: ConnectionOptions | number = {}): this {
-    this.url = url;
-    this.connectionOptions = typeof options === "number" ? { transport: options } : options;
+    this.#url = url;
+    this.#connectionOptions = typeof options === "number" ? { transport: options } : options;
     return this;
   }
   withHubProtocol(protocol: HubProtocol): this {
-    this.options.protocol = protocol;
+    this.#options.protocol = protocol;
     return this;
   }
   /** Reconnect after a lost connection: delays (default [0, 2000, 10000, 30000]) or a policy. */
   withAutomaticReconnect(retry: number[] | RetryPolicy = DEFAULT_RETRY_DELAYS): this {
-    this.options.reconnectPolicy = Array.isArray(retry) ? retryDelays(retry) : retry;
+    this.#options.reconnectPolicy = Array.isArray(retry) ? retryDelays(retry) : retry;
     return this;
   }
   /**
@@ -37,7 +37,7 @@ export class HubConnectionBuilder {
    * `bufferSize`: bytes of unacknowledged messages before sends wait (default 100 000).
    */
   withStatefulReconnect(options: { bufferSize?: number } = {}): this {
-    this.options.statefulReconnectBufferSize = options.bufferSize ?? 100_000;
+    this.#options.statefulReconnectBufferSize = options.bufferSize ?? 100_000;
     return this;
   }
   /**
@@ -47,24 +47,24 @@ export class HubConnectionBuilder {
    * false` leaves it to `refreshAuthentication()`. Repeated calls merge their options.
    */
   withAuthenticationRefresh(options: AuthenticationRefreshOptions = {}): this {
-    this.options.authenticationRefresh = { ...this.options.authenticationRefresh, ...options };
+    this.#options.authenticationRefresh = { ...this.#options.authenticationRefresh, ...options };
     return this;
   }
   withKeepAliveInterval(milliseconds: number): this {
-    this.options.keepAliveIntervalInMilliseconds = milliseconds;
+    this.#options.keepAliveIntervalInMilliseconds = milliseconds;
     return this;
   }
   withServerTimeout(milliseconds: number): this {
-    this.options.serverTimeoutInMilliseconds = milliseconds;
+    this.#options.serverTimeoutInMilliseconds = milliseconds;
     return this;
   }
   configureLogging(logger: Logger | ((level: number, message: string) => void)): this {
-    this.options.logger = typeof logger === "function" ? { log: logger } : logger;
+    this.#options.logger = typeof logger === "function" ? { log: logger } : logger;
     return this;
   }
   build(): HubConnection {
-    if (!this.url) throw new Error("The 'HubConnectionBuilder.withUrl' method must be called before building the connection.");
-    validateAuthenticationRefreshOptions(this.options.authenticationRefresh);
-    return new HubConnection(this.url, this.connectionOptions, { ...this.options });
+    if (!this.#url) throw new Error("The 'HubConnectionBuilder.withUrl' method must be called before building the connection.");
+    validateAuthenticationRefreshOptions(this.#options.authenticationRefresh);
+    return new HubConnection(this.#url, this.#connectionOptions, { ...this.#options });
   }
 }

@@ -6,26 +6,28 @@ import type { TransferFormat } from "./protocol.js";
 
 /** Long polling: GET polls (the first returns at once), POST sends, DELETE on stop. */
 export class LongPollingTransport extends HttpTransport {
+  #binary = false;
+
   async connect(url: string, format: TransferFormat) {
     this.url = url;
-    this.format = format;
-    const first = await this.poll();
+    this.#binary = format === "Binary";
+    const first = await this.#poll();
     if (first.status !== 200) throw httpFailure(first, "Long polling");
-    this.loop();
+    this.#loop();
   }
 
-  private poll() {
-    const extra: Record<string, string> = this.format === "Binary" ? { Accept: "application/octet-stream" } : {};
+  #poll() {
+    const extra: Record<string, string> = this.#binary ? { Accept: "application/octet-stream" } : {};
     // Polls have their own 100 s timeout (the server answers within 90 s); one that times out is retried.
     return request(this.cx, "GET", withQuery(this.url, "_=" + Date.now()), undefined, this.abort.signal, extra, 100_000);
   }
 
-  private async loop() {
+  async #loop() {
     // A 409 asking for a refresh gets one; a second in a row (no successful poll between) fails.
     let refreshed = false;
     try {
       while (!this.closed) {
-        const response = await this.poll().catch((error) => {
+        const response = await this.#poll().catch((error) => {
           if (error instanceof TimeoutError) return;
           throw error;
         });
@@ -43,11 +45,11 @@ export class LongPollingTransport extends HttpTransport {
         if (response.status === 204) return this.close();
         if (response.status !== 200) return this.close(httpFailure(response, "Long polling"));
         const body =
-          this.format === "Binary" ? new Uint8Array(await response.arrayBuffer()) : await response.text();
+          this.#binary ? new Uint8Array(await response.arrayBuffer()) : await response.text();
         if (body.length) this.onreceive?.(body);
       }
     } catch (error) {
-      this.close(this.abort.signal.aborted ? undefined : (error as Error));
+      this.close(error as Error);
     }
   }
 

@@ -1,5 +1,5 @@
 import { ConnectionClosedError } from "./errors.js";
-import { type HubMessage, MessageType as T } from "./protocol.js";
+import { type HubMessage, T } from "./protocol.js";
 import type { Data } from "./transport.js";
 
 interface Entry {
@@ -21,89 +21,89 @@ export const isTracked = (message: HubMessage) => message.type <= T.CancelInvoca
  */
 export class MessageBuffer {
   /** Sent tracked messages not acked yet, oldest first. */
-  private entries: Entry[] = [];
-  private bytes = 0;
+  #entries: Entry[] = [];
+  #bytes = 0;
   /** Tracked messages sent so far (the last id). */
-  private sent = 0;
+  #sent = 0;
   /** The id the next incoming tracked message has; the highest one processed. */
-  private nextIn = 1;
-  private latestIn = 0;
-  private waitSequence = false;
-  private ackTimer?: ReturnType<typeof setTimeout>;
+  #nextIn = 1;
+  #latestIn = 0;
+  #waitSequence = false;
+  #ackTimer?: ReturnType<typeof setTimeout>;
   /** Between a drop and a completed replay: only the replay goes out (no acks, pings or new sends). */
   resuming = false;
 
-  constructor(
-    private readonly limit: number,
-    /** Sends an Ack for everything up to `sequenceId`. */
-    private readonly sendAck: (sequenceId: number) => void,
-    /** Closes the connection over a protocol violation. */
-    private readonly fail: (error: Error) => void,
-  ) {}
+  #limit: number;
+  /** Sends an Ack for everything up to `sequenceId`. */
+  #sendAck: (sequenceId: number) => void;
+  /** Closes the connection over a protocol violation. */
+  #fail: (error: Error) => void;
+
+  constructor(limit: number, sendAck: (sequenceId: number) => void, fail: (error: Error) => void) {
+    this.#limit = limit;
+    this.#sendAck = sendAck;
+    this.#fail = fail;
+  }
 
   /** Keeps a sent tracked message until acked; resolves when the unacked bytes are under the limit. */
   track(data: Data): Promise<void> {
-    const size = typeof data === "string" ? data.length : data.byteLength;
+    const size = data.length; // UTF-16 units or bytes
     let entry!: Entry;
-    const room = new Promise<void>((release, fail) => (entry = { id: ++this.sent, data, size, release, fail }));
-    this.entries.push(entry);
-    if ((this.bytes += size) < this.limit) entry.release();
+    const room = new Promise<void>((release, fail) => (entry = { id: ++this.#sent, data, size, release, fail }));
+    this.#entries.push(entry);
+    if ((this.#bytes += size) < this.#limit) entry.release();
     return room;
   }
 
   /** Handles Ack and Sequence; false for what must not be dispatched (those, duplicates, anything before a resume's Sequence). */
   accept(message: HubMessage): boolean {
     const type = message.type;
-    if (this.waitSequence) {
+    if (this.#waitSequence) {
       if (type !== T.Sequence) return false;
-      this.waitSequence = false;
+      this.#waitSequence = false;
     }
     if (type === T.Sequence) {
-      if (message.sequenceId! > this.nextIn) {
-        this.fail(new ConnectionClosedError("Sequence ID greater than amount of messages we've received."));
-      } else this.nextIn = message.sequenceId!;
+      if (message.sequenceId! > this.#nextIn) {
+        this.#fail(new ConnectionClosedError("Sequence ID greater than amount of messages we've received."));
+      } else this.#nextIn = message.sequenceId!;
       return false;
     }
     if (type === T.Ack) {
-      let i = 0;
-      for (const entry of this.entries) {
-        if (entry.id > message.sequenceId!) break;
-        this.bytes -= entry.size;
-        i++;
-      }
-      this.entries.splice(0, i).forEach((entry) => entry.release());
-      // Sends waiting for room go on while the unacked bytes stay under the limit.
+      // Acked messages are dropped and their sends go on; so do the sends waiting for room while
+      // the unacked bytes before them stay under the limit.
       let bytes = 0;
-      for (const entry of this.entries) {
-        if ((bytes += entry.size) >= this.limit) break;
-        entry.release();
-      }
+      this.#entries = this.#entries.filter((entry) => {
+        const acked = entry.id <= message.sequenceId!;
+        if (acked) this.#bytes -= entry.size;
+        if (acked || (bytes += entry.size) < this.#limit) entry.release();
+        return !acked;
+      });
       return false;
     }
     if (!isTracked(message)) return true;
-    const id = this.nextIn++;
-    if (id <= this.latestIn) return false; // already processed before the resume
-    this.latestIn = id;
-    this.ackTimer ??= setTimeout(() => {
-      this.ackTimer = undefined;
-      if (!this.resuming) this.sendAck(this.latestIn);
+    const id = this.#nextIn++;
+    if (id <= this.#latestIn) return false; // already processed before the resume
+    this.#latestIn = id;
+    this.#ackTimer ??= setTimeout(() => {
+      this.#ackTimer = undefined;
+      if (!this.resuming) this.#sendAck(this.#latestIn);
     }, 1000);
     return true;
   }
 
   /** The transport dropped: hold everything until the server's Sequence on the reopened one. */
   pause() {
-    this.resuming = this.waitSequence = true;
+    this.resuming = this.#waitSequence = true;
   }
 
   /** After reopening: the Sequence to send (the first id replayed) and the messages to replay. */
-  replay(): { sequenceId: number; messages: Data[] } {
-    return { sequenceId: this.entries[0]?.id ?? this.sent + 1, messages: this.entries.map((entry) => entry.data) };
+  replay(): [sequenceId: number, messages: Data[]] {
+    return [this.#entries[0]?.id ?? this.#sent + 1, this.#entries.map((entry) => entry.data)];
   }
 
   /** The connection ended for good: sends waiting for room fail with `error`. */
   dispose(error: Error) {
-    clearTimeout(this.ackTimer);
-    for (const entry of this.entries) entry.fail(error);
+    clearTimeout(this.#ackTimer);
+    for (const entry of this.#entries) entry.fail(error);
   }
 }

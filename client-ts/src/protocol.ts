@@ -1,3 +1,19 @@
+/**
+ * The hub message types for this package's own code: a const enum, so that bundlers put the
+ * numbers in place (MessageType, the exported table, has the same ones).
+ */
+export const enum T {
+  Invocation = 1,
+  StreamItem,
+  Completion,
+  StreamInvocation,
+  CancelInvocation,
+  Ping,
+  Close,
+  Ack,
+  Sequence,
+}
+
 /** Hub message types (§4 of the wire spec). */
 export const MessageType = {
   Invocation: 1,
@@ -47,10 +63,18 @@ export const RS = "\x1e";
  * chunk is decoded and scanned once; the pieces of an unfinished record are joined when its `␞` comes.
  */
 export function createTextFramer(): (chunk: string | Uint8Array) => string[] {
+  return createSplitter(RS);
+}
+
+/**
+ * Splits records ended by `separator` out of chunks split anywhere (see createTextFramer); the SSE
+ * transport splits lines with it.
+ */
+export function createSplitter(separator: string | RegExp): (chunk: string | Uint8Array) => string[] {
   const decoder = new TextDecoder();
   let pieces: string[] = [];
   return (chunk) => {
-    const records = (typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true })).split(RS);
+    const records = (typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true })).split(separator);
     const rest = records.pop()!;
     if (records.length && pieces.length) {
       pieces.push(records[0]);

@@ -1,7 +1,7 @@
 import { TransportError } from "./errors.js";
 import { httpFailure, request } from "./http-client.js";
 import { HttpTransport } from "./http-transport.js";
-import type { TransferFormat } from "./protocol.js";
+import { createSplitter, type TransferFormat } from "./protocol.js";
 
 /** Server-Sent Events read with `fetch` (works in browsers and Node ≥ 18), sends as POSTs. */
 export class ServerSentEventsTransport extends HttpTransport {
@@ -12,13 +12,13 @@ export class ServerSentEventsTransport extends HttpTransport {
       Accept: "text/event-stream",
     }, 0);
     if (!response.ok || !response.body) throw httpFailure(response, "Server-Sent Events");
-    this.read(response.body.getReader());
+    this.#read(response.body.getReader());
   }
 
-  private async read(reader: ReadableStreamDefaultReader<Uint8Array>) {
+  async #read(reader: ReadableStreamDefaultReader<Uint8Array>) {
     const decoder = new TextDecoder();
-    // Only each new chunk is scanned: the pieces of an unfinished line wait in `partial`.
-    let partial: string[] = [];
+    // Only each new chunk is scanned: the pieces of an unfinished line wait in the splitter.
+    const split = createSplitter(/\r\n|\r|\n/);
     let skipLF = false;
     let data: string[] = [];
     try {
@@ -30,14 +30,7 @@ export class ServerSentEventsTransport extends HttpTransport {
         // A "\r" ends a line; a "\n" right after it (maybe in the next chunk) belongs to it.
         if (skipLF && text[0] === "\n") text = text.slice(1);
         skipLF = text.endsWith("\r");
-        const lines = text.split(/\r\n|\r|\n/);
-        const rest = lines.pop()!;
-        if (lines.length) {
-          lines[0] = partial.join("") + lines[0];
-          partial = [];
-        }
-        if (rest) partial.push(rest);
-        for (const line of lines) {
+        for (const line of split(text)) {
           if (line === "") {
             if (data.length) this.onreceive?.(data.join("\n"));
             data = [];
@@ -48,7 +41,7 @@ export class ServerSentEventsTransport extends HttpTransport {
       }
       this.close();
     } catch (error) {
-      this.close(this.abort.signal.aborted ? undefined : (error as Error));
+      this.close(error as Error);
     }
   }
 }

@@ -1,5 +1,5 @@
-import { AbortError } from "./errors.js";
-import { type HubMessage, MessageType as T } from "./protocol.js";
+import { AbortError, whenAborted } from "./errors.js";
+import { type HubMessage, T } from "./protocol.js";
 
 /** A subscriber of a server-to-client stream. */
 export interface StreamSubscriber<T> {
@@ -25,22 +25,21 @@ export interface StreamSink<T> {
  * A server-to-client stream fed through `sink`. `cancel` runs when the consumer leaves early
  * (`break`, `dispose()`) or `signal` aborts; an aborted signal ends the stream with AbortError.
  */
-export function createStream<I>(cancel: () => void, signal?: AbortSignal): { stream: HubStream<I>; sink: StreamSink<I> } {
+export function createStream<I>(cancel: () => void, signal?: AbortSignal): [stream: HubStream<I>, sink: StreamSink<I>] {
   const items: I[] = [];
   let end: { error?: Error } | undefined;
   let wake: (() => void) | undefined;
+  let release: (() => void) | undefined;
   const done = (error?: Error) => {
     if (end) return;
     end = { error };
-    signal?.removeEventListener("abort", onAbort);
+    release?.();
     wake?.();
   };
-  const onAbort = () => {
+  release = whenAborted(signal, () => {
     cancel();
     done(new AbortError());
-  };
-  if (signal?.aborted) done(new AbortError());
-  else signal?.addEventListener("abort", onAbort, { once: true });
+  });
 
   const iterator: AsyncIterator<I> = {
     next: async () => {
@@ -62,12 +61,12 @@ export function createStream<I>(cancel: () => void, signal?: AbortSignal): { str
       let disposed = false;
       (async () => {
         try {
-          for (;;) {
-            const next = await iterator.next();
+          // A subscriber that throws ends the loop: the stream is cancelled, `error` gets it.
+          for await (const value of stream) {
             if (disposed) return;
-            if (next.done) return subscriber.complete?.();
-            subscriber.next(next.value);
+            subscriber.next(value);
           }
+          if (!disposed) subscriber.complete?.();
         } catch (error) {
           if (!disposed) subscriber.error?.(error as Error);
         }
@@ -87,12 +86,11 @@ export function createStream<I>(cancel: () => void, signal?: AbortSignal): { str
     },
     done,
   };
-  return { stream, sink };
+  return [stream, sink];
 }
 
 /** Whether a hub method argument is an upload stream (any async iterable). */
-export const isUpload = (value: unknown): value is AsyncIterable<unknown> =>
-  value != null && typeof value === "object" && Symbol.asyncIterator in value;
+export const isUpload = (value: any): value is AsyncIterable<unknown> => typeof value?.[Symbol.asyncIterator] === "function";
 
 /**
  * Sends an upload stream's items as StreamItems, then a Completion (with the error text if the

@@ -19,36 +19,39 @@ function takesHeaders(injected: boolean) {
  * token always goes as `?access_token=`; headers go only to non-browser implementations.
  */
 export class WebSocketTransport implements Transport {
-  onreceive?: (data: Data) => void;
-  onclose?: (error?: Error) => void;
-  private socket?: WebSocket;
+  declare onreceive?: (data: Data) => void;
+  declare onclose?: (error?: Error) => void;
+  #socket?: WebSocket;
+  #cx: TransportContext;
 
-  constructor(private cx: TransportContext) {}
+  constructor(cx: TransportContext) {
+    this.#cx = cx;
+  }
 
   async connect(url: string) {
-    const Socket = this.cx.WebSocket ?? globalThis.WebSocket;
+    const cx = this.#cx;
+    const Socket = cx.WebSocket ?? globalThis.WebSocket;
     if (!Socket) throw new TransportError("No WebSocket implementation: pass one in the options.");
-    const token = await this.cx.token();
+    const token = await cx.token();
     const address = (token ? withQuery(url, "access_token=" + encodeURIComponent(token)) : url).replace(/^http/, "ws");
-    const socket: WebSocket = takesHeaders(!!this.cx.WebSocket)
-      ? new Socket(address, undefined, { headers: await this.cx.headers() })
+    const socket: WebSocket = takesHeaders(!!cx.WebSocket)
+      ? new Socket(address, undefined, { headers: await cx.headers() })
       : new Socket(address);
     socket.binaryType = "arraybuffer";
-    this.socket = socket;
+    this.#socket = socket;
     await new Promise<void>((resolve, reject) => {
       let open = false;
       socket.onopen = () => {
         open = true;
         resolve();
       };
-      socket.onerror = () => {
-        if (!open) reject(new TransportError("WebSocket failed to connect."));
-      };
+      // Once open, the promise is settled: a later error changes nothing here (onclose reports it).
+      socket.onerror = () => reject(new TransportError("WebSocket failed to connect."));
       socket.onmessage = (event) =>
         this.onreceive?.(typeof event.data === "string" ? event.data : new Uint8Array(event.data));
       socket.onclose = (event) => {
         if (!open) return reject(new TransportError(`WebSocket failed to connect (${event.code}).`));
-        this.socket = undefined;
+        this.#socket = undefined;
         this.onclose?.(
           event.wasClean !== false && event.code === 1000
             ? undefined
@@ -61,11 +64,11 @@ export class WebSocketTransport implements Transport {
   }
 
   async send(data: Data) {
-    if (!this.socket || this.socket.readyState !== 1) throw new TransportError("WebSocket is not open.");
-    this.socket.send(data as string);
+    if (!this.#socket || this.#socket.readyState !== 1) throw new TransportError("WebSocket is not open.");
+    this.#socket.send(data as string);
   }
 
   async stop() {
-    this.socket?.close(1000);
+    this.#socket?.close(1000);
   }
 }

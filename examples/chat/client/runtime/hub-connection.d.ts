@@ -25,11 +25,7 @@ export interface AuthenticationRefreshFailedContext {
  * events. Build one with `HubConnectionBuilder`; the connection itself lives in ConnectionLifecycle.
  */
 export declare class HubConnection {
-    private readonly lifecycle;
-    private readonly refresher;
-    private readonly handlers;
-    private readonly pending;
-    private nextId;
+    #private;
     /** @internal Use HubConnectionBuilder. */
     constructor(url: string, connectionOptions: ConnectionOptions, options: HubConnectionOptions);
     get state(): HubConnectionState;
@@ -60,13 +56,6 @@ export declare class HubConnection {
     on(methodName: string, handler: Handler): void;
     /** Removes one handler, or every handler of the method. */
     off(methodName: string, handler?: Handler): void;
-    private sendMessage;
-    /** Invocations, stream items and completions from the server. */
-    private dispatch;
-    /** Runs a client method's handlers; with an invocation id, sends the client result back. */
-    private invokeHandlers;
-    /** Builds an invocation; async-iterable arguments become upload streams, started by `upload()`. */
-    private prepare;
     /** Calls a hub method without waiting for it (a trailing AbortSignal is ignored). */
     send(methodName: string, ...args: unknown[]): Promise<void>;
     /**

@@ -2,8 +2,7 @@ import { HttpTransport } from "./http-transport.js";
 import type { TransferFormat } from "./protocol.js";
 /** Long polling: GET polls (the first returns at once), POST sends, DELETE on stop. */
 export declare class LongPollingTransport extends HttpTransport {
+    #private;
     connect(url: string, format: TransferFormat): Promise<void>;
-    private poll;
-    private loop;
     stop(): Promise<void>;
 }

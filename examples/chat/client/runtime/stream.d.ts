@@ -22,12 +22,9 @@ export interface StreamSink<T> {
  * A server-to-client stream fed through `sink`. `cancel` runs when the consumer leaves early
  * (`break`, `dispose()`) or `signal` aborts; an aborted signal ends the stream with AbortError.
  */
-export declare function createStream<I>(cancel: () => void, signal?: AbortSignal): {
-    stream: HubStream<I>;
-    sink: StreamSink<I>;
-};
+export declare function createStream<I>(cancel: () => void, signal?: AbortSignal): [stream: HubStream<I>, sink: StreamSink<I>];
 /** Whether a hub method argument is an upload stream (any async iterable). */
-export declare const isUpload: (value: unknown) => value is AsyncIterable<unknown>;
+export declare const isUpload: (value: any) => value is AsyncIterable<unknown>;
 /**
  * Sends an upload stream's items as StreamItems, then a Completion (with the error text if the
  * source threw). Stops quietly once `live()` is false (the connection it started on is gone).

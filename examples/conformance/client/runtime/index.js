@@ -11,7 +11,6 @@ var NegotiateError = class extends HubClientError {
     super(message);
     this.status = status;
   }
-  status;
 };
 var HandshakeError = class extends HubClientError {
 };
@@ -26,31 +25,35 @@ var AbortError = class extends HubClientError {
     super(message);
   }
 };
+function whenAborted(signal, onAbort) {
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort);
+  return () => signal?.removeEventListener("abort", onAbort);
+}
 var TransportError = class extends HubClientError {
 };
 
 // src/http-client.ts
 var withQuery = (url, query) => url + (url.includes("?") ? "&" : "?") + query;
-async function request(cx, method, url, body, signal, extra, timeout = cx.timeout) {
-  const controller = timeout ? new AbortController() : void 0;
+var withPath = (url, segment) => url.replace(/\/?(?=[?#]|$)/, "/" + segment);
+async function request(cx, method, url, body, signal, extra, timeout = cx.timeout ?? 1e5) {
+  const controller = new AbortController();
   let timedOut = false;
   const timer = timeout && setTimeout(() => (timedOut = true, controller.abort()), timeout);
-  const forward = () => controller?.abort();
-  if (signal?.aborted) forward();
-  signal?.addEventListener("abort", forward);
+  const release = whenAborted(signal, () => controller.abort());
   try {
-    return await cx.fetch(url, {
+    return await (cx.fetch ?? fetch)(url, {
       method,
       body,
       headers: { "X-Requested-With": "XMLHttpRequest", ...await cx.headers(), ...extra },
       credentials: "include",
-      signal: controller?.signal ?? signal
+      signal: controller.signal
     });
   } catch (error) {
     throw timedOut ? new TimeoutError("A timeout occurred.") : error;
   } finally {
     clearTimeout(timer);
-    signal?.removeEventListener("abort", forward);
+    release();
   }
 }
 function httpFailure(response, what) {
@@ -62,137 +65,89 @@ var LogLevel = { Trace: 0, Debug: 1, Information: 2, Warning: 3, Error: 4, Criti
 
 // src/authentication-refresh.ts
 var CONNECTION_TOKEN_HEADER = "X-SignalR-Connection-Token";
-var DEFAULT_REFRESH_BEFORE_EXPIRATION = 5 * 60 * 1e3;
-var MAX_REFRESH_INTERVAL = 2147483647;
-var MAX_TOKEN_LIFETIME_IN_SECONDS = Math.floor(Number.MAX_SAFE_INTEGER / 1e3);
 function tokenLifetime(value) {
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) return void 0;
-  return Math.min(value, MAX_TOKEN_LIFETIME_IN_SECONDS);
+  if (Number.isFinite(value) && value > 0) return Math.min(value, 9007199254740);
 }
 function validateAuthenticationRefreshOptions(options) {
   const lead = options?.refreshBeforeExpirationInMilliseconds;
-  if (lead !== void 0 && (typeof lead !== "number" || !Number.isFinite(lead) || lead < 0)) {
+  if (lead !== void 0 && !(Number.isFinite(lead) && lead >= 0)) {
     throw new HubClientError(
       "Authentication refreshBeforeExpirationInMilliseconds must be a finite number greater than or equal to 0."
     );
   }
 }
-function refreshDelay(lifetimeSeconds, lead = DEFAULT_REFRESH_BEFORE_EXPIRATION) {
-  const lifetime = lifetimeSeconds * 1e3;
-  return Math.min(lifetime <= lead * 2 ? lifetime / 2 : lifetime - lead, MAX_REFRESH_INTERVAL);
-}
-function refreshUrl(baseUrl) {
-  const at = baseUrl.search(/[?#]/);
-  const [path, rest] = at < 0 ? [baseUrl, ""] : [baseUrl.slice(0, at), baseUrl.slice(at)];
-  return path + (path.endsWith("/") ? "refresh" : "/refresh") + rest;
+async function jsonObject(response) {
+  try {
+    const body = await response.json();
+    if (body && typeof body === "object") return body;
+  } catch {
+  }
 }
 function createRefresh(cx, baseUrl, connectionToken, useToken) {
-  const url = refreshUrl(baseUrl);
+  const url = withPath(baseUrl, "refresh");
   return async () => {
     const response = await request(cx, "POST", url, "", void 0, { [CONNECTION_TOKEN_HEADER]: connectionToken });
     if (response.status !== 200) {
       throw new HubClientError(`Unexpected status code returned from authentication refresh '${response.status}'`);
     }
-    let body;
-    try {
-      body = JSON.parse(await response.text());
-    } catch {
-      body = null;
-    }
-    if (body === null || typeof body !== "object") {
-      throw new HubClientError("Invalid authentication refresh response received: expected JSON content.");
-    }
+    const body = await jsonObject(response);
+    if (!body) throw new HubClientError("Invalid authentication refresh response received: expected JSON content.");
     if (typeof body.accessToken === "string" && body.accessToken) useToken(body.accessToken);
     return tokenLifetime(body.tokenLifetimeSeconds);
   };
 }
-async function isRefreshRequired(response) {
-  if (response.status !== 409) return false;
-  try {
-    const payload = JSON.parse(await response.text());
-    return payload !== null && typeof payload === "object" && payload.error === "authentication_refresh_required";
-  } catch {
-    return false;
-  }
-}
-var AuthenticationRefresher = class {
-  /**
-   * `current()` gives the live connection's feature: null when not Connected, undefined when the
-   * connection was not negotiated.
-   */
-  constructor(connection, options, current, logger) {
-    this.connection = connection;
-    this.options = options;
-    this.current = current;
-    this.logger = logger;
-  }
-  connection;
-  options;
-  current;
-  logger;
-  /** The `onAuthenticationRefreshed` callbacks. */
-  refreshedHandlers = [];
-  /** The `onAuthenticationRefreshFailed` callbacks. */
-  failedHandlers = [];
-  timer;
-  get auto() {
-    return !!this.options && this.options.enableAutoRefresh !== false;
-  }
-  /** A connection started or reconnected: schedule the refresh negotiate's lifetime calls for. */
-  connected() {
-    const lifetime = this.current()?.initialTokenLifetimeInSeconds;
-    if (this.auto && lifetime !== void 0) this.schedule(lifetime);
-  }
-  /** Cancels the scheduled refresh (stop, close, reconnect). */
-  clear() {
-    clearTimeout(this.timer);
-    this.timer = void 0;
-  }
-  schedule(lifetimeSeconds) {
-    this.clear();
-    this.timer = setTimeout(async () => {
-      this.timer = void 0;
-      if (!this.current()) {
-        return this.log(LogLevel.Debug, "Skipping authentication refresh because the connection is not active.");
-      }
+var isRefreshRequired = async (response) => response.status === 409 && (await jsonObject(response))?.error === "authentication_refresh_required";
+function createAuthenticationRefresher(connection, options, current, log) {
+  const auto = options?.enableAutoRefresh !== false ? options : void 0;
+  let timer;
+  const clear = () => clearTimeout(timer);
+  const schedule = (lifetimeSeconds) => {
+    if (!auto || lifetimeSeconds === void 0) return;
+    const lead = auto.refreshBeforeExpirationInMilliseconds ?? 3e5;
+    const lifetime = lifetimeSeconds * 1e3;
+    const delay2 = Math.min(lifetime <= lead * 2 ? lifetime / 2 : lifetime - lead, 2147483647);
+    clear();
+    timer = setTimeout(async () => {
+      if (!current()) return log(1 /* Debug */, "Skipping authentication refresh because the connection is not active.");
       try {
-        this.log(LogLevel.Debug, "Refreshing authentication.");
-        const lifetime = await this.refresh();
-        this.log(LogLevel.Debug, `Authentication refresh completed. New token lifetime: ${lifetime}.`);
+        log(1 /* Debug */, "Refreshing authentication.");
+        log(1 /* Debug */, `Authentication refresh completed. New token lifetime: ${await refresher.refresh()}.`);
       } catch (error) {
-        this.log(LogLevel.Error, `Authentication refresh failed: ${error instanceof Error ? error.message : error}`);
+        log(4 /* Error */, `Authentication refresh failed: ${error.message}`);
       }
-    }, refreshDelay(lifetimeSeconds, this.options?.refreshBeforeExpirationInMilliseconds));
-  }
-  /** `HubConnection.refreshAuthentication()`. */
-  async refresh() {
-    const feature = this.current();
-    if (feature === null) throw new HubClientError("Cannot refresh authentication when the connection is not active.");
-    if (!feature) throw new HubClientError("Authentication refresh is only supported with HTTP-based connections.");
-    let lifetime;
+    }, delay2);
+  };
+  const notify = (name, context) => {
     try {
-      lifetime = await feature.refresh();
-    } catch (e) {
-      const error = e instanceof Error ? e : new Error(String(e));
-      this.notify(this.failedHandlers, { connection: this.connection, error }, "onAuthenticationRefreshFailed");
-      throw e;
-    }
-    if (this.current() === feature && this.auto && lifetime !== void 0) this.schedule(lifetime);
-    const context = { connection: this.connection, newTokenLifetimeInSeconds: lifetime, refreshedAt: /* @__PURE__ */ new Date() };
-    this.notify(this.refreshedHandlers, context, "onAuthenticationRefreshed");
-    return lifetime;
-  }
-  notify(handlers, context, name) {
-    try {
-      for (const handler of handlers) handler.call(this.connection, context);
+      for (const handler of refresher[name]) handler.call(connection, context);
     } catch (error) {
-      this.log(LogLevel.Error, `An ${name} callback threw error '${error}'.`);
+      log(4 /* Error */, `An ${name} callback threw error '${error}'.`);
     }
-  }
-  log(level, message) {
-    this.logger?.log(level, message);
-  }
-};
+  };
+  const refresher = {
+    onAuthenticationRefreshed: [],
+    onAuthenticationRefreshFailed: [],
+    connected: () => schedule(current()?.lifetime),
+    clear,
+    async refresh() {
+      const feature = current();
+      if (feature === null) throw new HubClientError("Cannot refresh authentication when the connection is not active.");
+      if (!feature) throw new HubClientError("Authentication refresh is only supported with HTTP-based connections.");
+      let lifetime;
+      try {
+        lifetime = await feature.refresh();
+      } catch (e) {
+        const error = e instanceof Error ? e : new Error(String(e));
+        notify("onAuthenticationRefreshFailed", { connection, error });
+        throw error;
+      }
+      if (current() === feature) schedule(lifetime);
+      notify("onAuthenticationRefreshed", { connection, newTokenLifetimeInSeconds: lifetime, refreshedAt: /* @__PURE__ */ new Date() });
+      return lifetime;
+    }
+  };
+  return refresher;
+}
 
 // src/protocol.ts
 var MessageType = {
@@ -208,10 +163,13 @@ var MessageType = {
 };
 var RS = "";
 function createTextFramer() {
+  return createSplitter(RS);
+}
+function createSplitter(separator) {
   const decoder = new TextDecoder();
   let pieces = [];
   return (chunk) => {
-    const records = (typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true })).split(RS);
+    const records = (typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true })).split(separator);
     const rest = records.pop();
     if (records.length && pieces.length) {
       pieces.push(records[0]);
@@ -257,38 +215,34 @@ function createHandshakeReader() {
       throw new HandshakeError(error.message);
     }
     if (reply.error) throw new HandshakeError(`Server returned handshake error: ${reply.error}`);
-    return typeof data === "string" ? data.slice(end + 1) : data.subarray(end + 1);
+    return data.slice(end + 1);
   };
 }
 
 // src/http-transport.ts
 var HttpTransport = class {
+  abort = new AbortController();
+  #queue = Promise.resolve();
   constructor(cx) {
     this.cx = cx;
   }
-  cx;
-  onreceive;
-  onclose;
-  url = "";
-  format = "Text";
-  abort = new AbortController();
-  queue = Promise.resolve();
-  closed = false;
   send(data) {
-    const sent = this.queue.then(async () => {
+    const sent = this.#queue.then(async () => {
       const type = typeof data === "string" ? "text/plain;charset=UTF-8" : "application/octet-stream";
       const response = await request(this.cx, "POST", this.url, data, void 0, { "Content-Type": type });
       if (!response.ok) throw httpFailure(response, "Send");
     });
-    this.queue = sent.catch(() => {
+    this.#queue = sent.catch(() => {
     });
     return sent;
   }
+  /** Closes the transport once; `error` is dropped when stop() began it (the abort is signalled). */
   close(error) {
     if (this.closed) return;
     this.closed = true;
+    const stopped = this.abort.signal.aborted;
     this.abort.abort();
-    this.onclose?.(error);
+    this.onclose?.(stopped ? void 0 : error);
   }
   async stop() {
     this.close();
@@ -297,22 +251,23 @@ var HttpTransport = class {
 
 // src/long-polling-transport.ts
 var LongPollingTransport = class extends HttpTransport {
+  #binary = false;
   async connect(url, format) {
     this.url = url;
-    this.format = format;
-    const first = await this.poll();
+    this.#binary = format === "Binary";
+    const first = await this.#poll();
     if (first.status !== 200) throw httpFailure(first, "Long polling");
-    this.loop();
+    this.#loop();
   }
-  poll() {
-    const extra = this.format === "Binary" ? { Accept: "application/octet-stream" } : {};
+  #poll() {
+    const extra = this.#binary ? { Accept: "application/octet-stream" } : {};
     return request(this.cx, "GET", withQuery(this.url, "_=" + Date.now()), void 0, this.abort.signal, extra, 1e5);
   }
-  async loop() {
+  async #loop() {
     let refreshed = false;
     try {
       while (!this.closed) {
-        const response = await this.poll().catch((error) => {
+        const response = await this.#poll().catch((error) => {
           if (error instanceof TimeoutError) return;
           throw error;
         });
@@ -329,11 +284,11 @@ var LongPollingTransport = class extends HttpTransport {
         refreshed = false;
         if (response.status === 204) return this.close();
         if (response.status !== 200) return this.close(httpFailure(response, "Long polling"));
-        const body = this.format === "Binary" ? new Uint8Array(await response.arrayBuffer()) : await response.text();
+        const body = this.#binary ? new Uint8Array(await response.arrayBuffer()) : await response.text();
         if (body.length) this.onreceive?.(body);
       }
     } catch (error) {
-      this.close(this.abort.signal.aborted ? void 0 : error);
+      this.close(error);
     }
   }
   async stop() {
@@ -356,11 +311,11 @@ var ServerSentEventsTransport = class extends HttpTransport {
       Accept: "text/event-stream"
     }, 0);
     if (!response.ok || !response.body) throw httpFailure(response, "Server-Sent Events");
-    this.read(response.body.getReader());
+    this.#read(response.body.getReader());
   }
-  async read(reader) {
+  async #read(reader) {
     const decoder = new TextDecoder();
-    let partial = [];
+    const split = createSplitter(/\r\n|\r|\n/);
     let skipLF = false;
     let data = [];
     try {
@@ -371,14 +326,7 @@ var ServerSentEventsTransport = class extends HttpTransport {
         if (!text) continue;
         if (skipLF && text[0] === "\n") text = text.slice(1);
         skipLF = text.endsWith("\r");
-        const lines = text.split(/\r\n|\r|\n/);
-        const rest = lines.pop();
-        if (lines.length) {
-          lines[0] = partial.join("") + lines[0];
-          partial = [];
-        }
-        if (rest) partial.push(rest);
-        for (const line of lines) {
+        for (const line of split(text)) {
           if (line === "") {
             if (data.length) this.onreceive?.(data.join("\n"));
             data = [];
@@ -389,7 +337,7 @@ var ServerSentEventsTransport = class extends HttpTransport {
       }
       this.close();
     } catch (error) {
-      this.close(this.abort.signal.aborted ? void 0 : error);
+      this.close(error);
     }
   }
 };
@@ -409,34 +357,31 @@ function takesHeaders(injected) {
   return !browser && (injected || typeof g.process?.versions?.node === "string");
 }
 var WebSocketTransport = class {
+  #socket;
+  #cx;
   constructor(cx) {
-    this.cx = cx;
+    this.#cx = cx;
   }
-  cx;
-  onreceive;
-  onclose;
-  socket;
   async connect(url) {
-    const Socket = this.cx.WebSocket ?? globalThis.WebSocket;
+    const cx = this.#cx;
+    const Socket = cx.WebSocket ?? globalThis.WebSocket;
     if (!Socket) throw new TransportError("No WebSocket implementation: pass one in the options.");
-    const token = await this.cx.token();
+    const token = await cx.token();
     const address = (token ? withQuery(url, "access_token=" + encodeURIComponent(token)) : url).replace(/^http/, "ws");
-    const socket = takesHeaders(!!this.cx.WebSocket) ? new Socket(address, void 0, { headers: await this.cx.headers() }) : new Socket(address);
+    const socket = takesHeaders(!!cx.WebSocket) ? new Socket(address, void 0, { headers: await cx.headers() }) : new Socket(address);
     socket.binaryType = "arraybuffer";
-    this.socket = socket;
+    this.#socket = socket;
     await new Promise((resolve, reject) => {
       let open = false;
       socket.onopen = () => {
         open = true;
         resolve();
       };
-      socket.onerror = () => {
-        if (!open) reject(new TransportError("WebSocket failed to connect."));
-      };
+      socket.onerror = () => reject(new TransportError("WebSocket failed to connect."));
       socket.onmessage = (event) => this.onreceive?.(typeof event.data === "string" ? event.data : new Uint8Array(event.data));
       socket.onclose = (event) => {
         if (!open) return reject(new TransportError(`WebSocket failed to connect (${event.code}).`));
-        this.socket = void 0;
+        this.#socket = void 0;
         this.onclose?.(
           event.wasClean !== false && event.code === 1e3 ? void 0 : new TransportError(
             `WebSocket closed with status code: ${event.code} (${event.reason || "no reason given"}).`
@@ -446,27 +391,26 @@ var WebSocketTransport = class {
     });
   }
   async send(data) {
-    if (!this.socket || this.socket.readyState !== 1) throw new TransportError("WebSocket is not open.");
-    this.socket.send(data);
+    if (!this.#socket || this.#socket.readyState !== 1) throw new TransportError("WebSocket is not open.");
+    this.#socket.send(data);
   }
   async stop() {
-    this.socket?.close(1e3);
+    this.#socket?.close(1e3);
   }
 };
 
 // src/http-connection.ts
 var TRANSPORTS = {
-  WebSockets: [HttpTransportType.WebSockets, WebSocketTransport],
-  ServerSentEvents: [HttpTransportType.ServerSentEvents, ServerSentEventsTransport],
-  LongPolling: [HttpTransportType.LongPolling, LongPollingTransport]
+  WebSockets: WebSocketTransport,
+  ServerSentEvents: ServerSentEventsTransport,
+  LongPolling: LongPollingTransport
 };
+var NEGOTIATE_FAILED = "Failed to complete negotiation with the server: ";
 async function openConnection(baseUrl, options, format, stateful) {
   let serverToken;
-  const appToken = async () => await options.accessTokenFactory?.() ?? void 0;
+  const appToken = async () => options.accessTokenFactory?.();
   const context = (token) => ({
-    fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
-    WebSocket: options.WebSocket,
-    timeout: options.timeout ?? 1e5,
+    ...options,
     token,
     headers: async () => {
       const value = await token();
@@ -487,19 +431,21 @@ async function openConnection(baseUrl, options, format, stateful) {
   }
   const negotiate = async () => {
     for (let hop = 0; hop < 100; hop++) {
-      const [path, query] = baseUrl.split("?");
-      const url = path.replace(/\/$/, "") + "/negotiate?" + (query ? query + "&" : "") + "negotiateVersion=1" + (stateful ? "&useStatefulReconnect=true" : "");
+      const url = withQuery(
+        withPath(baseUrl, "negotiate"),
+        "negotiateVersion=1" + (stateful ? "&useStatefulReconnect=true" : "")
+      );
       let response;
       try {
         response = await request(cx, "POST", url);
       } catch (error) {
-        const message = `Failed to complete negotiation with the server: ${error}`;
+        const message = NEGOTIATE_FAILED + error;
         throw error instanceof TimeoutError ? new TimeoutError(message) : new NegotiateError(message);
       }
       if (response.status !== 200) {
         const text = await response.text().catch(() => "") || response.statusText;
         throw new NegotiateError(
-          `Failed to complete negotiation with the server: Error: ${text}: Status code '${response.status}'` + (response.status === 404 ? " Either this is not a SignalR endpoint or there is a proxy blocking the connection." : ""),
+          `${NEGOTIATE_FAILED}Error: ${text}: Status code '${response.status}'` + (response.status === 404 ? " Either this is not a SignalR endpoint or there is a proxy blocking the connection." : ""),
           response.status
         );
       }
@@ -520,26 +466,26 @@ async function openConnection(baseUrl, options, format, stateful) {
   let negotiated = await negotiate();
   const errors = [];
   for (const offer of negotiated.availableTransports ?? []) {
-    const entry = TRANSPORTS[offer.transport];
-    if (!entry || !(allowed & entry[0]) || !offer.transferFormats.includes(format)) continue;
+    const name = offer.transport;
+    if (!(allowed & HttpTransportType[name]) || !offer.transferFormats.includes(format)) continue;
     try {
       negotiated ??= await negotiate();
-      const token = (negotiated.negotiateVersion ?? 0) > 0 ? negotiated.connectionToken : negotiated.connectionId;
+      const token = negotiated.negotiateVersion > 0 ? negotiated.connectionToken : negotiated.connectionId;
       const refresh = createRefresh(refreshCx, hubUrl, token, (fresh) => serverToken = fresh);
-      const transport = new entry[1]({ ...cx, refresh });
+      const transport = new TRANSPORTS[name]({ ...cx, refresh });
       const url = withQuery(baseUrl, "id=" + encodeURIComponent(token));
       await transport.connect(url, format);
-      const reopen = negotiated.useStatefulReconnect && transport instanceof WebSocketTransport ? async (setup) => {
+      const reopen = negotiated.useStatefulReconnect && name === "WebSockets" ? async (setup) => {
         const socket = new WebSocketTransport(cx);
         setup(socket);
         await socket.connect(url);
         return socket;
       } : void 0;
-      const authentication = { initialTokenLifetimeInSeconds: tokenLifetime(negotiated.tokenLifetimeSeconds), refresh };
-      return { transport, name: offer.transport, connectionId: negotiated.connectionId, reopen, authentication };
+      const auth = { lifetime: tokenLifetime(negotiated.tokenLifetimeSeconds), refresh };
+      return { transport, name, connectionId: negotiated.connectionId, reopen, auth };
     } catch (error) {
       if (error instanceof NegotiateError) throw error;
-      errors.push(`${offer.transport}: ${error.message}`);
+      errors.push(`${name}: ${error.message}`);
       negotiated = void 0;
     }
   }
@@ -549,87 +495,84 @@ async function openConnection(baseUrl, options, format, stateful) {
 }
 
 // src/message-buffer.ts
-var isTracked = (message) => message.type <= MessageType.CancelInvocation;
+var isTracked = (message) => message.type <= 5 /* CancelInvocation */;
 var MessageBuffer = class {
-  constructor(limit, sendAck, fail) {
-    this.limit = limit;
-    this.sendAck = sendAck;
-    this.fail = fail;
-  }
-  limit;
-  sendAck;
-  fail;
   /** Sent tracked messages not acked yet, oldest first. */
-  entries = [];
-  bytes = 0;
+  #entries = [];
+  #bytes = 0;
   /** Tracked messages sent so far (the last id). */
-  sent = 0;
+  #sent = 0;
   /** The id the next incoming tracked message has; the highest one processed. */
-  nextIn = 1;
-  latestIn = 0;
-  waitSequence = false;
-  ackTimer;
+  #nextIn = 1;
+  #latestIn = 0;
+  #waitSequence = false;
+  #ackTimer;
   /** Between a drop and a completed replay: only the replay goes out (no acks, pings or new sends). */
   resuming = false;
+  #limit;
+  /** Sends an Ack for everything up to `sequenceId`. */
+  #sendAck;
+  /** Closes the connection over a protocol violation. */
+  #fail;
+  constructor(limit, sendAck, fail) {
+    this.#limit = limit;
+    this.#sendAck = sendAck;
+    this.#fail = fail;
+  }
   /** Keeps a sent tracked message until acked; resolves when the unacked bytes are under the limit. */
   track(data) {
-    const size = typeof data === "string" ? data.length : data.byteLength;
+    const size = data.length;
     let entry;
-    const room = new Promise((release, fail) => entry = { id: ++this.sent, data, size, release, fail });
-    this.entries.push(entry);
-    if ((this.bytes += size) < this.limit) entry.release();
+    const room = new Promise((release, fail) => entry = { id: ++this.#sent, data, size, release, fail });
+    this.#entries.push(entry);
+    if ((this.#bytes += size) < this.#limit) entry.release();
     return room;
   }
   /** Handles Ack and Sequence; false for what must not be dispatched (those, duplicates, anything before a resume's Sequence). */
   accept(message) {
     const type = message.type;
-    if (this.waitSequence) {
-      if (type !== MessageType.Sequence) return false;
-      this.waitSequence = false;
+    if (this.#waitSequence) {
+      if (type !== 9 /* Sequence */) return false;
+      this.#waitSequence = false;
     }
-    if (type === MessageType.Sequence) {
-      if (message.sequenceId > this.nextIn) {
-        this.fail(new ConnectionClosedError("Sequence ID greater than amount of messages we've received."));
-      } else this.nextIn = message.sequenceId;
+    if (type === 9 /* Sequence */) {
+      if (message.sequenceId > this.#nextIn) {
+        this.#fail(new ConnectionClosedError("Sequence ID greater than amount of messages we've received."));
+      } else this.#nextIn = message.sequenceId;
       return false;
     }
-    if (type === MessageType.Ack) {
-      let i = 0;
-      for (const entry of this.entries) {
-        if (entry.id > message.sequenceId) break;
-        this.bytes -= entry.size;
-        i++;
-      }
-      this.entries.splice(0, i).forEach((entry) => entry.release());
+    if (type === 8 /* Ack */) {
       let bytes = 0;
-      for (const entry of this.entries) {
-        if ((bytes += entry.size) >= this.limit) break;
-        entry.release();
-      }
+      this.#entries = this.#entries.filter((entry) => {
+        const acked = entry.id <= message.sequenceId;
+        if (acked) this.#bytes -= entry.size;
+        if (acked || (bytes += entry.size) < this.#limit) entry.release();
+        return !acked;
+      });
       return false;
     }
     if (!isTracked(message)) return true;
-    const id = this.nextIn++;
-    if (id <= this.latestIn) return false;
-    this.latestIn = id;
-    this.ackTimer ??= setTimeout(() => {
-      this.ackTimer = void 0;
-      if (!this.resuming) this.sendAck(this.latestIn);
+    const id = this.#nextIn++;
+    if (id <= this.#latestIn) return false;
+    this.#latestIn = id;
+    this.#ackTimer ??= setTimeout(() => {
+      this.#ackTimer = void 0;
+      if (!this.resuming) this.#sendAck(this.#latestIn);
     }, 1e3);
     return true;
   }
   /** The transport dropped: hold everything until the server's Sequence on the reopened one. */
   pause() {
-    this.resuming = this.waitSequence = true;
+    this.resuming = this.#waitSequence = true;
   }
   /** After reopening: the Sequence to send (the first id replayed) and the messages to replay. */
   replay() {
-    return { sequenceId: this.entries[0]?.id ?? this.sent + 1, messages: this.entries.map((entry) => entry.data) };
+    return [this.#entries[0]?.id ?? this.#sent + 1, this.#entries.map((entry) => entry.data)];
   }
   /** The connection ended for good: sends waiting for room fail with `error`. */
   dispose(error) {
-    clearTimeout(this.ackTimer);
-    for (const entry of this.entries) entry.fail(error);
+    clearTimeout(this.#ackTimer);
+    for (const entry of this.#entries) entry.fail(error);
   }
 };
 
@@ -646,253 +589,250 @@ var ignore = () => {
 };
 var delay = (ms, signal) => new Promise((resolve) => {
   const timer = setTimeout(resolve, ms);
-  signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  whenAborted(signal, () => (clearTimeout(timer), resolve()));
 });
 var ConnectionLifecycle = class {
-  constructor(url, connectionOptions, options, hub) {
-    this.url = url;
-    this.connectionOptions = connectionOptions;
-    this.options = options;
-    this.hub = hub;
-  }
-  url;
-  connectionOptions;
-  options;
-  hub;
-  state = HubConnectionState.Disconnected;
+  state = "Disconnected" /* Disconnected */;
   connectionId = null;
-  /** The transport negotiated last (HubConnection shows it while Connected). */
-  transportName = null;
-  closeHandlers = [];
-  reconnectingHandlers = [];
-  reconnectedHandlers = [];
-  /** The live connection's authentication refresh (none with skipNegotiation, or once it closed). */
-  authentication;
+  /** The callbacks of HubConnection's `onclose`, `onreconnecting` and `onreconnected`. */
+  onclose = [];
+  onreconnecting = [];
+  onreconnected = [];
+  #url;
+  #connectionOptions;
+  #hub;
   /** The transport in use; during a stateful resume, the one being reopened. */
-  active;
-  parse;
-  pingTimer;
-  timeoutTimer;
-  closeError;
-  allowReconnect = true;
-  lifetime = new AbortController();
-  transportClosed;
-  startPromise;
-  longPolling = false;
-  /** Replaced on each new connection (uploads stop when it changes). */
-  generation = {};
+  #active;
+  #parse;
+  #pingTimer;
+  #timeoutTimer;
+  #closeError;
+  #transportClosed;
+  #startPromise;
   /** Stateful reconnect, when the server agreed to it. */
-  buffer;
-  reopen;
+  #buffer;
+  #reopen;
+  // Set by start() or #connect() before any use:
+  /** Aborted when the connection closes for good (ends the waits between attempts). */
+  #lifetime;
+  #allowReconnect;
+  #longPolling;
+  /** Replaced on each new connection (uploads stop when it changes). */
+  #generation;
+  constructor(url, connectionOptions, options, hub) {
+    this.#url = url;
+    this.#connectionOptions = connectionOptions;
+    this.options = options;
+    this.#hub = hub;
+  }
   log(level, message) {
     this.options.logger?.log(level, message);
   }
   /** Whether the connection current now is still up (for uploads: false once it dropped or was replaced). */
   liveness() {
-    const generation = this.generation;
-    return () => this.generation === generation && !!this.active;
+    const generation = this.#generation;
+    return () => this.#generation === generation && !!this.#active;
   }
   async start() {
-    if (this.state !== HubConnectionState.Disconnected) {
+    if (this.state !== "Disconnected" /* Disconnected */) {
       throw new Error("Cannot start a HubConnection that is not in the 'Disconnected' state.");
     }
-    this.state = HubConnectionState.Connecting;
-    this.lifetime = new AbortController();
-    this.startPromise = this.connect();
+    this.state = "Connecting" /* Connecting */;
+    this.#lifetime = new AbortController();
     try {
-      await this.startPromise;
+      await (this.#startPromise = this.#connect());
+      if (this.state !== "Connecting" /* Connecting */) {
+        const transport = this.#active;
+        this.#active = void 0;
+        await transport?.stop();
+        throw new AbortError("The connection was stopped during negotiation.");
+      }
     } catch (error) {
-      this.state = HubConnectionState.Disconnected;
+      this.state = "Disconnected" /* Disconnected */;
       this.connectionId = null;
       throw error;
     }
-    if (this.state !== HubConnectionState.Connecting) {
-      const transport = this.active;
-      this.active = void 0;
-      await transport?.stop();
-      this.state = HubConnectionState.Disconnected;
-      this.connectionId = null;
-      throw new AbortError("The connection was stopped during negotiation.");
-    }
-    this.state = HubConnectionState.Connected;
+    this.state = "Connected" /* Connected */;
+  }
+  /** Closes the transport; `error` (none: a clean close) is why the connection ends. */
+  #fail(error) {
+    this.#closeError = error;
+    this.#active?.stop();
+  }
+  #ping() {
+    this.send({ type: 6 /* Ping */ }).catch(ignore);
+  }
+  #clearTimers() {
+    clearTimeout(this.#pingTimer);
+    clearTimeout(this.#timeoutTimer);
+  }
+  /** Makes `transport` the active one: its data goes to `receive`, and `closed` runs when it closes. */
+  #attach(transport, receive, closed) {
+    this.#active = transport;
+    transport.onreceive = receive;
+    this.#transportClosed = new Promise((resolve) => {
+      transport.onclose = (error) => {
+        resolve();
+        closed(error);
+      };
+    });
   }
   /** Negotiate, transport, handshake. On success the connection is live. */
-  async connect() {
-    const protocol = this.options.protocol;
-    const bufferSize = this.options.statefulReconnectBufferSize;
-    const { transport, name, connectionId, reopen, authentication } = await openConnection(
-      this.url,
-      this.connectionOptions,
+  async #connect() {
+    const { protocol, statefulReconnectBufferSize: bufferSize } = this.options;
+    const { transport, name, connectionId, reopen, auth } = await openConnection(
+      this.#url,
+      this.#connectionOptions,
       protocol.transferFormat,
       bufferSize !== void 0
     );
-    this.active = transport;
-    this.transportName = name;
-    this.generation = {};
-    this.reopen = reopen;
-    this.authentication = authentication;
-    this.buffer = reopen ? new MessageBuffer(
+    this.transport = name;
+    this.#generation = {};
+    this.#reopen = reopen;
+    this.auth = auth;
+    this.#buffer = reopen ? new MessageBuffer(
       bufferSize,
-      (sequenceId) => this.send({ type: MessageType.Ack, sequenceId }).catch(ignore),
-      (error) => {
-        this.closeError = error;
-        this.active?.stop();
-      }
+      (sequenceId) => this.send({ type: 8 /* Ack */, sequenceId }).catch(ignore),
+      (error) => this.#fail(error)
     ) : void 0;
-    this.longPolling = name === "LongPolling";
-    this.closeError = void 0;
-    this.allowReconnect = true;
-    let handshake;
-    const handshakeDone = new Promise((resolve, reject) => handshake = { resolve, reject });
+    this.#longPolling = name === "LongPolling";
+    this.#closeError = void 0;
+    this.#allowReconnect = true;
+    let handshakeDone;
+    let handshakeFailed;
+    const handshake = new Promise((resolve, reject) => (handshakeDone = resolve, handshakeFailed = reject));
     const readHandshake = createHandshakeReader();
     const parser = protocol.createParser();
-    this.parse = void 0;
-    transport.onreceive = (data) => {
-      this.resetTimeout();
-      if (!this.parse) {
-        let rest;
-        try {
-          rest = readHandshake(data);
-        } catch (error) {
-          return handshake.reject(error);
+    this.#parse = void 0;
+    this.#attach(
+      transport,
+      (data) => {
+        this.#resetTimeout();
+        if (!this.#parse) {
+          let rest;
+          try {
+            rest = readHandshake(data);
+          } catch (error) {
+            return handshakeFailed(error);
+          }
+          if (rest === void 0) return;
+          this.#parse = parser;
+          handshakeDone();
+          if (!rest.length) return;
+          data = rest;
         }
-        if (rest === void 0) return;
-        this.parse = parser;
-        handshake.resolve();
-        if (!rest.length) return;
-        data = rest;
+        this.#receive(data);
+      },
+      (error) => {
+        handshakeFailed(this.#closeError ?? error ?? new HandshakeError("The connection closed during the handshake."));
+        if (this.#active === transport && this.#parse === parser) this.#dropped(error);
       }
-      this.receive(data);
-    };
-    this.transportClosed = new Promise((resolve) => {
-      transport.onclose = (error) => {
-        handshake.reject(error ?? new HandshakeError("The connection closed during the handshake."));
-        resolve();
-        if (this.active === transport && this.parse === parser) this.dropped(error);
-      };
-    });
+    );
     try {
-      const timer = setTimeout(
-        () => handshake.reject(new TimeoutError("Server timeout elapsed without receiving a handshake response.")),
-        this.options.serverTimeoutInMilliseconds
-      );
-      await Promise.all([
-        // Stateful reconnect needs handshake version 2.
-        transport.send(handshakeRequest(protocol.name, this.buffer ? 2 : protocol.version)),
-        handshakeDone.finally(() => clearTimeout(timer))
-      ]);
+      this.#resetTimeout();
+      await Promise.all([transport.send(handshakeRequest(protocol.name, this.#buffer ? 2 : protocol.version)), handshake]);
     } catch (error) {
-      this.active = this.authentication = void 0;
-      clearTimeout(this.timeoutTimer);
+      this.#active = void 0;
+      clearTimeout(this.#timeoutTimer);
       await transport.stop();
       throw error;
     }
     this.connectionId = connectionId ?? null;
-    this.resetTimeout();
-    if (!this.longPolling) this.send({ type: MessageType.Ping }).catch(ignore);
+    this.#resetTimeout();
+    if (!this.#longPolling) this.#ping();
   }
-  receive(data) {
+  #receive(data) {
     let messages;
     try {
-      messages = this.parse(data);
+      messages = this.#parse(data);
     } catch (error) {
-      this.closeError = error;
-      this.active?.stop();
-      return;
+      return this.#fail(error);
     }
     for (const message of messages) {
-      if (this.buffer && !this.buffer.accept(message)) continue;
-      this.log(LogLevel.Trace, `receive ${JSON.stringify(message)}`);
-      if (message.type !== MessageType.Close) this.hub.message(message);
+      if (this.#buffer && !this.#buffer.accept(message)) continue;
+      this.log(0 /* Trace */, `receive ${JSON.stringify(message)}`);
+      if (message.type !== 7 /* Close */) this.#hub.message(message);
       else {
-        this.closeError = message.error ? new ConnectionClosedError(`Server returned an error on close: ${message.error}`) : void 0;
-        this.allowReconnect = !!message.allowReconnect;
-        this.active?.stop();
+        this.#allowReconnect = !!message.allowReconnect;
+        this.#fail(message.error ? new ConnectionClosedError(`Server returned an error on close: ${message.error}`) : void 0);
       }
     }
   }
   /** The transport closed: resume a stateful session after an unexpected drop, else close. */
-  dropped(error) {
-    const buffer = this.buffer;
-    if (buffer && error && !this.closeError && this.state === HubConnectionState.Connected) {
-      this.resume(buffer, error);
-    } else {
-      this.onTransportClose(error);
-    }
+  #dropped(error) {
+    const buffer = this.#buffer;
+    if (buffer && error && !this.#closeError && this.state === "Connected" /* Connected */) this.#resume(buffer, error);
+    else this.#closed(error);
   }
   /** Reopens the same connection (no negotiate, no handshake), sends Sequence and replays. */
-  async resume(buffer, error) {
-    const reopen = this.reopen;
+  async #resume(buffer, error) {
+    const protocol = this.options.protocol;
     buffer.pause();
-    clearTimeout(this.pingTimer);
-    clearTimeout(this.timeoutTimer);
-    this.log(LogLevel.Information, `Connection lost (${error.message}); resuming it.`);
+    this.#clearTimers();
+    this.log(2 /* Information */, `Connection lost (${error.message}); resuming it.`);
     for (const wait of RESUME_DELAYS) {
-      await delay(wait, this.lifetime.signal);
-      if (this.state !== HubConnectionState.Connected) break;
+      await delay(wait, this.#lifetime.signal);
+      if (this.state !== "Connected" /* Connected */) break;
       let transport;
-      const parse = this.options.protocol.createParser();
       try {
-        await reopen((t) => {
-          this.active = transport = t;
-          this.parse = parse;
-          t.onreceive = (data) => {
-            if (!buffer.resuming) this.resetTimeout();
-            this.receive(data);
-          };
-          this.transportClosed = new Promise((resolve) => {
-            t.onclose = (e) => {
-              resolve();
-              if (this.active === t) this.dropped(e);
-            };
-          });
+        await this.#reopen((t) => {
+          this.#parse = protocol.createParser();
+          this.#attach(
+            transport = t,
+            (data) => {
+              if (!buffer.resuming) this.#resetTimeout();
+              this.#receive(data);
+            },
+            (e) => this.#active === t && this.#dropped(e)
+          );
         });
       } catch (e) {
-        this.log(LogLevel.Debug, `Resume attempt failed: ${e}`);
+        this.log(1 /* Debug */, `Resume attempt failed: ${e}`);
         continue;
       }
-      if (this.state !== HubConnectionState.Connected) {
+      if (this.state !== "Connected" /* Connected */) {
         await transport.stop();
         break;
       }
       try {
-        const { sequenceId, messages } = buffer.replay();
-        await transport.send(this.options.protocol.write({ type: MessageType.Sequence, sequenceId }));
+        const [sequenceId, messages] = buffer.replay();
+        await transport.send(protocol.write({ type: 9 /* Sequence */, sequenceId }));
         for (const data of messages) await transport.send(data);
       } catch {
         return;
       }
       buffer.resuming = false;
-      this.resetTimeout();
-      this.send({ type: MessageType.Ping }).catch(ignore);
-      this.log(LogLevel.Information, "Connection resumed.");
+      this.#resetTimeout();
+      this.#ping();
+      this.log(2 /* Information */, "Connection resumed.");
       return;
     }
-    if (this.buffer !== buffer || this.state === HubConnectionState.Disconnected) return;
-    this.onTransportClose(error);
+    if (this.#buffer !== buffer || this.state === "Disconnected" /* Disconnected */) return;
+    this.#closed(error);
   }
-  resetTimeout() {
-    if (this.longPolling) return;
-    clearTimeout(this.timeoutTimer);
-    this.timeoutTimer = setTimeout(() => {
-      this.closeError = new TimeoutError("Server timeout elapsed without receiving a message from the server.");
-      this.active?.stop();
-    }, this.options.serverTimeoutInMilliseconds);
+  /**
+   * Restarts the server timeout. It covers the handshake on every transport (a silent server
+   * fails start() with it, as in the official client); long polling has none after that.
+   */
+  #resetTimeout() {
+    clearTimeout(this.#timeoutTimer);
+    if (this.#longPolling && this.#parse) return;
+    this.#timeoutTimer = setTimeout(
+      () => this.#fail(new TimeoutError("Server timeout elapsed without receiving a message from the server.")),
+      this.options.serverTimeoutInMilliseconds
+    );
   }
   /** Sends a hub message; with stateful reconnect, tracked ones wait while the buffer is full. */
   async send(message) {
-    const transport = this.active;
+    const transport = this.#active;
     if (!transport) throw new ConnectionClosedError("Cannot send data if the connection is not in the 'Connected' State.");
-    if (!this.longPolling) {
-      clearTimeout(this.pingTimer);
-      this.pingTimer = setTimeout(
-        () => this.send({ type: MessageType.Ping }).catch(ignore),
-        this.options.keepAliveIntervalInMilliseconds
-      );
+    if (!this.#longPolling) {
+      clearTimeout(this.#pingTimer);
+      this.#pingTimer = setTimeout(() => this.#ping(), this.options.keepAliveIntervalInMilliseconds);
     }
-    this.log(LogLevel.Trace, `send ${JSON.stringify(message)}`);
+    this.log(0 /* Trace */, `send ${JSON.stringify(message)}`);
     const data = this.options.protocol.write(message);
-    const buffer = this.buffer;
+    const buffer = this.#buffer;
     if (!buffer || !isTracked(message)) {
       if (buffer?.resuming) return;
       return transport.send(data);
@@ -901,80 +841,77 @@ var ConnectionLifecycle = class {
     if (!buffer.resuming) await transport.send(data).catch(ignore);
     await room;
   }
-  onTransportClose(error) {
-    clearTimeout(this.pingTimer);
-    clearTimeout(this.timeoutTimer);
-    this.active = this.authentication = void 0;
-    error = this.closeError ?? error;
+  /** The connection is gone (no resume): pending calls fail, then it reconnects or closes. */
+  #closed(error) {
+    this.#clearTimers();
+    this.#active = void 0;
+    error = this.#closeError ?? error;
     const closed = error ?? new ConnectionClosedError("Invocation canceled due to the underlying connection being closed.");
-    this.buffer?.dispose(closed);
-    this.buffer = void 0;
-    this.hub.closed(closed);
-    if (this.state === HubConnectionState.Connecting) return;
+    this.#buffer?.dispose(closed);
+    this.#buffer = void 0;
+    this.#hub.closed(closed);
+    if (this.state === "Connecting" /* Connecting */) return;
     const policy = this.options.reconnectPolicy;
-    if (this.state === HubConnectionState.Connected && policy && this.allowReconnect) {
-      this.reconnect(policy, error);
-    } else {
-      this.finish(error);
-    }
+    if (this.state === "Connected" /* Connected */ && policy && this.#allowReconnect) this.#reconnect(policy, error);
+    else this.#finish(error);
   }
-  finish(error) {
-    this.state = HubConnectionState.Disconnected;
+  #finish(error) {
+    this.state = "Disconnected" /* Disconnected */;
     this.connectionId = null;
-    this.lifetime.abort();
-    for (const handler of this.closeHandlers) handler(error);
+    this.#lifetime.abort();
+    for (const handler of this.onclose) handler(error);
   }
   /** `error`: why the connection closed; none when the server closed it cleanly (as the official client, onreconnecting then gets `undefined`). */
-  async reconnect(policy, error) {
-    this.state = HubConnectionState.Reconnecting;
+  async #reconnect(policy, error) {
+    this.state = "Reconnecting" /* Reconnecting */;
     this.connectionId = null;
     const started = Date.now();
     let reason = error ?? new ConnectionClosedError("The connection closed.");
-    for (const handler of this.reconnectingHandlers) handler(error);
+    for (const handler of this.onreconnecting) handler(error);
     for (let count = 0; ; count++) {
       const wait = policy.nextRetryDelayInMilliseconds({
         previousRetryCount: count,
         elapsedMilliseconds: Date.now() - started,
         retryReason: reason
       });
-      if (wait === null) return this.finish(reason);
-      await delay(wait, this.lifetime.signal);
-      if (this.state !== HubConnectionState.Reconnecting) return;
+      if (wait === null) return this.#finish(reason);
+      await delay(wait, this.#lifetime.signal);
+      if (this.state !== "Reconnecting" /* Reconnecting */) return;
       try {
-        await this.connect();
+        await this.#connect();
       } catch (error2) {
         reason = error2;
-        if (this.state !== HubConnectionState.Reconnecting) return;
+        if (this.state !== "Reconnecting" /* Reconnecting */) return;
         continue;
       }
-      if (this.state !== HubConnectionState.Reconnecting) {
-        await this.active?.stop();
+      if (this.state !== "Reconnecting" /* Reconnecting */) {
+        await this.#active?.stop();
         return;
       }
-      if (!this.active) continue;
-      this.state = HubConnectionState.Connected;
-      for (const handler of this.reconnectedHandlers) handler(this.connectionId ?? void 0);
+      if (!this.#active) continue;
+      this.state = "Connected" /* Connected */;
+      for (const handler of this.onreconnected) handler(this.connectionId ?? void 0);
       return;
     }
   }
   async stop() {
     const state = this.state;
-    if (state === HubConnectionState.Disconnected || state === HubConnectionState.Disconnecting) return;
-    if (state === HubConnectionState.Connecting) {
-      this.state = HubConnectionState.Disconnecting;
-      return void await this.startPromise?.catch(ignore);
+    if (state === "Disconnected" /* Disconnected */ || state === "Disconnecting" /* Disconnecting */) return;
+    if (state === "Connecting" /* Connecting */) {
+      this.state = "Disconnecting" /* Disconnecting */;
+      return void await this.#startPromise?.catch(ignore);
     }
-    if (state === HubConnectionState.Reconnecting && !this.active) {
-      return this.finish(new ConnectionClosedError("The connection was stopped during reconnect."));
+    if (state === "Reconnecting" /* Reconnecting */ && !this.#active) {
+      return this.#finish(new ConnectionClosedError("The connection was stopped during reconnect."));
     }
-    this.state = HubConnectionState.Disconnecting;
-    this.allowReconnect = false;
-    const transport = this.active;
-    if (!transport) return this.finish();
-    if (this.buffer?.resuming) return this.onTransportClose();
-    await this.send({ type: MessageType.Close }).catch(ignore);
+    this.state = "Disconnecting" /* Disconnecting */;
+    this.#allowReconnect = false;
+    const transport = this.#active;
+    if (!transport) return this.#finish();
+    if (this.#buffer?.resuming) return this.#closed();
+    await this.send({ type: 7 /* Close */ }).catch(ignore);
     await transport.stop();
-    await this.transportClosed;
+    await this.#transportClosed;
   }
 };
 
@@ -983,18 +920,17 @@ function createStream(cancel, signal) {
   const items = [];
   let end;
   let wake;
+  let release;
   const done = (error) => {
     if (end) return;
     end = { error };
-    signal?.removeEventListener("abort", onAbort);
+    release?.();
     wake?.();
   };
-  const onAbort = () => {
+  release = whenAborted(signal, () => {
     cancel();
     done(new AbortError());
-  };
-  if (signal?.aborted) done(new AbortError());
-  else signal?.addEventListener("abort", onAbort, { once: true });
+  });
   const iterator = {
     next: async () => {
       while (!items.length && !end) await new Promise((resolve) => wake = resolve);
@@ -1015,12 +951,11 @@ function createStream(cancel, signal) {
       let disposed = false;
       (async () => {
         try {
-          for (; ; ) {
-            const next = await iterator.next();
+          for await (const value of stream) {
             if (disposed) return;
-            if (next.done) return subscriber.complete?.();
-            subscriber.next(next.value);
+            subscriber.next(value);
           }
+          if (!disposed) subscriber.complete?.();
         } catch (error) {
           if (!disposed) subscriber.error?.(error);
         }
@@ -1040,21 +975,21 @@ function createStream(cancel, signal) {
     },
     done
   };
-  return { stream, sink };
+  return [stream, sink];
 }
-var isUpload = (value) => value != null && typeof value === "object" && Symbol.asyncIterator in value;
+var isUpload = (value) => typeof value?.[Symbol.asyncIterator] === "function";
 async function sendUpload(source, invocationId, send, live) {
   let error;
   try {
     for await (const item of source) {
       if (!live()) return;
-      await send({ type: MessageType.StreamItem, invocationId, item });
+      await send({ type: 2 /* StreamItem */, invocationId, item });
     }
   } catch (e) {
     error = e instanceof Error ? e.message : String(e);
   }
   if (!live()) return;
-  const end = { type: MessageType.Completion, invocationId };
+  const end = { type: 3 /* Completion */, invocationId };
   if (error !== void 0) end.error = error;
   await send(end).catch(() => {
   });
@@ -1065,55 +1000,55 @@ var ignore2 = () => {
 };
 function takeSignal(args) {
   const last = args[args.length - 1];
-  return typeof AbortSignal !== "undefined" && last instanceof AbortSignal ? [args.slice(0, -1), last] : [args, void 0];
+  return last instanceof AbortSignal ? [args.slice(0, -1), last] : [args, void 0];
 }
 var HubConnection = class {
-  lifecycle;
-  refresher;
-  handlers = /* @__PURE__ */ new Map();
-  pending = /* @__PURE__ */ new Map();
-  nextId = 0;
+  #lifecycle;
+  #refresher;
+  #handlers = /* @__PURE__ */ new Map();
+  #pending = /* @__PURE__ */ new Map();
+  #nextId = 0;
   /** @internal Use HubConnectionBuilder. */
   constructor(url, connectionOptions, options) {
-    this.lifecycle = new ConnectionLifecycle(url, connectionOptions, options, {
-      message: (message) => this.dispatch(message),
+    const lifecycle = this.#lifecycle = new ConnectionLifecycle(url, connectionOptions, options, {
+      message: (message) => this.#dispatch(message),
       closed: (error) => {
-        this.refresher.clear();
-        for (const call of this.pending.values()) call.done(error);
-        this.pending.clear();
+        this.#refresher.clear();
+        for (const call of this.#pending.values()) call.done(error);
+        this.#pending.clear();
       }
     });
-    this.refresher = new AuthenticationRefresher(
+    this.#refresher = createAuthenticationRefresher(
       this,
       options.authenticationRefresh,
-      () => this.state === HubConnectionState.Connected ? this.lifecycle.authentication : null,
-      options.logger
+      () => this.state === "Connected" /* Connected */ ? lifecycle.auth : null,
+      (level, message) => lifecycle.log(level, message)
     );
-    this.lifecycle.reconnectedHandlers.push(() => this.refresher.connected());
+    this.onreconnected(() => this.#refresher.connected());
   }
   get state() {
-    return this.lifecycle.state;
+    return this.#lifecycle.state;
   }
   /** The id from negotiate (null before start, with skipNegotiation, and after stop). */
   get connectionId() {
-    return this.lifecycle.connectionId;
+    return this.#lifecycle.connectionId;
   }
   /** The transport in use (the one connected after any fallback or reconnect); null unless Connected. */
   get transport() {
-    return this.state === HubConnectionState.Connected ? this.lifecycle.transportName : null;
+    return this.state === "Connected" /* Connected */ ? this.#lifecycle.transport : null;
   }
   get protocol() {
-    return this.lifecycle.options.protocol;
+    return this.#lifecycle.options.protocol;
   }
   /** Starts the connection; rejects with NegotiateError, HandshakeError or a transport error. */
   async start() {
-    await this.lifecycle.start();
-    this.refresher.connected();
+    await this.#lifecycle.start();
+    this.#refresher.connected();
   }
   /** Stops the connection: sends Close, closes the transport and waits for it. */
   stop() {
-    this.refresher.clear();
-    return this.lifecycle.stop();
+    this.#refresher.clear();
+    return this.#lifecycle.stop();
   }
   /**
    * Refreshes the connection's authentication (`POST {hub}/refresh` with the token factory's
@@ -1122,61 +1057,54 @@ var HubConnection = class {
    * keeps its credentials). With automatic refresh on, the next refresh is scheduled from the new lifetime.
    */
   refreshAuthentication() {
-    return this.refresher.refresh();
+    return this.#refresher.refresh();
   }
   /** Registers a callback run after each successful authentication refresh. */
   onAuthenticationRefreshed(callback) {
-    if (callback) this.refresher.refreshedHandlers.push(callback);
+    if (callback) this.#refresher.onAuthenticationRefreshed.push(callback);
   }
   /** Registers a callback run when an authentication refresh fails. */
   onAuthenticationRefreshFailed(callback) {
-    if (callback) this.refresher.failedHandlers.push(callback);
+    if (callback) this.#refresher.onAuthenticationRefreshFailed.push(callback);
   }
   onclose(callback) {
-    this.lifecycle.closeHandlers.push(callback);
+    this.#lifecycle.onclose.push(callback);
   }
   onreconnecting(callback) {
-    this.lifecycle.reconnectingHandlers.push(callback);
+    this.#lifecycle.onreconnecting.push(callback);
   }
   onreconnected(callback) {
-    this.lifecycle.reconnectedHandlers.push(callback);
+    this.#lifecycle.onreconnected.push(callback);
   }
   /** Registers a handler for a client method (names match case-insensitively). */
   on(methodName, handler) {
     const key = methodName.toLowerCase();
-    this.handlers.set(key, [...this.handlers.get(key) ?? [], handler]);
+    this.#handlers.set(key, [...this.#handlers.get(key) ?? [], handler]);
   }
   /** Removes one handler, or every handler of the method. */
   off(methodName, handler) {
     const key = methodName.toLowerCase();
-    const rest = handler ? (this.handlers.get(key) ?? []).filter((h) => h !== handler) : [];
-    if (rest.length) this.handlers.set(key, rest);
-    else this.handlers.delete(key);
+    const rest = handler ? (this.#handlers.get(key) ?? []).filter((h) => h !== handler) : [];
+    if (rest.length) this.#handlers.set(key, rest);
+    else this.#handlers.delete(key);
   }
-  sendMessage(message) {
-    return this.lifecycle.send(message);
+  #send(message) {
+    return this.#lifecycle.send(message);
   }
   /** Invocations, stream items and completions from the server. */
-  dispatch(message) {
-    switch (message.type) {
-      case MessageType.Invocation:
-        this.invokeHandlers(message);
-        break;
-      case MessageType.StreamItem:
-        this.pending.get(message.invocationId)?.item?.(message.item);
-        break;
-      case MessageType.Completion: {
-        const call = this.pending.get(message.invocationId);
-        if (!call) break;
-        this.pending.delete(message.invocationId);
-        call.done(message.error != null ? new HubError(message.error) : void 0, message.result);
-        break;
-      }
+  #dispatch(message) {
+    const { type, invocationId: id } = message;
+    const call = this.#pending.get(id);
+    if (type === 1 /* Invocation */) this.#invokeHandlers(message);
+    else if (type === 2 /* StreamItem */) call?.item?.(message.item);
+    else if (type === 3 /* Completion */ && call) {
+      this.#pending.delete(id);
+      call.done(message.error != null ? new HubError(message.error) : void 0, message.result);
     }
   }
   /** Runs a client method's handlers; with an invocation id, sends the client result back. */
-  async invokeHandlers(message) {
-    const handlers = [...this.handlers.get(message.target.toLowerCase()) ?? []];
+  async #invokeHandlers(message) {
+    const handlers = this.#handlers.get(message.target.toLowerCase()) ?? [];
     const id = message.invocationId;
     let result;
     let error;
@@ -1184,91 +1112,91 @@ var HubConnection = class {
     for (const handler of handlers) {
       try {
         const value = await handler.apply(this, message.arguments ?? []);
-        if (id && value !== void 0 && results++ === 0) result = value;
+        if (value !== void 0 && results++ === 0) result = value;
       } catch (e) {
-        this.lifecycle.log(LogLevel.Error, `A callback for the method '${message.target}' threw: ${e}`);
+        this.#lifecycle.log(4 /* Error */, `A callback for the method '${message.target}' threw error '${e}'.`);
         error ??= `${e}`;
       }
     }
     if (!id) return;
     if (results > 1) error = "Client provided multiple results.";
     else if (error === void 0 && results === 0) error = "Client didn't provide a result.";
-    const reply = { type: MessageType.Completion, invocationId: id };
+    const reply = { type: 3 /* Completion */, invocationId: id };
     if (error !== void 0) reply.error = error;
     else reply.result = result;
-    this.sendMessage(reply).catch(ignore2);
+    this.#send(reply).catch(ignore2);
   }
-  /** Builds an invocation; async-iterable arguments become upload streams, started by `upload()`. */
-  prepare(type, target, args, id) {
+  /** Sends an invocation; async-iterable arguments become upload streams, started once it is out. */
+  #invoke(type, target, args, id) {
     const uploads = [];
     const streamIds = [];
     const plain = args.filter((arg) => {
       if (!isUpload(arg)) return true;
       uploads.push(arg);
-      streamIds.push(String(this.nextId++));
+      streamIds.push(String(this.#nextId++));
       return false;
     });
     const message = { type, target, arguments: plain };
     if (id !== void 0) message.invocationId = id;
     if (streamIds.length) message.streamIds = streamIds;
-    const upload = () => {
-      const live = this.lifecycle.liveness();
-      uploads.forEach((source, i) => sendUpload(source, streamIds[i], (m) => this.sendMessage(m), live));
-    };
-    return { message, upload };
+    return this.#send(message).then(() => {
+      const live = this.#lifecycle.liveness();
+      uploads.forEach((source, i) => sendUpload(source, streamIds[i], (m) => this.#send(m), live));
+    });
+  }
+  /**
+   * Starts a call that waits for its Completion (`invoke`, `stream`). `track` gets `cancel`
+   * (sends CancelInvocation; false once the call is over) and the trailing AbortSignal, and
+   * returns what receives the call's items and end (none: the call is not sent).
+   */
+  #call(type, target, args, track) {
+    const [values, signal] = takeSignal(args);
+    const id = String(this.#nextId++);
+    const call = track(() => {
+      if (!this.#pending.delete(id)) return false;
+      this.#send({ type: 5 /* CancelInvocation */, invocationId: id }).catch(ignore2);
+      return true;
+    }, signal);
+    if (!call) return;
+    this.#pending.set(id, call);
+    this.#invoke(type, target, values, id).catch((error) => {
+      this.#pending.delete(id);
+      call.done(error);
+    });
   }
   /** Calls a hub method without waiting for it (a trailing AbortSignal is ignored). */
   async send(methodName, ...args) {
-    const { message, upload } = this.prepare(MessageType.Invocation, methodName, takeSignal(args)[0]);
-    await this.sendMessage(message);
-    upload();
+    return this.#invoke(1 /* Invocation */, methodName, takeSignal(args)[0]);
   }
   /**
    * Calls a hub method and resolves with its result; rejects with HubError for a server error.
    * A trailing AbortSignal argument cancels it: CancelInvocation goes out, the call rejects with AbortError.
    */
   invoke(methodName, ...args) {
-    const [values, signal] = takeSignal(args);
-    const id = String(this.nextId++);
-    const { message, upload } = this.prepare(MessageType.Invocation, methodName, values, id);
-    return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(new AbortError());
-      const onAbort = () => {
-        if (!this.pending.delete(id)) return;
-        this.sendMessage({ type: MessageType.CancelInvocation, invocationId: id }).catch(ignore2);
-        reject(new AbortError());
-      };
-      this.pending.set(id, {
-        done: (error, result) => {
-          signal?.removeEventListener("abort", onAbort);
-          error ? reject(error) : resolve(result);
-        }
-      });
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.sendMessage(message).then(upload, (error) => {
-        this.pending.delete(id);
-        reject(error);
-      });
-    });
+    return new Promise(
+      (resolve, reject) => this.#call(1 /* Invocation */, methodName, args, (cancel, signal) => {
+        if (signal?.aborted) return reject(new AbortError());
+        const release = whenAborted(signal, () => cancel() && reject(new AbortError()));
+        return {
+          done: (error, result) => {
+            release();
+            error ? reject(error) : resolve(result);
+          }
+        };
+      })
+    );
   }
   /**
    * Calls a streaming hub method. The invocation goes out at once; items are buffered until
    * consumed. Breaking out of the loop, `dispose()` or a trailing AbortSignal cancels it.
    */
   stream(methodName, ...args) {
-    const [values, signal] = takeSignal(args);
-    const id = String(this.nextId++);
-    const { message, upload } = this.prepare(MessageType.StreamInvocation, methodName, values, id);
-    const { stream, sink } = createStream(() => {
-      if (this.pending.delete(id)) this.sendMessage({ type: MessageType.CancelInvocation, invocationId: id }).catch(ignore2);
-    }, signal);
-    if (!signal?.aborted) {
-      this.pending.set(id, { item: (value) => sink.item(value), done: (error) => sink.done(error) });
-      this.sendMessage(message).then(upload, (error) => {
-        this.pending.delete(id);
-        sink.done(error);
-      });
-    }
+    let stream;
+    this.#call(4 /* StreamInvocation */, methodName, args, (cancel, signal) => {
+      const [created, sink] = createStream(cancel, signal);
+      stream = created;
+      if (!signal?.aborted) return sink;
+    });
     return stream;
   }
 };
@@ -1281,26 +1209,27 @@ var retryDelays = (delays) => ({
 
 // src/hub-connection-builder.ts
 var HubConnectionBuilder = class {
-  url;
-  connectionOptions = {};
-  options = {
+  #url;
+  #connectionOptions;
+  // set with the URL
+  #options = {
     protocol: new JsonHubProtocol(),
     keepAliveIntervalInMilliseconds: 15e3,
     serverTimeoutInMilliseconds: 3e4
   };
   /** The hub URL, plus transports, skipNegotiation, token factory, headers, fetch/WebSocket. */
   withUrl(url, options = {}) {
-    this.url = url;
-    this.connectionOptions = typeof options === "number" ? { transport: options } : options;
+    this.#url = url;
+    this.#connectionOptions = typeof options === "number" ? { transport: options } : options;
     return this;
   }
   withHubProtocol(protocol) {
-    this.options.protocol = protocol;
+    this.#options.protocol = protocol;
     return this;
   }
   /** Reconnect after a lost connection: delays (default [0, 2000, 10000, 30000]) or a policy. */
   withAutomaticReconnect(retry = DEFAULT_RETRY_DELAYS) {
-    this.options.reconnectPolicy = Array.isArray(retry) ? retryDelays(retry) : retry;
+    this.#options.reconnectPolicy = Array.isArray(retry) ? retryDelays(retry) : retry;
     return this;
   }
   /**
@@ -1309,7 +1238,7 @@ var HubConnectionBuilder = class {
    * `bufferSize`: bytes of unacknowledged messages before sends wait (default 100 000).
    */
   withStatefulReconnect(options = {}) {
-    this.options.statefulReconnectBufferSize = options.bufferSize ?? 1e5;
+    this.#options.statefulReconnectBufferSize = options.bufferSize ?? 1e5;
     return this;
   }
   /**
@@ -1319,25 +1248,25 @@ var HubConnectionBuilder = class {
    * false` leaves it to `refreshAuthentication()`. Repeated calls merge their options.
    */
   withAuthenticationRefresh(options = {}) {
-    this.options.authenticationRefresh = { ...this.options.authenticationRefresh, ...options };
+    this.#options.authenticationRefresh = { ...this.#options.authenticationRefresh, ...options };
     return this;
   }
   withKeepAliveInterval(milliseconds) {
-    this.options.keepAliveIntervalInMilliseconds = milliseconds;
+    this.#options.keepAliveIntervalInMilliseconds = milliseconds;
     return this;
   }
   withServerTimeout(milliseconds) {
-    this.options.serverTimeoutInMilliseconds = milliseconds;
+    this.#options.serverTimeoutInMilliseconds = milliseconds;
     return this;
   }
   configureLogging(logger) {
-    this.options.logger = typeof logger === "function" ? { log: logger } : logger;
+    this.#options.logger = typeof logger === "function" ? { log: logger } : logger;
     return this;
   }
   build() {
-    if (!this.url) throw new Error("The 'HubConnectionBuilder.withUrl' method must be called before building the connection.");
-    validateAuthenticationRefreshOptions(this.options.authenticationRefresh);
-    return new HubConnection(this.url, this.connectionOptions, { ...this.options });
+    if (!this.#url) throw new Error("The 'HubConnectionBuilder.withUrl' method must be called before building the connection.");
+    validateAuthenticationRefreshOptions(this.#options.authenticationRefresh);
+    return new HubConnection(this.#url, this.#connectionOptions, { ...this.#options });
   }
 };
 export {

@@ -9,28 +9,10 @@ export declare const isTracked: (message: HubMessage) => boolean;
  * received messages are duplicates.
  */
 export declare class MessageBuffer {
-    private readonly limit;
-    /** Sends an Ack for everything up to `sequenceId`. */
-    private readonly sendAck;
-    /** Closes the connection over a protocol violation. */
-    private readonly fail;
-    /** Sent tracked messages not acked yet, oldest first. */
-    private entries;
-    private bytes;
-    /** Tracked messages sent so far (the last id). */
-    private sent;
-    /** The id the next incoming tracked message has; the highest one processed. */
-    private nextIn;
-    private latestIn;
-    private waitSequence;
-    private ackTimer?;
+    #private;
     /** Between a drop and a completed replay: only the replay goes out (no acks, pings or new sends). */
     resuming: boolean;
-    constructor(limit: number, 
-    /** Sends an Ack for everything up to `sequenceId`. */
-    sendAck: (sequenceId: number) => void, 
-    /** Closes the connection over a protocol violation. */
-    fail: (error: Error) => void);
+    constructor(limit: number, sendAck: (sequenceId: number) => void, fail: (error: Error) => void);
     /** Keeps a sent tracked message until acked; resolves when the unacked bytes are under the limit. */
     track(data: Data): Promise<void>;
     /** Handles Ack and Sequence; false for what must not be dispatched (those, duplicates, anything before a resume's Sequence). */
@@ -38,10 +20,7 @@ export declare class MessageBuffer {
     /** The transport dropped: hold everything until the server's Sequence on the reopened one. */
     pause(): void;
     /** After reopening: the Sequence to send (the first id replayed) and the messages to replay. */
-    replay(): {
-        sequenceId: number;
-        messages: Data[];
-    };
+    replay(): [sequenceId: number, messages: Data[]];
     /** The connection ended for good: sends waiting for room fail with `error`. */
     dispose(error: Error): void;
 }

@@ -1,3 +1,18 @@
+/**
+ * The hub message types for this package's own code: a const enum, so that bundlers put the
+ * numbers in place (MessageType, the exported table, has the same ones).
+ */
+export declare const enum T {
+    Invocation = 1,
+    StreamItem = 2,
+    Completion = 3,
+    StreamInvocation = 4,
+    CancelInvocation = 5,
+    Ping = 6,
+    Close = 7,
+    Ack = 8,
+    Sequence = 9
+}
 /** Hub message types (§4 of the wire spec). */
 export declare const MessageType: {
     readonly Invocation: 1;
@@ -42,6 +57,11 @@ export declare const RS = "\u001E";
  * chunk is decoded and scanned once; the pieces of an unfinished record are joined when its `␞` comes.
  */
 export declare function createTextFramer(): (chunk: string | Uint8Array) => string[];
+/**
+ * Splits records ended by `separator` out of chunks split anywhere (see createTextFramer); the SSE
+ * transport splits lines with it.
+ */
+export declare function createSplitter(separator: string | RegExp): (chunk: string | Uint8Array) => string[];
 /** The JSON hub protocol (`json`, version 1, Text). */
 export declare class JsonHubProtocol implements HubProtocol {
     readonly name = "json";

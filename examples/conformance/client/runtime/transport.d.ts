@@ -12,12 +12,13 @@ export type TransportName = "WebSockets" | "ServerSentEvents" | "LongPolling";
 export type Data = string | Uint8Array;
 /** What transports need from the connection options. */
 export interface TransportContext {
-    fetch: typeof fetch;
+    /** A `fetch` implementation (default: the global one). */
+    fetch?: typeof fetch;
     WebSocket?: any;
     headers: () => Promise<Record<string, string>>;
     token: () => Promise<string | undefined>;
-    /** The timeout of negotiate, POST and DELETE requests (ms; 0 = none). */
-    timeout: number;
+    /** The timeout of negotiate, POST and DELETE requests (ms; 0 = none; default 100 s). */
+    timeout?: number;
     /** Refreshes the connection's authentication (negotiated connections): long polling's answer to a 409. */
     refresh?: () => Promise<unknown>;
 }

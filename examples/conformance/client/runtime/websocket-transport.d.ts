@@ -4,10 +4,9 @@ import type { Data, Transport, TransportContext } from "./transport.js";
  * token always goes as `?access_token=`; headers go only to non-browser implementations.
  */
 export declare class WebSocketTransport implements Transport {
-    private cx;
+    #private;
     onreceive?: (data: Data) => void;
     onclose?: (error?: Error) => void;
-    private socket?;
     constructor(cx: TransportContext);
     connect(url: string): Promise<void>;
     send(data: Data): Promise<void>;

@@ -12,6 +12,14 @@ export declare const HubConnectionState: {
     readonly Reconnecting: "Reconnecting";
 };
 export type HubConnectionState = (typeof HubConnectionState)[keyof typeof HubConnectionState];
+/** The states for this package's own code: a const enum, so that bundlers put the strings in place. */
+export declare const enum S {
+    Disconnected = "Disconnected",
+    Connecting = "Connecting",
+    Connected = "Connected",
+    Disconnecting = "Disconnecting",
+    Reconnecting = "Reconnecting"
+}
 export interface HubConnectionOptions {
     protocol: HubProtocol;
     reconnectPolicy?: RetryPolicy;
@@ -35,53 +43,24 @@ export interface HubMessageHandler {
  * HubMessages both ways.
  */
 export declare class ConnectionLifecycle {
-    private readonly url;
-    private readonly connectionOptions;
-    readonly options: HubConnectionOptions;
-    private readonly hub;
+    #private;
     state: HubConnectionState;
     connectionId: string | null;
-    /** The transport negotiated last (HubConnection shows it while Connected). */
-    transportName: TransportName | null;
-    readonly closeHandlers: ((error?: Error) => void)[];
-    readonly reconnectingHandlers: ((error?: Error) => void)[];
-    readonly reconnectedHandlers: ((connectionId?: string) => void)[];
-    /** The live connection's authentication refresh (none with skipNegotiation, or once it closed). */
-    authentication?: AuthenticationRefreshFeature;
-    /** The transport in use; during a stateful resume, the one being reopened. */
-    private active?;
-    private parse?;
-    private pingTimer?;
-    private timeoutTimer?;
-    private closeError?;
-    private allowReconnect;
-    private lifetime;
-    private transportClosed?;
-    private startPromise?;
-    private longPolling;
-    /** Replaced on each new connection (uploads stop when it changes). */
-    private generation;
-    /** Stateful reconnect, when the server agreed to it. */
-    private buffer?;
-    private reopen?;
+    /** The name of the transport negotiated last (HubConnection shows it while Connected). */
+    transport: TransportName;
+    /** The callbacks of HubConnection's `onclose`, `onreconnecting` and `onreconnected`. */
+    readonly onclose: ((error?: Error) => void)[];
+    readonly onreconnecting: ((error?: Error) => void)[];
+    readonly onreconnected: ((connectionId?: string) => void)[];
+    /** The last connection's authentication refresh (none with skipNegotiation); HubConnection uses it while Connected. */
+    auth?: AuthenticationRefreshFeature;
+    readonly options: HubConnectionOptions;
     constructor(url: string, connectionOptions: ConnectionOptions, options: HubConnectionOptions, hub: HubMessageHandler);
     log(level: number, message: string): void;
     /** Whether the connection current now is still up (for uploads: false once it dropped or was replaced). */
     liveness(): () => boolean;
     start(): Promise<void>;
-    /** Negotiate, transport, handshake. On success the connection is live. */
-    private connect;
-    private receive;
-    /** The transport closed: resume a stateful session after an unexpected drop, else close. */
-    private dropped;
-    /** Reopens the same connection (no negotiate, no handshake), sends Sequence and replays. */
-    private resume;
-    private resetTimeout;
     /** Sends a hub message; with stateful reconnect, tracked ones wait while the buffer is full. */
     send(message: HubMessage): Promise<void>;
-    private onTransportClose;
-    private finish;
-    /** `error`: why the connection closed; none when the server closed it cleanly (as the official client, onreconnecting then gets `undefined`). */
-    private reconnect;
     stop(): Promise<void>;
 }

@@ -25,6 +25,11 @@ export declare class TimeoutError extends HubClientError {
 export declare class AbortError extends HubClientError {
     constructor(message?: string);
 }
+/**
+ * Runs `onAbort` when `signal` aborts, at once if it has; returns what stops listening (call it
+ * when the operation ends).
+ */
+export declare function whenAborted(signal: AbortSignal | undefined, onAbort: () => void): () => void;
 /** A transport could not connect or failed. */
 export declare class TransportError extends HubClientError {
 }

@@ -28,7 +28,7 @@ export interface OpenConnection {
     /** Set when the server agreed to stateful reconnect. */
     reopen?: Reopen;
     /** Authentication refresh (`POST {hub}/refresh`): set when the connection was negotiated. */
-    authentication?: AuthenticationRefreshFeature;
+    auth?: AuthenticationRefreshFeature;
 }
 /** Negotiates (following redirects) and connects the first transport that works. */
 export declare function openConnection(baseUrl: string, options: ConnectionOptions, format: TransferFormat, stateful?: boolean): Promise<OpenConnection>;

@@ -1,4 +1,3 @@
-import { type Logger } from "./logger.js";
 import type { TransportContext } from "./transport.js";
 /** Options of `withAuthenticationRefresh` (`IAuthenticationRefreshOptions` in `@microsoft/signalr` 11). */
 export interface AuthenticationRefreshOptions {
@@ -13,20 +12,16 @@ export interface AuthenticationRefreshOptions {
  */
 export interface AuthenticationRefreshFeature {
     /** The credentials' lifetime in seconds negotiate reported, if any. */
-    readonly initialTokenLifetimeInSeconds?: number;
+    readonly lifetime?: number;
     /** Sends the refresh; resolves with the new lifetime in seconds, if the server gave one. */
     refresh(): Promise<number | undefined>;
 }
 /** The header that names the connection to refresh. */
 export declare const CONNECTION_TOKEN_HEADER = "X-SignalR-Connection-Token";
-/** A server-reported lifetime in seconds: a positive finite number (capped), else undefined. */
+/** A server-reported lifetime in seconds: a positive finite number (capped at MAX_SAFE_INTEGER ms), else undefined. */
 export declare function tokenLifetime(value: unknown): number | undefined;
 /** Throws the official client's error for an invalid `refreshBeforeExpirationInMilliseconds`. */
 export declare function validateAuthenticationRefreshOptions(options?: AuthenticationRefreshOptions): void;
-/** When to refresh credentials that last `lifetimeSeconds` more: `lead` ms before, or at half of a short lifetime. */
-export declare function refreshDelay(lifetimeSeconds: number, lead?: number): number;
-/** The refresh URL: the hub URL with `/refresh` appended to its path, its query kept. */
-export declare function refreshUrl(baseUrl: string): string;
 /**
  * The `refresh()` of one negotiated connection: `POST {hub}/refresh` with the connection token,
  * authenticated with the application's token (`cx` carries it); a server-provided `accessToken`
@@ -34,41 +29,32 @@ export declare function refreshUrl(baseUrl: string): string;
  */
 export declare function createRefresh(cx: TransportContext, baseUrl: string, connectionToken: string, useToken: (token: string) => void): () => Promise<number | undefined>;
 /** Whether a long poll's answer is 409 `{"error":"authentication_refresh_required"}`. */
-export declare function isRefreshRequired(response: Response): Promise<boolean>;
-/**
- * A HubConnection's side of authentication refresh: `refreshAuthentication()`, its events, and the
- * timer that refreshes before the reported expiry (when `withAuthenticationRefresh` enabled it).
- */
-export declare class AuthenticationRefresher<C> {
-    private readonly connection;
-    private readonly options;
-    private readonly current;
-    private readonly logger?;
+export declare const isRefreshRequired: (response: Response) => Promise<boolean>;
+type Handlers<X> = ((context: X) => void)[];
+/** A HubConnection's side of authentication refresh (see `createAuthenticationRefresher`). */
+export interface AuthenticationRefresher<C> {
     /** The `onAuthenticationRefreshed` callbacks. */
-    readonly refreshedHandlers: ((context: {
+    readonly onAuthenticationRefreshed: Handlers<{
         connection: C;
         newTokenLifetimeInSeconds?: number;
         refreshedAt: Date;
-    }) => void)[];
+    }>;
     /** The `onAuthenticationRefreshFailed` callbacks. */
-    readonly failedHandlers: ((context: {
+    readonly onAuthenticationRefreshFailed: Handlers<{
         connection: C;
         error: Error;
-    }) => void)[];
-    private timer?;
-    /**
-     * `current()` gives the live connection's feature: null when not Connected, undefined when the
-     * connection was not negotiated.
-     */
-    constructor(connection: C, options: AuthenticationRefreshOptions | undefined, current: () => AuthenticationRefreshFeature | null | undefined, logger?: Logger | undefined);
-    private get auto();
+    }>;
     /** A connection started or reconnected: schedule the refresh negotiate's lifetime calls for. */
     connected(): void;
     /** Cancels the scheduled refresh (stop, close, reconnect). */
     clear(): void;
-    private schedule;
     /** `HubConnection.refreshAuthentication()`. */
     refresh(): Promise<number | undefined>;
-    private notify;
-    private log;
 }
+/**
+ * `refreshAuthentication()`, its events, and the timer that refreshes before the reported expiry
+ * (when `withAuthenticationRefresh` enabled it) for `connection`. `current()` gives the live
+ * connection's feature: null when not Connected, undefined when the connection was not negotiated.
+ */
+export declare function createAuthenticationRefresher<C>(connection: C, options: AuthenticationRefreshOptions | undefined, current: () => AuthenticationRefreshFeature | null | undefined, log: (level: number, message: string) => void): AuthenticationRefresher<C>;
+export {};

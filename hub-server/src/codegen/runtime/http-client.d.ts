@@ -2,6 +2,8 @@ import { TransportError } from "./errors.js";
 import type { Data, TransportContext } from "./transport.js";
 /** Appends `query` (already encoded) to a URL that may have a query string. */
 export declare const withQuery: (url: string, query: string) => string;
+/** Appends `/segment` to a URL's path (one slash between), keeping its query and fragment. */
+export declare const withPath: (url: string, segment: string) => string;
 /**
  * An HTTP request with the SignalR headers; rejects on network errors only, and with
  * TimeoutError when no response came within `timeout` ms (default: the context's; 0 = none).

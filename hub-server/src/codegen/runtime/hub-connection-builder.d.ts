@@ -6,9 +6,7 @@ import { type HubProtocol } from "./protocol.js";
 import { type RetryPolicy } from "./retry-policy.js";
 /** Configures and builds a HubConnection. */
 export declare class HubConnectionBuilder {
-    private url?;
-    private connectionOptions;
-    private options;
+    #private;
     /** The hub URL, plus transports, skipNegotiation, token factory, headers, fetch/WebSocket. */
     withUrl(url: string, options?: ConnectionOptions | number): this;
     withHubProtocol(protocol: HubProtocol): this;
