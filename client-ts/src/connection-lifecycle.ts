@@ -35,6 +35,10 @@ export interface HubConnectionOptions {
   statefulReconnectBufferSize?: number;
   /** Set by `withAuthenticationRefresh`. */
   authenticationRefresh?: AuthenticationRefreshOptions;
+  /** Set by `withContract`: the generated client's contract hash, presented in the handshake. */
+  contract?: string;
+  /** Set by `withInvocationHeaders`: headers for each invocation (e.g. `traceparent`). */
+  invocationHeaders?: () => Record<string, string> | undefined;
 }
 
 /** What the hub layer above gets: invocations, stream items and completions; the end of each connection. */
@@ -72,6 +76,8 @@ export class ConnectionLifecycle {
   /** The last connection's authentication refresh (none with skipNegotiation); HubConnection uses it while Connected. */
   declare auth?: AuthenticationRefreshFeature;
   declare readonly options: HubConnectionOptions;
+  /** The contract hash the server's handshake reply named (to clients that presented one). */
+  serverContract?: string;
   #url: string;
   #connectionOptions: ConnectionOptions;
   #hub: HubMessageHandler;
@@ -126,6 +132,8 @@ export class ConnectionLifecycle {
         await transport?.stop();
         throw new AbortError("The connection was stopped during negotiation.");
       }
+      // Closed right after the handshake (e.g. the server's Close came with its reply): start() reports it.
+      if (!this.#active) throw this.#closeError ?? new ConnectionClosedError("The connection closed during the handshake.");
     } catch (error) {
       this.state = S.Disconnected;
       this.connectionId = null;
@@ -187,7 +195,7 @@ export class ConnectionLifecycle {
     let handshakeDone!: () => void;
     let handshakeFailed!: (error: Error) => void;
     const handshake = new Promise<void>((resolve, reject) => ((handshakeDone = resolve), (handshakeFailed = reject)));
-    const readHandshake = createHandshakeReader();
+    const readHandshake = createHandshakeReader((contract) => (this.serverContract = contract));
     const parser = protocol.createParser();
     this.#parse = undefined;
     this.#attach(
@@ -218,7 +226,7 @@ export class ConnectionLifecycle {
     try {
       this.#resetTimeout();
       // Stateful reconnect needs handshake version 2.
-      await Promise.all([transport.send(handshakeRequest(protocol.name, this.#buffer ? 2 : protocol.version)), handshake]);
+      await Promise.all([transport.send(handshakeRequest(protocol.name, this.#buffer ? 2 : protocol.version, this.options.contract)), handshake]);
     } catch (error) {
       this.#active = undefined;
       clearTimeout(this.#timeoutTimer);

@@ -62,6 +62,24 @@ export class HubConnectionBuilder {
     this.#options.logger = typeof logger === "function" ? { log: logger } : logger;
     return this;
   }
+  /**
+   * Presents a generated client's contract hash in the handshake (generated packages call it):
+   * the server compares it with its hub's and may refuse a client built from other traits; its
+   * own is then `connection.serverContract`.
+   */
+  withContract(contract: string): this {
+    this.#options.contract = contract;
+    return this;
+  }
+  /**
+   * Headers for every invocation, asked for as each call goes out: e.g. the current trace
+   * context (`traceparent`, `tracestate`) from an OpenTelemetry propagator, which the server
+   * makes the parent of the invocation's span. Other SignalR clients send none.
+   */
+  withInvocationHeaders(provider: () => Record<string, string> | undefined): this {
+    this.#options.invocationHeaders = provider;
+    return this;
+  }
   build(): HubConnection {
     if (!this.#url) throw new Error("The 'HubConnectionBuilder.withUrl' method must be called before building the connection.");
     validateAuthenticationRefreshOptions(this.#options.authenticationRefresh);

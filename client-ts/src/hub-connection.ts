@@ -40,6 +40,18 @@ interface Pending {
 
 const ignore = () => {};
 
+/**
+ * A Completion's error: a HubError, which is a HubMethodError when the server sent a typed error
+ * (its `hubs-error` header: `{"type": …, "error": …}`).
+ */
+function hubError(message: HubMessage): HubError {
+  const error = new HubError(message.error!);
+  try {
+    Object.assign(error, JSON.parse(message.headers?.["hubs-error"]!));
+  } catch {}
+  return error;
+}
+
 /** Splits a trailing AbortSignal off the argument list. */
 function takeSignal(args: unknown[]): [unknown[], AbortSignal | undefined] {
   const last = args[args.length - 1];
@@ -89,6 +101,14 @@ export class HubConnection {
   }
   get protocol(): HubProtocol {
     return this.#lifecycle.options.protocol;
+  }
+  /**
+   * The server hub's contract hash, when this client presented one (`withContract`; generated
+   * clients do) and the server has one: compare it with the generated package's to see whether
+   * the client matches the server it reached.
+   */
+  get serverContract(): string | undefined {
+    return this.#lifecycle.serverContract;
   }
 
   /** Starts the connection; rejects with NegotiateError, HandshakeError or a transport error. */
@@ -159,7 +179,7 @@ export class HubConnection {
     else if (type === T.StreamItem) call?.item?.(message.item);
     else if (type === T.Completion && call) {
       this.#pending.delete(id!);
-      call.done(message.error != null ? new HubError(message.error) : undefined, message.result);
+      call.done(message.error != null ? hubError(message) : undefined, message.result);
     }
   }
 
@@ -199,7 +219,7 @@ export class HubConnection {
       streamIds.push(String(this.#nextId++));
       return false;
     });
-    const message: HubMessage = { type, target, arguments: plain };
+    const message: HubMessage = { type, target, arguments: plain, headers: this.#lifecycle.options.invocationHeaders?.() };
     if (id !== undefined) message.invocationId = id;
     if (streamIds.length) message.streamIds = streamIds;
     return this.#send(message).then(() => {

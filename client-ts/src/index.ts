@@ -19,6 +19,7 @@ export {
   HandshakeError,
   HubClientError,
   HubError,
+  type HubMethodError,
   NegotiateError,
   TimeoutError,
   TransportError,

@@ -9,6 +9,7 @@ import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { AbortError, HttpTransportType, HubError } from "../dist/index.js";
+import { MessagePackHubProtocol } from "../dist/msgpack.js";
 import { randomBytes } from "node:crypto";
 import { startServer } from "./server.mjs";
 import { startNginx } from "../../tests/node/nginx.mjs";
@@ -25,7 +26,8 @@ copyFileSync(GENERATED, COPY);
 for (const entry of ["index", "msgpack"]) {
   writeFileSync(new URL(`./.generated/runtime/${entry}.js`, import.meta.url), `export * from "../../../dist/${entry}.js";\n`);
 }
-const { connectConformance, createConformance, conformanceRoute } = await import(COPY);
+const { connectConformance, createConformance, conformanceRoute, conformanceContract, isConformanceError } =
+  await import(COPY);
 
 let server;
 before(async () => (server = await startServer()));
@@ -135,6 +137,99 @@ test("createConformance builds without starting, and register can be undone", as
     assert.equal(await hub.connection.invoke("Add", 1, 2), 3);
   } finally {
     await hub.stop();
+  }
+});
+
+test("typed errors: the generated guard narrows them, over JSON and MessagePack", async () => {
+  for (const configure of [undefined, (builder) => builder.withHubProtocol(new MessagePackHubProtocol())]) {
+    const hub = await connectConformance(base(), { connection: { WebSocket }, configure });
+    try {
+      assert.equal(await hub.bounded(3, 5), 3);
+      const caught = await hub.bounded(9, 5).catch((error) => error);
+      assert.ok(caught instanceof HubError, "a typed error is a HubError");
+      assert.ok(isConformanceError(caught));
+      assert.equal(caught.type, "ConformanceError");
+      assert.deepEqual(caught.error, { kind: "OutOfRange", value: 9, max: 5 });
+      // The text is the one every SignalR client reads.
+      assert.equal(caught.message, "An unexpected error occurred invoking 'Bounded' on the server. HubException: 9 is above 5");
+      const refused = await hub.bounded(-1, 5).catch((error) => error);
+      assert.ok(isConformanceError(refused) && refused.error.kind === "Refused");
+      assert.equal(refused.error.reason, "negative values are refused");
+      // An untyped hub error is a plain HubError the guard refuses.
+      const plain = await hub.throwHub("no").catch((error) => error);
+      assert.ok(plain instanceof HubError);
+      assert.equal(isConformanceError(plain), false);
+      assert.equal(plain.type, undefined);
+      assert.equal(isConformanceError(new Error("x")), false);
+    } finally {
+      await hub.stop();
+    }
+  }
+});
+
+test("the contract hash: presented at connect, the server's read back, a mismatch refused where the hub says so", async () => {
+  assert.match(conformanceContract, /^[0-9a-f]{16}$/);
+  const hub = await connectConformance(base(), { connection: { WebSocket } });
+  try {
+    assert.equal(hub.connection.serverContract, conformanceContract);
+  } finally {
+    await hub.stop();
+  }
+  // A hub that refuses other contracts (/strict-contract serves the same hub): the same contract
+  // is accepted.
+  const { HubConnectionBuilder } = await import("../dist/index.js");
+  const matching = new HubConnectionBuilder()
+    .withUrl(server.url("/strict-contract"), { WebSocket })
+    .withContract(conformanceContract)
+    .build();
+  await matching.start();
+  assert.equal(await matching.invoke("Echo", "ok"), "ok");
+  assert.equal(matching.serverContract, conformanceContract);
+  await matching.stop();
+  // Another contract: the server's Close says to regenerate, and the connection does not reconnect.
+  for (const transport of [HttpTransportType.WebSockets, HttpTransportType.ServerSentEvents, HttpTransportType.LongPolling]) {
+    const stale = new HubConnectionBuilder()
+      .withUrl(server.url("/strict-contract"), { WebSocket, transport })
+      .withContract("0123456789abcdef")
+      .withAutomaticReconnect([0])
+      .build();
+    const closed = new Promise((resolve) => stale.onclose(resolve));
+    let reconnecting = false;
+    stale.onreconnecting(() => (reconnecting = true));
+    // The Close follows the handshake reply: start() rejects with it when both arrive together
+    // (SSE, long polling), else the connection closes with it just after.
+    const error = await stale.start().then(() => closed, (error) => error);
+    assert.equal(stale.state, "Disconnected");
+    assert.match(String(error?.message), /generated from another version of the `Conformance` hub .*regenerate the TypeScript client/, `${transport}`);
+    assert.match(String(error?.message), new RegExp(conformanceContract));
+    assert.equal(reconnecting, false);
+  }
+  // A client presenting none (as the official ones) is not checked.
+  const none = new HubConnectionBuilder().withUrl(server.url("/strict-contract"), { WebSocket }).build();
+  await none.start();
+  assert.equal(none.serverContract, undefined);
+  await none.stop();
+});
+
+test("invocation headers carry the trace context the server's spans and hub methods see", async () => {
+  const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  let calls = 0;
+  const hub = await connectConformance(base(), {
+    connection: { WebSocket },
+    configure: (builder) => builder.withInvocationHeaders(() => (calls++, { traceparent })),
+  });
+  try {
+    assert.equal(await hub.traceParent(), traceparent);
+    for await (const _ of hub.counter(2, 1)) break;
+    assert.ok(calls >= 2, "asked for each invocation");
+  } finally {
+    await hub.stop();
+  }
+  const plain = await connectConformance(base(), { connection: { WebSocket } });
+  try {
+    assert.equal(await plain.traceParent(), null);
+  } finally {
+    await plain.stop();
   }
 });
 

@@ -48,6 +48,35 @@ use crate::counting::{CallCounts, CountingManager};
 /// The browser origin the hubs accept cross-origin requests from.
 const CORS_ORIGIN: &str = "http://allowed.test";
 
+/// The conformance hub's typed error: what `Bounded` refuses with.
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
+#[serde(tag = "kind")]
+pub enum ConformanceError {
+    /// The value is above the maximum.
+    OutOfRange {
+        /// What was asked.
+        value: i32,
+        /// The most allowed.
+        max: i32,
+    },
+    /// The value is refused outright.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for ConformanceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConformanceError::OutOfRange { value, max } => write!(f, "{value} is above {max}"),
+            ConformanceError::Refused { reason } => f.write_str(reason),
+        }
+    }
+}
+
+impl hub_server::ClientError for ConformanceError {}
+
 /// What the conformance hub calls on its clients.
 #[hub_client]
 pub trait ConformanceClient {
@@ -95,6 +124,11 @@ pub trait Conformance {
     async fn throw(&self) -> Result<(), std::io::Error>;
     /// Fails with a hub error, whose text every client sees.
     async fn throw_hub(&self, message: String) -> Result<(), HubError>;
+    /// `value` when it is at most `max`; else a typed error (`OutOfRange`), and `Refused` for
+    /// negative values: the generated client narrows them with `isConformanceError`.
+    async fn bounded(&self, value: i32, max: i32) -> Result<i32, ConformanceError>;
+    /// The W3C trace context the client sent with this invocation (`traceparent`), if any.
+    async fn trace_parent(&self, cx: Cx) -> Option<String>;
     /// The caller's connection id.
     async fn connection_id(&self, cx: Cx) -> String;
     /// The caller's user id, if authenticated.
@@ -360,6 +394,22 @@ impl Conformance for ConformanceHub {
 
     async fn throw_hub(&self, message: String) -> Result<(), HubError> {
         Err(HubError::new(message))
+    }
+
+    async fn bounded(&self, value: i32, max: i32) -> Result<i32, ConformanceError> {
+        if value < 0 {
+            Err(ConformanceError::Refused {
+                reason: "negative values are refused".to_owned(),
+            })
+        } else if value > max {
+            Err(ConformanceError::OutOfRange { value, max })
+        } else {
+            Ok(value)
+        }
+    }
+
+    async fn trace_parent(&self, cx: Cx) -> Option<String> {
+        cx.trace_parent().map(|parent| parent.to_string())
     }
 
     async fn connection_id(&self, cx: Cx) -> String {
@@ -836,6 +886,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ),
         )
         .endpoint("/detailed", endpoint(config.clone().detailed_errors(true)))
+        // Generated clients of another contract are refused here (logged elsewhere).
+        .endpoint(
+            "/strict-contract",
+            endpoint(
+                config
+                    .clone()
+                    .contract_check(hub_server::ContractCheck::Refuse),
+            ),
+        )
         .endpoint(
             "/refreshing",
             endpoint(config.clone().authentication_refresh(true)),

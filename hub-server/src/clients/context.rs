@@ -15,6 +15,7 @@ use crate::connection::Connection;
 use crate::lifetime::{LifetimeError, LifetimeManager, Target};
 use crate::observability::HubMetrics;
 use crate::request::RequestInfo;
+use hub_core::trace::TraceParent;
 
 /// A hub's clients and groups, usable outside hub methods: from background tasks, HTTP handlers,
 /// timers. Cheap to clone; get one from [`HubServer::hub_context`](crate::HubServer::hub_context)
@@ -96,6 +97,7 @@ pub struct Context<C: ClientCallbacks = ClientProxy> {
     connection: Arc<Connection>,
     hub: HubContext<C>,
     cancellation: CancellationToken,
+    trace_parent: Option<TraceParent>,
 }
 
 impl<C: ClientCallbacks> Clone for Context<C> {
@@ -104,6 +106,7 @@ impl<C: ClientCallbacks> Clone for Context<C> {
             connection: self.connection.clone(),
             hub: self.hub.clone(),
             cancellation: self.cancellation.clone(),
+            trace_parent: self.trace_parent,
         }
     }
 }
@@ -118,7 +121,14 @@ impl Context {
             connection,
             hub,
             cancellation,
+            trace_parent: None,
         }
+    }
+
+    /// The same context for an invocation whose client sent this trace context.
+    pub(crate) fn with_trace_parent(mut self, trace_parent: Option<TraceParent>) -> Self {
+        self.trace_parent = trace_parent;
+        self
     }
 }
 
@@ -129,7 +139,15 @@ impl<C: ClientCallbacks> Context<C> {
             connection: self.connection.clone(),
             hub: self.hub.typed(),
             cancellation: self.cancellation.clone(),
+            trace_parent: self.trace_parent,
         }
+    }
+
+    /// The W3C trace context the client sent with this invocation (its `traceparent` header,
+    /// when valid; the generated TypeScript client sends one with `withInvocationHeaders`), e.g.
+    /// to pass on to a service the method calls. `None` in hooks and when the client sent none.
+    pub fn trace_parent(&self) -> Option<TraceParent> {
+        self.trace_parent
     }
 
     /// The caller's connection id (the client's `connectionId`).

@@ -4,12 +4,48 @@
 
 use std::fmt::Write as _;
 
-use super::model::{HubModel, Param};
+use super::model::{HubModel, Param, TypedError};
+
+/// The guards that narrow caught errors to the hubs' typed errors, once per type: `index.js`.
+pub(super) fn write_guards_js<'a>(
+    errors: impl IntoIterator<Item = &'a TypedError>,
+    out: &mut String,
+) {
+    for error in errors {
+        let _ = writeln!(
+            out,
+            "\nexport function {}(error) {{\n  return error instanceof HubError && error.type === {};\n}}",
+            error.guard(),
+            json_string(&error.wire)
+        );
+    }
+}
+
+/// The guards' declarations: `index.d.ts`.
+pub(super) fn write_guards_dts<'a>(
+    errors: impl IntoIterator<Item = &'a TypedError>,
+    out: &mut String,
+) {
+    for error in errors {
+        let _ = writeln!(
+            out,
+            "\n/** Whether `error` is the `{ts}` a hub method rejected with (its value is `error.error`). */\nexport declare function {}(error: unknown): error is HubMethodError<{ts}>;",
+            error.guard(),
+            ts = error.ts
+        );
+    }
+}
 
 impl HubModel {
     pub(super) fn write_js(&self, out: &mut String) {
         let class = format!("{}Hub", self.name);
         let _ = writeln!(out, "\n// ----- {} -----\n", self.name);
+        let _ = writeln!(
+            out,
+            "export const {} = {};\n",
+            contract_const(self.name),
+            json_string(&self.contract)
+        );
         if let Some(route) = self.route {
             let _ = writeln!(
                 out,
@@ -58,7 +94,7 @@ impl HubModel {
         let _ = writeln!(
             out,
             "\nexport function create{name}({param}, options = {{}}) {{\n  \
-             let builder = new HubConnectionBuilder().withUrl({url}, options.connection ?? {{}});\n  \
+             let builder = new HubConnectionBuilder().withUrl({url}, options.connection ?? {{}}).withContract({contract});\n  \
              if (options.configure) builder = options.configure(builder);\n  \
              const hub = new {class}(builder.build());\n  \
              if (options.client) hub.register(options.client);\n  \
@@ -68,6 +104,7 @@ impl HubModel {
              await hub.start();\n  \
              return hub;\n}}",
             name = self.name,
+            contract = contract_const(self.name),
         );
     }
 
@@ -141,6 +178,13 @@ impl HubModel {
             self.name
         );
 
+        let _ = writeln!(
+            out,
+            "/** The `{}` hub's contract hash: the client presents it when it connects, and the server can refuse a client generated from other traits (`connection.serverContract` is the server's). */\nexport declare const {}: {};\n",
+            self.name,
+            contract_const(self.name),
+            json_string(&self.contract)
+        );
         if let Some(route) = self.route {
             let _ = writeln!(
                 out,
@@ -205,6 +249,11 @@ pub(super) fn signature(params: &[Param]) -> String {
         .map(|param| format!("{}: {}", param.name, param.ts))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `Chat` → `chatContract`.
+pub(super) fn contract_const(hub: &str) -> String {
+    format!("{}Contract", camel_case(hub))
 }
 
 /// `Chat` → `chatRoute`.

@@ -321,6 +321,7 @@ impl TypeScriptPackage {
         dts.push_str(&DTS_PRELUDE.replace("{runtime}", import));
         let mut warnings = Vec::new();
         let mut seen = BTreeMap::new();
+        let mut typed_errors = std::collections::BTreeSet::new();
         for hub in &hubs {
             if let Some(previous) = seen.insert(hub.name, hub.route) {
                 return Err(CodegenError::NameClash(format!(
@@ -332,6 +333,13 @@ impl TypeScriptPackage {
             warnings.extend(hub.lossy_shapes());
             hub.write_js(&mut js);
             hub.write_dts(&mut dts);
+            typed_errors.extend(hub.methods.iter().filter_map(|method| method.error.clone()));
+        }
+        if !typed_errors.is_empty() {
+            js.push_str("\n// ----- typed errors -----\n");
+            dts.push_str("\n// ----- typed errors -----\n");
+            emit::write_guards_js(&typed_errors, &mut js);
+            emit::write_guards_dts(&typed_errors, &mut dts);
         }
         if let Some(clash) = declarations
             .by_name

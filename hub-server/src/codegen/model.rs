@@ -18,10 +18,12 @@ pub(super) const RUNTIME_IMPORTS: &[&str] = &[
     "ConnectionOptions",
     "HubConnection",
     "HubConnectionBuilder",
+    "HubError",
+    "HubMethodError",
     "HubStream",
 ];
 
-pub(super) const JS_PRELUDE: &str = r#"import { HubConnectionBuilder } from "{runtime}";
+pub(super) const JS_PRELUDE: &str = r#"import { HubConnectionBuilder, HubError } from "{runtime}";
 export * from "{runtime}";
 
 /** The arguments of a call, with the AbortSignal last when there is one. */
@@ -34,7 +36,7 @@ function joinUrl(base, route) {
 }
 "#;
 
-pub(super) const DTS_PRELUDE: &str = r#"import type { ConnectionOptions, HubConnection, HubConnectionBuilder, HubStream } from "{runtime}";
+pub(super) const DTS_PRELUDE: &str = r#"import type { ConnectionOptions, HubConnection, HubConnectionBuilder, HubMethodError, HubStream } from "{runtime}";
 export * from "{runtime}";
 
 /** A hub method as the typed connection sees it. */
@@ -125,6 +127,24 @@ pub(super) struct Method {
     pub(super) params: Vec<Param>,
     pub(super) result: String,
     pub(super) stream: bool,
+    /// Its typed error (a `ClientError`), if it has one.
+    pub(super) error: Option<TypedError>,
+}
+
+/// A hub method's typed error: how TypeScript names it, and the name its values carry.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct TypedError {
+    /// The TypeScript type, e.g. `ChatError`.
+    pub(super) ts: String,
+    /// The Rust type's name without its path, as the `hubs-error` header's `type` says it.
+    pub(super) wire: String,
+}
+
+impl TypedError {
+    /// The guard that narrows a caught error to it: `isChatError`.
+    pub(super) fn guard(&self) -> String {
+        format!("is{}", self.ts)
+    }
 }
 
 pub(super) struct Callback {
@@ -145,6 +165,8 @@ pub(super) struct HubModel {
     pub(super) client_name: String,
     pub(super) methods: Vec<Method>,
     pub(super) callbacks: Vec<Callback>,
+    /// The hub's contract hash, baked into the package and presented at connect.
+    pub(super) contract: String,
 }
 
 impl HubModel {
@@ -206,10 +228,26 @@ impl HubModel {
                 method.output.ty.rust,
                 true,
             );
+            let error = match (method.error)() {
+                Some(ty) => {
+                    let ts = declarations.name_of(&ty, config)?;
+                    // As `HubError::typed` names it: the path and generics left out.
+                    let base = ty.rust.split('<').next().unwrap_or(ty.rust);
+                    let wire = base.rsplit("::").next().unwrap_or(base).to_owned();
+                    Some(TypedError { ts, wire })
+                }
+                None => None,
+            };
+            let docs = with_requirements(method.docs, (method.authorization)().describe());
+            let docs = match &error {
+                Some(error) => with_typed_error(&docs, error),
+                None => docs,
+            };
             methods.push(Method {
                 ts_name: method.typescript_name,
                 wire: method.wire_name,
-                docs: with_requirements(method.docs, (method.authorization)().describe()),
+                docs,
+                error,
                 params: method_params,
                 result: if method.output.ty.rust == "()" && !method.output.stream {
                     "void".to_owned()
@@ -252,6 +290,7 @@ impl HubModel {
             hub.client.name.to_owned()
         };
         Ok(HubModel {
+            contract: super::contract_hash(hub),
             name: hub.name,
             lossy,
             docs: hub.docs,
@@ -312,6 +351,25 @@ fn parameter_name(name: &str) -> String {
         format!("{name}_")
     } else {
         name.to_owned()
+    }
+}
+
+/// A method's docs followed by the typed error it rejects with.
+fn with_typed_error(docs: &str, error: &TypedError) -> String {
+    let throws = format!(
+        "@throws {{HubMethodError<{ts}>}} when the hub refuses with a `{ts}` (narrow it with `{guard}(error)`); any other failure rejects with a plain `Error`.",
+        ts = error.ts,
+        guard = error.guard()
+    );
+    if docs.trim().is_empty() {
+        throws
+    } else {
+        format!(
+            "{}
+
+{throws}",
+            docs.trim_end()
+        )
     }
 }
 

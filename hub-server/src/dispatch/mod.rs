@@ -102,6 +102,7 @@ impl BoundMethod {
         self,
         shared: &Shared,
         cancellation: &CancellationToken,
+        trace_parent: Option<hub_core::trace::TraceParent>,
     ) -> Option<Result<MethodOutput, CallError>> {
         // Checked before each call, as ASP.NET Core does: a policy may depend on more than the
         // principal.
@@ -130,7 +131,8 @@ impl BoundMethod {
             shared.connection.clone(),
             shared.hub_context.clone(),
             cancellation.clone(),
-        );
+        )
+        .with_trace_parent(trace_parent);
         let call = shared
             .env
             .hub

@@ -23,7 +23,7 @@ pub(super) async fn run_stream(shared: Arc<Shared>, call: Call) {
             target,
             cancellation,
             method,
-            remote: _,
+            remote,
         } = call;
         let Some(id) = invocation_id else {
             return;
@@ -31,7 +31,9 @@ pub(super) async fn run_stream(shared: Arc<Shared>, call: Call) {
         let index = method.index;
         let started = Instant::now();
         let detailed = shared.env.config.detailed_errors;
-        let result = method.run(&shared, &cancellation).await;
+        let result = method
+            .run(&shared, &cancellation, remote.trace_parent())
+            .await;
         let mut outcome = Outcome::Ok;
         let end = match result {
             None => {

@@ -26,7 +26,7 @@ pub(super) async fn run_unary(
             target,
             cancellation,
             method,
-            remote: _,
+            remote,
         } = call;
         let index = method.index;
         let started = Instant::now();
@@ -34,7 +34,9 @@ pub(super) async fn run_unary(
         let result = if cancellation.is_cancelled() {
             None
         } else {
-            method.run(&shared, &cancellation).await
+            method
+                .run(&shared, &cancellation, remote.trace_parent())
+                .await
         };
         let elapsed = started.elapsed();
         let elapsed_us = elapsed.as_micros() as u64;

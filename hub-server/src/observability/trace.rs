@@ -31,6 +31,11 @@ impl RemoteParent {
             .map(|parent| (parent, headers.get(TRACESTATE).map(Box::from)));
         RemoteParent { parent }
     }
+
+    /// The client's `traceparent`, when it sent a valid one.
+    pub(crate) fn trace_parent(&self) -> Option<TraceParent> {
+        self.parent.as_ref().map(|(parent, _)| *parent)
+    }
 }
 
 /// The span of an invocation of method `index`.

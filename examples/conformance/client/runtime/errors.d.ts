@@ -15,6 +15,15 @@ export declare class HandshakeError extends HubClientError {
 /** A hub method failed on the server: the message is the server's Completion error text. */
 export declare class HubError extends HubClientError {
 }
+/**
+ * A HubError that carries a hub method's typed error (a Rust `ClientError`): `type` is its Rust
+ * type's name, `error` its value. Generated packages export a guard per type
+ * (`isChatError(e)`) that narrows a caught error to it.
+ */
+export interface HubMethodError<E = unknown> extends HubError {
+    readonly type: string;
+    readonly error: E;
+}
 /** The connection closed (or could not start) while the operation was pending. */
 export declare class ConnectionClosedError extends HubClientError {
 }

@@ -8,4 +8,4 @@ export { LogLevel, type Logger } from "./logger.js";
 export type { ConnectionOptions } from "./http-connection.js";
 export { HttpTransportType, type TransportName } from "./transport.js";
 export { JsonHubProtocol, MessageType, createTextFramer, type HubMessage, type HubProtocol, type TransferFormat } from "./protocol.js";
-export { AbortError, ConnectionClosedError, HandshakeError, HubClientError, HubError, NegotiateError, TimeoutError, TransportError, } from "./errors.js";
+export { AbortError, ConnectionClosedError, HandshakeError, HubClientError, HubError, type HubMethodError, NegotiateError, TimeoutError, TransportError, } from "./errors.js";

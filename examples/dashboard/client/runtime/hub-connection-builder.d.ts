@@ -30,5 +30,17 @@ export declare class HubConnectionBuilder {
     withKeepAliveInterval(milliseconds: number): this;
     withServerTimeout(milliseconds: number): this;
     configureLogging(logger: Logger | ((level: number, message: string) => void)): this;
+    /**
+     * Presents a generated client's contract hash in the handshake (generated packages call it):
+     * the server compares it with its hub's and may refuse a client built from other traits; its
+     * own is then `connection.serverContract`.
+     */
+    withContract(contract: string): this;
+    /**
+     * Headers for every invocation, asked for as each call goes out: e.g. the current trace
+     * context (`traceparent`, `tracestate`) from an OpenTelemetry propagator, which the server
+     * makes the parent of the invocation's span. Other SignalR clients send none.
+     */
+    withInvocationHeaders(provider: () => Record<string, string> | undefined): this;
     build(): HubConnection;
 }

@@ -198,8 +198,8 @@ var JsonHubProtocol = class {
 };
 
 // src/handshake.ts
-var handshakeRequest = (protocol, version) => JSON.stringify({ protocol, version }) + RS;
-function createHandshakeReader() {
+var handshakeRequest = (protocol, version, contract) => JSON.stringify({ protocol, version, contract }) + RS;
+function createHandshakeReader(accepted) {
   const decoder = new TextDecoder();
   let text = "";
   return (data) => {
@@ -215,6 +215,7 @@ function createHandshakeReader() {
       throw new HandshakeError(error.message);
     }
     if (reply.error) throw new HandshakeError(`Server returned handshake error: ${reply.error}`);
+    accepted(reply.contract);
     return data.slice(end + 1);
   };
 }
@@ -598,6 +599,8 @@ var ConnectionLifecycle = class {
   onclose = [];
   onreconnecting = [];
   onreconnected = [];
+  /** The contract hash the server's handshake reply named (to clients that presented one). */
+  serverContract;
   #url;
   #connectionOptions;
   #hub;
@@ -647,6 +650,7 @@ var ConnectionLifecycle = class {
         await transport?.stop();
         throw new AbortError("The connection was stopped during negotiation.");
       }
+      if (!this.#active) throw this.#closeError ?? new ConnectionClosedError("The connection closed during the handshake.");
     } catch (error) {
       this.state = "Disconnected" /* Disconnected */;
       this.connectionId = null;
@@ -701,7 +705,7 @@ var ConnectionLifecycle = class {
     let handshakeDone;
     let handshakeFailed;
     const handshake = new Promise((resolve, reject) => (handshakeDone = resolve, handshakeFailed = reject));
-    const readHandshake = createHandshakeReader();
+    const readHandshake = createHandshakeReader((contract) => this.serverContract = contract);
     const parser = protocol.createParser();
     this.#parse = void 0;
     this.#attach(
@@ -730,7 +734,7 @@ var ConnectionLifecycle = class {
     );
     try {
       this.#resetTimeout();
-      await Promise.all([transport.send(handshakeRequest(protocol.name, this.#buffer ? 2 : protocol.version)), handshake]);
+      await Promise.all([transport.send(handshakeRequest(protocol.name, this.#buffer ? 2 : protocol.version, this.options.contract)), handshake]);
     } catch (error) {
       this.#active = void 0;
       clearTimeout(this.#timeoutTimer);
@@ -998,6 +1002,14 @@ async function sendUpload(source, invocationId, send, live) {
 // src/hub-connection.ts
 var ignore2 = () => {
 };
+function hubError(message) {
+  const error = new HubError(message.error);
+  try {
+    Object.assign(error, JSON.parse(message.headers?.["hubs-error"]));
+  } catch {
+  }
+  return error;
+}
 function takeSignal(args) {
   const last = args[args.length - 1];
   return last instanceof AbortSignal ? [args.slice(0, -1), last] : [args, void 0];
@@ -1039,6 +1051,14 @@ var HubConnection = class {
   }
   get protocol() {
     return this.#lifecycle.options.protocol;
+  }
+  /**
+   * The server hub's contract hash, when this client presented one (`withContract`; generated
+   * clients do) and the server has one: compare it with the generated package's to see whether
+   * the client matches the server it reached.
+   */
+  get serverContract() {
+    return this.#lifecycle.serverContract;
   }
   /** Starts the connection; rejects with NegotiateError, HandshakeError or a transport error. */
   async start() {
@@ -1099,7 +1119,7 @@ var HubConnection = class {
     else if (type === 2 /* StreamItem */) call?.item?.(message.item);
     else if (type === 3 /* Completion */ && call) {
       this.#pending.delete(id);
-      call.done(message.error != null ? new HubError(message.error) : void 0, message.result);
+      call.done(message.error != null ? hubError(message) : void 0, message.result);
     }
   }
   /** Runs a client method's handlers; with an invocation id, sends the client result back. */
@@ -1136,7 +1156,7 @@ var HubConnection = class {
       streamIds.push(String(this.#nextId++));
       return false;
     });
-    const message = { type, target, arguments: plain };
+    const message = { type, target, arguments: plain, headers: this.#lifecycle.options.invocationHeaders?.() };
     if (id !== void 0) message.invocationId = id;
     if (streamIds.length) message.streamIds = streamIds;
     return this.#send(message).then(() => {
@@ -1261,6 +1281,24 @@ var HubConnectionBuilder = class {
   }
   configureLogging(logger) {
     this.#options.logger = typeof logger === "function" ? { log: logger } : logger;
+    return this;
+  }
+  /**
+   * Presents a generated client's contract hash in the handshake (generated packages call it):
+   * the server compares it with its hub's and may refuse a client built from other traits; its
+   * own is then `connection.serverContract`.
+   */
+  withContract(contract) {
+    this.#options.contract = contract;
+    return this;
+  }
+  /**
+   * Headers for every invocation, asked for as each call goes out: e.g. the current trace
+   * context (`traceparent`, `tracestate`) from an OpenTelemetry propagator, which the server
+   * makes the parent of the invocation's span. Other SignalR clients send none.
+   */
+  withInvocationHeaders(provider) {
+    this.#options.invocationHeaders = provider;
     return this;
   }
   build() {

@@ -30,6 +30,10 @@ export interface HubConnectionOptions {
     statefulReconnectBufferSize?: number;
     /** Set by `withAuthenticationRefresh`. */
     authenticationRefresh?: AuthenticationRefreshOptions;
+    /** Set by `withContract`: the generated client's contract hash, presented in the handshake. */
+    contract?: string;
+    /** Set by `withInvocationHeaders`: headers for each invocation (e.g. `traceparent`). */
+    invocationHeaders?: () => Record<string, string> | undefined;
 }
 /** What the hub layer above gets: invocations, stream items and completions; the end of each connection. */
 export interface HubMessageHandler {
@@ -55,6 +59,8 @@ export declare class ConnectionLifecycle {
     /** The last connection's authentication refresh (none with skipNegotiation); HubConnection uses it while Connected. */
     auth?: AuthenticationRefreshFeature;
     readonly options: HubConnectionOptions;
+    /** The contract hash the server's handshake reply named (to clients that presented one). */
+    serverContract?: string;
     constructor(url: string, connectionOptions: ConnectionOptions, options: HubConnectionOptions, hub: HubMessageHandler);
     log(level: number, message: string): void;
     /** Whether the connection current now is still up (for uploads: false once it dropped or was replaced). */

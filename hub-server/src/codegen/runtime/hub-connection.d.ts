@@ -34,6 +34,12 @@ export declare class HubConnection {
     /** The transport in use (the one connected after any fallback or reconnect); null unless Connected. */
     get transport(): TransportName | null;
     get protocol(): HubProtocol;
+    /**
+     * The server hub's contract hash, when this client presented one (`withContract`; generated
+     * clients do) and the server has one: compare it with the generated package's to see whether
+     * the client matches the server it reached.
+     */
+    get serverContract(): string | undefined;
     /** Starts the connection; rejects with NegotiateError, HandshakeError or a transport error. */
     start(): Promise<void>;
     /** Stops the connection: sends Close, closes the transport and waits for it. */
