@@ -132,6 +132,35 @@ for (const protocol of PROTOCOLS) {
       );
     });
 
+    it("a typed error (ClientError) reads as a HubException's text; its value rides in a header the client ignores", async () => {
+      record.length = 0;
+      await rejectsWith(
+        hub.invoke("Bounded", 9, 5),
+        "An unexpected error occurred invoking 'Bounded' on the server. HubException: 9 is above 5",
+      );
+      await rejectsWith(
+        hub.invoke("Bounded", -1, 5),
+        "An unexpected error occurred invoking 'Bounded' on the server. HubException: negative values are refused",
+      );
+      assert.equal(await hub.invoke("Bounded", 3, 5), 3);
+      // The official client parsed the Completions (headers included) and went on.
+      const completion = record.find((m) => m.type === MessageType.Completion && m.error);
+      assert.deepEqual(JSON.parse(completion.headers["hubs-error"]), {
+        type: "ConformanceError",
+        error: { kind: "OutOfRange", value: 9, max: 5 },
+      });
+    });
+
+    it("a hub that refuses other contracts serves the official client, which presents none", async () => {
+      const strict = await connect(server.url("/strict-contract"), { protocol });
+      try {
+        assert.equal(await strict.invoke("Echo", "ok"), "ok");
+        assert.equal(await strict.invoke("TraceParent"), null, "the official client sends no invocation headers");
+      } finally {
+        await stopAll(strict);
+      }
+    });
+
     it("ThrowHub always appends 'HubException: <message>'", async () => {
       const text = "An unexpected error occurred invoking 'ThrowHub' on the server. HubException: x";
       await rejectsWith(hub.invoke("ThrowHub", "x"), text);
