@@ -36,8 +36,8 @@ use futures_util::{Stream, StreamExt};
 use hub_redis::{RedisBackplane, RedisConfig};
 use hub_server::protocol::{Binary, RawValue, Timestamp};
 use hub_server::{
-    hub, hub_client, CallerClients, Cancellation, Context, CorsConfig, Groups, HubConfig,
-    HubContext, HubEndpoint, HubError, HubMethods, HubServer, Principal, RawConnection,
+    hub, hub_client, Authorization, CallerClients, Cancellation, Context, CorsConfig, Groups,
+    HubConfig, HubContext, HubEndpoint, HubError, HubMethods, HubServer, Principal, RawConnection,
     RequestInfo, Requirement, ShutdownHandle, TransportType, Unauthorized, UploadStream,
     ROLE_CLAIM,
 };
@@ -818,13 +818,36 @@ fn client_package() -> hub_server::codegen::TypeScriptPackage {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
     // `conformance --emit-ts examples/conformance/client` regenerates the typed TypeScript client.
     if client_package().run_from_args()? {
         return Ok(());
+    }
+    // Opt-in observability: OTLP_ENDPOINT sends metrics and spans to that OTLP/HTTP collector;
+    // PROMETHEUS=1 serves /metrics (and /stats) instead. Both install the process's recorder.
+    let otlp = match std::env::var("OTLP_ENDPOINT") {
+        Ok(endpoint) => Some(hub_server::observability::OtlpExport::install(
+            hub_server::observability::OtlpConfig::new(endpoint)
+                .service_name("conformance")
+                .interval(Duration::from_millis(500)),
+        )?),
+        Err(_) => None,
+    };
+    let prometheus = match std::env::var("PROMETHEUS").as_deref() {
+        Ok("1") => Some(hub_server::observability::PrometheusMetrics::install()?),
+        _ => None,
+    };
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::from_default_env())
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                otlp.as_ref().map(|otlp| {
+                    tracing_opentelemetry::layer().with_tracer(otlp.tracer("conformance"))
+                }),
+            )
+            .init();
     }
     let port: u16 = std::env::var("PORT")
         .ok()
@@ -862,6 +885,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let config = config();
     let mut builder = HubServer::builder();
+    if let Some(metrics) = prometheus {
+        builder = builder
+            .metrics_endpoint("/metrics", metrics, Authorization::anyone())
+            .stats_endpoint("/stats", Authorization::all([Requirement::role(["admin"])]));
+    }
     if let Ok(node_id) = std::env::var("NODE_ID") {
         builder = builder.node_id(node_id);
     }
@@ -941,6 +969,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("listening on {}", server.local_addr().port());
     }
     server.serve().await?;
+    if let Some(otlp) = otlp {
+        // What is still buffered goes out before the process ends.
+        tokio::task::spawn_blocking(move || otlp.shutdown()).await??;
+    }
     Ok(())
 }
 

@@ -6,17 +6,7 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, Promet
 
 use super::names;
 
-/// The buckets of connection durations, in seconds: those OpenTelemetry's semantic conventions
-/// give `signalr.server.connection.duration`.
-const CONNECTION_BUCKETS: [f64; 14] = [
-    0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
-];
-
-/// The buckets of invocation durations and backplane lag, in seconds (OpenTelemetry's defaults
-/// for request durations).
-const CALL_BUCKETS: [f64; 14] = [
-    0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
+use super::buckets::{CALL as CALL_BUCKETS, CONNECTION as CONNECTION_BUCKETS};
 
 /// How often histograms are drained when nobody scrapes (they hold samples until then).
 const UPKEEP: Duration = Duration::from_secs(5);
