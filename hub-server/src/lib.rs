@@ -43,6 +43,7 @@ mod handler;
 mod http;
 mod lifetime;
 mod listener;
+mod mapping;
 mod memory;
 pub mod observability;
 pub mod registry;
@@ -81,10 +82,9 @@ pub use lifetime::{
     LifetimeError, LifetimeManager, LocalLifetimeManager, Ownership, PreparedMessage, Target,
 };
 pub use listener::shutdown_signal;
+pub use mapping::{ConnectionEndpoint, HubEndpoint};
 pub use request::RequestInfo;
-pub use server::{
-    ConnectionEndpoint, HubEndpoint, HubServer, HubServerBuilder, ServerError, ShutdownHandle,
-};
+pub use server::{HubServer, HubServerBuilder, ServerError, ShutdownHandle};
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};
 /// Derives TypeScript types for the values that cross a hub's wire (re-exported for convenience;

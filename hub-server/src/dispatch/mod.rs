@@ -41,6 +41,7 @@ use crate::observability::trace::RemoteParent;
 use crate::observability::{HubMetrics, Outcome};
 
 mod active;
+mod call;
 mod errors;
 mod invoker;
 mod streams;
@@ -48,6 +49,7 @@ mod unary;
 mod uploads;
 
 use active::ActiveInvocations;
+use call::*;
 use errors::*;
 use invoker::*;
 use streams::*;
@@ -72,85 +74,6 @@ enum Queued {
         invocation_id: ByteString,
         text: String,
     },
-}
-
-/// A validated invocation, ready to run.
-struct Call {
-    invocation_id: Option<ByteString>,
-    target: ByteString,
-    /// Fires on CancelInvocation, or when the connection's invocations stop.
-    cancellation: CancellationToken,
-    method: BoundMethod,
-    /// The trace context the client sent (its span is the invocation span's parent).
-    remote: RemoteParent,
-}
-
-/// Which method to run, with what.
-struct BoundMethod {
-    index: usize,
-    arguments: Arguments,
-    uploads: Vec<RawUpload>,
-}
-
-impl BoundMethod {
-    /// Runs the method until it returns (a panic becomes an internal error) or `cancellation`
-    /// fires (`None`: a cancelled invocation gets no reply). The method starts even if
-    /// `cancellation` already fired, and sees it: a streaming method starts before the next
-    /// message is read, as in ASP.NET Core, so a CancelInvocation right behind its
-    /// StreamInvocation cancels it rather than skipping it.
-    async fn run(
-        self,
-        shared: &Shared,
-        cancellation: &CancellationToken,
-        trace_parent: Option<hub_core::trace::TraceParent>,
-    ) -> Option<Result<MethodOutput, CallError>> {
-        // Checked before each call, as ASP.NET Core does: a policy may depend on more than the
-        // principal.
-        let authorization = shared
-            .env
-            .hub
-            .methods()
-            .get(self.index)
-            .map(|method| &method.authorization);
-        if let Some(authorization) = authorization.filter(|a| !a.is_open()) {
-            let connection = &shared.connection;
-            let decision = shared
-                .env
-                .policies
-                .decide(
-                    authorization,
-                    &connection.identity.principal(),
-                    &connection.request,
-                )
-                .await;
-            if decision != Decision::Allowed {
-                return Some(Err(CallError::Unauthorized));
-            }
-        }
-        let context = Context::new(
-            shared.connection.clone(),
-            shared.hub_context.clone(),
-            cancellation.clone(),
-        )
-        .with_trace_parent(trace_parent);
-        let call = shared
-            .env
-            .hub
-            .call(self.index, context, self.arguments, self.uploads);
-        // Cancellation wins: a method that stops because it saw the cancellation must not get
-        // its (error) result sent for an invocation the client cancelled. The method is polled
-        // first and the token checked when it is done, so a method that finishes at once never
-        // registers a waiter on the token.
-        let mut call = std::pin::pin!(guarded(call));
-        let mut cancelled = std::pin::pin!(cancellation.cancelled());
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = call.as_mut().poll(cx) {
-                return Poll::Ready((!cancellation.is_cancelled()).then_some(result));
-            }
-            cancelled.as_mut().poll(cx).map(|()| None)
-        })
-        .await
-    }
 }
 
 /// What the dispatcher needs of its hub: narrower than the endpoint, which also holds the

@@ -4,6 +4,7 @@ mod expiry;
 mod handshake;
 mod placement;
 mod raw;
+mod reading;
 pub(crate) mod run;
 mod sweeper;
 

@@ -1,5 +1,5 @@
 //! A connection's life on any transport: handshake (`handshake.rs`) → register → read and
-//! dispatch → teardown.
+//! dispatch (`reading.rs`) → teardown.
 //!
 //! bytes → [`FrameDecoder`] (size-limited) → handshake → [`HubProtocol::decode`] → [`Dispatcher`]
 //! → hub method → Completion → the connection's queue → writer task → transport.
@@ -8,20 +8,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hub_core::negotiate::TransportType;
-use hub_core::protocol::{Close, FrameDecoder, Framing, HubMessage, HubProtocol};
+use hub_core::protocol::{Close, FrameDecoder, Framing, HubProtocol};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::auth::Identity;
-use crate::connection::reconnect::{Incoming, Sequencer, Session};
+use crate::connection::reconnect::Session;
 use crate::connection::{
     write_loop, Connection, ConnectionParts, Outbox, Resumable, WriterConfig, WriterExit,
 };
-use crate::dispatch::{Dispatcher, Flow};
+use crate::dispatch::Dispatcher;
 use crate::endpoint::expiry;
 use crate::endpoint::handshake::{accept_handshake, handshake};
+use crate::endpoint::reading::read_loop;
 use crate::endpoint::Endpoint;
 use crate::lifetime::ConnectionHandle;
 use crate::observability::ConnectionStatus;
@@ -391,127 +392,5 @@ async fn run_resumable<R: TransportSource, S: TransportSink>(
             ),
         };
         replay = true;
-    }
-}
-
-/// Reads and dispatches until the connection ends.
-async fn read_loop<R: TransportSource>(
-    endpoint: &Endpoint,
-    connection: &Connection,
-    dispatcher: &mut Dispatcher,
-    decoder: &mut FrameDecoder,
-    source: &mut R,
-    resumable: Option<(&Sequencer, &CancellationToken)>,
-) {
-    let client_timeout = endpoint.config.client_timeout;
-    let sequencer = resumable.map(|(sequencer, _)| sequencer);
-    let lost = resumable.map(|(_, lost)| lost);
-    let socket_lost = || {
-        if let Some(lost) = lost {
-            lost.cancel();
-            true
-        } else {
-            false
-        }
-    };
-    let mut timeout_armed = false;
-    // One timer for the whole connection, re-armed only when it fires early: no timer work per
-    // chunk read.
-    let mut last_heard = Instant::now();
-    let mut heard = false;
-    let mut silence_timer = std::pin::pin!(tokio::time::sleep(client_timeout));
-    // The ends to watch, each registered once rather than once per chunk.
-    let mut closing = std::pin::pin!(connection.closing().cancelled());
-    let mut shutdown = std::pin::pin!(endpoint.shutdown.cancelled());
-    let mut socket_gone = std::pin::pin!(async {
-        match lost {
-            Some(lost) => lost.cancelled().await,
-            None => std::future::pending().await,
-        }
-    });
-    let metrics = &endpoint.metrics;
-    loop {
-        // Dispatch every whole message received so far.
-        let mut received = 0;
-        loop {
-            let frame = match decoder.next_frame() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(error) => return dispatcher.protocol_violation(&error),
-            };
-            match connection.protocol.decode(frame) {
-                Ok(Some(message)) => {
-                    received += 1;
-                    if let Some(sequencer) = sequencer {
-                        match sequencer.receive(&message) {
-                            Ok(Incoming::Dispatch) => {}
-                            Ok(Incoming::Skip | Incoming::Acked) => continue,
-                            Err(error) => {
-                                tracing::debug!(%error, "closing the connection: a bad Sequence");
-                                connection.end(Close::with_error(), Some(error.to_string()));
-                                return;
-                            }
-                        }
-                    }
-                    timeout_armed |= matches!(message, HubMessage::Ping);
-                    if dispatcher.handle(message).await == Flow::ClientClosed {
-                        connection.end(Close::new(), None);
-                        return;
-                    }
-                }
-                Ok(None) => {}
-                Err(error) => return dispatcher.protocol_violation(&error),
-            }
-        }
-        if received > 0 {
-            metrics.received(received, 0);
-        }
-        // Time spent waiting for our own invocation slots is not client silence.
-        if std::mem::take(&mut heard) {
-            last_heard = Instant::now();
-        }
-        let watch_silence = timeout_armed && connection.transport != TransportType::LongPolling;
-        tokio::select! {
-            biased;
-            () = closing.as_mut() => return,
-            () = shutdown.as_mut() => return,
-            () = socket_gone.as_mut() => return,
-            () = silence_timer.as_mut(), if watch_silence => {
-                let deadline = last_heard + client_timeout;
-                if deadline > Instant::now() {
-                    silence_timer.as_mut().reset(deadline);
-                    continue;
-                }
-                tracing::debug!(?client_timeout, "closing a connection whose client went silent");
-                connection.end_timed_out(Close::with_error(), format!("The client sent nothing for {client_timeout:?}."));
-                return;
-            }
-            chunk = source.next() => match chunk {
-                Some(Ok(bytes)) => {
-                    metrics.received(0, bytes.len() as u64);
-                    decoder.push(bytes);
-                    heard = true;
-                }
-                Some(Err(error)) => {
-                    if socket_lost() {
-                        tracing::debug!(%error, "the socket failed");
-                        return;
-                    }
-                    connection.end(Close::with_error(), Some(format!("The transport failed: {error}")));
-                    return;
-                }
-                None => {
-                    if source.timed_out() {
-                        connection.end_timed_out(
-                            Close::new(),
-                            "The client stopped polling.".to_owned(),
-                        );
-                    } else if !socket_lost() {
-                        connection.end(Close::new(), None);
-                    }
-                    return;
-                }
-            },
-        }
     }
 }
