@@ -7,13 +7,18 @@
 //! several (with the hub on the Redis backplane, see `main.rs`). Room membership is the hub's
 //! groups (one group per room), so presence is group introspection — cluster-wide on the
 //! backplane: `cx.groups().members(room)` mapped through the store's nicknames.
+//!
+//! `set_nickname` and `create_room` refuse with a typed [`ChatError`] (a `ClientError`): every
+//! client reads its text, the generated one its value too (`isChatError`), which the page uses to
+//! offer a free nickname or to join a room that exists.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::{future, stream, Stream};
-use hub_server::{hub, hub_client, Context, HubError};
+use hub_server::core::hub::HubErrorKind;
+use hub_server::{hub, hub_client, ClientError, Context, HubError, LifetimeError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -143,6 +148,90 @@ pub enum RoomEvent {
     },
 }
 
+/// Why the chat refused a nickname or a room. The page receives it typed (`isChatError(error)`,
+/// then `error.error.kind`); every other client reads its text (a `HubException` message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(tag = "kind")]
+pub enum ChatError {
+    /// Someone else has this nickname (nicknames are unique, ignoring case).
+    NicknameTaken {
+        /// The nickname asked for.
+        nickname: String,
+        /// A variant of it that nobody had when the server answered (the nickname with a
+        /// number), or `null` when every such variant is taken.
+        suggestion: Option<String>,
+    },
+    /// The nickname breaks the rules (1–24 letters, digits, `_`, `-` or `.`).
+    NicknameInvalid {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// This connection already has a nickname (a new connection may pick another).
+    NicknameAlreadySet {
+        /// The nickname it has.
+        nickname: String,
+    },
+    /// The call needs a nickname: set one first.
+    NicknameRequired,
+    /// The room name breaks the rules (1–32 lowercase letters, digits or `-`).
+    RoomNameInvalid {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A room by this name exists already (join it instead).
+    RoomExists {
+        /// The room.
+        room: String,
+    },
+    /// The server could not do it just now (e.g. its shared store is unreachable); try again.
+    Unavailable {
+        /// What failed, as the caller may read it.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for ChatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChatError::NicknameTaken { nickname, .. } => {
+                write!(f, "the nickname `{nickname}` is taken; pick another")
+            }
+            ChatError::NicknameInvalid { reason }
+            | ChatError::RoomNameInvalid { reason }
+            | ChatError::Unavailable { reason } => f.write_str(reason),
+            ChatError::NicknameAlreadySet { nickname } => write!(
+                f,
+                "you are already `{nickname}`; reconnect to change your nickname"
+            ),
+            ChatError::NicknameRequired => f.write_str("choose a nickname first"),
+            ChatError::RoomExists { room } => write!(f, "the room `{room}` already exists"),
+        }
+    }
+}
+
+impl ClientError for ChatError {}
+
+impl From<HubError> for ChatError {
+    /// A failure on the way (the store, the hub's groups or sends): a hub error's text is for
+    /// the caller; an internal error's details go to the log only.
+    fn from(error: HubError) -> Self {
+        let reason = match error.kind() {
+            HubErrorKind::Hub => error.message().to_owned(),
+            HubErrorKind::Internal => {
+                tracing::warn!(%error, "a chat call failed");
+                "the chat server could not do that just now; try again in a moment".to_owned()
+            }
+        };
+        ChatError::Unavailable { reason }
+    }
+}
+
+impl From<LifetimeError> for ChatError {
+    fn from(error: LifetimeError) -> Self {
+        HubError::from(error).into()
+    }
+}
+
 /// What the chat server calls on its clients.
 #[hub_client]
 pub trait ChatClient {
@@ -165,12 +254,14 @@ pub type Cx = Context<ChatClientProxy>;
 #[hub(route = "/chat", client = ChatClient)]
 pub trait Chat {
     /// Sets your nickname (1–24 letters, digits, `_`, `-` or `.`; unique, ignoring case). Fails if
-    /// you already have one or someone else has taken it.
-    async fn set_nickname(&self, cx: Cx, nickname: String) -> Result<Session, HubError>;
+    /// you already have one or someone else has taken it (`NicknameTaken`, with a free variant
+    /// to suggest).
+    async fn set_nickname(&self, cx: Cx, nickname: String) -> Result<Session, ChatError>;
     /// The rooms that exist, by name.
     async fn list_rooms(&self, cx: Cx) -> Result<Vec<RoomInfo>, HubError>;
-    /// Creates a room (1–32 lowercase letters, digits or `-`) and returns it.
-    async fn create_room(&self, cx: Cx, name: String) -> Result<RoomInfo, HubError>;
+    /// Creates a room (1–32 lowercase letters, digits or `-`) and returns it. Fails with
+    /// `RoomExists` when there is one by that name.
+    async fn create_room(&self, cx: Cx, name: String) -> Result<RoomInfo, ChatError>;
     /// Joins a room: you get its members and last 50 messages, and from now on its messages,
     /// presence and typing notices.
     async fn join_room(&self, cx: Cx, room: String) -> Result<JoinedRoom, HubError>;
@@ -284,15 +375,14 @@ impl ChatServer {
 
     /// Gives the nickname to this connection, taking it over from a connection that ended
     /// without giving it back.
-    async fn claim_nickname(&self, cx: &Cx, nickname: &str) -> Result<(), HubError> {
-        let taken = || HubError::new(format!("the nickname `{nickname}` is taken; pick another"));
+    async fn claim_nickname(&self, cx: &Cx, nickname: &str) -> Result<(), ChatError> {
         let id = cx.connection_id();
         let owner = match self.store.claim_nickname(id, nickname, None).await? {
             Claim::Claimed => return Ok(()),
             Claim::Taken { owner } => owner,
         };
         if self.is_nicknamed(cx, &owner).await? {
-            return Err(taken());
+            return Err(self.taken(nickname).await);
         }
         tracing::info!(%nickname, %owner, "taking over the nickname of a connection that ended");
         match self
@@ -301,7 +391,24 @@ impl ChatServer {
             .await?
         {
             Claim::Claimed => Ok(()),
-            Claim::Taken { .. } => Err(taken()),
+            Claim::Taken { .. } => Err(self.taken(nickname).await),
+        }
+    }
+
+    /// The nickname is someone else's: says so, with a variant the store says nobody has.
+    async fn taken(&self, nickname: &str) -> ChatError {
+        let variants = nickname_variants(nickname);
+        let suggestion = match self.store.first_free_nickname(&variants).await {
+            Ok(free) => free,
+            Err(error) => {
+                // A courtesy: the answer is still that the nickname is taken.
+                tracing::debug!(%error, %nickname, "no nickname to suggest");
+                None
+            }
+        };
+        ChatError::NicknameTaken {
+            nickname: nickname.to_owned(),
+            suggestion,
         }
     }
 
@@ -352,14 +459,12 @@ impl ChatServer {
 }
 
 impl Chat for ChatServer {
-    async fn set_nickname(&self, cx: Cx, nickname: String) -> Result<Session, HubError> {
+    async fn set_nickname(&self, cx: Cx, nickname: String) -> Result<Session, ChatError> {
         let nickname = nickname.trim().to_owned();
         validate_nickname(&nickname)?;
         let id = cx.connection_id().to_owned();
-        let already = |current: &str| {
-            HubError::new(format!(
-                "you are already `{current}`; reconnect to change your nickname"
-            ))
+        let already = |current: &str| ChatError::NicknameAlreadySet {
+            nickname: current.to_owned(),
         };
         if let Some(current) = self.local().nicknames.get(&id) {
             return Err(already(current));
@@ -402,12 +507,14 @@ impl Chat for ChatServer {
         self.rooms(&cx).await
     }
 
-    async fn create_room(&self, cx: Cx, name: String) -> Result<RoomInfo, HubError> {
+    async fn create_room(&self, cx: Cx, name: String) -> Result<RoomInfo, ChatError> {
         let name = name.trim().trim_start_matches('#').to_owned();
         validate_room_name(&name)?;
-        self.local().nickname(cx.connection_id())?;
+        if !self.local().nicknames.contains_key(cx.connection_id()) {
+            return Err(ChatError::NicknameRequired);
+        }
         if !self.store.create_room(&name).await? {
-            return Err(HubError::new(format!("the room `{name}` already exists")));
+            return Err(ChatError::RoomExists { room: name });
         }
         let rooms = self.rooms(&cx).await?;
         cx.hub().clients().all().rooms_changed(&rooms).await?;
@@ -625,40 +732,57 @@ fn unknown_room(name: &str) -> HubError {
     HubError::new(format!("there is no room called #{name}"))
 }
 
-fn validate_nickname(nickname: &str) -> Result<(), HubError> {
+fn validate_nickname(nickname: &str) -> Result<(), ChatError> {
+    let invalid = |reason: String| Err(ChatError::NicknameInvalid { reason });
     let count = nickname.chars().count();
     if count == 0 {
-        return Err(HubError::new("a nickname needs at least one character"));
+        return invalid("a nickname needs at least one character".to_owned());
     }
     if count > MAX_NICKNAME_CHARS {
-        return Err(HubError::new(format!(
+        return invalid(format!(
             "nicknames are at most {MAX_NICKNAME_CHARS} characters"
-        )));
+        ));
     }
     if !nickname
         .chars()
         .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
     {
-        return Err(HubError::new(
-            "nicknames may use letters, digits, `_`, `-` and `.` only",
-        ));
+        return invalid("nicknames may use letters, digits, `_`, `-` and `.` only".to_owned());
     }
     Ok(())
 }
 
-fn validate_room_name(name: &str) -> Result<(), HubError> {
+/// What to suggest instead of a taken nickname, best first: the nickname with 2, 3, … 99 in
+/// place of the number it ends with (`ida` → `ida2`, `ida7` → `ida2`, `ida3`, …), cut to fit
+/// [`MAX_NICKNAME_CHARS`]; never the nickname itself. Each is a valid nickname when `nickname`
+/// is one.
+pub fn nickname_variants(nickname: &str) -> Vec<String> {
+    let stem = nickname.trim_end_matches(|c: char| c.is_ascii_digit());
+    let stem = if stem.is_empty() { nickname } else { stem };
+    let taken = nickname.to_lowercase();
+    let mut variants: Vec<String> = Vec::new();
+    for number in 2..100u32 {
+        let number = number.to_string();
+        let keep = MAX_NICKNAME_CHARS.saturating_sub(number.len());
+        let variant: String = stem.chars().take(keep).chain(number.chars()).collect();
+        let key = variant.to_lowercase();
+        if key != taken && !variants.iter().any(|seen| seen.to_lowercase() == key) {
+            variants.push(variant);
+        }
+    }
+    variants
+}
+
+fn validate_room_name(name: &str) -> Result<(), ChatError> {
+    let invalid = |reason: String| Err(ChatError::RoomNameInvalid { reason });
     if name.is_empty() || name.len() > MAX_ROOM_CHARS {
-        return Err(HubError::new(format!(
-            "room names are 1 to {MAX_ROOM_CHARS} characters"
-        )));
+        return invalid(format!("room names are 1 to {MAX_ROOM_CHARS} characters"));
     }
     if !name
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     {
-        return Err(HubError::new(
-            "room names may use lowercase letters, digits and `-` only",
-        ));
+        return invalid("room names may use lowercase letters, digits and `-` only".to_owned());
     }
     Ok(())
 }

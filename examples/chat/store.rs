@@ -349,6 +349,35 @@ impl ChatStore {
         }
     }
 
+    /// The first of these nicknames that no connection has (ignoring case), if any: what the hub
+    /// suggests instead of a taken one. Nothing is reserved, so it may be gone when asked for.
+    /// One round trip on Redis.
+    pub async fn first_free_nickname(
+        &self,
+        candidates: &[String],
+    ) -> Result<Option<String>, HubError> {
+        let keys: Vec<String> = candidates.iter().map(|name| name.to_lowercase()).collect();
+        let owners: Vec<Option<String>> = match self {
+            ChatStore::Memory(store) => {
+                let memory = store.lock();
+                keys.iter()
+                    .map(|key| memory.owners.get(key).cloned())
+                    .collect()
+            }
+            ChatStore::Redis(_) if keys.is_empty() => Vec::new(),
+            ChatStore::Redis(store) => redis::cmd("HMGET")
+                .arg(store.key("owners"))
+                .arg(&keys)
+                .query_async(&mut store.connection())
+                .await
+                .map_err(unavailable)?,
+        };
+        Ok(candidates
+            .iter()
+            .zip(owners)
+            .find_map(|(candidate, owner)| owner.is_none().then(|| candidate.clone())))
+    }
+
     /// The connection that has `nickname` (ignoring case), with the nickname as it was chosen.
     pub async fn owner(&self, nickname: &str) -> Result<Option<(String, String)>, HubError> {
         let key = nickname.to_lowercase();

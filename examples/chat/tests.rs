@@ -5,13 +5,17 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
 use hub_redis::{RedisBackplane, RedisConfig};
 use hub_server::testing::{Callback, TestClient, TestHub};
-use hub_server::HubConfig;
+use hub_server::{HubConfig, HubError, HubServer, HubService};
+use serde_json::{json, Value};
 
 use crate::hub::{
-    ChatClientProxy, ChatMessage, ChatServer, JoinedRoom, Presence, PrivateMessage, RoomEvent,
-    ServeChat, Session, HISTORY,
+    nickname_variants, ChatClientProxy, ChatError, ChatMessage, ChatServer, JoinedRoom, Presence,
+    PrivateMessage, RoomEvent, ServeChat, Session, HISTORY, MAX_NICKNAME_CHARS,
 };
 use crate::store::ChatStore;
 
@@ -264,6 +268,264 @@ async fn room_activity_needs_a_nickname_and_a_room() {
         .ends_with("HubException: there is no room called #nowhere"));
 }
 
+/// `set_nickname` and `create_room` refuse with a `ChatError`, the others with text: what the
+/// generator reads to type the page's errors (`isChatError`, `@throws`).
+#[test]
+fn the_metadata_names_chat_error_for_nicknames_and_room_creation() {
+    let methods = ServeChat::<()>::METADATA.methods;
+    let typed: Vec<(&str, String)> = methods
+        .iter()
+        .filter_map(|method| (method.error)().map(|error| (method.name, error.rust.to_string())))
+        .collect();
+    assert_eq!(typed.len(), 2, "{typed:?}");
+    for (name, (method, error)) in ["set_nickname", "create_room"].into_iter().zip(&typed) {
+        assert_eq!(*method, name);
+        assert!(error.ends_with("ChatError"), "{error}");
+    }
+}
+
+#[test]
+fn suggested_nicknames_are_valid_and_never_the_one_asked_for() {
+    let variants = nickname_variants("ida");
+    assert_eq!(&variants[..3], ["ida2", "ida3", "ida4"]);
+    assert_eq!(variants.len(), 98);
+    // A number at the end is replaced, not extended, and the nickname itself is skipped.
+    let variants = nickname_variants("Ida3");
+    assert_eq!(&variants[..3], ["Ida2", "Ida4", "Ida5"]);
+    assert!(!variants.iter().any(|v| v.eq_ignore_ascii_case("ida3")));
+    // Only digits: they are the stem.
+    assert_eq!(nickname_variants("2024")[0], "20242");
+    // The longest nickname is cut to make room for the number.
+    let long = "é".repeat(MAX_NICKNAME_CHARS);
+    for variant in nickname_variants(&long) {
+        assert_eq!(variant.chars().count(), MAX_NICKNAME_CHARS, "{variant}");
+        assert!(variant.starts_with('é'));
+    }
+}
+
+#[test]
+fn failures_on_the_way_become_unavailable_without_internal_details() {
+    assert_eq!(
+        ChatError::from(HubError::new(
+            "the chat's shared store (Redis) is unavailable; try again in a moment"
+        )),
+        ChatError::Unavailable {
+            reason: "the chat's shared store (Redis) is unavailable; try again in a moment".into()
+        }
+    );
+    let internal = ChatError::from(HubError::internal("connection reset by peer 10.0.0.7"));
+    assert_eq!(
+        internal.to_string(),
+        "the chat server could not do that just now; try again in a moment"
+    );
+}
+
+/// The chat's hub as `main.rs` serves it (its HTTP service, in process).
+fn chat_service() -> HubService {
+    HubServer::builder()
+        .hub("/chat", ServeChat::new(ChatServer::default()))
+        .into_service()
+        .unwrap()
+}
+
+/// Sends one HTTP request to the service; the response's body as text.
+async fn http(service: &HubService, method: Method, uri: &str, body: &str) -> String {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), service.handle(request))
+        .await
+        .unwrap_or_else(|_| panic!("{uri} did not answer within 10 s"));
+    assert!(
+        response.status().is_success(),
+        "{uri}: {}",
+        response.status()
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+/// A raw SignalR client of the chat (long polling, JSON): it reads whole Completions, headers
+/// included, as the generated client receives them.
+struct RawClient {
+    service: HubService,
+    url: String,
+    received: String,
+    next_id: u32,
+}
+
+impl RawClient {
+    /// Negotiates, sends the handshake and waits for its answer.
+    async fn connect(service: &HubService) -> RawClient {
+        let negotiated = http(
+            service,
+            Method::POST,
+            "/chat/negotiate?negotiateVersion=1",
+            "",
+        )
+        .await;
+        let negotiated: Value = serde_json::from_str(&negotiated).unwrap();
+        let token = negotiated["connectionToken"].as_str().unwrap();
+        let mut client = RawClient {
+            service: service.clone(),
+            url: format!("/chat?id={token}"),
+            received: String::new(),
+            next_id: 0,
+        };
+        client
+            .post("{\"protocol\":\"json\",\"version\":1}\u{1e}")
+            .await;
+        assert_eq!(client.next_frame().await, "{}");
+        client
+    }
+
+    async fn post(&self, text: &str) {
+        http(&self.service, Method::POST, &self.url, text).await;
+    }
+
+    /// The next frame the hub sent, polling for more when none is waiting.
+    async fn next_frame(&mut self) -> String {
+        loop {
+            if let Some(end) = self.received.find('\u{1e}') {
+                let frame = self.received[..end].to_owned();
+                self.received.drain(..=end);
+                return frame;
+            }
+            let polled = http(&self.service, Method::GET, &self.url, "").await;
+            self.received.push_str(&polled);
+        }
+    }
+
+    /// Invokes `target` and returns its Completion (skipping callbacks and pings).
+    async fn invoke(&mut self, target: &str, arguments: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id.to_string();
+        let invocation =
+            json!({ "type": 1, "invocationId": id, "target": target, "arguments": arguments });
+        self.post(&format!("{invocation}\u{1e}")).await;
+        loop {
+            let frame: Value = serde_json::from_str(&self.next_frame().await).unwrap();
+            if frame["type"] == 3 && frame["invocationId"] == id.as_str() {
+                return frame;
+            }
+        }
+    }
+
+    /// Invokes `target`, which must fail: the error text every client reads, and the typed
+    /// error (the `hubs-error` header as JSON) when there is one.
+    async fn refused(&mut self, target: &str, arguments: Value) -> (String, Option<Value>) {
+        let completion = self.invoke(target, arguments).await;
+        let text = completion["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{target} did not fail: {completion}"))
+            .to_owned();
+        let typed = completion["headers"]["hubs-error"]
+            .as_str()
+            .map(|header| serde_json::from_str(header).unwrap());
+        (text, typed)
+    }
+
+    /// The typed `ChatError` a refused call carries (checking its text is the error's text).
+    async fn chat_error(&mut self, target: &str, arguments: Value) -> ChatError {
+        let (text, typed) = self.refused(target, arguments).await;
+        let typed = typed.unwrap_or_else(|| panic!("{target}: no typed error with `{text}`"));
+        assert_eq!(typed["type"], "ChatError");
+        let error: ChatError = serde_json::from_value(typed["error"].clone()).unwrap();
+        assert_eq!(
+            text,
+            format!("An unexpected error occurred invoking '{target}' on the server. HubException: {error}")
+        );
+        error
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_nicknames_and_rooms_arrive_typed() {
+    let service = chat_service();
+    let mut alice = RawClient::connect(&service).await;
+    let session = alice.invoke("SetNickname", json!(["alice"])).await;
+    assert_eq!(session["result"]["nickname"], "alice");
+
+    // A taken nickname: the text every client reads, and the value with a free variant.
+    let mut other = RawClient::connect(&service).await;
+    let (text, typed) = other.refused("SetNickname", json!(["ALICE"])).await;
+    assert_eq!(
+        text,
+        "An unexpected error occurred invoking 'SetNickname' on the server. HubException: the nickname `ALICE` is taken; pick another"
+    );
+    assert_eq!(
+        typed,
+        Some(json!({
+            "type": "ChatError",
+            "error": { "kind": "NicknameTaken", "nickname": "ALICE", "suggestion": "ALICE2" }
+        }))
+    );
+    // The suggestion is one nobody has.
+    let mut alice2 = RawClient::connect(&service).await;
+    let session = alice2.invoke("SetNickname", json!(["Alice2"])).await;
+    assert_eq!(session["result"]["nickname"], "Alice2");
+    assert_eq!(
+        other.chat_error("SetNickname", json!(["ALICE"])).await,
+        ChatError::NicknameTaken {
+            nickname: "ALICE".into(),
+            suggestion: Some("ALICE3".into())
+        }
+    );
+    assert_eq!(
+        other.chat_error("SetNickname", json!(["bad name!"])).await,
+        ChatError::NicknameInvalid {
+            reason: "nicknames may use letters, digits, `_`, `-` and `.` only".into()
+        }
+    );
+    // Rooms need a nickname.
+    assert_eq!(
+        other.chat_error("CreateRoom", json!(["fresh"])).await,
+        ChatError::NicknameRequired
+    );
+    // Taking the suggestion works; a second nickname does not.
+    let session = other.invoke("SetNickname", json!(["ALICE3"])).await;
+    assert_eq!(session["result"]["nickname"], "ALICE3");
+    assert_eq!(
+        other.chat_error("SetNickname", json!(["zed"])).await,
+        ChatError::NicknameAlreadySet {
+            nickname: "ALICE3".into()
+        }
+    );
+
+    // Rooms.
+    assert_eq!(
+        alice.chat_error("CreateRoom", json!(["#general"])).await,
+        ChatError::RoomExists {
+            room: "general".into()
+        }
+    );
+    assert_eq!(
+        alice.chat_error("CreateRoom", json!(["Bad Name"])).await,
+        ChatError::RoomNameInvalid {
+            reason: "room names may use lowercase letters, digits and `-` only".into()
+        }
+    );
+    let created = alice.invoke("CreateRoom", json!(["fresh"])).await;
+    assert_eq!(
+        created["result"],
+        json!({ "name": "fresh", "memberCount": 0 })
+    );
+    assert_eq!(
+        other.chat_error("CreateRoom", json!(["fresh"])).await,
+        ChatError::RoomExists {
+            room: "fresh".into()
+        }
+    );
+
+    // Methods with untyped errors answer text only.
+    let (text, typed) = alice.refused("JoinRoom", json!(["nowhere"])).await;
+    assert!(text.ends_with("HubException: there is no room called #nowhere"));
+    assert_eq!(typed, None);
+    service.shutdown().await;
+}
+
 /// A real Redis for the two-server tests: Debian's `redis-server` on a free loopback port, with a
 /// generated configuration (no persistence), killed when dropped.
 struct Redis {
@@ -361,11 +623,21 @@ async fn two_servers_on_one_redis_serve_one_chat() {
 
     let mut alice = join_as(&one, "alice").await;
     let mut bob = join_as(&two, "bob").await;
-    // Nicknames are unique across servers.
+    // Nicknames are unique across servers, and what is suggested instead is free on both.
     let mut other = two.connect().await.unwrap();
     assert_eq!(
         error(&mut other, "SetNickname", ("ALICE",)).await,
         "the nickname `ALICE` is taken; pick another"
+    );
+    let _alice2 = join_as(&two, "alice2").await;
+    let store = ChatStore::redis(&redis.url(), "chat").await.unwrap();
+    assert_eq!(
+        store
+            .first_free_nickname(&nickname_variants("ALICE"))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("ALICE3")
     );
 
     // A room created on one server exists on the other.

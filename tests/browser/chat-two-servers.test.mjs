@@ -86,7 +86,9 @@ test("two people on two servers talk, see each other's presence and private mess
       await connected(impostor, "the second alice");
       await impostor.fill("#nickname-input", "Alice");
       await impostor.click("#nickname-submit");
-      await impostor.locator("#nickname-error", { hasText: "the nickname `Alice` is taken; pick another" }).waitFor({ timeout: WAIT });
+      await impostor.locator("#nickname-error[data-kind=NicknameTaken]", { hasText: "Someone is already called “Alice”" }).waitFor({ timeout: WAIT });
+      // The suggestion is free on both servers (the nicknames are in Redis).
+      assert.equal(await impostor.textContent("#nickname-suggestion-use"), "Use Alice2");
     } finally {
       await impostor.close();
     }

@@ -177,7 +177,7 @@ test("pages on long polling, Server-Sent Events and WebSockets chat together", a
   assert.deepEqual(pageErrors, []);
 });
 
-test("the server's rejections show in the page", async () => {
+test("the server's rejections show in the page; typed ones (ChatError) get their own messages", async () => {
   const ida = await open("ida");
   try {
     await say(ida, "   ");
@@ -198,14 +198,66 @@ test("the server's rejections show in the page", async () => {
     await seen(ida, "fine, a short one");
     assert.equal(await ida.isHidden("#error-banner"), true);
 
-    // A taken nickname is refused in the dialog.
+    // Creating a room that exists: the typed refusal (ChatError's RoomExists) offers to join it,
+    // in place of the banner.
+    await ida.fill("#new-room-input", "random");
+    await ida.click("#new-room-form button");
+    await ida.locator("#room-exists:not([hidden])").waitFor({ timeout: WAIT });
+    assert.equal(await ida.textContent("#room-exists-text"), "#random already exists.");
+    assert.equal(await ida.textContent("#room-exists-join"), "Join #random");
+    assert.equal(await ida.isHidden("#error-banner"), true);
+    await ida.click("#room-exists-join");
+    await ida.locator("#rooms li.current[data-room=random]").waitFor({ timeout: WAIT });
+    assert.equal(await ida.isHidden("#room-exists"), true);
+    assert.equal(await ida.inputValue("#new-room-input"), "");
+    // One she is in: offered to show it.
+    await ida.fill("#new-room-input", "#general");
+    await ida.click("#new-room-form button");
+    await ida.locator("#room-exists-text", { hasText: "#general already exists and you are in it." }).waitFor({ timeout: WAIT });
+    await ida.click("#room-exists-join");
+    await ida.locator("#rooms li.current[data-room=general]").waitFor({ timeout: WAIT });
+    // An invalid name is not a typed refusal the page treats apart: the banner, as before.
+    await ida.fill("#new-room-input", "Bad Name");
+    await ida.click("#new-room-form button");
+    await ida.locator("#error-text", { hasText: "room names may use lowercase letters, digits and `-` only" }).waitFor({ timeout: WAIT });
+    assert.equal(await ida.isHidden("#room-exists"), true);
+
+    // A taken nickname is refused in the dialog with ChatError's NicknameTaken: the page says so
+    // and offers the free variant the server suggests, which fills the field; taking it joins.
     const other = await browser.newPage();
     try {
+      other.on("pageerror", (error) => pageErrors.push(`the second ida: ${error.message}`));
       await other.goto(baseUrl);
       await connected(other, "the second ida");
+      // An invalid nickname: the reason, next to the field, and no suggestion.
+      await other.fill("#nickname-input", "ida!");
+      await other.click("#nickname-submit");
+      await other.locator("#nickname-error[data-kind=NicknameInvalid]").waitFor({ timeout: WAIT });
+      assert.equal(await other.textContent("#nickname-error"), "nicknames may use letters, digits, `_`, `-` and `.` only");
+      assert.equal(await other.getAttribute("#nickname-input", "aria-invalid"), "true");
+      assert.equal(await other.isHidden("#nickname-suggestion"), true);
+
       await other.fill("#nickname-input", "IDA");
       await other.click("#nickname-submit");
-      await other.locator("#nickname-error", { hasText: "the nickname `IDA` is taken; pick another" }).waitFor({ timeout: WAIT });
+      await other.locator("#nickname-error[data-kind=NicknameTaken]").waitFor({ timeout: WAIT });
+      assert.equal(await other.textContent("#nickname-error"), "Someone is already called “IDA” (nicknames ignore case).");
+      await other.locator("#nickname-suggestion:not([hidden])").waitFor({ timeout: WAIT });
+      assert.equal(await other.textContent("#nickname-suggestion-text"), "“IDA2” is free:");
+      assert.equal(await other.textContent("#nickname-suggestion-use"), "Use IDA2");
+      await other.click("#nickname-suggestion-use");
+      assert.equal(await other.inputValue("#nickname-input"), "IDA2");
+      assert.equal(await other.evaluate(() => document.activeElement?.id), "nickname-input");
+      assert.equal(await other.textContent("#nickname-error"), "");
+      assert.equal(await other.isHidden("#nickname-suggestion"), true);
+      await other.click("#nickname-submit");
+      await other.locator("body[data-ready=true]").waitFor({ timeout: WAIT });
+      assert.equal(await other.textContent("#me"), "IDA2");
+      await other.locator("#rooms li.current[data-room=general]").waitFor({ timeout: WAIT });
+      // (Not the exact list: the long-polling page of an earlier test may linger until its
+      // server notices it stopped polling.)
+      await ida.locator("#members li[data-nickname=IDA2]").waitFor({ timeout: WAIT });
+      await say(other, "hello from the second ida");
+      await seen(ida, "hello from the second ida");
     } finally {
       await other.close();
     }

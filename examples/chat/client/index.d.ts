@@ -98,7 +98,7 @@ export interface ChatCallbacks {
 export type ChatConnection = TypedConnection<ChatMethods, ChatCallbacks>;
 
 /** The `Chat` hub's contract hash: the client presents it when it connects, and the server can refuse a client generated from other traits (`connection.serverContract` is the server's). */
-export declare const chatContract: "b57359505ab7593b";
+export declare const chatContract: "4f17672b343f1376";
 
 /** The path the `Chat` hub is served at. */
 export declare const chatRoute: "/chat";
@@ -112,7 +112,10 @@ export declare class ChatHub {
   readonly connection: ChatConnection;
   /**
    * Sets your nickname (1–24 letters, digits, `_`, `-` or `.`; unique, ignoring case). Fails if
-   * you already have one or someone else has taken it.
+   * you already have one or someone else has taken it (`NicknameTaken`, with a free variant
+   * to suggest).
+   *
+   * @throws {HubMethodError<ChatError>} when the hub refuses with a `ChatError` (narrow it with `isChatError(error)`); any other failure rejects with a plain `Error`.
    */
   setNickname(nickname: string, signal?: AbortSignal): Promise<Session>;
   /**
@@ -120,7 +123,10 @@ export declare class ChatHub {
    */
   listRooms(signal?: AbortSignal): Promise<Array<RoomInfo>>;
   /**
-   * Creates a room (1–32 lowercase letters, digits or `-`) and returns it.
+   * Creates a room (1–32 lowercase letters, digits or `-`) and returns it. Fails with
+   * `RoomExists` when there is one by that name.
+   *
+   * @throws {HubMethodError<ChatError>} when the hub refuses with a `ChatError` (narrow it with `isChatError(error)`); any other failure rejects with a plain `Error`.
    */
   createRoom(name: string, signal?: AbortSignal): Promise<RoomInfo>;
   /**
@@ -166,7 +172,47 @@ export declare function createChat(baseUrl: string, options?: ConnectOptions<Par
 /** Connects to the server at `baseUrl` (the hub is at `/chat` under it): builds, registers `options.client`, starts. */
 export declare function connectChat(baseUrl: string, options?: ConnectOptions<Partial<ChatClient>>): Promise<ChatHub>;
 
+// ----- typed errors -----
+
+/** Whether `error` is the `ChatError` a hub method rejected with (its value is `error.error`). */
+export declare function isChatError(error: unknown): error is HubMethodError<ChatError>;
+
 // ----- types -----
+
+/**
+ * Why the chat refused a nickname or a room. The page receives it typed (`isChatError(error)`,
+ * then `error.error.kind`); every other client reads its text (a `HubException` message).
+ */
+export type ChatError = { "kind": "NicknameTaken", 
+/**
+ * The nickname asked for.
+ */
+nickname: string, 
+/**
+ * A variant of it that nobody had when the server answered (the nickname with a
+ * number), or `null` when every such variant is taken.
+ */
+suggestion: string | null, } | { "kind": "NicknameInvalid", 
+/**
+ * What is wrong with it.
+ */
+reason: string, } | { "kind": "NicknameAlreadySet", 
+/**
+ * The nickname it has.
+ */
+nickname: string, } | { "kind": "NicknameRequired" } | { "kind": "RoomNameInvalid", 
+/**
+ * What is wrong with it.
+ */
+reason: string, } | { "kind": "RoomExists", 
+/**
+ * The room.
+ */
+room: string, } | { "kind": "Unavailable", 
+/**
+ * What failed, as the caller may read it.
+ */
+reason: string, };
 
 /**
  * A message posted to a room.

@@ -13,7 +13,7 @@ function joinUrl(base, route) {
 
 // ----- Chat -----
 
-export const chatContract = "b57359505ab7593b";
+export const chatContract = "4f17672b343f1376";
 
 export const chatRoute = "/chat";
 
@@ -96,4 +96,10 @@ export async function connectChat(baseUrl, options = {}) {
   const hub = createChat(baseUrl, options);
   await hub.start();
   return hub;
+}
+
+// ----- typed errors -----
+
+export function isChatError(error) {
+  return error instanceof HubError && error.type === "ChatError";
 }

@@ -1,7 +1,9 @@
 // The chat page. Everything it says to the server goes through the client generated from the
 // Rust hub traits (examples/chat/client): `ChatHub` methods and a `ChatClient` object for the
 // callbacks. `?transport=webSockets|serverSentEvents|longPolling` forces a transport.
-import { createChat, HttpTransportType, HubConnectionState } from "chat-client";
+// Refusals the hub types (`ChatError`, a Rust enum) arrive as `HubMethodError<ChatError>`:
+// `isChatError(error)` narrows one, and `error.error.kind` says which it is.
+import { createChat, HttpTransportType, HubConnectionState, isChatError } from "chat-client";
 
 const $ = (id) => document.getElementById(id);
 const MAX_CHARS = 500;
@@ -42,6 +44,8 @@ const state = {
   current: null,
   privateTo: null,
   lastTypingSent: 0,
+  /** The rooms to join again once a new nickname is accepted (after losing ours on a reconnect). */
+  rejoin: null,
 };
 
 // ----- errors -----
@@ -73,6 +77,57 @@ async function attempt(action) {
     showError(error);
     return undefined;
   }
+}
+
+// ----- typed refusals (ChatError) -----
+
+/** The ChatError a call was refused with, if it is one (`undefined` for any other failure). */
+function chatError(error) {
+  return isChatError(error) ? error.error : undefined;
+}
+
+/** Shows why a nickname was refused, next to the field: typed refusals in their own words. */
+function showNicknameError(error) {
+  const refusal = chatError(error);
+  const field = $("nickname-error");
+  field.dataset.kind = refusal?.kind ?? "";
+  $("nickname-input").setAttribute("aria-invalid", "true");
+  $("nickname-suggestion").hidden = true;
+  if (refusal?.kind === "NicknameTaken") {
+    field.textContent = `Someone is already called “${refusal.nickname}” (nicknames ignore case).`;
+    if (refusal.suggestion) {
+      $("nickname-suggestion-text").textContent = `“${refusal.suggestion}” is free:`;
+      const use = $("nickname-suggestion-use");
+      use.textContent = `Use ${refusal.suggestion}`;
+      use.dataset.nickname = refusal.suggestion;
+      $("nickname-suggestion").hidden = false;
+    }
+  } else if (refusal?.kind === "NicknameInvalid") {
+    field.textContent = refusal.reason;
+  } else {
+    field.textContent = errorText(error);
+  }
+}
+
+function clearNicknameError() {
+  $("nickname-error").textContent = "";
+  $("nickname-error").dataset.kind = "";
+  $("nickname-input").removeAttribute("aria-invalid");
+  $("nickname-suggestion").hidden = true;
+}
+
+/** Offers to join (or show) a room that exists, in place of creating it. */
+function showRoomExists(name) {
+  const joined = room(name).joined;
+  $("room-exists-text").textContent = `#${name} already exists${joined ? " and you are in it" : ""}.`;
+  const button = $("room-exists-join");
+  button.textContent = joined ? `Show #${name}` : `Join #${name}`;
+  button.dataset.room = name;
+  $("room-exists").hidden = false;
+}
+
+function hideRoomExists() {
+  $("room-exists").hidden = true;
 }
 
 // ----- rendering -----
@@ -406,7 +461,21 @@ async function main() {
       view.joined = false;
       view.activity?.abort();
     }
-    if (state.me) await attempt(() => enter(state.me, rooms));
+    if (!state.me) return;
+    try {
+      await enter(state.me, rooms);
+      clearError();
+    } catch (error) {
+      if (chatError(error)?.kind !== "NicknameTaken") return showError(error);
+      // Someone took our nickname while we were away: pick one again (with the suggestion).
+      state.me = null;
+      state.rejoin = rooms;
+      $("me").textContent = "";
+      $("nickname-input").value = error.error.nickname;
+      showNicknameError(error);
+      $("nickname-dialog").hidden = false;
+      renderAll();
+    }
   });
   hubConnection.onclose((error) => {
     setStatus("disconnected", "disconnected");
@@ -417,24 +486,47 @@ async function main() {
   $("nickname-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const nickname = $("nickname-input").value.trim();
-    $("nickname-error").textContent = "";
+    clearNicknameError();
     try {
-      await enter(nickname, ["general"]);
+      await enter(nickname, state.rejoin ?? ["general"]);
+      state.rejoin = null;
       $("nickname-dialog").hidden = true;
       document.body.dataset.ready = "true";
     } catch (error) {
-      $("nickname-error").textContent = errorText(error);
+      showNicknameError(error);
     }
+  });
+  $("nickname-suggestion-use").addEventListener("click", (event) => {
+    const input = $("nickname-input");
+    input.value = event.currentTarget.dataset.nickname;
+    clearNicknameError();
+    input.focus();
   });
   $("new-room-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const input = $("new-room-input");
-    const created = await attempt(() => state.hub.createRoom(input.value));
-    if (created) {
-      input.value = "";
-      room(created.name);
-      await join(created.name);
+    hideRoomExists();
+    let created;
+    try {
+      created = await state.hub.createRoom(input.value);
+      clearError();
+    } catch (error) {
+      const refusal = chatError(error);
+      if (refusal?.kind === "RoomExists") showRoomExists(refusal.room);
+      else showError(error);
+      return;
     }
+    input.value = "";
+    room(created.name);
+    await join(created.name);
+  });
+  $("new-room-input").addEventListener("input", hideRoomExists);
+  $("room-exists-join").addEventListener("click", async (event) => {
+    const name = event.currentTarget.dataset.room;
+    hideRoomExists();
+    $("new-room-input").value = "";
+    if (room(name).joined) select(name);
+    else await join(name);
   });
   $("leave-room").addEventListener("click", () => state.current && leave(state.current));
   $("pm-cancel").addEventListener("click", () => setPrivateTo(null));
