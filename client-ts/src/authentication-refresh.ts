@@ -22,9 +22,6 @@ export interface AuthenticationRefreshFeature {
   refresh(): Promise<number | undefined>;
 }
 
-/** The header that names the connection to refresh. */
-export const CONNECTION_TOKEN_HEADER = "X-SignalR-Connection-Token";
-
 /** A server-reported lifetime in seconds: a positive finite number (capped at MAX_SAFE_INTEGER ms), else undefined. */
 export function tokenLifetime(value: unknown): number | undefined {
   if (Number.isFinite(value) && (value as number) > 0) return Math.min(value as number, 9_007_199_254_740);
@@ -63,7 +60,8 @@ export function createRefresh(
 ): () => Promise<number | undefined> {
   const url = withPath(baseUrl, "refresh");
   return async () => {
-    const response = await request(cx, "POST", url, "", undefined, { [CONNECTION_TOKEN_HEADER]: connectionToken });
+    // The header names the connection to refresh.
+    const response = await request(cx, "POST", url, "", undefined, { "X-SignalR-Connection-Token": connectionToken });
     if (response.status !== 200) {
       throw new HubClientError(`Unexpected status code returned from authentication refresh '${response.status}'`);
     }
@@ -115,7 +113,7 @@ export function createAuthenticationRefresher<C>(
    * (default 5 minutes) before they expire, or at half of a short lifetime.
    */
   const schedule = (lifetimeSeconds?: number) => {
-    if (!auto || lifetimeSeconds === undefined) return;
+    if (!auto || !lifetimeSeconds) return; // a lifetime is positive when known
     const lead = auto.refreshBeforeExpirationInMilliseconds ?? 300_000;
     const lifetime = lifetimeSeconds * 1000;
     // At most setTimeout's largest delay.

@@ -1,5 +1,5 @@
 import type { AuthenticationRefreshFeature, AuthenticationRefreshOptions } from "./authentication-refresh.js";
-import { AbortError, ConnectionClosedError, HandshakeError, TimeoutError, whenAborted } from "./errors.js";
+import { AbortError, ConnectionClosedError, HandshakeError, ignore, TimeoutError, whenAborted } from "./errors.js";
 import { createHandshakeReader, handshakeRequest } from "./handshake.js";
 import { type ConnectionOptions, openConnection, type Reopen } from "./http-connection.js";
 import { Level, type Logger } from "./logger.js";
@@ -16,14 +16,20 @@ export const HubConnectionState = {
   Reconnecting: "Reconnecting",
 } as const;
 export type HubConnectionState = (typeof HubConnectionState)[keyof typeof HubConnectionState];
-/** The states for this package's own code: a const enum, so that bundlers put the strings in place. */
+/**
+ * The states for this package's own code: a const enum, so that bundlers put the numbers in place;
+ * in HubConnectionState's order (`stateName` turns one into its HubConnectionState).
+ */
 export const enum S {
-  Disconnected = "Disconnected",
-  Connecting = "Connecting",
-  Connected = "Connected",
-  Disconnecting = "Disconnecting",
-  Reconnecting = "Reconnecting",
+  Disconnected,
+  Connecting,
+  Connected,
+  Disconnecting,
+  Reconnecting,
 }
+
+/** The HubConnectionState of a state. */
+export const stateName = (state: S) => Object.values(HubConnectionState)[state];
 
 export interface HubConnectionOptions {
   protocol: HubProtocol;
@@ -51,8 +57,6 @@ export interface HubMessageHandler {
 /** Delays of the attempts to reopen a dropped stateful connection. */
 const RESUME_DELAYS = [0, 200, 1000, 2000];
 
-const ignore = () => {};
-
 const delay = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);
@@ -65,7 +69,7 @@ const delay = (ms: number, signal: AbortSignal) =>
  * HubMessages both ways.
  */
 export class ConnectionLifecycle {
-  state = S.Disconnected as HubConnectionState;
+  state = S.Disconnected;
   connectionId: string | null = null;
   /** The name of the transport negotiated last (HubConnection shows it while Connected). */
   declare transport: TransportName;
@@ -77,7 +81,7 @@ export class ConnectionLifecycle {
   declare auth?: AuthenticationRefreshFeature;
   declare readonly options: HubConnectionOptions;
   /** The contract hash the server's handshake reply named (to clients that presented one). */
-  serverContract?: string;
+  declare serverContract?: string;
   #url: string;
   #connectionOptions: ConnectionOptions;
   #hub: HubMessageHandler;
@@ -213,8 +217,7 @@ export class ConnectionLifecycle {
           if (rest === undefined) return;
           this.#parse = parser;
           handshakeDone();
-          if (!rest.length) return;
-          data = rest;
+          data = rest; // possibly empty: no messages
         }
         this.#receive(data);
       },
@@ -229,7 +232,7 @@ export class ConnectionLifecycle {
       await Promise.all([transport.send(handshakeRequest(protocol.name, this.#buffer ? 2 : protocol.version, this.options.contract)), handshake]);
     } catch (error) {
       this.#active = undefined;
-      clearTimeout(this.#timeoutTimer);
+      this.#clearTimers();
       await transport.stop();
       throw error;
     }

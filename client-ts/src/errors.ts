@@ -54,5 +54,8 @@ export function whenAborted(signal: AbortSignal | undefined, onAbort: () => void
   return () => signal?.removeEventListener("abort", onAbort);
 }
 
+/** Swallows a rejection nobody waits for (`promise.catch(ignore)`). */
+export const ignore = () => {};
+
 /** A transport could not connect or failed. */
 export class TransportError extends HubClientError {}

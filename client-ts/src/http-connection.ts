@@ -82,7 +82,7 @@ export async function openConnection(
     token,
     headers: async () => {
       const value = await token();
-      return { ...options.headers, ...(value ? { Authorization: "Bearer " + value } : {}) };
+      return { ...options.headers, ...(value && { Authorization: "Bearer " + value }) };
     },
   });
   const cx = context(async () => serverToken ?? (await appToken()));

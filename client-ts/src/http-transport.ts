@@ -1,3 +1,4 @@
+import { ignore } from "./errors.js";
 import { httpFailure, request } from "./http-client.js";
 import type { TransferFormat } from "./protocol.js";
 import type { Data, Transport, TransportContext } from "./transport.js";
@@ -25,7 +26,7 @@ export abstract class HttpTransport implements Transport {
       const response = await request(this.cx, "POST", this.url, data, undefined, { "Content-Type": type });
       if (!response.ok) throw httpFailure(response, "Send");
     });
-    this.#queue = sent.catch(() => {});
+    this.#queue = sent.catch(ignore);
     return sent;
   }
 

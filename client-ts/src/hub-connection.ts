@@ -4,8 +4,9 @@ import {
   type HubConnectionOptions,
   type HubConnectionState,
   S,
+  stateName,
 } from "./connection-lifecycle.js";
-import { AbortError, HubError, whenAborted } from "./errors.js";
+import { AbortError, HubError, ignore, whenAborted } from "./errors.js";
 import type { ConnectionOptions } from "./http-connection.js";
 import { Level } from "./logger.js";
 import { type HubMessage, type HubProtocol, T } from "./protocol.js";
@@ -38,8 +39,6 @@ interface Pending {
   done(error?: Error, result?: unknown): void;
 }
 
-const ignore = () => {};
-
 /**
  * A Completion's error: a HubError, which is a HubMethodError when the server sent a typed error
  * (its `hubs-error` header: `{"type": …, "error": …}`).
@@ -54,7 +53,7 @@ function hubError(message: HubMessage): HubError {
 
 /** Splits a trailing AbortSignal off the argument list. */
 function takeSignal(args: unknown[]): [unknown[], AbortSignal | undefined] {
-  const last = args[args.length - 1];
+  const last = args.at(-1);
   return last instanceof AbortSignal ? [args.slice(0, -1), last] : [args, undefined];
 }
 
@@ -82,14 +81,14 @@ export class HubConnection {
     this.#refresher = createAuthenticationRefresher<HubConnection>(
       this,
       options.authenticationRefresh,
-      () => (this.state === S.Connected ? lifecycle.auth : null),
+      () => (lifecycle.state === S.Connected ? lifecycle.auth : null),
       (level, message) => lifecycle.log(level, message),
     );
     this.onreconnected(() => this.#refresher.connected());
   }
 
   get state(): HubConnectionState {
-    return this.#lifecycle.state;
+    return stateName(this.#lifecycle.state);
   }
   /** The id from negotiate (null before start, with skipNegotiation, and after stop). */
   get connectionId(): string | null {
@@ -97,7 +96,7 @@ export class HubConnection {
   }
   /** The transport in use (the one connected after any fallback or reconnect); null unless Connected. */
   get transport(): TransportName | null {
-    return this.state === S.Connected ? this.#lifecycle.transport : null;
+    return this.#lifecycle.state === S.Connected ? this.#lifecycle.transport : null;
   }
   get protocol(): HubProtocol {
     return this.#lifecycle.options.protocol;
@@ -167,10 +166,6 @@ export class HubConnection {
     else this.#handlers.delete(key);
   }
 
-  #send(message: HubMessage): Promise<void> {
-    return this.#lifecycle.send(message);
-  }
-
   /** Invocations, stream items and completions from the server. */
   #dispatch(message: HubMessage) {
     const { type, invocationId: id } = message;
@@ -193,7 +188,8 @@ export class HubConnection {
     let results = 0;
     for (const handler of handlers) {
       try {
-        const value = await handler.apply(this, message.arguments ?? []);
+        // apply() takes a missing argument list as an empty one.
+        const value = await handler.apply(this, message.arguments!);
         if (value !== undefined && results++ === 0) result = value;
       } catch (e) {
         this.#lifecycle.log(Level.Error, `A callback for the method '${message.target}' threw error '${e}'.`);
@@ -203,28 +199,23 @@ export class HubConnection {
     if (!id) return;
     if (results > 1) error = "Client provided multiple results.";
     else if (error === undefined && results === 0) error = "Client didn't provide a result.";
-    const reply: HubMessage = { type: T.Completion, invocationId: id };
-    if (error !== undefined) reply.error = error;
-    else reply.result = result;
-    this.#send(reply).catch(ignore);
+    this.#lifecycle.send({ type: T.Completion, invocationId: id, ...(error !== undefined ? { error } : { result }) }).catch(ignore);
   }
 
   /** Sends an invocation; async-iterable arguments become upload streams, started once it is out. */
   #invoke(type: number, target: string, args: unknown[], id?: string): Promise<void> {
-    const uploads: AsyncIterable<unknown>[] = [];
-    const streamIds: string[] = [];
-    const plain = args.filter((arg) => {
-      if (!isUpload(arg)) return true;
-      uploads.push(arg);
-      streamIds.push(String(this.#nextId++));
-      return false;
-    });
-    const message: HubMessage = { type, target, arguments: plain, headers: this.#lifecycle.options.invocationHeaders?.() };
-    if (id !== undefined) message.invocationId = id;
-    if (streamIds.length) message.streamIds = streamIds;
-    return this.#send(message).then(() => {
+    const uploads = args.filter(isUpload);
+    const streamIds = uploads.map(() => String(this.#nextId++));
+    return this.#lifecycle.send({
+      type,
+      target,
+      arguments: args.filter((arg) => !isUpload(arg)),
+      headers: this.#lifecycle.options.invocationHeaders?.(),
+      invocationId: id,
+      streamIds: streamIds.length ? streamIds : undefined,
+    }).then(() => {
       const live = this.#lifecycle.liveness();
-      uploads.forEach((source, i) => sendUpload(source, streamIds[i], (m) => this.#send(m), live));
+      uploads.forEach((source, i) => sendUpload(source, streamIds[i], (m) => this.#lifecycle.send(m), live));
     });
   }
 
@@ -238,7 +229,7 @@ export class HubConnection {
     const id = String(this.#nextId++);
     const call = track(() => {
       if (!this.#pending.delete(id)) return false;
-      this.#send({ type: T.CancelInvocation, invocationId: id }).catch(ignore);
+      this.#lifecycle.send({ type: T.CancelInvocation, invocationId: id }).catch(ignore);
       return true;
     }, signal);
     if (!call) return;

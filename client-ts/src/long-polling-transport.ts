@@ -1,12 +1,12 @@
 import { isRefreshRequired } from "./authentication-refresh.js";
-import { TimeoutError } from "./errors.js";
+import { ignore, TimeoutError } from "./errors.js";
 import { httpFailure, request, withQuery } from "./http-client.js";
 import { HttpTransport } from "./http-transport.js";
 import type { TransferFormat } from "./protocol.js";
 
 /** Long polling: GET polls (the first returns at once), POST sends, DELETE on stop. */
 export class LongPollingTransport extends HttpTransport {
-  #binary = false;
+  #binary!: boolean; // set by connect()
 
   async connect(url: string, format: TransferFormat) {
     this.url = url;
@@ -56,11 +56,8 @@ export class LongPollingTransport extends HttpTransport {
   async stop() {
     if (this.closed) return;
     this.abort.abort();
-    try {
-      await request(this.cx, "DELETE", this.url);
-    } catch {
-      // The server may be gone already; JS ignores DELETE errors too.
-    }
+    // The server may be gone already; JS ignores DELETE errors too.
+    await request(this.cx, "DELETE", this.url).catch(ignore);
     this.close();
   }
 }

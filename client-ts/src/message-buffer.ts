@@ -58,11 +58,9 @@ export class MessageBuffer {
   /** Handles Ack and Sequence; false for what must not be dispatched (those, duplicates, anything before a resume's Sequence). */
   accept(message: HubMessage): boolean {
     const type = message.type;
-    if (this.#waitSequence) {
-      if (type !== T.Sequence) return false;
-      this.#waitSequence = false;
-    }
+    if (this.#waitSequence && type !== T.Sequence) return false;
     if (type === T.Sequence) {
+      this.#waitSequence = false;
       if (message.sequenceId! > this.#nextIn) {
         this.#fail(new ConnectionClosedError("Sequence ID greater than amount of messages we've received."));
       } else this.#nextIn = message.sequenceId!;

@@ -16,8 +16,7 @@ export class ServerSentEventsTransport extends HttpTransport {
   }
 
   async #read(reader: ReadableStreamDefaultReader<Uint8Array>) {
-    const decoder = new TextDecoder();
-    // Only each new chunk is scanned: the pieces of an unfinished line wait in the splitter.
+    // Only each new chunk is decoded and scanned: the pieces of an unfinished line wait in the splitter.
     const split = createSplitter(/\r\n|\r|\n/);
     let skipLF = false;
     let data: string[] = [];
@@ -25,12 +24,12 @@ export class ServerSentEventsTransport extends HttpTransport {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        let text = decoder.decode(value, { stream: true });
-        if (!text) continue;
-        // A "\r" ends a line; a "\n" right after it (maybe in the next chunk) belongs to it.
-        if (skipLF && text[0] === "\n") text = text.slice(1);
-        skipLF = text.endsWith("\r");
-        for (const line of split(text)) {
+        const lines = split(value);
+        // A "\r" ends a line; a "\n" right after it (at the start of the next chunk) belongs to it,
+        // not an empty line. (CR and LF bytes are never part of a multi-byte UTF-8 character.)
+        if (skipLF && value[0] === 10) lines.shift();
+        if (value.length) skipLF = value.at(-1) === 13;
+        for (const line of lines) {
           if (line === "") {
             if (data.length) this.onreceive?.(data.join("\n"));
             data = [];

@@ -1,4 +1,4 @@
-import { AbortError, whenAborted } from "./errors.js";
+import { AbortError, ignore, whenAborted } from "./errors.js";
 import { type HubMessage, T } from "./protocol.js";
 
 /** A subscriber of a server-to-client stream. */
@@ -112,7 +112,5 @@ export async function sendUpload(
     error = e instanceof Error ? e.message : String(e);
   }
   if (!live()) return;
-  const end: HubMessage = { type: T.Completion, invocationId };
-  if (error !== undefined) end.error = error;
-  await send(end).catch(() => {});
+  await send({ type: T.Completion, invocationId, error }).catch(ignore);
 }

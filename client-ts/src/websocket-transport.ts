@@ -9,9 +9,8 @@ import type { Data, Transport, TransportContext } from "./transport.js";
  */
 function takesHeaders(injected: boolean) {
   const g = globalThis as any;
-  const browser =
-    (typeof g.window === "object" && typeof g.document === "object") || typeof g.importScripts === "function";
-  return !browser && (injected || typeof g.process?.versions?.node === "string");
+  const browser = (g.window && g.document) || g.importScripts;
+  return !browser && (injected || !!g.process?.versions?.node);
 }
 
 /**

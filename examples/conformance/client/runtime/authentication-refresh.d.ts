@@ -16,8 +16,6 @@ export interface AuthenticationRefreshFeature {
     /** Sends the refresh; resolves with the new lifetime in seconds, if the server gave one. */
     refresh(): Promise<number | undefined>;
 }
-/** The header that names the connection to refresh. */
-export declare const CONNECTION_TOKEN_HEADER = "X-SignalR-Connection-Token";
 /** A server-reported lifetime in seconds: a positive finite number (capped at MAX_SAFE_INTEGER ms), else undefined. */
 export declare function tokenLifetime(value: unknown): number | undefined;
 /** Throws the official client's error for an invalid `refreshBeforeExpirationInMilliseconds`. */

@@ -39,6 +39,8 @@ export declare class AbortError extends HubClientError {
  * when the operation ends).
  */
 export declare function whenAborted(signal: AbortSignal | undefined, onAbort: () => void): () => void;
+/** Swallows a rejection nobody waits for (`promise.catch(ignore)`). */
+export declare const ignore: () => void;
 /** A transport could not connect or failed. */
 export declare class TransportError extends HubClientError {
 }

@@ -12,14 +12,19 @@ export declare const HubConnectionState: {
     readonly Reconnecting: "Reconnecting";
 };
 export type HubConnectionState = (typeof HubConnectionState)[keyof typeof HubConnectionState];
-/** The states for this package's own code: a const enum, so that bundlers put the strings in place. */
+/**
+ * The states for this package's own code: a const enum, so that bundlers put the numbers in place;
+ * in HubConnectionState's order (`stateName` turns one into its HubConnectionState).
+ */
 export declare const enum S {
-    Disconnected = "Disconnected",
-    Connecting = "Connecting",
-    Connected = "Connected",
-    Disconnecting = "Disconnecting",
-    Reconnecting = "Reconnecting"
+    Disconnected = 0,
+    Connecting = 1,
+    Connected = 2,
+    Disconnecting = 3,
+    Reconnecting = 4
 }
+/** The HubConnectionState of a state. */
+export declare const stateName: (state: S) => "Connected" | "Connecting" | "Disconnected" | "Disconnecting" | "Reconnecting";
 export interface HubConnectionOptions {
     protocol: HubProtocol;
     reconnectPolicy?: RetryPolicy;
@@ -48,7 +53,7 @@ export interface HubMessageHandler {
  */
 export declare class ConnectionLifecycle {
     #private;
-    state: HubConnectionState;
+    state: S;
     connectionId: string | null;
     /** The name of the transport negotiated last (HubConnection shows it while Connected). */
     transport: TransportName;

@@ -30,6 +30,8 @@ function whenAborted(signal, onAbort) {
   else signal?.addEventListener("abort", onAbort);
   return () => signal?.removeEventListener("abort", onAbort);
 }
+var ignore = () => {
+};
 var TransportError = class extends HubClientError {
 };
 
@@ -64,7 +66,6 @@ function httpFailure(response, what) {
 var LogLevel = { Trace: 0, Debug: 1, Information: 2, Warning: 3, Error: 4, Critical: 5, None: 6 };
 
 // src/authentication-refresh.ts
-var CONNECTION_TOKEN_HEADER = "X-SignalR-Connection-Token";
 function tokenLifetime(value) {
   if (Number.isFinite(value) && value > 0) return Math.min(value, 9007199254740);
 }
@@ -86,7 +87,7 @@ async function jsonObject(response) {
 function createRefresh(cx, baseUrl, connectionToken, useToken) {
   const url = withPath(baseUrl, "refresh");
   return async () => {
-    const response = await request(cx, "POST", url, "", void 0, { [CONNECTION_TOKEN_HEADER]: connectionToken });
+    const response = await request(cx, "POST", url, "", void 0, { "X-SignalR-Connection-Token": connectionToken });
     if (response.status !== 200) {
       throw new HubClientError(`Unexpected status code returned from authentication refresh '${response.status}'`);
     }
@@ -102,7 +103,7 @@ function createAuthenticationRefresher(connection, options, current, log) {
   let timer;
   const clear = () => clearTimeout(timer);
   const schedule = (lifetimeSeconds) => {
-    if (!auto || lifetimeSeconds === void 0) return;
+    if (!auto || !lifetimeSeconds) return;
     const lead = auto.refreshBeforeExpirationInMilliseconds ?? 3e5;
     const lifetime = lifetimeSeconds * 1e3;
     const delay2 = Math.min(lifetime <= lead * 2 ? lifetime / 2 : lifetime - lead, 2147483647);
@@ -233,8 +234,7 @@ var HttpTransport = class {
       const response = await request(this.cx, "POST", this.url, data, void 0, { "Content-Type": type });
       if (!response.ok) throw httpFailure(response, "Send");
     });
-    this.#queue = sent.catch(() => {
-    });
+    this.#queue = sent.catch(ignore);
     return sent;
   }
   /** Closes the transport once; `error` is dropped when stop() began it (the abort is signalled). */
@@ -252,7 +252,8 @@ var HttpTransport = class {
 
 // src/long-polling-transport.ts
 var LongPollingTransport = class extends HttpTransport {
-  #binary = false;
+  #binary;
+  // set by connect()
   async connect(url, format) {
     this.url = url;
     this.#binary = format === "Binary";
@@ -295,10 +296,7 @@ var LongPollingTransport = class extends HttpTransport {
   async stop() {
     if (this.closed) return;
     this.abort.abort();
-    try {
-      await request(this.cx, "DELETE", this.url);
-    } catch {
-    }
+    await request(this.cx, "DELETE", this.url).catch(ignore);
     this.close();
   }
 };
@@ -315,7 +313,6 @@ var ServerSentEventsTransport = class extends HttpTransport {
     this.#read(response.body.getReader());
   }
   async #read(reader) {
-    const decoder = new TextDecoder();
     const split = createSplitter(/\r\n|\r|\n/);
     let skipLF = false;
     let data = [];
@@ -323,11 +320,10 @@ var ServerSentEventsTransport = class extends HttpTransport {
       for (; ; ) {
         const { value, done } = await reader.read();
         if (done) break;
-        let text = decoder.decode(value, { stream: true });
-        if (!text) continue;
-        if (skipLF && text[0] === "\n") text = text.slice(1);
-        skipLF = text.endsWith("\r");
-        for (const line of split(text)) {
+        const lines = split(value);
+        if (skipLF && value[0] === 10) lines.shift();
+        if (value.length) skipLF = value.at(-1) === 13;
+        for (const line of lines) {
           if (line === "") {
             if (data.length) this.onreceive?.(data.join("\n"));
             data = [];
@@ -354,8 +350,8 @@ var HttpTransportType = {
 // src/websocket-transport.ts
 function takesHeaders(injected) {
   const g = globalThis;
-  const browser = typeof g.window === "object" && typeof g.document === "object" || typeof g.importScripts === "function";
-  return !browser && (injected || typeof g.process?.versions?.node === "string");
+  const browser = g.window && g.document || g.importScripts;
+  return !browser && (injected || !!g.process?.versions?.node);
 }
 var WebSocketTransport = class {
   #socket;
@@ -415,7 +411,7 @@ async function openConnection(baseUrl, options, format, stateful) {
     token,
     headers: async () => {
       const value = await token();
-      return { ...options.headers, ...value ? { Authorization: "Bearer " + value } : {} };
+      return { ...options.headers, ...value && { Authorization: "Bearer " + value } };
     }
   });
   const cx = context(async () => serverToken ?? await appToken());
@@ -532,11 +528,9 @@ var MessageBuffer = class {
   /** Handles Ack and Sequence; false for what must not be dispatched (those, duplicates, anything before a resume's Sequence). */
   accept(message) {
     const type = message.type;
-    if (this.#waitSequence) {
-      if (type !== 9 /* Sequence */) return false;
-      this.#waitSequence = false;
-    }
+    if (this.#waitSequence && type !== 9 /* Sequence */) return false;
     if (type === 9 /* Sequence */) {
+      this.#waitSequence = false;
       if (message.sequenceId > this.#nextIn) {
         this.#fail(new ConnectionClosedError("Sequence ID greater than amount of messages we've received."));
       } else this.#nextIn = message.sequenceId;
@@ -585,22 +579,19 @@ var HubConnectionState = {
   Disconnecting: "Disconnecting",
   Reconnecting: "Reconnecting"
 };
+var stateName = (state) => Object.values(HubConnectionState)[state];
 var RESUME_DELAYS = [0, 200, 1e3, 2e3];
-var ignore = () => {
-};
 var delay = (ms, signal) => new Promise((resolve) => {
   const timer = setTimeout(resolve, ms);
   whenAborted(signal, () => (clearTimeout(timer), resolve()));
 });
 var ConnectionLifecycle = class {
-  state = "Disconnected" /* Disconnected */;
+  state = 0 /* Disconnected */;
   connectionId = null;
   /** The callbacks of HubConnection's `onclose`, `onreconnecting` and `onreconnected`. */
   onclose = [];
   onreconnecting = [];
   onreconnected = [];
-  /** The contract hash the server's handshake reply named (to clients that presented one). */
-  serverContract;
   #url;
   #connectionOptions;
   #hub;
@@ -637,14 +628,14 @@ var ConnectionLifecycle = class {
     return () => this.#generation === generation && !!this.#active;
   }
   async start() {
-    if (this.state !== "Disconnected" /* Disconnected */) {
+    if (this.state !== 0 /* Disconnected */) {
       throw new Error("Cannot start a HubConnection that is not in the 'Disconnected' state.");
     }
-    this.state = "Connecting" /* Connecting */;
+    this.state = 1 /* Connecting */;
     this.#lifetime = new AbortController();
     try {
       await (this.#startPromise = this.#connect());
-      if (this.state !== "Connecting" /* Connecting */) {
+      if (this.state !== 1 /* Connecting */) {
         const transport = this.#active;
         this.#active = void 0;
         await transport?.stop();
@@ -652,11 +643,11 @@ var ConnectionLifecycle = class {
       }
       if (!this.#active) throw this.#closeError ?? new ConnectionClosedError("The connection closed during the handshake.");
     } catch (error) {
-      this.state = "Disconnected" /* Disconnected */;
+      this.state = 0 /* Disconnected */;
       this.connectionId = null;
       throw error;
     }
-    this.state = "Connected" /* Connected */;
+    this.state = 2 /* Connected */;
   }
   /** Closes the transport; `error` (none: a clean close) is why the connection ends. */
   #fail(error) {
@@ -722,7 +713,6 @@ var ConnectionLifecycle = class {
           if (rest === void 0) return;
           this.#parse = parser;
           handshakeDone();
-          if (!rest.length) return;
           data = rest;
         }
         this.#receive(data);
@@ -737,7 +727,7 @@ var ConnectionLifecycle = class {
       await Promise.all([transport.send(handshakeRequest(protocol.name, this.#buffer ? 2 : protocol.version, this.options.contract)), handshake]);
     } catch (error) {
       this.#active = void 0;
-      clearTimeout(this.#timeoutTimer);
+      this.#clearTimers();
       await transport.stop();
       throw error;
     }
@@ -765,7 +755,7 @@ var ConnectionLifecycle = class {
   /** The transport closed: resume a stateful session after an unexpected drop, else close. */
   #dropped(error) {
     const buffer = this.#buffer;
-    if (buffer && error && !this.#closeError && this.state === "Connected" /* Connected */) this.#resume(buffer, error);
+    if (buffer && error && !this.#closeError && this.state === 2 /* Connected */) this.#resume(buffer, error);
     else this.#closed(error);
   }
   /** Reopens the same connection (no negotiate, no handshake), sends Sequence and replays. */
@@ -776,7 +766,7 @@ var ConnectionLifecycle = class {
     this.log(2 /* Information */, `Connection lost (${error.message}); resuming it.`);
     for (const wait of RESUME_DELAYS) {
       await delay(wait, this.#lifetime.signal);
-      if (this.state !== "Connected" /* Connected */) break;
+      if (this.state !== 2 /* Connected */) break;
       let transport;
       try {
         await this.#reopen((t) => {
@@ -794,7 +784,7 @@ var ConnectionLifecycle = class {
         this.log(1 /* Debug */, `Resume attempt failed: ${e}`);
         continue;
       }
-      if (this.state !== "Connected" /* Connected */) {
+      if (this.state !== 2 /* Connected */) {
         await transport.stop();
         break;
       }
@@ -811,7 +801,7 @@ var ConnectionLifecycle = class {
       this.log(2 /* Information */, "Connection resumed.");
       return;
     }
-    if (this.#buffer !== buffer || this.state === "Disconnected" /* Disconnected */) return;
+    if (this.#buffer !== buffer || this.state === 0 /* Disconnected */) return;
     this.#closed(error);
   }
   /**
@@ -854,20 +844,20 @@ var ConnectionLifecycle = class {
     this.#buffer?.dispose(closed);
     this.#buffer = void 0;
     this.#hub.closed(closed);
-    if (this.state === "Connecting" /* Connecting */) return;
+    if (this.state === 1 /* Connecting */) return;
     const policy = this.options.reconnectPolicy;
-    if (this.state === "Connected" /* Connected */ && policy && this.#allowReconnect) this.#reconnect(policy, error);
+    if (this.state === 2 /* Connected */ && policy && this.#allowReconnect) this.#reconnect(policy, error);
     else this.#finish(error);
   }
   #finish(error) {
-    this.state = "Disconnected" /* Disconnected */;
+    this.state = 0 /* Disconnected */;
     this.connectionId = null;
     this.#lifetime.abort();
     for (const handler of this.onclose) handler(error);
   }
   /** `error`: why the connection closed; none when the server closed it cleanly (as the official client, onreconnecting then gets `undefined`). */
   async #reconnect(policy, error) {
-    this.state = "Reconnecting" /* Reconnecting */;
+    this.state = 4 /* Reconnecting */;
     this.connectionId = null;
     const started = Date.now();
     let reason = error ?? new ConnectionClosedError("The connection closed.");
@@ -880,35 +870,35 @@ var ConnectionLifecycle = class {
       });
       if (wait === null) return this.#finish(reason);
       await delay(wait, this.#lifetime.signal);
-      if (this.state !== "Reconnecting" /* Reconnecting */) return;
+      if (this.state !== 4 /* Reconnecting */) return;
       try {
         await this.#connect();
       } catch (error2) {
         reason = error2;
-        if (this.state !== "Reconnecting" /* Reconnecting */) return;
+        if (this.state !== 4 /* Reconnecting */) return;
         continue;
       }
-      if (this.state !== "Reconnecting" /* Reconnecting */) {
+      if (this.state !== 4 /* Reconnecting */) {
         await this.#active?.stop();
         return;
       }
       if (!this.#active) continue;
-      this.state = "Connected" /* Connected */;
+      this.state = 2 /* Connected */;
       for (const handler of this.onreconnected) handler(this.connectionId ?? void 0);
       return;
     }
   }
   async stop() {
     const state = this.state;
-    if (state === "Disconnected" /* Disconnected */ || state === "Disconnecting" /* Disconnecting */) return;
-    if (state === "Connecting" /* Connecting */) {
-      this.state = "Disconnecting" /* Disconnecting */;
+    if (state === 0 /* Disconnected */ || state === 3 /* Disconnecting */) return;
+    if (state === 1 /* Connecting */) {
+      this.state = 3 /* Disconnecting */;
       return void await this.#startPromise?.catch(ignore);
     }
-    if (state === "Reconnecting" /* Reconnecting */ && !this.#active) {
+    if (state === 4 /* Reconnecting */ && !this.#active) {
       return this.#finish(new ConnectionClosedError("The connection was stopped during reconnect."));
     }
-    this.state = "Disconnecting" /* Disconnecting */;
+    this.state = 3 /* Disconnecting */;
     this.#allowReconnect = false;
     const transport = this.#active;
     if (!transport) return this.#finish();
@@ -993,15 +983,10 @@ async function sendUpload(source, invocationId, send, live) {
     error = e instanceof Error ? e.message : String(e);
   }
   if (!live()) return;
-  const end = { type: 3 /* Completion */, invocationId };
-  if (error !== void 0) end.error = error;
-  await send(end).catch(() => {
-  });
+  await send({ type: 3 /* Completion */, invocationId, error }).catch(ignore);
 }
 
 // src/hub-connection.ts
-var ignore2 = () => {
-};
 function hubError(message) {
   const error = new HubError(message.error);
   try {
@@ -1011,7 +996,7 @@ function hubError(message) {
   return error;
 }
 function takeSignal(args) {
-  const last = args[args.length - 1];
+  const last = args.at(-1);
   return last instanceof AbortSignal ? [args.slice(0, -1), last] : [args, void 0];
 }
 var HubConnection = class {
@@ -1033,13 +1018,13 @@ var HubConnection = class {
     this.#refresher = createAuthenticationRefresher(
       this,
       options.authenticationRefresh,
-      () => this.state === "Connected" /* Connected */ ? lifecycle.auth : null,
+      () => lifecycle.state === 2 /* Connected */ ? lifecycle.auth : null,
       (level, message) => lifecycle.log(level, message)
     );
     this.onreconnected(() => this.#refresher.connected());
   }
   get state() {
-    return this.#lifecycle.state;
+    return stateName(this.#lifecycle.state);
   }
   /** The id from negotiate (null before start, with skipNegotiation, and after stop). */
   get connectionId() {
@@ -1047,7 +1032,7 @@ var HubConnection = class {
   }
   /** The transport in use (the one connected after any fallback or reconnect); null unless Connected. */
   get transport() {
-    return this.state === "Connected" /* Connected */ ? this.#lifecycle.transport : null;
+    return this.#lifecycle.state === 2 /* Connected */ ? this.#lifecycle.transport : null;
   }
   get protocol() {
     return this.#lifecycle.options.protocol;
@@ -1108,9 +1093,6 @@ var HubConnection = class {
     if (rest.length) this.#handlers.set(key, rest);
     else this.#handlers.delete(key);
   }
-  #send(message) {
-    return this.#lifecycle.send(message);
-  }
   /** Invocations, stream items and completions from the server. */
   #dispatch(message) {
     const { type, invocationId: id } = message;
@@ -1131,7 +1113,7 @@ var HubConnection = class {
     let results = 0;
     for (const handler of handlers) {
       try {
-        const value = await handler.apply(this, message.arguments ?? []);
+        const value = await handler.apply(this, message.arguments);
         if (value !== void 0 && results++ === 0) result = value;
       } catch (e) {
         this.#lifecycle.log(4 /* Error */, `A callback for the method '${message.target}' threw error '${e}'.`);
@@ -1141,27 +1123,22 @@ var HubConnection = class {
     if (!id) return;
     if (results > 1) error = "Client provided multiple results.";
     else if (error === void 0 && results === 0) error = "Client didn't provide a result.";
-    const reply = { type: 3 /* Completion */, invocationId: id };
-    if (error !== void 0) reply.error = error;
-    else reply.result = result;
-    this.#send(reply).catch(ignore2);
+    this.#lifecycle.send({ type: 3 /* Completion */, invocationId: id, ...error !== void 0 ? { error } : { result } }).catch(ignore);
   }
   /** Sends an invocation; async-iterable arguments become upload streams, started once it is out. */
   #invoke(type, target, args, id) {
-    const uploads = [];
-    const streamIds = [];
-    const plain = args.filter((arg) => {
-      if (!isUpload(arg)) return true;
-      uploads.push(arg);
-      streamIds.push(String(this.#nextId++));
-      return false;
-    });
-    const message = { type, target, arguments: plain, headers: this.#lifecycle.options.invocationHeaders?.() };
-    if (id !== void 0) message.invocationId = id;
-    if (streamIds.length) message.streamIds = streamIds;
-    return this.#send(message).then(() => {
+    const uploads = args.filter(isUpload);
+    const streamIds = uploads.map(() => String(this.#nextId++));
+    return this.#lifecycle.send({
+      type,
+      target,
+      arguments: args.filter((arg) => !isUpload(arg)),
+      headers: this.#lifecycle.options.invocationHeaders?.(),
+      invocationId: id,
+      streamIds: streamIds.length ? streamIds : void 0
+    }).then(() => {
       const live = this.#lifecycle.liveness();
-      uploads.forEach((source, i) => sendUpload(source, streamIds[i], (m) => this.#send(m), live));
+      uploads.forEach((source, i) => sendUpload(source, streamIds[i], (m) => this.#lifecycle.send(m), live));
     });
   }
   /**
@@ -1174,7 +1151,7 @@ var HubConnection = class {
     const id = String(this.#nextId++);
     const call = track(() => {
       if (!this.#pending.delete(id)) return false;
-      this.#send({ type: 5 /* CancelInvocation */, invocationId: id }).catch(ignore2);
+      this.#lifecycle.send({ type: 5 /* CancelInvocation */, invocationId: id }).catch(ignore);
       return true;
     }, signal);
     if (!call) return;
