@@ -22,7 +22,8 @@ pub struct HubEndpoint {
 }
 
 impl HubEndpoint {
-    /// Serves `hub` with the server's default settings and a [`LocalLifetimeManager`].
+    /// Serves `hub` with the server's default settings and a
+    /// [`LocalLifetimeManager`](crate::LocalLifetimeManager).
     pub fn new(hub: impl HubDispatch<Context>) -> Self {
         HubEndpoint {
             hub: Arc::new(hub),
@@ -42,7 +43,7 @@ impl HubEndpoint {
     }
 
     /// Authenticates this hub's negotiate and transport requests instead of the server's
-    /// authenticator ([`HubServerBuilder::authenticator`]).
+    /// authenticator ([`HubServerBuilder::authenticator`](crate::HubServerBuilder::authenticator)).
     pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
         self.authenticator = Some(Arc::new(authenticator));
         self

@@ -199,7 +199,7 @@ impl TypeVisitor for Declarations<'_> {
 /// Tells whether a method's error type is a [`ClientError`](crate::ClientError), for its
 /// metadata: `(&ErrorTypeProbe::<E>::new()).error_type()` with [`TypedErrorType`] and
 /// [`UntypedErrorType`] in scope gives `Some` for one (which must then have a TypeScript type)
-/// and `None` for anything else (autoref specialisation, as [`ErrorProbe`](crate::ErrorProbe)).
+/// and `None` for anything else (autoref specialisation, as `ErrorProbe`).
 pub struct ErrorTypeProbe<E>(std::marker::PhantomData<fn() -> E>);
 
 impl<E> ErrorTypeProbe<E> {
