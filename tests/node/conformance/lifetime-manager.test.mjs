@@ -69,7 +69,7 @@ describe("every seam method is reached through the wrapping manager", () => {
       ]) {
         assert.ok(calls[method] > 0, `${method} was never called through the manager: ${JSON.stringify(calls)}`);
       }
-      assert.equal(calls.bind, 5, "one bind per hub (/hub, /no-ws, /detailed, /refreshing, /refreshing-lenient)");
+      assert.equal(calls.bind, 6, "one bind per hub (/hub, /no-ws, /detailed, /strict-contract, /refreshing, /refreshing-lenient)");
       assert.equal(calls.invoke_client, 2);
       assert.equal(calls.complete_client_result, 2);
     } finally {
