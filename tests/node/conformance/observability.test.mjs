@@ -79,7 +79,8 @@ test("metrics and the stats view follow the official client's traffic", async ()
     await stopAll(...clients);
   }
 
-  // Each connection ended normally; none is active.
+  // Each connection ended normally; none is active. (A scrape reads the gauges before it drains
+  // the histograms, so a connection ending in between shows in one and not yet in the other.)
   const text = await waitUntil(async () => {
     const text = await scrape();
     return TRANSPORTS.every(
@@ -88,12 +89,9 @@ test("metrics and the stats view follow the official client's traffic", async ()
           signalr_connection_status: "normal_closure",
           signalr_transport: label,
           hub: "/hub",
-        }) === 1,
+        }) === 1 && value(text, "signalr_server_active_connections", { signalr_transport: label, hub: "/hub" }) === 0,
     ) && text;
-  }, 5_000, "three normal closures");
-  for (const [label] of TRANSPORTS) {
-    assert.equal(value(text, "signalr_server_active_connections", { signalr_transport: label, hub: "/hub" }), 0);
-  }
+  }, 5_000, "three normal closures, none active");
   const promtool = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
   assert.equal(promtool.error, undefined, "promtool (Debian's prometheus package) must be installed");
   assert.equal(promtool.status, 0, `promtool: ${promtool.stdout}${promtool.stderr}`);
