@@ -16,7 +16,8 @@ use hub_core::negotiate::TransportType;
 
 use super::names;
 
-/// Why a connection ended, as SignalR's `signalr.connection.status` says it.
+/// Why a connection ended, as SignalR's `signalr.connection.status` says it (in the order of
+/// `ALL`, which indexes the duration histograms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConnectionStatus {
     /// The client or the hub closed it, or its transport failed.
@@ -60,7 +61,8 @@ fn transport_index(transport: TransportType) -> usize {
     }
 }
 
-/// How an invocation ended, the `outcome` of `hubs.invocations`.
+/// How an invocation ended, the `outcome` of `hubs.invocations` (in the order of a method's
+/// counters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// It returned a value (or its stream ended without error).
@@ -193,11 +195,7 @@ impl HubMetrics {
     ) {
         let transport = transport_index(transport);
         self.active[transport].decrement(1.0);
-        let status = ConnectionStatus::ALL
-            .iter()
-            .position(|s| *s == status)
-            .unwrap_or(0);
-        self.durations[status][transport].record(lifetime.as_secs_f64());
+        self.durations[status as usize][transport].record(lifetime.as_secs_f64());
     }
 
     /// An invocation of method `index` ended.
