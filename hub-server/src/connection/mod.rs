@@ -1,9 +1,11 @@
 //! One hub connection: who it is, its bounded outbound queue, keep-alive, and how it closes.
 //!
 //! Everything that leaves a connection goes through its queue as whole, already encoded messages
-//! (a broadcast hands every queue a cheap clone of the same bytes). One writer task per connection
-//! drains the queue into the transport, batching what is waiting into one transport frame, and
-//! sends a Ping when nothing was written for the keep-alive interval.
+//! (a broadcast hands every queue a cheap clone of the same bytes), and leaves it through the
+//! connection's write side ([`Outlet`]), batching what is waiting into one transport frame. The
+//! reader writes what its own dispatching queued as soon as it is done, as far as the transport
+//! takes it without waiting; the connection's writer task writes the rest (it is woken only
+//! then), and sends a Ping when nothing was written for the keep-alive interval.
 //!
 //! A sender never waits on another connection: a frame that finds the queue full waits in the
 //! connection's overflow (as long again as the queue), in order, and a drainer task of the
@@ -13,18 +15,23 @@
 //! connection's own replies and stream items wait for room in its overflow: backpressure on the
 //! client's own calls.
 
+mod outlet;
 pub(crate) mod reconnect;
 mod writer;
 
-pub(crate) use writer::{write_loop, Resumable, WriterConfig, WriterExit};
+pub(crate) use outlet::{Outlet, ReaderWrites, Resumable};
+pub(crate) use writer::{write_loop, WriterConfig, WriterExit};
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::future::Future;
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use hub_core::negotiate::TransportType;
 use hub_core::protocol::{Close, EncodeMessage, HubProtocol, Protocol};
 use tokio::sync::{mpsc, Notify};
@@ -88,6 +95,13 @@ pub(crate) struct Connection {
     pub(crate) metrics: Arc<HubMetrics>,
     /// The most frames this connection's queue has held (reported when it grows).
     high_water: AtomicUsize,
+    /// Set when the writer task has something to do (frames queued) since it last looked.
+    writer_wanted: AtomicBool,
+    /// The writer task, while it waits to be wanted.
+    writer_waker: AtomicWaker,
+    /// Set while the reader dispatches what it read: frames queued meanwhile do not wake the
+    /// writer task, as the reader writes them (or wakes the writer) when it is done.
+    deferring: AtomicBool,
 }
 
 impl fmt::Debug for Connection {
@@ -139,6 +153,9 @@ impl Connection {
             state: Mutex::new(http::Extensions::new()),
             metrics: parts.metrics,
             high_water: AtomicUsize::new(0),
+            writer_wanted: AtomicBool::new(false),
+            writer_waker: AtomicWaker::new(),
+            deferring: AtomicBool::new(false),
         };
         (Arc::new(connection), Outbox { receiver })
     }
@@ -199,6 +216,12 @@ impl Connection {
         }
         let offered = self.offer_frame(frame);
         if let Offer::Queued(bytes) = &offered {
+            // Queued, then the reader's flag read (Dekker with `resume_writer_wakes`): either
+            // this sees the reader done and wakes the writer, or the reader sees the frame.
+            fence(Ordering::SeqCst);
+            if !self.deferring.load(Ordering::Relaxed) {
+                self.wake_writer();
+            }
             self.metrics.sent(*bytes);
             let depth = self.outbound.max_capacity() - self.outbound.capacity();
             if depth > self.high_water.load(Ordering::Relaxed) {
@@ -256,6 +279,41 @@ impl Connection {
 
     fn lock_overflow(&self) -> MutexGuard<'_, VecDeque<Bytes>> {
         self.overflow.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Tells the writer task it has something to do.
+    pub(crate) fn wake_writer(&self) {
+        self.writer_wanted.store(true, Ordering::Release);
+        self.writer_waker.wake();
+    }
+
+    /// Waits until the writer task is wanted (at once if it was since it last looked).
+    pub(crate) fn writer_wanted(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            if self.writer_wanted.swap(false, Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            self.writer_waker.register(cx.waker());
+            if self.writer_wanted.swap(false, Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+
+    /// From now until [`resume_writer_wakes`](Self::resume_writer_wakes), frames queued do not
+    /// wake the writer task: the reader is dispatching and writes them itself afterwards.
+    pub(crate) fn defer_writer_wakes(&self) {
+        self.deferring.store(true, Ordering::Relaxed);
+    }
+
+    /// Ends [`defer_writer_wakes`](Self::defer_writer_wakes). Every frame queued meanwhile is
+    /// visible to the caller's next look at the queue, which must follow (the caller then writes
+    /// it or wakes the writer).
+    pub(crate) fn resume_writer_wakes(&self) {
+        self.deferring.store(false, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
     }
 
     /// Encodes `message` in this connection's protocol; an encoding failure is logged.
@@ -379,6 +437,7 @@ async fn drain(connection: Arc<Connection>) {
             Some(frame) => {
                 permit.send(frame);
                 drop(overflow);
+                connection.wake_writer();
                 connection.room.notify_waiters();
             }
             None => {

@@ -12,7 +12,7 @@ pub(crate) use crate::connection::reconnect::AttachError;
 use crate::dispatch::DispatchEnv;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -118,8 +118,11 @@ pub(crate) struct Endpoint {
     pub(crate) raw: Option<Arc<dyn ConnectionHandler>>,
     /// Every task of this hub's connections (transports and invocations), for shutdown.
     pub(crate) tasks: TaskTracker,
-    /// Fires when the server shuts down.
+    /// Fires when the server shuts down ([`begin_shutdown`](Self::begin_shutdown)).
     pub(crate) shutdown: CancellationToken,
+    /// Set just before `shutdown` fires: a look that costs one atomic load, where the token's
+    /// costs a lock shared by every connection.
+    shutting_down: AtomicBool,
     /// What the connections' dispatchers need of this hub.
     pub(crate) dispatch: Arc<DispatchEnv>,
     /// The hub's instruments.
@@ -154,6 +157,18 @@ pub(crate) struct Access {
 }
 
 impl Endpoint {
+    /// Starts shutting the hub down: every connection notices (see
+    /// [`is_shutting_down`](Self::is_shutting_down)) and ends after the grace period.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        self.shutdown.cancel();
+    }
+
+    /// Whether the hub is shutting down (cheap: an atomic load).
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
     pub(crate) fn new(
         path: String,
         hub: Arc<dyn HubDispatch<Context>>,
@@ -204,6 +219,7 @@ impl Endpoint {
             raw,
             tasks,
             shutdown: CancellationToken::new(),
+            shutting_down: AtomicBool::new(false),
             dispatch,
             metrics,
             contract,

@@ -2,24 +2,68 @@
 //! the dispatcher, until the connection ends; the client-silence timer; a stateful connection's
 //! sequence numbers.
 
+use std::future::{poll_fn, Future};
+use std::task::Poll;
+
 use hub_core::negotiate::TransportType;
 use hub_core::protocol::{Close, FrameDecoder, HubMessage, HubProtocol};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::reconnect::{Incoming, Sequencer};
-use crate::connection::Connection;
+use crate::connection::{Connection, ReaderWrites};
 use crate::dispatch::{Dispatcher, Flow};
 use crate::endpoint::Endpoint;
 use crate::transport::TransportSource;
 
-/// Reads and dispatches until the connection ends.
+/// While it lives, frames queued for the connection do not wake its writer task; when it is
+/// dropped, the reader writes them (or wakes the writer). It spans the dispatching of what one
+/// read brought, but never a wait: a call that has to wait drops it first.
+struct Deferred<'a> {
+    connection: &'a Connection,
+    outlet: &'a dyn ReaderWrites,
+}
+
+impl<'a> Deferred<'a> {
+    fn begin(connection: &'a Connection, outlet: &'a dyn ReaderWrites) -> Self {
+        connection.defer_writer_wakes();
+        Deferred { connection, outlet }
+    }
+}
+
+impl Drop for Deferred<'_> {
+    fn drop(&mut self) {
+        self.connection.resume_writer_wakes();
+        self.outlet.write_from_reader();
+    }
+}
+
+/// Waits for `end` (a cancellation), polling it once to register its wake-up and after that only
+/// when `fired` (an atomic load, set before `end` fires) says it did: polling a cancellation
+/// token takes its lock, and the shutdown token's is shared by every connection, where the read
+/// loop polls its ends once per read.
+async fn watch(end: impl Future<Output = ()>, fired: impl Fn() -> bool) {
+    let mut end = std::pin::pin!(end);
+    let mut registered = false;
+    poll_fn(|cx| {
+        if registered && !fired() {
+            return Poll::Pending;
+        }
+        registered = true;
+        end.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// Reads and dispatches until the connection ends; writes what the dispatching queued through
+/// `outlet`.
 pub(super) async fn read_loop<R: TransportSource>(
     endpoint: &Endpoint,
     connection: &Connection,
     dispatcher: &mut Dispatcher,
     decoder: &mut FrameDecoder,
     source: &mut R,
+    outlet: &dyn ReaderWrites,
     resumable: Option<(&Sequencer, &CancellationToken)>,
 ) {
     let client_timeout = endpoint.config.client_timeout;
@@ -40,8 +84,12 @@ pub(super) async fn read_loop<R: TransportSource>(
     let mut heard = false;
     let mut silence_timer = std::pin::pin!(tokio::time::sleep(client_timeout));
     // The ends to watch, each registered once rather than once per chunk.
-    let mut closing = std::pin::pin!(connection.closing().cancelled());
-    let mut shutdown = std::pin::pin!(endpoint.shutdown.cancelled());
+    let mut closing = std::pin::pin!(watch(connection.closing().cancelled(), || {
+        connection.is_closing()
+    }));
+    let mut shutdown = std::pin::pin!(watch(endpoint.shutdown.cancelled(), || {
+        endpoint.is_shutting_down()
+    }));
     let mut socket_gone = std::pin::pin!(async {
         match lost {
             Some(lost) => lost.cancelled().await,
@@ -50,8 +98,9 @@ pub(super) async fn read_loop<R: TransportSource>(
     });
     let metrics = &endpoint.metrics;
     loop {
-        // Dispatch every whole message received so far.
+        // Dispatch every whole message received so far, then write the replies.
         let mut received = 0;
+        let mut deferred = None;
         loop {
             let frame = match decoder.next_frame() {
                 Ok(Some(frame)) => frame,
@@ -73,7 +122,18 @@ pub(super) async fn read_loop<R: TransportSource>(
                         }
                     }
                     timeout_armed |= matches!(message, HubMessage::Ping);
-                    if dispatcher.handle(message).await == Flow::ClientClosed {
+                    deferred.get_or_insert_with(|| Deferred::begin(connection, outlet));
+                    let mut handling = std::pin::pin!(dispatcher.handle(message));
+                    let flow = match poll_fn(|cx| Poll::Ready(handling.as_mut().poll(cx))).await {
+                        Poll::Ready(flow) => flow,
+                        Poll::Pending => {
+                            // It waits (for an invocation slot, an upload's reader): what is
+                            // queued goes now, and others' frames wake the writer meanwhile.
+                            deferred = None;
+                            handling.await
+                        }
+                    };
+                    if flow == Flow::ClientClosed {
                         connection.end(Close::new(), None);
                         return;
                     }
@@ -82,6 +142,7 @@ pub(super) async fn read_loop<R: TransportSource>(
                 Err(error) => return dispatcher.protocol_violation(&error),
             }
         }
+        drop(deferred);
         if received > 0 {
             metrics.received(received, 0);
         }

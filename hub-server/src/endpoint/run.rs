@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::auth::Identity;
 use crate::connection::reconnect::Session;
 use crate::connection::{
-    write_loop, Connection, ConnectionParts, Outbox, Resumable, WriterConfig, WriterExit,
+    write_loop, Connection, ConnectionParts, Outbox, Outlet, Resumable, WriterConfig, WriterExit,
 };
 use crate::dispatch::Dispatcher;
 use crate::endpoint::expiry;
@@ -167,8 +167,9 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
     let mut lingering = None;
     let writer = match session {
         None => {
+            let outlet = Arc::new(Outlet::new(connection.clone(), sink, outbox, None));
             let writer = endpoint.tasks.spawn(
-                write_loop(connection.clone(), outbox, sink, writer_config, None).in_current_span(),
+                write_loop(connection.clone(), outlet.clone(), writer_config).in_current_span(),
             );
             if Box::pin(connected(&endpoint, &connection, &dispatcher)).await {
                 read_loop(
@@ -177,6 +178,7 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
                     &mut dispatcher,
                     &mut decoder,
                     &mut source,
+                    &*outlet,
                     None,
                 )
                 .await;
@@ -210,10 +212,10 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
                 ))
                 .await
             } else {
-                let writer = endpoint.tasks.spawn(
-                    write_loop(connection.clone(), outbox, socket.sink, writer_config, None)
-                        .in_current_span(),
-                );
+                let outlet = Arc::new(Outlet::new(connection.clone(), socket.sink, outbox, None));
+                let writer = endpoint
+                    .tasks
+                    .spawn(write_loop(connection.clone(), outlet, writer_config).in_current_span());
                 Some(writer)
             }
         }
@@ -324,26 +326,26 @@ async fn run_resumable<R: TransportSource, S: TransportSink>(
     let mut replay = false;
     loop {
         let lost = CancellationToken::new();
-        let writer = endpoint.tasks.spawn(
-            write_loop(
-                connection.clone(),
-                outbox,
-                socket.sink,
-                writer_config,
-                Some(Resumable {
-                    sequencer: session.sequencer.clone(),
-                    lost: lost.clone(),
-                    replay,
-                }),
-            )
-            .in_current_span(),
-        );
+        let outlet = Arc::new(Outlet::new(
+            connection.clone(),
+            socket.sink,
+            outbox,
+            Some(Resumable {
+                sequencer: session.sequencer.clone(),
+                lost: lost.clone(),
+                replay,
+            }),
+        ));
+        let writer = endpoint
+            .tasks
+            .spawn(write_loop(connection.clone(), outlet.clone(), writer_config).in_current_span());
         read_loop(
             endpoint,
             connection,
             dispatcher,
             &mut socket.decoder,
             &mut socket.source,
+            &*outlet,
             Some((&session.sequencer, &lost)),
         )
         .await;
@@ -351,9 +353,14 @@ async fn run_resumable<R: TransportSource, S: TransportSink>(
             // The connection is ending; the writer sends the Close message.
             return Some(writer);
         }
-        outbox = match writer.await {
-            Ok(WriterExit::Lost(outbox)) => outbox,
+        match writer.await {
+            Ok(WriterExit::Lost) => {}
             Ok(WriterExit::Ended) | Err(_) => return None,
+        }
+        // The writer is done with the lost socket: the queue goes to the next one.
+        outbox = match Arc::try_unwrap(outlet) {
+            Ok(outlet) => outlet.into_outbox(),
+            Err(_) => return None,
         };
         session.detach();
         tracing::debug!(

@@ -6,7 +6,7 @@ use hub_core::protocol::Protocol;
 
 use tokio::sync::mpsc;
 
-use crate::transport::{TransportError, TransportSink, TransportSource};
+use crate::transport::{TransportError, TransportSink, TransportSource, TrySend};
 
 /// The hub's end of a test client's receiving direction.
 pub(super) struct MemorySource(pub(super) mpsc::Receiver<Bytes>);
@@ -30,6 +30,19 @@ impl TransportSink for MemorySink {
                 .await
                 .map_err(|_| TransportError("the test client is gone".to_owned())),
             None => Err(TransportError("the transport is closed".to_owned())),
+        }
+    }
+
+    fn try_send(&mut self, frame: Bytes) -> TrySend {
+        match &self.0 {
+            Some(sender) => match sender.try_send(frame) {
+                Ok(()) => TrySend::Sent,
+                Err(mpsc::error::TrySendError::Full(frame)) => TrySend::Busy(frame),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    TrySend::Failed(TransportError("the test client is gone".to_owned()))
+                }
+            },
+            None => TrySend::Failed(TransportError("the transport is closed".to_owned())),
         }
     }
 

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::http::{HttpSource, Inbound};
-use super::{TransportError, TransportSink};
+use super::{TransportError, TransportSink, TrySend};
 
 /// How many bytes may wait for a poll before the sink waits (ASP.NET Core's default transport
 /// buffer size). One frame may take it past the limit.
@@ -240,6 +240,22 @@ impl TransportSink for LongPollingSink {
             }
             room.await;
         }
+    }
+
+    fn try_send(&mut self, frame: Bytes) -> TrySend {
+        let shared = &self.shared;
+        let mut state = shared.lock();
+        if shared.gone.is_cancelled() {
+            return TrySend::Failed(TransportError("the long-polling client is gone".to_owned()));
+        }
+        if state.pending_len >= BUFFER_LIMIT {
+            return TrySend::Busy(frame);
+        }
+        state.pending_len += frame.len();
+        state.pending.push(frame);
+        drop(state);
+        shared.data.notify_waiters();
+        TrySend::Sent
     }
 
     async fn close(&mut self, _internal_error: bool) {

@@ -38,6 +38,19 @@ pub(crate) trait TransportSource: Send {
     }
 }
 
+/// What became of a frame offered to [`TransportSink::try_send`].
+#[derive(Debug)]
+pub(crate) enum TrySend {
+    /// Written (or handed to the transport's own buffer, as far as it goes without waiting).
+    Sent,
+    /// Taken, but its flush has to wait: [`TransportSink::flush`] finishes it.
+    Flushing,
+    /// The transport cannot take it without waiting; handed back untouched.
+    Busy(Bytes),
+    /// The transport failed.
+    Failed(TransportError),
+}
+
 /// The sending half of a transport.
 pub(crate) trait TransportSink: Send + 'static {
     /// Called once the handshake picked a protocol: frames that follow are in it (WebSockets then
@@ -45,6 +58,13 @@ pub(crate) trait TransportSink: Send + 'static {
     fn set_protocol(&mut self, protocol: Protocol);
     /// Writes one transport frame holding one or more whole messages.
     fn send(&mut self, frame: Bytes) -> impl Future<Output = Result<(), TransportError>> + Send;
+    /// Writes one frame if the transport takes it without waiting, else hands it back: how a
+    /// connection's reader writes its own replies without ever waiting on the client.
+    fn try_send(&mut self, frame: Bytes) -> TrySend;
+    /// Finishes a write [`try_send`](Self::try_send) left [`Flushing`](TrySend::Flushing).
+    fn flush(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send {
+        std::future::ready(Ok(()))
+    }
     /// Closes the transport: normally, or as an internal error.
     fn close(&mut self, internal_error: bool) -> impl Future<Output = ()> + Send;
 }

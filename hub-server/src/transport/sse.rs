@@ -21,7 +21,7 @@ use hub_core::protocol::Protocol;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{TransportError, TransportSink};
+use super::{TransportError, TransportSink, TrySend};
 
 /// The first bytes of every event stream: a comment, so that the client sees the stream open.
 const OPENING: &[u8] = b":\r\n";
@@ -120,6 +120,22 @@ impl TransportSink for SseSink {
             .send(format_event(&frame))
             .await
             .map_err(|_| TransportError("the client closed the event stream".to_owned()))
+    }
+
+    fn try_send(&mut self, frame: Bytes) -> TrySend {
+        let Some(sender) = &self.sender else {
+            return TrySend::Failed(TransportError("the event stream is closed".to_owned()));
+        };
+        match sender.try_reserve() {
+            Ok(permit) => {
+                permit.send(format_event(&frame));
+                TrySend::Sent
+            }
+            Err(mpsc::error::TrySendError::Full(())) => TrySend::Busy(frame),
+            Err(mpsc::error::TrySendError::Closed(())) => TrySend::Failed(TransportError(
+                "the client closed the event stream".to_owned(),
+            )),
+        }
     }
 
     async fn close(&mut self, _internal_error: bool) {

@@ -4,9 +4,12 @@
 //! client sends its handshake as text even for MessagePack). Outgoing frames are text for JSON and
 //! binary for MessagePack, each holding only whole messages.
 
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use hub_core::protocol::Protocol;
 use hyper::upgrade::Upgraded;
@@ -17,7 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-use super::{TransportError, TransportSink, TransportSource};
+use super::{TransportError, TransportSink, TransportSource, TrySend};
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -120,22 +123,61 @@ pub(crate) struct WsSink {
     binary: bool,
 }
 
-impl TransportSink for WsSink {
-    fn set_protocol(&mut self, protocol: Protocol) {
-        self.binary = protocol == Protocol::MessagePack;
-    }
-
-    async fn send(&mut self, frame: Bytes) -> Result<(), TransportError> {
-        let message = if self.binary {
+impl WsSink {
+    /// A frame as a WebSocket message: binary for MessagePack, text for JSON.
+    fn message(&self, frame: Bytes) -> Result<Message, TransportError> {
+        Ok(if self.binary {
             Message::Binary(frame)
         } else {
             Message::Text(
                 Utf8Bytes::try_from(frame)
                     .map_err(|_| TransportError("a text frame was not UTF-8".to_owned()))?,
             )
-        };
+        })
+    }
+}
+
+impl TransportSink for WsSink {
+    fn set_protocol(&mut self, protocol: Protocol) {
+        self.binary = protocol == Protocol::MessagePack;
+    }
+
+    async fn send(&mut self, frame: Bytes) -> Result<(), TransportError> {
+        let message = self.message(frame)?;
         self.sink
             .send(message)
+            .await
+            .map_err(|error| TransportError(error.to_string()))
+    }
+
+    fn try_send(&mut self, frame: Bytes) -> TrySend {
+        // Polled once, with a waker that does nothing: what has to wait is left to `flush` (or,
+        // handed back, to `send`), which the writer task awaits.
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut sink = Pin::new(&mut self.sink);
+        match sink.as_mut().poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(error)) => return TrySend::Failed(TransportError(error.to_string())),
+            Poll::Pending => return TrySend::Busy(frame),
+        }
+        let message = match self.message(frame) {
+            Ok(message) => message,
+            Err(error) => return TrySend::Failed(error),
+        };
+        let mut sink = Pin::new(&mut self.sink);
+        if let Err(error) = sink.as_mut().start_send(message) {
+            return TrySend::Failed(TransportError(error.to_string()));
+        }
+        match sink.poll_flush(&mut cx) {
+            Poll::Ready(Ok(())) => TrySend::Sent,
+            Poll::Ready(Err(error)) => TrySend::Failed(TransportError(error.to_string())),
+            Poll::Pending => TrySend::Flushing,
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        self.sink
+            .flush()
             .await
             .map_err(|error| TransportError(error.to_string()))
     }
