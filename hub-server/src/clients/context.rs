@@ -10,7 +10,9 @@ use hub_core::protocol::{Close, Protocol};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Principal;
-use crate::clients::{CallerClients, ClientCallbacks, ClientProxy, Clients, Groups};
+use crate::clients::{
+    CallerClients, ClientCallbacks, ClientProxy, Clients, Groups, InvocationCancellation,
+};
 use crate::connection::Connection;
 use crate::lifetime::{LifetimeError, LifetimeManager, Target};
 use crate::observability::HubMetrics;
@@ -96,7 +98,7 @@ impl<C: ClientCallbacks> HubContext<C> {
 pub struct Context<C: ClientCallbacks = ClientProxy> {
     connection: Arc<Connection>,
     hub: HubContext<C>,
-    cancellation: CancellationToken,
+    cancellation: Arc<InvocationCancellation>,
     trace_parent: Option<TraceParent>,
 }
 
@@ -115,7 +117,7 @@ impl Context {
     pub(crate) fn new(
         connection: Arc<Connection>,
         hub: HubContext,
-        cancellation: CancellationToken,
+        cancellation: Arc<InvocationCancellation>,
     ) -> Self {
         Context {
             connection,
@@ -210,7 +212,7 @@ impl<C: ClientCallbacks> Context<C> {
     /// Fires when this invocation should stop: the client cancelled it (CancelInvocation), the
     /// connection ended, or the server's shutdown grace period ran out.
     pub fn cancellation(&self) -> &CancellationToken {
-        &self.cancellation
+        self.cancellation.token()
     }
 
     /// Picks who to send to, relative to the caller.

@@ -4,8 +4,10 @@
 //! tuple of arguments) or typed, from a `#[hub_client]` trait: `Clients<C>` hands out `C::Many`
 //! and `C::Single`, so `clients.group("g")` has exactly the callbacks the trait declares.
 
+mod cancellation;
 mod context;
 
+pub(crate) use cancellation::{InvocationCancellation, InvocationsStop};
 pub use context::{Cancellation, Context, HubContext};
 
 use std::future::Future;

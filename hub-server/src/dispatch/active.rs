@@ -1,20 +1,21 @@
 //! The invocations running on one connection, by id: for duplicate ids and CancelInvocation.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytestring::ByteString;
-use tokio_util::sync::CancellationToken;
+
+use crate::clients::InvocationCancellation;
 
 /// Ids of the invocations running on a connection, with their cancellation.
 #[derive(Default)]
 pub(super) struct ActiveInvocations {
-    tokens: Mutex<HashMap<ByteString, CancellationToken>>,
+    tokens: Mutex<HashMap<ByteString, Arc<InvocationCancellation>>>,
 }
 
 impl ActiveInvocations {
     /// Registers `id`; false if it is already in use.
-    pub(super) fn insert(&self, id: &ByteString, token: CancellationToken) -> bool {
+    pub(super) fn insert(&self, id: &ByteString, token: Arc<InvocationCancellation>) -> bool {
         let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
         if tokens.contains_key(id) {
             return false;

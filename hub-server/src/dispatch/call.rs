@@ -8,7 +8,7 @@ pub(super) struct Call {
     pub(super) invocation_id: Option<ByteString>,
     pub(super) target: ByteString,
     /// Fires on CancelInvocation, or when the connection's invocations stop.
-    pub(super) cancellation: CancellationToken,
+    pub(super) cancellation: Arc<InvocationCancellation>,
     pub(super) method: BoundMethod,
     /// The trace context the client sent (its span is the invocation span's parent).
     pub(super) remote: RemoteParent,
@@ -30,7 +30,7 @@ impl BoundMethod {
     pub(super) async fn run(
         self,
         shared: &Shared,
-        cancellation: &CancellationToken,
+        cancellation: &Arc<InvocationCancellation>,
         trace_parent: Option<hub_core::trace::TraceParent>,
     ) -> Option<Result<MethodOutput, CallError>> {
         // Checked before each call, as ASP.NET Core does: a policy may depend on more than the
@@ -68,10 +68,15 @@ impl BoundMethod {
             .call(self.index, context, self.arguments, self.uploads);
         // Cancellation wins: a method that stops because it saw the cancellation must not get
         // its (error) result sent for an invocation the client cancelled. The method is polled
-        // first and the token checked when it is done, so a method that finishes at once never
-        // registers a waiter on the token.
+        // first and the cancellation checked when it is done, so a method that finishes at once
+        // never makes a token nor registers a waiter on one.
         let mut call = std::pin::pin!(guarded(call));
-        let mut cancelled = std::pin::pin!(cancellation.cancelled());
+        if let Poll::Ready(result) =
+            std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await
+        {
+            return (!cancellation.is_cancelled()).then_some(result);
+        }
+        let mut cancelled = std::pin::pin!(cancellation.token().cancelled());
         std::future::poll_fn(|cx| {
             if let Poll::Ready(result) = call.as_mut().poll(cx) {
                 return Poll::Ready((!cancellation.is_cancelled()).then_some(result));

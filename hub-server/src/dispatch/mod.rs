@@ -28,12 +28,11 @@ use bytestring::ByteString;
 use hub_core::hub::{CallError, HubDispatch, HubError, MethodKind, MethodOutput, RawUpload};
 use hub_core::protocol::{Arguments, Close, CompletionOutcome, HubMessage};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::authorization::{Decision, Policies};
-use crate::clients::{Context, HubContext};
+use crate::clients::{Context, HubContext, InvocationCancellation, InvocationsStop};
 use crate::config::HubConfig;
 use crate::connection::Connection;
 use crate::lifetime::LifetimeManager;
@@ -107,7 +106,7 @@ pub(crate) struct Dispatcher {
     shared: Arc<Shared>,
     /// Fires when the connection's invocations must stop: the connection ended, or the shutdown
     /// grace period ran out. Every invocation's cancellation derives from it.
-    cancellation: CancellationToken,
+    cancellation: Arc<InvocationsStop>,
     /// This connection's running invocations (and its invoker).
     invocations: TaskTracker,
     /// The queue to the invoker, created (and the invoker started) the first time a call has to
@@ -131,7 +130,7 @@ impl Dispatcher {
             connection,
             active: ActiveInvocations::default(),
         });
-        let cancellation = CancellationToken::new();
+        let cancellation = Arc::new(InvocationsStop::default());
         let permits = Arc::new(Semaphore::new(shared.env.config.max_parallel_invocations));
         Dispatcher {
             shared,
@@ -156,7 +155,7 @@ impl Dispatcher {
             self.permits.clone(),
             self.backlog.clone(),
             self.invocations.clone(),
-            self.cancellation.clone(),
+            self.cancellation.token().clone(),
         ));
         self.shared.env.tasks.spawn(invoker.in_current_span());
         self.queue = Some(queue.clone());
@@ -168,7 +167,9 @@ impl Dispatcher {
         Context::new(
             self.shared.connection.clone(),
             self.shared.hub_context.clone(),
-            self.cancellation.clone(),
+            Arc::new(InvocationCancellation::from_token(
+                self.cancellation.token().clone(),
+            )),
         )
     }
 
@@ -201,7 +202,7 @@ impl Dispatcher {
             );
         }
         self.invocations.close();
-        self.cancellation.cancel();
+        self.cancellation.stop();
         self.invocations.wait().await;
     }
 
@@ -397,7 +398,7 @@ impl Dispatcher {
         if let Some(taken) = stream_id_in_use(&self.uploads, &stream_ids) {
             return reject(format!("Invocation ID '{taken}' is already in use."));
         }
-        let cancellation = self.cancellation.child_token();
+        let cancellation = Arc::new(InvocationCancellation::new(self.cancellation.clone()));
         if let Some(id) = &invocation_id {
             if !self.shared.active.insert(id, cancellation.clone()) {
                 return reject(format!("Invocation ID '{id}' is already in use."));

@@ -8,7 +8,6 @@ use std::panic::AssertUnwindSafe;
 use futures_util::{FutureExt, StreamExt};
 use hub_core::hub::{BoxStream, HubError, MethodOutput};
 use hub_core::protocol::{Headers, MessageRef, OutcomeRef};
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::*;
@@ -94,7 +93,7 @@ pub(super) async fn stream_items(
     shared: &Shared,
     id: &str,
     mut items: BoxStream<Result<hub_core::hub::BoxValue, HubError>>,
-    cancellation: &CancellationToken,
+    cancellation: &InvocationCancellation,
 ) -> Result<(), String> {
     let detailed = shared.env.config.detailed_errors;
     loop {
@@ -102,7 +101,7 @@ pub(super) async fn stream_items(
         // the cancelled stream's end into an error.
         let item = tokio::select! {
             biased;
-            () = cancellation.cancelled() => return Ok(()),
+            () = cancellation.token().cancelled() => return Ok(()),
             item = AssertUnwindSafe(items.next()).catch_unwind() => match item {
                 Ok(item) => item,
                 Err(panic) => Some(Err(panicked(panic))),

@@ -20,8 +20,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::clients::Context;
 use crate::clients::{ClientCallbacks, ClientProxy};
+use crate::clients::{Context, InvocationCancellation};
 
 use crate::endpoint::Endpoint;
 use crate::lifetime::LifetimeError;
@@ -69,7 +69,7 @@ impl<C: ClientCallbacks> TestClient<C> {
         Ok(Context::new(
             connection.inner,
             self.endpoint.context.clone(),
-            CancellationToken::new(),
+            Arc::new(InvocationCancellation::from_token(CancellationToken::new())),
         )
         .typed())
     }
