@@ -118,10 +118,9 @@ pub(crate) async fn write_loop<S: TransportSink>(
         };
         let mut state = outlet.lock().await;
         let written = match extra {
+            // Boxed: a ping or an ack is rare, and the task stays the size of its common path.
             Some(frame) => {
-                outlet
-                    .send_extra(&mut state, frame, config.send_timeout)
-                    .await
+                Box::pin(outlet.send_extra(&mut state, frame, config.send_timeout)).await
             }
             None => outlet.write_waiting(&mut state, config.send_timeout).await,
         };
