@@ -368,10 +368,15 @@ async fn within(
     if let Some(result) = futures_util::FutureExt::now_or_never(write.as_mut()) {
         return result;
     }
-    match tokio::time::timeout(timeout, write).await {
-        Ok(result) => result,
-        Err(_) => Err(TransportError(format!(
-            "a write did not complete within {timeout:?}"
-        ))),
-    }
+    // A transport that is full: the timer and the wait are boxed, so that the writer task stays
+    // the size of a write that completes at once.
+    Box::pin(async move {
+        match tokio::time::timeout(timeout, write).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError(format!(
+                "a write did not complete within {timeout:?}"
+            ))),
+        }
+    })
+    .await
 }

@@ -66,6 +66,20 @@ pub(crate) enum Flow {
     ClientClosed,
 }
 
+/// What became of a message the dispatcher handled.
+pub(crate) enum Handled<'a> {
+    /// Handled.
+    Done(Flow),
+    /// Handled once this wait (boxed: rare) is over; the connection goes on after it.
+    Wait(std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>),
+}
+
+impl<'a> Handled<'a> {
+    fn wait(wait: impl Future<Output = ()> + Send + 'a) -> Self {
+        Handled::Wait(Box::pin(wait))
+    }
+}
+
 /// A unary invocation (or its rejection) waiting for a slot, in arrival order.
 enum Queued {
     Call(Call),
@@ -206,8 +220,11 @@ impl Dispatcher {
         self.invocations.wait().await;
     }
 
-    /// Handles one message from the client.
-    pub(crate) async fn handle(&mut self, message: HubMessage) -> Flow {
+    /// Handles one message from the client: at once, or with a wait left to do (an invocation
+    /// queue or an upload buffer is full, a rejection is waiting for room) that the reader
+    /// awaits. Only the wait is boxed: the reader's task does not carry the largest message
+    /// handling for its whole life.
+    pub(crate) fn handle(&mut self, message: HubMessage) -> Handled<'_> {
         match message {
             HubMessage::Invocation(invocation) => {
                 let queued = match self.prepare(
@@ -228,14 +245,14 @@ impl Dispatcher {
                             None,
                         ));
                         self.shared.env.tasks.spawn(task);
-                        return Flow::Continue;
+                        return Handled::Done(Flow::Continue);
                     }
                     Ok(call) => {
                         // Nothing waits for a slot and one is free: start it here, in order.
                         if self.backlog.load(Ordering::Acquire) == 0 {
                             if let Ok(permit) = self.permits.clone().try_acquire_owned() {
                                 self.start_unary(call, permit);
-                                return Flow::Continue;
+                                return Handled::Done(Flow::Continue);
                             }
                         }
                         Queued::Call(call)
@@ -246,22 +263,19 @@ impl Dispatcher {
                     },
                     Err((None, text)) => {
                         tracing::debug!(error = %text, "a non-blocking invocation failed");
-                        return Flow::Continue;
+                        return Handled::Done(Flow::Continue);
                     }
                 };
                 self.backlog.fetch_add(1, Ordering::AcqRel);
                 let queue = self.queue();
                 if let Err(mpsc::error::TrySendError::Full(queued)) = queue.try_send(queued) {
-                    // The waits are boxed, here and below: the reader's task is as large as
-                    // its largest wait, and most connections never wait.
                     let closing = self.shared.connection.closing();
-                    Box::pin(async move {
+                    return Handled::wait(async move {
                         tokio::select! {
                             _ = queue.send(queued) => {}
                             () = closing.cancelled() => {}
                         }
-                    })
-                    .await;
+                    });
                 }
             }
             HubMessage::StreamInvocation(invocation) => {
@@ -281,32 +295,37 @@ impl Dispatcher {
                     }
                     Err((invocation_id, text)) => {
                         if let Some(invocation_id) = invocation_id {
-                            Box::pin(send_error(&self.shared.connection, &invocation_id, &text))
-                                .await;
+                            let connection = &self.shared.connection;
+                            return Handled::wait(async move {
+                                send_error(connection, &invocation_id, &text).await;
+                            });
                         }
                     }
                 }
             }
             HubMessage::StreamItem(item) => {
                 if let Some(upload) = self.uploads.get(&item.invocation_id) {
-                    let delivered = match upload.items.try_send(item.item) {
-                        Ok(()) => true,
-                        Err(mpsc::error::TrySendError::Closed(_)) => false,
+                    match upload.items.try_send(item.item) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            // The method no longer reads this stream.
+                            self.uploads.remove(&item.invocation_id);
+                        }
                         Err(mpsc::error::TrySendError::Full(value)) => {
-                            let items = &upload.items;
+                            let items = upload.items.clone();
                             let closing = self.shared.connection.closing();
-                            Box::pin(async move {
-                                tokio::select! {
+                            let uploads = &mut self.uploads;
+                            return Handled::wait(async move {
+                                let delivered = tokio::select! {
                                     sent = items.send(value) => sent.is_ok(),
                                     () = closing.cancelled() => true,
+                                };
+                                if !delivered {
+                                    // The method no longer reads this stream.
+                                    uploads.remove(&item.invocation_id);
                                 }
-                            })
-                            .await
+                            });
                         }
-                    };
-                    if !delivered {
-                        // The method no longer reads this stream.
-                        self.uploads.remove(&item.invocation_id);
                     }
                 }
             }
@@ -332,11 +351,11 @@ impl Dispatcher {
                 if let Some(error) = &close.error {
                     tracing::debug!(%error, "the client closed the connection with an error");
                 }
-                return Flow::ClientClosed;
+                return Handled::Done(Flow::ClientClosed);
             }
             HubMessage::Ping | HubMessage::Ack(_) | HubMessage::Sequence(_) => {}
         }
-        Flow::Continue
+        Handled::Done(Flow::Continue)
     }
 
     /// Starts a unary invocation that holds a slot.

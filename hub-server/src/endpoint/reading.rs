@@ -3,7 +3,8 @@
 //! sequence numbers.
 
 use std::future::{poll_fn, Future};
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use hub_core::negotiate::TransportType;
 use hub_core::protocol::{Close, FrameDecoder, HubMessage, HubProtocol};
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connection::reconnect::{Incoming, Sequencer};
 use crate::connection::{Connection, ReaderWrites};
-use crate::dispatch::{Dispatcher, Flow};
+use crate::dispatch::{Dispatcher, Flow, Handled};
 use crate::endpoint::Endpoint;
 use crate::transport::TransportSource;
 
@@ -38,21 +39,21 @@ impl Drop for Deferred<'_> {
     }
 }
 
-/// Waits for `end` (a cancellation), polling it once to register its wake-up and after that only
-/// when `fired` (an atomic load, set before `end` fires) says it did: polling a cancellation
-/// token takes its lock, and the shutdown token's is shared by every connection, where the read
-/// loop polls its ends once per read.
-async fn watch(end: impl Future<Output = ()>, fired: impl Fn() -> bool) {
-    let mut end = std::pin::pin!(end);
-    let mut registered = false;
-    poll_fn(|cx| {
-        if registered && !fired() {
-            return Poll::Pending;
-        }
-        registered = true;
-        end.as_mut().poll(cx)
-    })
-    .await
+/// Polls `end` (a cancellation) once to register its wake-up, and after that only when `fired`
+/// (an atomic load, set before `end` fires) says it did: polling a cancellation token takes its
+/// lock, and the shutdown token's is shared by every connection, where the read loop polls its
+/// ends once per read.
+fn poll_watched(
+    end: Pin<&mut impl Future<Output = ()>>,
+    registered: &mut bool,
+    fired: bool,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    if *registered && !fired {
+        return Poll::Pending;
+    }
+    *registered = true;
+    end.poll(cx)
 }
 
 /// Reads and dispatches until the connection ends; writes what the dispatching queued through
@@ -84,12 +85,9 @@ pub(super) async fn read_loop<R: TransportSource>(
     let mut heard = false;
     let mut silence_timer = std::pin::pin!(tokio::time::sleep(client_timeout));
     // The ends to watch, each registered once rather than once per chunk.
-    let mut closing = std::pin::pin!(watch(connection.closing().cancelled(), || {
-        connection.is_closing()
-    }));
-    let mut shutdown = std::pin::pin!(watch(endpoint.shutdown.cancelled(), || {
-        endpoint.is_shutting_down()
-    }));
+    let mut closing = std::pin::pin!(connection.closing().cancelled());
+    let mut shutdown = std::pin::pin!(endpoint.shutdown.cancelled());
+    let (mut closing_watched, mut shutdown_watched) = (false, false);
     let mut socket_gone = std::pin::pin!(async {
         match lost {
             Some(lost) => lost.cancelled().await,
@@ -123,14 +121,14 @@ pub(super) async fn read_loop<R: TransportSource>(
                     }
                     timeout_armed |= matches!(message, HubMessage::Ping);
                     deferred.get_or_insert_with(|| Deferred::begin(connection, outlet));
-                    let mut handling = std::pin::pin!(dispatcher.handle(message));
-                    let flow = match poll_fn(|cx| Poll::Ready(handling.as_mut().poll(cx))).await {
-                        Poll::Ready(flow) => flow,
-                        Poll::Pending => {
+                    let flow = match dispatcher.handle(message) {
+                        Handled::Done(flow) => flow,
+                        Handled::Wait(wait) => {
                             // It waits (for an invocation slot, an upload's reader): what is
                             // queued goes now, and others' frames wake the writer meanwhile.
                             deferred = None;
-                            handling.await
+                            wait.await;
+                            Flow::Continue
                         }
                     };
                     if flow == Flow::ClientClosed {
@@ -153,8 +151,12 @@ pub(super) async fn read_loop<R: TransportSource>(
         let watch_silence = timeout_armed && connection.transport != TransportType::LongPolling;
         tokio::select! {
             biased;
-            () = closing.as_mut() => return,
-            () = shutdown.as_mut() => return,
+            () = poll_fn(|cx| poll_watched(
+                closing.as_mut(), &mut closing_watched, connection.is_closing(), cx,
+            )) => return,
+            () = poll_fn(|cx| poll_watched(
+                shutdown.as_mut(), &mut shutdown_watched, endpoint.is_shutting_down(), cx,
+            )) => return,
             () = socket_gone.as_mut() => return,
             () = silence_timer.as_mut(), if watch_silence => {
                 let deadline = last_heard + client_timeout;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hub_core::negotiate::TransportType;
-use hub_core::protocol::{Close, FrameDecoder, Framing, HubProtocol};
+use hub_core::protocol::{Close, FrameDecoder, Framing, HubProtocol, Protocol};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -108,21 +108,8 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
     tracing::debug!(protocol = protocol.name(), "handshake accepted");
 
     // ----- register -----
-    let attached = *attached;
-    let user_id = endpoint
-        .user_ids
-        .user_id(&attached.identity.principal(), &attached.request);
-    let (connection, outbox) = Connection::new(ConnectionParts {
-        id: attached.connection_id,
-        send_timeout: config.send_timeout,
-        user_id: user_id.map(Arc::from),
-        identity: attached.identity,
-        request: attached.request,
-        transport: attached.transport,
-        protocol,
-        queue_capacity: config.outbound_queue_capacity,
-        metrics: endpoint.metrics.clone(),
-    });
+    let transport = attached.transport;
+    let (connection, outbox) = open(&endpoint, *attached, protocol);
     // Registered before the handshake is answered: once a client's start() resolves, the
     // connection counts, and a send to all, its user or its groups reaches it. What is sent to
     // it meanwhile waits in its queue until the writer starts, after the response.
@@ -141,15 +128,14 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
         return None;
     }
     let started = Instant::now();
-    endpoint.metrics.connection_started(attached.transport);
+    endpoint.metrics.connection_started(transport);
     if let Err(error) = registered {
         // The client is told to go; what follows (hooks, teardown) runs as for any ending.
         tracing::error!(%error, "the lifetime manager could not register the connection");
         connection.end(Close::with_error(), Some(error.to_string()));
     }
     let writer_config = WriterConfig {
-        keep_alive: (attached.transport != TransportType::LongPolling)
-            .then_some(config.keep_alive_interval),
+        keep_alive: (transport != TransportType::LongPolling).then_some(config.keep_alive_interval),
         send_timeout: config.send_timeout,
     };
     let mut dispatcher = Dispatcher::new(endpoint.dispatch.clone(), connection.clone());
@@ -235,6 +221,25 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
         .metrics
         .connection_ended(connection.transport, status, started.elapsed());
     lingering
+}
+
+/// The connection of an attached transport whose handshake chose `protocol`. Not async: what it
+/// takes apart never enters the connection's task.
+fn open(endpoint: &Endpoint, attached: Attached, protocol: Protocol) -> (Arc<Connection>, Outbox) {
+    let user_id = endpoint
+        .user_ids
+        .user_id(&attached.identity.principal(), &attached.request);
+    Connection::new(ConnectionParts {
+        id: attached.connection_id,
+        send_timeout: endpoint.config.send_timeout,
+        user_id: user_id.map(Arc::from),
+        identity: attached.identity,
+        request: attached.request,
+        transport: attached.transport,
+        protocol,
+        queue_capacity: endpoint.config.outbound_queue_capacity,
+        metrics: endpoint.metrics.clone(),
+    })
 }
 
 /// How long a WebSocket is read, and what arrives thrown away, after the server closed it.

@@ -93,7 +93,7 @@ pub(crate) fn split(
         (
             WsSource { stream },
             WsSink {
-                sink,
+                sink: Box::new(sink),
                 binary: false,
             },
         )
@@ -119,7 +119,8 @@ impl TransportSource for WsSource {
 }
 
 pub(crate) struct WsSink {
-    sink: SplitSink<Socket, Message>,
+    /// Boxed: the sink moves through a connection's task (and is kept there) several times.
+    sink: Box<SplitSink<Socket, Message>>,
     binary: bool,
 }
 
@@ -154,7 +155,7 @@ impl TransportSink for WsSink {
         // Polled once, with a waker that does nothing: what has to wait is left to `flush` (or,
         // handed back, to `send`), which the writer task awaits.
         let mut cx = Context::from_waker(Waker::noop());
-        let mut sink = Pin::new(&mut self.sink);
+        let mut sink = Pin::new(&mut *self.sink);
         match sink.as_mut().poll_ready(&mut cx) {
             Poll::Ready(Ok(())) => {}
             Poll::Ready(Err(error)) => return TrySend::Failed(TransportError(error.to_string())),
@@ -164,7 +165,7 @@ impl TransportSink for WsSink {
             Ok(message) => message,
             Err(error) => return TrySend::Failed(error),
         };
-        let mut sink = Pin::new(&mut self.sink);
+        let mut sink = Pin::new(&mut *self.sink);
         if let Err(error) = sink.as_mut().start_send(message) {
             return TrySend::Failed(TransportError(error.to_string()));
         }
