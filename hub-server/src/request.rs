@@ -1,6 +1,7 @@
 //! What the server keeps of the HTTP request that opened a connection (authentication is in
 //! `auth.rs`).
 
+use bytes::BytesMut;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 
 /// The HTTP request that opened a transport (or negotiated): method, URI, headers.
@@ -25,10 +26,20 @@ impl RequestInfo {
     /// `RequestInfo` from [`from_parts`](Self::from_parts) would keep it alive for as long as the
     /// connection lives.
     pub(crate) fn detached(self) -> Self {
+        // Every value copied into one buffer, each kept as a slice of it: one allocation, not
+        // one per header.
+        let mut values = BytesMut::with_capacity(self.headers.values().map(HeaderValue::len).sum());
+        for value in self.headers.values() {
+            values.extend_from_slice(value.as_bytes());
+        }
+        let values = values.freeze();
         let mut headers = HeaderMap::with_capacity(self.headers.len());
+        let mut start = 0;
         for (name, value) in &self.headers {
-            let mut copy = HeaderValue::from_bytes(value.as_bytes())
+            let end = start + value.len();
+            let mut copy = HeaderValue::from_maybe_shared(values.slice(start..end))
                 .unwrap_or_else(|_| HeaderValue::from_static(""));
+            start = end;
             copy.set_sensitive(value.is_sensitive());
             headers.append(name.clone(), copy);
         }
@@ -88,5 +99,38 @@ impl RequestInfo {
                     .then(|| token.trim().to_owned())
             });
         header.or_else(|| self.query("access_token"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detached_request_keeps_every_header_value_in_order() {
+        let mut request = http::Request::builder()
+            .method(Method::GET)
+            .uri("/hub?id=abc&access_token=t")
+            .header("host", "example.com")
+            .header("cookie", "a=1")
+            .header("cookie", "b=2")
+            .header("x-empty", "")
+            .body(())
+            .unwrap_or_default();
+        let mut secret = HeaderValue::from_static("Bearer s3cret");
+        secret.set_sensitive(true);
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, secret);
+        let (parts, ()) = request.into_parts();
+        let original = RequestInfo::from_parts(&parts);
+        let detached = original.clone().detached();
+        assert_eq!(detached.headers(), original.headers());
+        assert_eq!(detached.uri(), original.uri());
+        assert_eq!(detached.cookie("b").as_deref(), Some("2"));
+        assert!(detached
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .is_some_and(HeaderValue::is_sensitive));
     }
 }
