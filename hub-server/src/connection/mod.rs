@@ -16,10 +16,12 @@
 //! client's own calls.
 
 mod outlet;
+mod queue;
 pub(crate) mod reconnect;
 mod writer;
 
 pub(crate) use outlet::{Outlet, ReaderWrites, Resumable};
+use queue::{OutboundQueue, PushError};
 pub(crate) use writer::{write_loop, WriterConfig, WriterExit};
 
 use std::collections::VecDeque;
@@ -34,7 +36,7 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use hub_core::negotiate::TransportType;
 use hub_core::protocol::{Close, EncodeMessage, HubProtocol, Protocol};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -79,7 +81,7 @@ pub(crate) struct Connection {
     pub(crate) request: RequestInfo,
     pub(crate) transport: TransportType,
     pub(crate) protocol: Protocol,
-    outbound: mpsc::Sender<Bytes>,
+    outbound: OutboundQueue,
     /// Set while frames wait in `overflow`: new frames queue behind them, so order is kept.
     stalled: AtomicBool,
     /// Frames that found the queue full, oldest first; at most the queue's capacity.
@@ -115,9 +117,47 @@ impl fmt::Debug for Connection {
     }
 }
 
-/// The parts of a connection the writer task owns.
+/// The right to take the connection's queued frames, held by its write side. Dropping it closes
+/// the queue (nothing more will be written).
 pub(crate) struct Outbox {
-    pub(crate) receiver: mpsc::Receiver<Bytes>,
+    connection: Arc<Connection>,
+}
+
+impl Outbox {
+    /// Takes the oldest queued frame.
+    pub(crate) fn pop(&self) -> Option<Bytes> {
+        self.connection.outbound.pop()
+    }
+
+    /// Whether no frame waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.connection.outbound.is_empty()
+    }
+
+    /// Closes the queue: what waits is dropped, and sends fail from now on.
+    pub(crate) fn close(&self) {
+        self.connection.outbound.close();
+    }
+
+    /// Waits for the next frame (`None` once the queue is closed and empty).
+    #[cfg(test)]
+    pub(crate) async fn recv(&self) -> Option<Bytes> {
+        loop {
+            if let Some(frame) = self.pop() {
+                return Some(frame);
+            }
+            if self.connection.is_closing() {
+                return None;
+            }
+            self.connection.writer_wanted().await;
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 pub(crate) struct ConnectionParts {
@@ -134,7 +174,6 @@ pub(crate) struct ConnectionParts {
 
 impl Connection {
     pub(crate) fn new(parts: ConnectionParts) -> (Arc<Connection>, Outbox) {
-        let (sender, receiver) = mpsc::channel(parts.queue_capacity);
         let connection = Connection {
             id: parts.id,
             send_timeout: parts.send_timeout,
@@ -143,7 +182,7 @@ impl Connection {
             request: parts.request,
             transport: parts.transport,
             protocol: parts.protocol,
-            outbound: sender,
+            outbound: OutboundQueue::new(parts.queue_capacity),
             stalled: AtomicBool::new(false),
             overflow: Mutex::new(VecDeque::new()),
             room: Notify::new(),
@@ -157,7 +196,11 @@ impl Connection {
             writer_waker: AtomicWaker::new(),
             deferring: AtomicBool::new(false),
         };
-        (Arc::new(connection), Outbox { receiver })
+        let connection = Arc::new(connection);
+        let outbox = Outbox {
+            connection: connection.clone(),
+        };
+        (connection, outbox)
     }
 
     /// Queues one encoded frame (whole messages) without waiting: in the queue if it has room
@@ -166,7 +209,7 @@ impl Connection {
     /// sender or the other recipients.
     pub(crate) fn send_now(self: &Arc<Self>, frame: Bytes) -> Result<(), SendError> {
         match self.offer(frame) {
-            Offer::Queued(_) => Ok(()),
+            Offer::Queued { .. } => Ok(()),
             Offer::Closed => Err(SendError::Closed),
             Offer::Full(_) => {
                 let missed = self.lock_overflow().len() + 1;
@@ -181,7 +224,7 @@ impl Connection {
     /// the client's own calls. A client that stays that far behind is closed with an error.
     pub(crate) async fn send(self: &Arc<Self>, frame: Bytes) -> Result<(), SendError> {
         let mut frame = match self.offer(frame) {
-            Offer::Queued(_) => return Ok(()),
+            Offer::Queued { .. } => return Ok(()),
             Offer::Closed => return Err(SendError::Closed),
             Offer::Full(frame) => frame,
         };
@@ -192,7 +235,7 @@ impl Connection {
             // Registered before trying again: a frame moved meanwhile wakes this waiter.
             room.as_mut().enable();
             frame = match self.offer(frame) {
-                Offer::Queued(_) => return Ok(()),
+                Offer::Queued { .. } => return Ok(()),
                 Offer::Closed => return Err(SendError::Closed),
                 Offer::Full(frame) => frame,
             };
@@ -215,7 +258,7 @@ impl Connection {
             return Offer::Closed;
         }
         let offered = self.offer_frame(frame);
-        if let Offer::Queued(bytes) = &offered {
+        if let Offer::Queued { bytes, depth } = &offered {
             // Queued, then the reader's flag read (Dekker with `resume_writer_wakes`): either
             // this sees the reader done and wakes the writer, or the reader sees the frame.
             fence(Ordering::SeqCst);
@@ -223,10 +266,9 @@ impl Connection {
                 self.wake_writer();
             }
             self.metrics.sent(*bytes);
-            let depth = self.outbound.max_capacity() - self.outbound.capacity();
-            if depth > self.high_water.load(Ordering::Relaxed) {
-                self.high_water.fetch_max(depth, Ordering::Relaxed);
-                self.metrics.queue_depth(depth);
+            if *depth > self.high_water.load(Ordering::Relaxed) {
+                self.high_water.fetch_max(*depth, Ordering::Relaxed);
+                self.metrics.queue_depth(*depth);
             }
         }
         offered
@@ -237,10 +279,15 @@ impl Connection {
         let frame = if self.stalled.load(Ordering::Acquire) {
             frame
         } else {
-            match self.outbound.try_send(frame) {
-                Ok(()) => return Offer::Queued(length),
-                Err(mpsc::error::TrySendError::Closed(_)) => return Offer::Closed,
-                Err(mpsc::error::TrySendError::Full(frame)) => frame,
+            match self.outbound.try_push(frame) {
+                Ok(depth) => {
+                    return Offer::Queued {
+                        bytes: length,
+                        depth,
+                    }
+                }
+                Err(PushError::Closed) => return Offer::Closed,
+                Err(PushError::Full(frame)) => frame,
             }
         };
         let mut overflow = self.lock_overflow();
@@ -248,17 +295,22 @@ impl Connection {
             frame
         } else {
             // The drainer emptied the overflow since the look above: the queue may have room.
-            match self.outbound.try_send(frame) {
-                Ok(()) => return Offer::Queued(length),
-                Err(mpsc::error::TrySendError::Closed(_)) => return Offer::Closed,
-                Err(mpsc::error::TrySendError::Full(frame)) => frame,
+            match self.outbound.try_push(frame) {
+                Ok(depth) => {
+                    return Offer::Queued {
+                        bytes: length,
+                        depth,
+                    }
+                }
+                Err(PushError::Closed) => return Offer::Closed,
+                Err(PushError::Full(frame)) => frame,
             }
         };
-        if overflow.len() >= self.outbound.max_capacity() {
+        if overflow.len() >= self.outbound.capacity() {
             return Offer::Full(frame);
         }
         overflow.push_back(frame);
-        let waiting = overflow.len() + self.outbound.max_capacity();
+        let waiting = overflow.len() + self.outbound.capacity();
         if waiting > self.high_water.load(Ordering::Relaxed) {
             self.high_water.fetch_max(waiting, Ordering::Relaxed);
             self.metrics.queue_depth(waiting);
@@ -274,7 +326,11 @@ impl Connection {
             };
             runtime.spawn(drain(self.clone()));
         }
-        Offer::Queued(length)
+        // Its depth was reported above (queue and overflow).
+        Offer::Queued {
+            bytes: length,
+            depth: 0,
+        }
     }
 
     fn lock_overflow(&self) -> MutexGuard<'_, VecDeque<Bytes>> {
@@ -329,10 +385,10 @@ impl Connection {
 
     /// Closes a connection whose client does not keep up; `missed` frames were not delivered.
     fn overflowed(&self, missed: usize) {
-        let missed = missed + self.outbound.max_capacity() - self.outbound.capacity();
+        let missed = missed + self.outbound.len();
         tracing::warn!(
             connection_id = %self.id,
-            capacity = self.outbound.max_capacity(),
+            capacity = self.outbound.capacity(),
             timeout = ?self.send_timeout,
             missed,
             "closing a connection whose client does not read fast enough: its outbound queue stayed full"
@@ -407,8 +463,9 @@ impl Connection {
 
 /// What became of a frame offered to a connection.
 enum Offer {
-    /// In the queue or the overflow; so many bytes.
-    Queued(usize),
+    /// In the queue (`depth` frames deep) or the overflow (`depth` 0: reported there); so many
+    /// bytes.
+    Queued { bytes: usize, depth: usize },
     /// The connection is closed or closing.
     Closed,
     /// The overflow is full; the frame is handed back.
@@ -420,10 +477,9 @@ enum Offer {
 /// client that frees no room for the send timeout is closed.
 async fn drain(connection: Arc<Connection>) {
     loop {
-        let permit = tokio::select! {
-            permit = connection.outbound.reserve() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
+        tokio::select! {
+            room = connection.outbound.room() => if !room {
+                break;
             },
             () = connection.closing.cancelled() => break,
             () = tokio::time::sleep(connection.send_timeout) => {
@@ -431,15 +487,20 @@ async fn drain(connection: Arc<Connection>) {
                 connection.overflowed(missed);
                 break;
             }
-        };
+        }
         let mut overflow = connection.lock_overflow();
         match overflow.pop_front() {
-            Some(frame) => {
-                permit.send(frame);
-                drop(overflow);
-                connection.wake_writer();
-                connection.room.notify_waiters();
-            }
+            // Only this drainer fills the queue while the connection is stalled (senders queue
+            // behind it), bar one that looked just before: then the frame goes back, in front.
+            Some(frame) => match connection.outbound.try_push(frame) {
+                Ok(_) => {
+                    drop(overflow);
+                    connection.wake_writer();
+                    connection.room.notify_waiters();
+                }
+                Err(PushError::Full(frame)) => overflow.push_front(frame),
+                Err(PushError::Closed) => break,
+            },
             None => {
                 // Under the lock: a sender that sees `stalled` false finds the overflow empty.
                 connection.stalled.store(false, Ordering::Release);

@@ -162,7 +162,7 @@ impl<S: TransportSink> Outlet<S> {
             state.last_write = Instant::now();
         }
         while self.has_room() {
-            let Ok(first) = state.outbox.receiver.try_recv() else {
+            let Some(first) = state.outbox.pop() else {
                 break;
             };
             let frame = collect_batch(first, state, self.sequencer.as_deref());
@@ -189,7 +189,7 @@ impl<S: TransportSink> Outlet<S> {
                 .is_ok_and(|result| result.is_ok());
         }
         state.done = true;
-        state.outbox.receiver.close();
+        state.outbox.close();
         if healthy {
             if let Ok(message) = self.connection.protocol.encode_to_bytes(close) {
                 healthy = matches!(
@@ -235,9 +235,9 @@ impl<S: TransportSink> Outlet<S> {
         let result = loop {
             if !self.has_room() {
                 // The writer waits for an Ack to free room.
-                break Ok(!state.outbox.receiver.is_empty());
+                break Ok(!state.outbox.is_empty());
             }
-            let Ok(first) = state.outbox.receiver.try_recv() else {
+            let Some(first) = state.outbox.pop() else {
                 break Ok(false);
             };
             let frame = collect_batch(first, state, self.sequencer.as_deref());
@@ -327,23 +327,23 @@ fn collect_batch<S>(
             })
         })
     };
-    let receiver = &mut state.outbox.receiver;
+    let outbox = &state.outbox;
     let room = record(&first);
-    if !room || first.len() >= MAX_BATCH_BYTES || receiver.is_empty() {
+    if !room || first.len() >= MAX_BATCH_BYTES || outbox.is_empty() {
         return first;
     }
     let batch = &mut state.batch;
     batch.clear();
     batch.extend_from_slice(&first);
     while batch.len() < MAX_BATCH_BYTES {
-        match receiver.try_recv() {
-            Ok(next) => {
+        match outbox.pop() {
+            Some(next) => {
                 batch.extend_from_slice(&next);
                 if !record(&next) {
                     break;
                 }
             }
-            Err(_) => break,
+            None => break,
         }
     }
     batch.split().freeze()

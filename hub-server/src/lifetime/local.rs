@@ -487,7 +487,7 @@ mod tests {
     }
 
     fn received(outbox: &mut Outbox) -> Vec<Bytes> {
-        std::iter::from_fn(|| outbox.receiver.try_recv().ok()).collect()
+        std::iter::from_fn(|| outbox.pop()).collect()
     }
 
     #[test]
@@ -636,14 +636,14 @@ mod tests {
     #[tokio::test]
     async fn frames_that_waited_in_the_overflow_arrive_in_order_once_the_client_reads() {
         let manager = LocalLifetimeManager::new();
-        let (client, mut outbox) = connection("client", Protocol::Json, None);
+        let (client, outbox) = connection("client", Protocol::Json, None);
         manager.add_connection(client.clone()).await.unwrap();
         for i in 0..8 {
             send_all(&manager, i);
         }
         let mut texts = Vec::new();
         while texts.len() < 8 {
-            let frame = tokio::time::timeout(Duration::from_secs(1), outbox.receiver.recv())
+            let frame = tokio::time::timeout(Duration::from_secs(1), outbox.recv())
                 .await
                 .unwrap()
                 .unwrap();

@@ -1,0 +1,175 @@
+//! A connection's outbound queue: whole encoded frames, in order, at most `capacity` of them,
+//! taken by whoever holds the connection's write side ([`Outlet`](super::Outlet)).
+//!
+//! A deque under a lock rather than a channel: the write side has its own wake-up (the
+//! connection's writer signal), an idle connection's queue allocates nothing, and a frame costs
+//! one short lock on each side.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+/// Why a frame was not queued.
+#[derive(Debug)]
+pub(crate) enum PushError {
+    /// The queue holds `capacity` frames; the frame is handed back.
+    Full(Bytes),
+    /// The queue was closed: nothing more is written.
+    Closed,
+}
+
+/// The outbound queue of one connection.
+#[derive(Debug)]
+pub(crate) struct OutboundQueue {
+    state: Mutex<QueueState>,
+    capacity: usize,
+    /// Set while someone waits in [`room`](Self::room).
+    room_wanted: AtomicBool,
+    /// Signalled when frames are taken while someone waits for room.
+    room: Notify,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    frames: VecDeque<Bytes>,
+    closed: bool,
+}
+
+impl OutboundQueue {
+    /// An empty queue for at most `capacity` frames.
+    pub(crate) fn new(capacity: usize) -> Self {
+        OutboundQueue {
+            state: Mutex::default(),
+            capacity: capacity.max(1),
+            room_wanted: AtomicBool::new(false),
+            room: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `frame` if there is room; returns the queue's length after it.
+    pub(crate) fn try_push(&self, frame: Bytes) -> Result<usize, PushError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(PushError::Closed);
+        }
+        if state.frames.len() >= self.capacity {
+            return Err(PushError::Full(frame));
+        }
+        state.frames.push_back(frame);
+        Ok(state.frames.len())
+    }
+
+    /// Takes the oldest frame.
+    pub(crate) fn pop(&self) -> Option<Bytes> {
+        let frame = self.lock().frames.pop_front();
+        // After the pop's unlock: a waiter that looked before it registered first (the lock
+        // orders its look and this pop), so it sees the flag set.
+        if frame.is_some() && self.room_wanted.load(Ordering::SeqCst) {
+            self.room.notify_waiters();
+        }
+        frame
+    }
+
+    /// Whether no frame waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().frames.is_empty()
+    }
+
+    /// How many frames wait.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().frames.len()
+    }
+
+    /// The most frames the queue holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Closes the queue: what waits is dropped, and pushes fail from now on.
+    pub(crate) fn close(&self) {
+        let dropped = {
+            let mut state = self.lock();
+            state.closed = true;
+            std::mem::take(&mut state.frames)
+        };
+        drop(dropped);
+        self.room.notify_waiters();
+    }
+
+    /// Waits until the queue has room (true) or is closed (false). One waiter at a time (the
+    /// connection's drainer).
+    pub(crate) async fn room(&self) -> bool {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.room_wanted.store(true, Ordering::SeqCst);
+            {
+                let state = self.lock();
+                if state.closed || state.frames.len() < self.capacity {
+                    self.room_wanted.store(false, Ordering::SeqCst);
+                    return !state.closed;
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_leave_in_order_and_a_full_queue_hands_the_frame_back() {
+        let queue = OutboundQueue::new(2);
+        assert!(matches!(queue.try_push(Bytes::from_static(b"a")), Ok(1)));
+        assert!(matches!(queue.try_push(Bytes::from_static(b"b")), Ok(2)));
+        match queue.try_push(Bytes::from_static(b"c")) {
+            Err(PushError::Full(frame)) => assert_eq!(&frame[..], b"c"),
+            other => panic!("expected Full, got {other:?}"),
+        }
+        assert_eq!(queue.pop().as_deref(), Some(&b"a"[..]));
+        assert_eq!(queue.pop().as_deref(), Some(&b"b"[..]));
+        assert!(queue.pop().is_none());
+        queue.close();
+        assert!(matches!(
+            queue.try_push(Bytes::from_static(b"d")),
+            Err(PushError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_waiter_for_room_wakes_when_a_frame_is_taken_or_the_queue_closes() {
+        let queue = std::sync::Arc::new(OutboundQueue::new(1));
+        assert!(queue.try_push(Bytes::from_static(b"a")).is_ok());
+        let waiter = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.room().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(queue.pop().is_some());
+        assert!(matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await,
+            Ok(Ok(true))
+        ));
+        assert!(queue.try_push(Bytes::from_static(b"b")).is_ok());
+        let waiter = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.room().await }
+        });
+        tokio::task::yield_now().await;
+        queue.close();
+        assert!(matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await,
+            Ok(Ok(false))
+        ));
+    }
+}
