@@ -56,6 +56,58 @@ fn poll_watched(
     end.poll(cx)
 }
 
+/// What the decoder gave the read loop.
+enum Next {
+    /// No whole message is buffered.
+    Empty,
+    /// A message to dispatch.
+    Message(HubMessage),
+    /// A frame that holds no message.
+    Ignored,
+    /// A message the sequencer skips (sent again after a reconnect) or took (an Ack).
+    Consumed,
+    /// The client broke the protocol or sent a bad Sequence: the connection is ending.
+    End,
+}
+
+/// The next buffered message. Not async: the read loop's task does not keep a message (or its
+/// decoding) across its waits.
+fn next_message(
+    connection: &Connection,
+    dispatcher: &Dispatcher,
+    decoder: &mut FrameDecoder,
+    sequencer: Option<&Sequencer>,
+) -> Next {
+    let frame = match decoder.next_frame() {
+        Ok(Some(frame)) => frame,
+        Ok(None) => return Next::Empty,
+        Err(error) => {
+            dispatcher.protocol_violation(&error);
+            return Next::End;
+        }
+    };
+    let message = match connection.protocol.decode(frame) {
+        Ok(Some(message)) => message,
+        Ok(None) => return Next::Ignored,
+        Err(error) => {
+            dispatcher.protocol_violation(&error);
+            return Next::End;
+        }
+    };
+    if let Some(sequencer) = sequencer {
+        match sequencer.receive(&message) {
+            Ok(Incoming::Dispatch) => {}
+            Ok(Incoming::Skip | Incoming::Acked) => return Next::Consumed,
+            Err(error) => {
+                tracing::debug!(%error, "closing the connection: a bad Sequence");
+                connection.end(Close::with_error(), Some(error.to_string()));
+                return Next::End;
+            }
+        }
+    }
+    Next::Message(message)
+}
+
 /// Reads and dispatches until the connection ends; writes what the dispatching queued through
 /// `outlet`.
 pub(super) async fn read_loop<R: TransportSource>(
@@ -100,44 +152,29 @@ pub(super) async fn read_loop<R: TransportSource>(
         let mut received = 0;
         let mut deferred = None;
         loop {
-            let frame = match decoder.next_frame() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(error) => return dispatcher.protocol_violation(&error),
-            };
-            match connection.protocol.decode(frame) {
-                Ok(Some(message)) => {
+            match next_message(connection, dispatcher, decoder, sequencer) {
+                Next::Empty => break,
+                Next::Ignored => {}
+                Next::Consumed => received += 1,
+                Next::Message(message) => {
                     received += 1;
-                    if let Some(sequencer) = sequencer {
-                        match sequencer.receive(&message) {
-                            Ok(Incoming::Dispatch) => {}
-                            Ok(Incoming::Skip | Incoming::Acked) => continue,
-                            Err(error) => {
-                                tracing::debug!(%error, "closing the connection: a bad Sequence");
-                                connection.end(Close::with_error(), Some(error.to_string()));
-                                return;
-                            }
-                        }
-                    }
                     timeout_armed |= matches!(message, HubMessage::Ping);
                     deferred.get_or_insert_with(|| Deferred::begin(connection, outlet));
-                    let flow = match dispatcher.handle(message) {
-                        Handled::Done(flow) => flow,
+                    match dispatcher.handle(message) {
+                        Handled::Done(Flow::Continue) => {}
+                        Handled::Done(Flow::ClientClosed) => {
+                            connection.end(Close::new(), None);
+                            return;
+                        }
                         Handled::Wait(wait) => {
                             // It waits (for an invocation slot, an upload's reader): what is
                             // queued goes now, and others' frames wake the writer meanwhile.
                             deferred = None;
                             wait.await;
-                            Flow::Continue
                         }
-                    };
-                    if flow == Flow::ClientClosed {
-                        connection.end(Close::new(), None);
-                        return;
                     }
                 }
-                Ok(None) => {}
-                Err(error) => return dispatcher.protocol_violation(&error),
+                Next::End => return,
             }
         }
         drop(deferred);
