@@ -68,9 +68,7 @@ impl RequestInfo {
 
     /// The first value of query parameter `name` (percent-decoded; names compare exactly).
     pub fn query(&self, name: &str) -> Option<String> {
-        form_urlencoded::parse(self.uri.query().unwrap_or_default().as_bytes())
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.into_owned())
+        query_parameter(self.uri.query().unwrap_or_default(), name)
     }
 
     /// The value of cookie `name`, if the request carried it.
@@ -102,9 +100,61 @@ impl RequestInfo {
     }
 }
 
+/// The first value of parameter `name` in a URL query (`application/x-www-form-urlencoded`:
+/// percent-decoded, `+` a space). Every transport request looks up its connection token this
+/// way: pairs that need no decoding (a token never does) are compared as they are, and only a
+/// query with an encoded pair before the one looked for is decoded.
+pub(crate) fn query_parameter(query: &str, name: &str) -> Option<String> {
+    let encoded = |text: &str| text.bytes().any(|b| b == b'%' || b == b'+');
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if encoded(key) || encoded(value) {
+            return form_urlencoded::parse(query.as_bytes())
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.into_owned());
+        }
+        if !pair.is_empty() && key == name {
+            return Some(value.to_owned());
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_parameter_reads_as_form_urlencoded_does() {
+        let decoded = |query: &str, name: &str| {
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.into_owned())
+        };
+        for query in [
+            "id=abc",
+            "negotiateVersion=1&id=a-b_c.d~e",
+            "id=&id=second",
+            "x=1&&id=2",
+            "id",
+            "id=a=b",
+            "x=%41&id=1",
+            "id=a%2Bb+c&x=2",
+            "%69d=encoded-name",
+            "access_token=t%20k&id=3",
+            "",
+            "&",
+            "id=%zz",
+        ] {
+            for name in ["id", "access_token", "x"] {
+                assert_eq!(
+                    query_parameter(query, name),
+                    decoded(query, name),
+                    "{query:?} {name:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn a_detached_request_keeps_every_header_value_in_order() {

@@ -330,9 +330,7 @@ fn unauthorized() -> Response<ResponseBody> {
 }
 
 fn query_value(query: Option<&str>, name: &str) -> Option<String> {
-    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
+    crate::request::query_parameter(query.unwrap_or_default(), name)
         .filter(|value| !value.is_empty())
 }
 
