@@ -1,5 +1,6 @@
 //! One hub mapped at a path: its dispatch, settings, lifetime manager, and connection tokens.
 
+mod bindings;
 mod expiry;
 mod handshake;
 mod placement;
@@ -19,25 +20,24 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hub_core::hub::{Authorization, HubDispatch};
 use hub_core::negotiate::TransportType;
-use hub_core::refresh::RefreshRefusal;
 use hub_core::token::{ConnectionToken, TokenKey};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{Identity, Principal, SharedAuthenticator, SharedUserIdProvider};
+use crate::auth::{Principal, SharedAuthenticator, SharedUserIdProvider};
 use crate::authorization::{Decision, Policies};
 use crate::clients::{Context, HubContext};
 use crate::config::HubConfig;
 use crate::connection::reconnect::Session;
 use crate::handler::ConnectionHandler;
 use crate::lifetime::LifetimeManager;
-use crate::memory::shrink_map;
 use crate::observability::HubMetrics;
 use crate::request::RequestInfo;
 use crate::transport::http::Inbound;
 use crate::transport::long_polling::LongPolling;
 use crate::transport::websocket::{WsSink, WsSource};
+use bindings::{Binding, Claim};
 use placement::unix_ms;
 pub(crate) use placement::Placement;
 
@@ -288,73 +288,6 @@ impl Endpoint {
         Ok((connection_id, token))
     }
 
-    fn bindings(&self) -> std::sync::MutexGuard<'_, HashMap<String, Binding>> {
-        self.bindings.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Whether a request for `token` comes from the user the token was negotiated for (or the
-    /// token was never negotiated: unknown tokens get their 404 later).
-    pub(crate) fn same_user(&self, token: &str, user_id: Option<&str>) -> bool {
-        match self.bindings().get(token) {
-            Some(binding) => binding.user_id.as_deref() == user_id,
-            None => true,
-        }
-    }
-
-    /// Records the identity of the connection a transport attached to `token` started, for the
-    /// authentication refreshes that name the token.
-    pub(crate) fn bind_identity(&self, token: &str, identity: &Arc<Identity>) {
-        if let Some(binding) = self.bindings().get_mut(token) {
-            binding.identity = Some(identity.clone());
-        }
-    }
-
-    /// The identity of the running connection `token` names, for an authentication refresh.
-    pub(crate) fn identity(&self, token: &str) -> Result<Arc<Identity>, RefreshRefusal> {
-        let bindings = self.bindings();
-        let binding = bindings
-            .get(token)
-            .ok_or(RefreshRefusal::ConnectionNotFound)?;
-        if binding.version == 0 {
-            return Err(RefreshRefusal::UnsupportedNegotiateVersion);
-        }
-        binding
-            .identity
-            .clone()
-            .ok_or(RefreshRefusal::ConnectionNotFound)
-    }
-
-    /// Forgets the bindings of tokens that are gone (the sweeper's once-a-second pass).
-    fn prune_bindings(&self) {
-        let gone: Vec<String> = self.tokens(|tokens| {
-            self.bindings()
-                .keys()
-                .filter(|token| !tokens.contains_key(*token))
-                .cloned()
-                .collect()
-        });
-        let mut claims = Vec::new();
-        {
-            let mut bindings = self.bindings();
-            for token in gone {
-                if let Some(claim) = bindings.remove(&token).and_then(|binding| binding.claim) {
-                    claims.push(claim);
-                }
-            }
-            shrink_map(&mut bindings);
-        }
-        for claim in claims {
-            self.release_claim(claim);
-        }
-    }
-
-    /// Forgets the binding of a token whose connection ended: its claim, to give up.
-    fn unbind(&self, token: &str) -> Option<Claim> {
-        self.bindings()
-            .remove(token)
-            .and_then(|binding| binding.claim)
-    }
-
     /// What `token` names.
     pub(crate) fn lookup(&self, token: &str) -> Lookup {
         let timeout = self.config.disconnect_timeout;
@@ -478,29 +411,6 @@ impl Endpoint {
             self.release_claim(claim);
         }
     }
-}
-
-/// Who a negotiated token was issued to.
-struct Binding {
-    /// The user id negotiate's principal had (for a connection claimed from another server, the
-    /// user its token was issued to, checked then): every later request of the connection must
-    /// come from the same user.
-    user_id: Option<String>,
-    /// The negotiate version answered.
-    version: u32,
-    /// The connection's identity, once a transport attached.
-    identity: Option<Arc<Identity>>,
-    /// This server's claim on the connection in the lifetime manager's directory, once made
-    /// (given up when the connection ends).
-    claim: Option<Claim>,
-}
-
-/// This server's claim on a connection, to give up when it ends.
-struct Claim {
-    connection_id: Arc<str>,
-    /// When its token was issued: until the token could no longer attach, no server may claim
-    /// the connection again.
-    issued_at_ms: u64,
 }
 
 /// 16 random bytes from the operating system, base64url without padding (22 URL-safe
