@@ -2,7 +2,8 @@
 //! dispatch (`reading.rs`) → teardown.
 //!
 //! bytes → [`FrameDecoder`] (size-limited) → handshake → [`HubProtocol::decode`] → [`Dispatcher`]
-//! → hub method → Completion → the connection's queue → writer task → transport.
+//! → hub method → Completion → the connection's queue → its write side ([`Outlet`]: the reader
+//! writes its own replies, the writer task what has to wait) → transport.
 
 use std::sync::Arc;
 use std::time::Duration;
