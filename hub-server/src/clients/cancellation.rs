@@ -9,15 +9,16 @@ use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
-/// The stop of all of a connection's invocations: a token, and a flag set just before it fires.
+/// A stop that can be waited for (a token) and looked at for the price of an atomic load (a
+/// flag set just before the token fires): a connection's invocations, a hub's shutdown.
 #[derive(Debug, Default)]
-pub(crate) struct InvocationsStop {
+pub(crate) struct StopSignal {
     token: CancellationToken,
     stopped: AtomicBool,
 }
 
-impl InvocationsStop {
-    /// Stops every invocation of the connection.
+impl StopSignal {
+    /// Stops: the flag, then the token.
     pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
         self.token.cancel();
@@ -40,12 +41,12 @@ pub(crate) struct InvocationCancellation {
     cancelled: AtomicBool,
     token: OnceLock<CancellationToken>,
     /// The connection's; `None` for a cancellation made from a token.
-    stop: Option<Arc<InvocationsStop>>,
+    stop: Option<Arc<StopSignal>>,
 }
 
 impl InvocationCancellation {
     /// The cancellation of a new invocation of the connection that `stop` stops.
-    pub(crate) fn new(stop: Arc<InvocationsStop>) -> Self {
+    pub(crate) fn new(stop: Arc<StopSignal>) -> Self {
         InvocationCancellation {
             cancelled: AtomicBool::new(false),
             token: OnceLock::new(),

@@ -7,7 +7,7 @@
 mod cancellation;
 mod context;
 
-pub(crate) use cancellation::{InvocationCancellation, InvocationsStop};
+pub(crate) use cancellation::{InvocationCancellation, StopSignal};
 pub use context::{Cancellation, Context, HubContext};
 
 use std::future::Future;

@@ -276,35 +276,30 @@ impl Connection {
 
     fn offer_frame(self: &Arc<Self>, frame: Bytes) -> Offer {
         let length = frame.len();
-        let frame = if self.stalled.load(Ordering::Acquire) {
-            frame
-        } else {
+        // Into the queue, unless frames wait in the overflow (then behind them); the frame back
+        // if the queue is full.
+        let push = |frame: Bytes| {
+            if self.stalled.load(Ordering::Acquire) {
+                return Err(frame);
+            }
             match self.outbound.try_push(frame) {
-                Ok(depth) => {
-                    return Offer::Queued {
-                        bytes: length,
-                        depth,
-                    }
-                }
-                Err(PushError::Closed) => return Offer::Closed,
-                Err(PushError::Full(frame)) => frame,
+                Ok(depth) => Ok(Offer::Queued {
+                    bytes: length,
+                    depth,
+                }),
+                Err(PushError::Closed) => Ok(Offer::Closed),
+                Err(PushError::Full(frame)) => Err(frame),
             }
         };
+        let frame = match push(frame) {
+            Ok(offered) => return offered,
+            Err(frame) => frame,
+        };
         let mut overflow = self.lock_overflow();
-        let frame = if self.stalled.load(Ordering::Acquire) {
-            frame
-        } else {
-            // The drainer emptied the overflow since the look above: the queue may have room.
-            match self.outbound.try_push(frame) {
-                Ok(depth) => {
-                    return Offer::Queued {
-                        bytes: length,
-                        depth,
-                    }
-                }
-                Err(PushError::Closed) => return Offer::Closed,
-                Err(PushError::Full(frame)) => frame,
-            }
+        // The drainer may have emptied the overflow since the look above: the queue may have room.
+        let frame = match push(frame) {
+            Ok(offered) => return offered,
+            Err(frame) => frame,
         };
         if overflow.len() >= self.outbound.capacity() {
             return Offer::Full(frame);

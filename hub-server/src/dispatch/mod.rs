@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::authorization::{Decision, Policies};
-use crate::clients::{Context, HubContext, InvocationCancellation, InvocationsStop};
+use crate::clients::{Context, HubContext, InvocationCancellation, StopSignal};
 use crate::config::HubConfig;
 use crate::connection::Connection;
 use crate::lifetime::LifetimeManager;
@@ -120,7 +120,7 @@ pub(crate) struct Dispatcher {
     shared: Arc<Shared>,
     /// Fires when the connection's invocations must stop: the connection ended, or the shutdown
     /// grace period ran out. Every invocation's cancellation derives from it.
-    cancellation: Arc<InvocationsStop>,
+    cancellation: Arc<StopSignal>,
     /// This connection's running invocations (and its invoker).
     invocations: TaskTracker,
     /// The queue to the invoker, created (and the invoker started) the first time a call has to
@@ -144,7 +144,7 @@ impl Dispatcher {
             connection,
             active: ActiveInvocations::default(),
         });
-        let cancellation = Arc::new(InvocationsStop::default());
+        let cancellation = Arc::new(StopSignal::default());
         let permits = Arc::new(Semaphore::new(shared.env.config.max_parallel_invocations));
         Dispatcher {
             shared,

@@ -59,7 +59,7 @@ pub(super) async fn handshake<R: TransportSource, S: TransportSink>(
                 reject_handshake(sink, ProtocolError::HandshakeCanceled, config.send_timeout).await;
                 return None;
             }
-            () = endpoint.shutdown.cancelled() => {
+            () = endpoint.shutdown.token().cancelled() => {
                 let _ = tokio::time::timeout(config.send_timeout, sink.close(false)).await;
                 return None;
             }

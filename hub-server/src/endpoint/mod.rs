@@ -13,7 +13,7 @@ pub(crate) use crate::connection::reconnect::AttachError;
 use crate::dispatch::DispatchEnv;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,12 +22,11 @@ use hub_core::hub::{Authorization, HubDispatch};
 use hub_core::negotiate::TransportType;
 use hub_core::token::{ConnectionToken, TokenKey};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Principal, SharedAuthenticator, SharedUserIdProvider};
 use crate::authorization::{Decision, Policies};
-use crate::clients::{Context, HubContext};
+use crate::clients::{Context, HubContext, StopSignal};
 use crate::config::HubConfig;
 use crate::connection::reconnect::Session;
 use crate::handler::ConnectionHandler;
@@ -118,11 +117,9 @@ pub(crate) struct Endpoint {
     pub(crate) raw: Option<Arc<dyn ConnectionHandler>>,
     /// Every task of this hub's connections (transports and invocations), for shutdown.
     pub(crate) tasks: TaskTracker,
-    /// Fires when the server shuts down ([`begin_shutdown`](Self::begin_shutdown)).
-    pub(crate) shutdown: CancellationToken,
-    /// Set just before `shutdown` fires: a look that costs one atomic load, where the token's
-    /// costs a lock shared by every connection.
-    shutting_down: AtomicBool,
+    /// Stopped when the server shuts down. Connections look at it often: its flag costs an
+    /// atomic load, where the token's look takes a lock every connection shares.
+    pub(crate) shutdown: StopSignal,
     /// What the connections' dispatchers need of this hub.
     pub(crate) dispatch: Arc<DispatchEnv>,
     /// The hub's instruments.
@@ -157,18 +154,6 @@ pub(crate) struct Access {
 }
 
 impl Endpoint {
-    /// Starts shutting the hub down: every connection notices (see
-    /// [`is_shutting_down`](Self::is_shutting_down)) and ends after the grace period.
-    pub(crate) fn begin_shutdown(&self) {
-        self.shutting_down.store(true, Ordering::Release);
-        self.shutdown.cancel();
-    }
-
-    /// Whether the hub is shutting down (cheap: an atomic load).
-    pub(crate) fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::Acquire)
-    }
-
     pub(crate) fn new(
         path: String,
         hub: Arc<dyn HubDispatch<Context>>,
@@ -218,8 +203,7 @@ impl Endpoint {
             token_key,
             raw,
             tasks,
-            shutdown: CancellationToken::new(),
-            shutting_down: AtomicBool::new(false),
+            shutdown: StopSignal::default(),
             dispatch,
             metrics,
             contract,

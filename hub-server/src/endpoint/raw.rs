@@ -99,7 +99,7 @@ pub(crate) async fn run<R: TransportSource, S: TransportSink>(
                 }
                 break;
             }
-            () = endpoint.shutdown.cancelled() => {
+            () = endpoint.shutdown.token().cancelled() => {
                 tracing::debug!("closing a handler's connection: the server is shutting down");
                 break;
             }

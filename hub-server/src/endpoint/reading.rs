@@ -138,7 +138,7 @@ pub(super) async fn read_loop<R: TransportSource>(
     let mut silence_timer = std::pin::pin!(tokio::time::sleep(client_timeout));
     // The ends to watch, each registered once rather than once per chunk.
     let mut closing = std::pin::pin!(connection.closing().cancelled());
-    let mut shutdown = std::pin::pin!(endpoint.shutdown.cancelled());
+    let mut shutdown = std::pin::pin!(endpoint.shutdown.token().cancelled());
     let (mut closing_watched, mut shutdown_watched) = (false, false);
     let mut socket_gone = std::pin::pin!(async {
         match lost {
@@ -192,7 +192,7 @@ pub(super) async fn read_loop<R: TransportSource>(
                 closing.as_mut(), &mut closing_watched, connection.is_closing(), cx,
             )) => return,
             () = poll_fn(|cx| poll_watched(
-                shutdown.as_mut(), &mut shutdown_watched, endpoint.is_shutting_down(), cx,
+                shutdown.as_mut(), &mut shutdown_watched, endpoint.shutdown.is_stopped(), cx,
             )) => return,
             () = socket_gone.as_mut() => return,
             () = silence_timer.as_mut(), if watch_silence => {

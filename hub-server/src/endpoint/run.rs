@@ -211,7 +211,7 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
     // ----- teardown ----- (boxed: a connection spends its life in the read loop, and the
     // task's size is that of its largest stage)
     Box::pin(teardown(&endpoint, &connection, dispatcher, writer)).await;
-    let status = if endpoint.shutdown.is_cancelled() {
+    let status = if endpoint.shutdown.is_stopped() {
         ConnectionStatus::AppShutdown
     } else if connection.ending().is_some_and(|ending| ending.timed_out) {
         ConnectionStatus::Timeout
@@ -271,7 +271,7 @@ async fn teardown(
     mut dispatcher: Dispatcher,
     writer: Option<JoinHandle<WriterExit>>,
 ) {
-    dispatcher.finish(endpoint.shutdown.is_cancelled()).await;
+    dispatcher.finish(endpoint.shutdown.is_stopped()).await;
     if let Err(error) = endpoint.manager.remove_connection(&connection.id).await {
         tracing::error!(%error, "the lifetime manager could not unregister the connection");
     }
@@ -378,12 +378,12 @@ async fn run_resumable<R: TransportSource, S: TransportSink>(
             next = session.next_socket(deadline) => next,
             // Ended meanwhile (kicked, or its queue overflowed) or shutting down: teardown.
             () = connection.closing().cancelled() => None,
-            () = endpoint.shutdown.cancelled() => None,
+            () = endpoint.shutdown.token().cancelled() => None,
         };
         if next.is_none() {
             session.end();
         }
-        if connection.closing().is_cancelled() || endpoint.shutdown.is_cancelled() {
+        if connection.closing().is_cancelled() || endpoint.shutdown.is_stopped() {
             return None;
         }
         let Some((source, mut sink)) = next else {

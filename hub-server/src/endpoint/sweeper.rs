@@ -16,7 +16,7 @@ impl Endpoint {
             return;
         }
         let endpoint: Weak<Endpoint> = Arc::downgrade(self);
-        let shutdown = self.shutdown.clone();
+        let shutdown = self.shutdown.token().clone();
         let period = self.config.disconnect_timeout.min(Duration::from_secs(1));
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(period);

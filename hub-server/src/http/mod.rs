@@ -115,7 +115,7 @@ impl HubService {
     /// its transport closes. Returns when every connection has ended.
     pub async fn shutdown(&self) {
         for endpoint in self.endpoints.iter() {
-            endpoint.begin_shutdown();
+            endpoint.shutdown.stop();
             endpoint.tasks.close();
         }
         for endpoint in self.endpoints.iter() {

@@ -290,7 +290,7 @@ impl<C: ClientCallbacks> TestHub<C> {
 
 impl<C: ClientCallbacks> Drop for TestHub<C> {
     fn drop(&mut self) {
-        self.endpoint.begin_shutdown();
+        self.endpoint.shutdown.stop();
     }
 }
 
