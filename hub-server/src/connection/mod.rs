@@ -4,8 +4,10 @@
 //! (a broadcast hands every queue a cheap clone of the same bytes), and leaves it through the
 //! connection's write side ([`Outlet`]), batching what is waiting into one transport frame. The
 //! reader writes what its own dispatching queued as soon as it is done, as far as the transport
-//! takes it without waiting; the connection's writer task writes the rest (it is woken only
-//! then), and sends a Ping when nothing was written for the keep-alive interval.
+//! takes it without waiting; the connection's task writes what others queued when they wake it,
+//! and sends a Ping when nothing was written for the keep-alive interval ([`Writing`]). A write
+//! that has to wait for the client is polled alongside the reads; with stateful reconnect, a
+//! writer task per socket does that part ([`write_loop`]).
 //!
 //! A sender never waits on another connection: a frame that finds the queue full waits in the
 //! connection's overflow (as long again as the queue), in order, and a drainer task of the
@@ -19,17 +21,19 @@ mod outlet;
 mod queue;
 pub(crate) mod reconnect;
 mod writer;
+mod writing;
 
-pub(crate) use outlet::{Outlet, ReaderWrites, Resumable};
+pub(crate) use outlet::{Outlet, Resumable};
 use queue::{OutboundQueue, PushError};
 pub(crate) use writer::{write_loop, WriterConfig, WriterExit};
+pub(crate) use writing::{alongside, WriteSide, Writing};
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Poll;
+use std::task::{Context, Poll, Wake};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -97,13 +101,34 @@ pub(crate) struct Connection {
     pub(crate) metrics: Arc<HubMetrics>,
     /// The most frames this connection's queue has held (reported when it grows).
     high_water: AtomicUsize,
-    /// Set when the writer task has something to do (frames queued) since it last looked.
+    /// Set when the writer (the connection's task, or its writer task) has something to do
+    /// (frames queued) since it last looked.
     writer_wanted: AtomicBool,
-    /// The writer task, while it waits to be wanted.
+    /// The writer, while it waits to be wanted.
     writer_waker: AtomicWaker,
     /// Set while the reader dispatches what it read: frames queued meanwhile do not wake the
-    /// writer task, as the reader writes them (or wakes the writer) when it is done.
+    /// writer, as the reader writes them (or wakes the writer) when it is done.
     deferring: AtomicBool,
+    /// Set when the transport woke the reader since it last looked.
+    read_woken: AtomicBool,
+    /// The reader (the connection's task), while it waits for the transport.
+    reader_waker: AtomicWaker,
+}
+
+/// The connection as a waker is its reader's, given to the transport: a wake-up notes that the
+/// transport has something, so that the reader's task, woken for something else (most often,
+/// frames others queued), does not poll the transport for nothing — on a WebSocket, that poll
+/// takes the stream's lock and registers with the I/O driver again. It lives in the connection
+/// rather than in an allocation of its own.
+impl Wake for Connection {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.read_woken.store(true, Ordering::Release);
+        self.reader_waker.wake();
+    }
 }
 
 impl fmt::Debug for Connection {
@@ -195,6 +220,8 @@ impl Connection {
             writer_wanted: AtomicBool::new(false),
             writer_waker: AtomicWaker::new(),
             deferring: AtomicBool::new(false),
+            read_woken: AtomicBool::new(false),
+            reader_waker: AtomicWaker::new(),
         };
         let connection = Arc::new(connection);
         let outbox = Outbox {
@@ -332,29 +359,44 @@ impl Connection {
         self.overflow.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Tells the writer task it has something to do.
+    /// Tells the writer it has something to do.
     pub(crate) fn wake_writer(&self) {
         self.writer_wanted.store(true, Ordering::Release);
         self.writer_waker.wake();
     }
 
-    /// Waits until the writer task is wanted (at once if it was since it last looked).
+    /// Ready when the writer is wanted (at once if it was since it last looked); otherwise
+    /// registers `cx` to be woken when it is.
+    pub(crate) fn poll_writer_wanted(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.writer_wanted.swap(false, Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.writer_waker.register(cx.waker());
+        if self.writer_wanted.swap(false, Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Waits until the writer is wanted (at once if it was since it last looked).
     pub(crate) fn writer_wanted(&self) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(|cx| {
-            if self.writer_wanted.swap(false, Ordering::Acquire) {
-                return Poll::Ready(());
-            }
-            self.writer_waker.register(cx.waker());
-            if self.writer_wanted.swap(false, Ordering::Acquire) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
+        std::future::poll_fn(|cx| self.poll_writer_wanted(cx))
+    }
+
+    /// Whether the transport woke the reader since it last looked. The reader's task is
+    /// registered (to be woken when the transport wakes the connection) unless it still is:
+    /// `registered` says it was, and no wake-up took it since.
+    pub(crate) fn take_read_wake(&self, cx: &mut Context<'_>, registered: bool) -> bool {
+        let woken = self.read_woken.swap(false, Ordering::AcqRel);
+        if woken || !registered {
+            self.reader_waker.register(cx.waker());
+        }
+        woken
     }
 
     /// From now until [`resume_writer_wakes`](Self::resume_writer_wakes), frames queued do not
-    /// wake the writer task: the reader is dispatching and writes them itself afterwards.
+    /// wake the writer: the reader is dispatching and writes them itself afterwards.
     pub(crate) fn defer_writer_wakes(&self) {
         self.deferring.store(true, Ordering::Relaxed);
     }

@@ -1,12 +1,12 @@
-//! The write side of a connection — the transport's sink and the outbound queue's receiving end —
-//! shared by the connection's reader and its writer task. Whoever holds it writes, and frames
-//! leave in queue order either way.
+//! The write side of a connection — the transport's sink and the outbound queue's receiving end.
+//! Whoever holds it writes, and frames leave in queue order either way.
 //!
 //! The reader writes what its own dispatching queued (a call's Completion, a callback to the
 //! caller) as soon as it has dispatched what it read, as far as the transport takes it without
-//! waiting: a call then costs no wake-up of the writer task. Whatever has to wait — a full
-//! socket, a flush under way, a replay after a reconnect, a full replay buffer — is left to the
-//! writer task, which the reader wakes. The reader never waits for the client.
+//! waiting: a call then costs no wake-up. Whatever has to wait — a full socket, a flush under
+//! way, a replay after a reconnect, a full replay buffer — is left to a write that waits: a
+//! future the connection's task polls alongside its reads ([`Writing`](super::Writing)), or,
+//! with stateful reconnect, the socket's writer task. The reader never waits for the client.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,13 +32,6 @@ pub(crate) struct Resumable {
     pub(crate) lost: CancellationToken,
     /// A reconnected socket: `Sequence` and the unacknowledged messages go first.
     pub(crate) replay: bool,
-}
-
-/// What the reader sees of the write side: it writes from it after dispatching.
-pub(crate) trait ReaderWrites: Send + Sync {
-    /// Writes what is queued as far as the transport takes it without waiting; leaves the rest
-    /// to the writer task (and wakes it).
-    fn write_from_reader(&self);
 }
 
 /// A connection's write side over one transport (one socket, with stateful reconnect).
@@ -96,6 +89,32 @@ impl<S: TransportSink> Outlet<S> {
                 last_write: Instant::now(),
                 done: false,
             }),
+        }
+    }
+
+    /// The connection written to.
+    pub(crate) fn connection(&self) -> &Arc<Connection> {
+        &self.connection
+    }
+
+    /// When something was last written; `None` while someone writes.
+    pub(crate) fn last_write(&self) -> Option<Instant> {
+        self.state.try_lock().ok().map(|state| state.last_write)
+    }
+
+    /// Writes what is queued as far as the transport takes it without waiting. Returns whether
+    /// something is left that has to wait for the client (or someone else is writing), for
+    /// whoever waits to take over.
+    pub(crate) fn write_now(&self) -> bool {
+        let Ok(mut state) = self.state.try_lock() else {
+            return true;
+        };
+        match self.try_write_waiting(&mut state) {
+            Ok(must_wait) => must_wait,
+            Err(error) => {
+                self.failed(&mut state, &error);
+                false
+            }
         }
     }
 
@@ -222,8 +241,7 @@ impl<S: TransportSink> Outlet<S> {
         Ok(())
     }
 
-    /// The reader's write: what waits, as far as the transport takes it now. Returns whether the
-    /// writer task has to take over.
+    /// What waits, as far as the transport takes it now. Returns whether the rest has to wait.
     fn try_write_waiting(&self, state: &mut OutletState<S>) -> Result<bool, TransportError> {
         if state.done {
             return Ok(false);
@@ -259,21 +277,6 @@ impl<S: TransportSink> Outlet<S> {
             state.last_write = Instant::now();
         }
         result
-    }
-}
-
-impl<S: TransportSink> ReaderWrites for Outlet<S> {
-    fn write_from_reader(&self) {
-        let Ok(mut state) = self.state.try_lock() else {
-            // The writer task holds it: it looks at the queue again when it is done.
-            self.connection.wake_writer();
-            return;
-        };
-        match self.try_write_waiting(&mut state) {
-            Ok(false) => {}
-            Ok(true) => self.connection.wake_writer(),
-            Err(error) => self.failed(&mut state, &error),
-        }
     }
 }
 
@@ -368,7 +371,7 @@ async fn within(
     if let Some(result) = futures_util::FutureExt::now_or_never(write.as_mut()) {
         return result;
     }
-    // A transport that is full: the timer and the wait are boxed, so that the writer task stays
+    // A transport that is full: the timer and the wait are boxed, so that the writing future stays
     // the size of a write that completes at once.
     Box::pin(async move {
         match tokio::time::timeout(timeout, write).await {

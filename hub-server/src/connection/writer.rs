@@ -1,7 +1,8 @@
-//! The writer task of a connection: writes what the reader could not write at once (anything
-//! queued by other tasks — broadcasts, invocations that waited — and whatever has to wait for
-//! the client), sends keep-alive Pings and, with stateful reconnect, `Ack`s, replays and the
-//! wait for room in the replay buffer; at the end, the Close message.
+//! The writer task of a stateful-reconnect connection's socket: writes what the reader could not
+//! write at once (anything queued by other tasks — broadcasts, invocations that waited — and
+//! whatever has to wait for the client), sends keep-alive Pings, `Ack`s, replays and waits for
+//! room in the replay buffer; at the end, the Close message. (Without stateful reconnect, the
+//! connection's own task does the writing: [`Writing`](super::Writing).)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use crate::transport::TransportSink;
 /// With stateful reconnect, `Ack`s go at most this often (and only when something new arrived).
 const ACK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Settings of the writer task.
+/// Settings of a connection's writing.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WriterConfig {
     /// `None` disables keep-alive pings (long polling).

@@ -4,7 +4,8 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use hub_core::negotiate::TransportType;
 use hub_core::protocol::{Close, FrameDecoder, HubMessage, HubProtocol};
@@ -12,32 +13,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::reconnect::{Incoming, Sequencer};
-use crate::connection::{Connection, ReaderWrites};
+use crate::connection::{alongside, Connection, WriteSide};
 use crate::dispatch::{Dispatcher, Flow, Handled};
 use crate::endpoint::Endpoint;
 use crate::transport::TransportSource;
-
-/// While it lives, frames queued for the connection do not wake its writer task; when it is
-/// dropped, the reader writes them (or wakes the writer). It spans the dispatching of what one
-/// read brought, but never a wait: a call that has to wait drops it first.
-struct Deferred<'a> {
-    connection: &'a Connection,
-    outlet: &'a dyn ReaderWrites,
-}
-
-impl<'a> Deferred<'a> {
-    fn begin(connection: &'a Connection, outlet: &'a dyn ReaderWrites) -> Self {
-        connection.defer_writer_wakes();
-        Deferred { connection, outlet }
-    }
-}
-
-impl Drop for Deferred<'_> {
-    fn drop(&mut self) {
-        self.connection.resume_writer_wakes();
-        self.outlet.write_from_reader();
-    }
-}
 
 /// Polls `end` (a cancellation) once to register its wake-up, and after that only when `fired`
 /// (an atomic load, set before `end` fires) says it did: polling a cancellation token takes its
@@ -54,6 +33,27 @@ fn poll_watched(
     }
     *registered = true;
     end.poll(cx)
+}
+
+/// The transport's next chunk, polled with the connection as its waker (see its [`Wake`]
+/// implementation): at once, and then only when the transport woke it.
+///
+/// [`Wake`]: std::task::Wake
+async fn read_when_woken<R: TransportSource>(
+    source: &mut R,
+    connection: &Connection,
+    waker: &Waker,
+) -> Option<Result<bytes::Bytes, crate::transport::TransportError>> {
+    let mut read = std::pin::pin!(source.next());
+    let mut first = true;
+    poll_fn(|cx| {
+        let woken = connection.take_read_wake(cx, !first);
+        if !std::mem::take(&mut first) && !woken {
+            return Poll::Pending;
+        }
+        read.as_mut().poll(&mut Context::from_waker(waker))
+    })
+    .await
 }
 
 /// What the decoder gave the read loop.
@@ -108,15 +108,19 @@ fn next_message(
     Next::Message(message)
 }
 
-/// Reads and dispatches until the connection ends; writes what the dispatching queued through
-/// `outlet`.
+/// Reads and dispatches until the connection ends; writes what the dispatching queued, and does
+/// the connection's other writing meanwhile, through `writes`.
+///
+/// While the reader dispatches what one read brought, frames queued for the connection do not
+/// wake the writer; the reader writes them when it is done (or before anything it waits for: a
+/// call that has to wait for an invocation slot).
 pub(super) async fn read_loop<R: TransportSource>(
     endpoint: &Endpoint,
-    connection: &Connection,
+    connection: &Arc<Connection>,
     dispatcher: &mut Dispatcher,
     decoder: &mut FrameDecoder,
     source: &mut R,
-    outlet: &dyn ReaderWrites,
+    writes: &mut dyn WriteSide,
     resumable: Option<(&Sequencer, &CancellationToken)>,
 ) {
     let client_timeout = endpoint.config.client_timeout;
@@ -147,10 +151,19 @@ pub(super) async fn read_loop<R: TransportSource>(
         }
     });
     let metrics = &endpoint.metrics;
+    // The connection is the transport's waker.
+    let read_waker = Waker::from(connection.clone());
+    // Ends the deferral of writer wake-ups (if on) and writes what the dispatching queued.
+    let write_deferred = |deferring: &mut bool, writes: &mut dyn WriteSide| {
+        if std::mem::take(deferring) {
+            connection.resume_writer_wakes();
+            writes.write_from_reader();
+        }
+    };
     loop {
         // Dispatch every whole message received so far, then write the replies.
         let mut received = 0;
-        let mut deferred = None;
+        let mut deferring = false;
         loop {
             match next_message(connection, dispatcher, decoder, sequencer) {
                 Next::Empty => break,
@@ -159,25 +172,32 @@ pub(super) async fn read_loop<R: TransportSource>(
                 Next::Message(message) => {
                     received += 1;
                     timeout_armed |= matches!(message, HubMessage::Ping);
-                    deferred.get_or_insert_with(|| Deferred::begin(connection, outlet));
+                    if !deferring {
+                        connection.defer_writer_wakes();
+                        deferring = true;
+                    }
                     match dispatcher.handle(message) {
                         Handled::Done(Flow::Continue) => {}
                         Handled::Done(Flow::ClientClosed) => {
+                            write_deferred(&mut deferring, writes);
                             connection.end(Close::new(), None);
                             return;
                         }
                         Handled::Wait(wait) => {
                             // It waits (for an invocation slot, an upload's reader): what is
-                            // queued goes now, and others' frames wake the writer meanwhile.
-                            deferred = None;
-                            wait.await;
+                            // queued goes now, and the writing goes on meanwhile.
+                            write_deferred(&mut deferring, writes);
+                            alongside(writes, wait).await;
                         }
                     }
                 }
-                Next::End => return,
+                Next::End => {
+                    write_deferred(&mut deferring, writes);
+                    return;
+                }
             }
         }
-        drop(deferred);
+        write_deferred(&mut deferring, writes);
         if received > 0 {
             metrics.received(received, 0);
         }
@@ -205,7 +225,7 @@ pub(super) async fn read_loop<R: TransportSource>(
                 connection.end_timed_out(Close::with_error(), format!("The client sent nothing for {client_timeout:?}."));
                 return;
             }
-            chunk = source.next() => match chunk {
+            chunk = read_when_woken(source, connection, &read_waker) => match chunk {
                 Some(Ok(bytes)) => {
                     metrics.received(0, bytes.len() as u64);
                     decoder.push(bytes);
@@ -231,6 +251,8 @@ pub(super) async fn read_loop<R: TransportSource>(
                     return;
                 }
             },
+            // After the read: a read that is ready is dispatched (and its replies written) first.
+            never = poll_fn(|cx| writes.poll_write(cx)) => match never {},
         }
     }
 }

@@ -2,10 +2,12 @@
 //! dispatch (`reading.rs`) → teardown.
 //!
 //! bytes → [`FrameDecoder`] (size-limited) → handshake → [`HubProtocol::decode`] → [`Dispatcher`]
-//! → hub method → Completion → the connection's queue → its write side ([`Outlet`]: the reader
-//! writes its own replies, the writer task what has to wait) → transport.
+//! → hub method → Completion → the connection's queue → its write side ([`Outlet`], which the
+//! connection's task drives: [`Writing`]) → transport.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use hub_core::negotiate::TransportType;
@@ -18,7 +20,8 @@ use tracing::Instrument;
 use crate::auth::Identity;
 use crate::connection::reconnect::Session;
 use crate::connection::{
-    write_loop, Connection, ConnectionParts, Outbox, Outlet, Resumable, WriterConfig, WriterExit,
+    alongside, write_loop, Connection, ConnectionParts, Outbox, Outlet, Resumable, WriterConfig,
+    WriterExit, Writing,
 };
 use crate::dispatch::Dispatcher;
 use crate::endpoint::expiry;
@@ -154,18 +157,18 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
     let mut lingering = None;
     let writer = match session {
         None => {
-            let outlet = Arc::new(Outlet::new(connection.clone(), sink, outbox, None));
-            let writer = endpoint.tasks.spawn(
-                write_loop(connection.clone(), outlet.clone(), writer_config).in_current_span(),
-            );
-            if Box::pin(connected(&endpoint, &connection, &dispatcher)).await {
+            // The connection's task writes too: no writer task.
+            let outlet = Outlet::new(connection.clone(), sink, outbox, None);
+            let mut writing = Writing::new(outlet, writer_config);
+            let hook = connected(&endpoint, &connection, &dispatcher);
+            if Box::pin(alongside(&mut writing, hook)).await {
                 read_loop(
                     &endpoint,
                     &connection,
                     &mut dispatcher,
                     &mut decoder,
                     &mut source,
-                    &*outlet,
+                    &mut writing,
                     None,
                 )
                 .await;
@@ -178,7 +181,7 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
             } else {
                 drop(source);
             }
-            Some(writer)
+            finish_writing(&endpoint, writing).await
         }
         Some(session) => {
             session.enable();
@@ -199,11 +202,8 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
                 ))
                 .await
             } else {
-                let outlet = Arc::new(Outlet::new(connection.clone(), socket.sink, outbox, None));
-                let writer = endpoint
-                    .tasks
-                    .spawn(write_loop(connection.clone(), outlet, writer_config).in_current_span());
-                Some(writer)
+                let outlet = Outlet::new(connection.clone(), socket.sink, outbox, None);
+                finish_writing(&endpoint, Writing::new(outlet, writer_config)).await
             }
         }
     };
@@ -222,6 +222,26 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
         .metrics
         .connection_ended(connection.transport, status, started.elapsed());
     lingering
+}
+
+/// Writes the end of a connection — what waits, then its Close message — now if the connection
+/// is ending and the transport takes it at once, else in a task of its own (returned, for the
+/// teardown to wait for): the teardown waits neither for a slow client nor, in a shutdown, for
+/// the grace period's replies to be written.
+async fn finish_writing<S: TransportSink>(
+    endpoint: &Endpoint,
+    writing: Writing<S>,
+) -> Option<JoinHandle<WriterExit>> {
+    let ending = writing.connection().is_closing();
+    let mut finish = Box::pin(writing.finish().in_current_span());
+    if ending {
+        let done =
+            std::future::poll_fn(|cx| Poll::Ready(finish.as_mut().poll(cx).is_ready())).await;
+        if done {
+            return None;
+        }
+    }
+    Some(endpoint.tasks.spawn(finish))
 }
 
 /// The connection of an attached transport whose handshake chose `protocol`. Not async: what it
@@ -351,7 +371,7 @@ async fn run_resumable<R: TransportSource, S: TransportSink>(
             dispatcher,
             &mut socket.decoder,
             &mut socket.source,
-            &*outlet,
+            &mut &*outlet,
             Some((&session.sequencer, &lost)),
         )
         .await;
