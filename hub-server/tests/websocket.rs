@@ -370,6 +370,34 @@ async fn duplicate_invocation_id_while_running_leaves_the_connection_usable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_unary_call_holds_its_id_and_can_be_cancelled() {
+    // Two slots: the rejection does not wait for the sleeping call's slot.
+    let config = HubConfig::new().max_parallel_invocations(2);
+    let server = TestServer::start(test_hub(), config).await;
+    let mut client = server.json_client().await;
+    // Echo finishes where it is dispatched; Sleep waits: only the waiting one holds its id.
+    client.invoke("7", "Echo", ("first",)).await;
+    assert_eq!(
+        result::<String>(&client.expect_completion("7").await),
+        "first"
+    );
+    client.invoke("7", "Sleep", (10_000u64,)).await;
+    client.invoke("7", "Echo", ("dup",)).await;
+    assert_eq!(
+        error(&client.expect_completion("7").await),
+        "Invocation ID '7' is already in use."
+    );
+    // The CancelInvocation reaches the waiting call: no reply, and its id is free again.
+    client.send_json(r#"{"type":5,"invocationId":"7"}"#).await;
+    client.expect_silence(Duration::from_millis(200)).await;
+    client.invoke("7", "Echo", ("again",)).await;
+    assert_eq!(
+        result::<String>(&client.expect_completion("7").await),
+        "again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_blocking_invocations_get_no_reply_even_on_errors() {
     let server = TestServer::start(test_hub(), HubConfig::new()).await;
     let mut client = server.json_client().await;

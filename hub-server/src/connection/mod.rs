@@ -246,6 +246,15 @@ impl Connection {
         }
     }
 
+    /// Queues one encoded frame if that needs no wait (or drops it if the connection is
+    /// closed); hands it back when [`send`](Self::send) would wait for room.
+    pub(crate) fn try_send(self: &Arc<Self>, frame: Bytes) -> Option<Bytes> {
+        match self.offer(frame) {
+            Offer::Queued { .. } | Offer::Closed => None,
+            Offer::Full(frame) => Some(frame),
+        }
+    }
+
     /// Queues one encoded frame, waiting up to the send timeout for room (in the overflow, when
     /// the queue is full). For the connection's own replies and stream items: backpressure on
     /// the client's own calls. A client that stays that far behind is closed with an error.

@@ -67,22 +67,7 @@ impl BoundMethod {
             .hub
             .call(self.index, context, self.arguments, self.uploads);
         // Cancellation wins: a method that stops because it saw the cancellation must not get
-        // its (error) result sent for an invocation the client cancelled. The method is polled
-        // first and the cancellation checked when it is done, so a method that finishes at once
-        // never makes a token nor registers a waiter on one.
-        let mut call = std::pin::pin!(guarded(call));
-        if let Poll::Ready(result) =
-            std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await
-        {
-            return (!cancellation.is_cancelled()).then_some(result);
-        }
-        let mut cancelled = std::pin::pin!(cancellation.token().cancelled());
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = call.as_mut().poll(cx) {
-                return Poll::Ready((!cancellation.is_cancelled()).then_some(result));
-            }
-            cancelled.as_mut().poll(cx).map(|()| None)
-        })
-        .await
+        // its (error) result sent for an invocation the client cancelled.
+        until_cancelled(std::pin::pin!(guarded(call)), cancellation).await
     }
 }

@@ -45,10 +45,7 @@ pub(super) async fn invoker(
                 send_error(&shared.connection, &invocation_id, &text).await;
                 drop(permit);
             }
-            Queued::Call(call) => {
-                let task = invocations.track_future(run_unary(shared.clone(), call, Some(permit)));
-                run_or_spawn(&shared.env.tasks, task);
-            }
+            Queued::Call(call) => start_unary(&shared, call, Some(permit), &invocations),
         }
     }
 }

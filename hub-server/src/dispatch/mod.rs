@@ -21,7 +21,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
 
 use bytestring::ByteString;
 
@@ -255,6 +254,10 @@ impl Dispatcher {
                                 return Handled::Done(Flow::Continue);
                             }
                         }
+                        // Waits in the queue, where a CancelInvocation may reach it.
+                        if let Some(id) = &call.invocation_id {
+                            self.shared.active.insert(id, call.cancellation.clone());
+                        }
                         Queued::Call(call)
                     }
                     Err((Some(invocation_id), text)) => Queued::Reject {
@@ -360,10 +363,7 @@ impl Dispatcher {
 
     /// Starts a unary invocation that holds a slot.
     fn start_unary(&self, call: Call, permit: OwnedSemaphorePermit) {
-        let task =
-            self.invocations
-                .track_future(run_unary(self.shared.clone(), call, Some(permit)));
-        run_or_spawn(&self.shared.env.tasks, task);
+        start_unary(&self.shared, call, Some(permit), &self.invocations);
     }
 
     /// Validates an invocation and opens its upload streams. On failure, returns the id to
@@ -419,7 +419,14 @@ impl Dispatcher {
         }
         let cancellation = Arc::new(InvocationCancellation::new(self.cancellation.clone()));
         if let Some(id) = &invocation_id {
-            if !self.shared.active.insert(id, cancellation.clone()) {
+            // A plain unary call is entered only if it has to wait (queued, or not done in its
+            // first poll): see `active.rs`.
+            let in_use = if streaming || method.upload_streams > 0 {
+                !self.shared.active.insert(id, cancellation.clone())
+            } else {
+                self.shared.active.contains(id)
+            };
+            if in_use {
                 return reject(format!("Invocation ID '{id}' is already in use."));
             }
         }

@@ -1,19 +1,145 @@
 //! A unary invocation's run: the hub method, then its Completion (a result, or SignalR's error
 //! text).
+//!
+//! Most hub methods finish without waiting. A call is therefore started where it is dispatched
+//! ([`start_unary`]): the method is called and polled once at once, and one that finishes then
+//! has its Completion queued with no task, no boxed future of its own and no entry in the
+//! connection's active invocations. Only one that waits becomes a task ([`run_unary`] runs the
+//! rare ones that start as tasks: a method with an authorization policy, one that reads
+//! uploads).
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use hub_core::hub::{CallError, MethodOutput};
 use hub_core::protocol::{Headers, MessageRef, OutcomeRef};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::*;
 
-/// Runs a unary method and queues its Completion before giving its slot (if it holds one) back.
+/// Starts a unary invocation where it is dispatched (see the module's comment). Its slot (if it
+/// holds one) is given back once its Completion is queued.
+pub(super) fn start_unary(
+    shared: &Arc<Shared>,
+    call: Call,
+    permit: Option<OwnedSemaphorePermit>,
+    invocations: &TaskTracker,
+) {
+    let open = shared
+        .env
+        .hub
+        .methods()
+        .get(call.method.index)
+        .is_none_or(|method| method.authorization.is_open());
+    if !open || !call.method.uploads.is_empty() || call.cancellation.is_cancelled() {
+        let task = invocations.track_future(run_unary(shared.clone(), call, permit));
+        run_or_spawn(&shared.env.tasks, task);
+        return;
+    }
+    let span = span_for(shared, &call);
+    let entered = span.enter();
+    let Call {
+        invocation_id,
+        target,
+        cancellation,
+        method,
+        remote,
+    } = call;
+    let started = Instant::now();
+    let context = Context::new(
+        shared.connection.clone(),
+        shared.hub_context.clone(),
+        cancellation.clone(),
+    )
+    .with_trace_parent(remote.trace_parent());
+    let mut future = shared
+        .env
+        .hub
+        .call(method.index, context, method.arguments, method.uploads);
+    let mut cx = TaskContext::from_waker(std::task::Waker::noop());
+    let result = match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)))
+    {
+        Ok(Poll::Ready(result)) => result,
+        Err(panic) => Err(CallError::Method(panicked(panic))),
+        Ok(Poll::Pending) => {
+            // It waits: from now on a CancelInvocation may reach it, and its id is in use.
+            if let Some(id) = &invocation_id {
+                shared.active.insert(id, cancellation.clone());
+            }
+            drop(entered);
+            let tasks = shared.env.tasks.clone();
+            let shared = shared.clone();
+            let task = async move {
+                let result = until_cancelled(std::pin::pin!(guarded(future)), &cancellation).await;
+                let reply = conclude(
+                    &shared,
+                    method.index,
+                    invocation_id.as_deref(),
+                    &target,
+                    result,
+                    started.elapsed(),
+                );
+                deliver(&shared, reply, permit).await;
+            };
+            tasks.spawn(invocations.track_future(task.instrument(span)));
+            return;
+        }
+    };
+    // Cancellation wins, as for a method that waited.
+    let result = (!cancellation.is_cancelled()).then_some(result);
+    let reply = conclude(
+        shared,
+        method.index,
+        invocation_id.as_deref(),
+        &target,
+        result,
+        started.elapsed(),
+    );
+    let Some(bytes) = reply else {
+        return;
+    };
+    if let Some(bytes) = shared.connection.try_send(bytes) {
+        // No room now: the reply waits for it (backpressure) in a task, with the slot.
+        drop(entered);
+        let tasks = shared.env.tasks.clone();
+        let shared = shared.clone();
+        let task = async move { deliver(&shared, Some(bytes), permit).await }.instrument(span);
+        tasks.spawn(invocations.track_future(task));
+    }
+}
+
+/// Polls a method's call until it returns (`Some`) or `cancellation` fires (`None`), whichever
+/// comes first; a method that returns after the cancellation fired counts as cancelled. The
+/// token is made and waited on only if the call waits.
+pub(super) async fn until_cancelled<T>(
+    mut call: Pin<&mut impl Future<Output = T>>,
+    cancellation: &Arc<InvocationCancellation>,
+) -> Option<T> {
+    if let Poll::Ready(result) =
+        std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await
+    {
+        return (!cancellation.is_cancelled()).then_some(result);
+    }
+    let mut cancelled = std::pin::pin!(cancellation.token().cancelled());
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = call.as_mut().poll(cx) {
+            return Poll::Ready((!cancellation.is_cancelled()).then_some(result));
+        }
+        cancelled.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+/// Runs a unary method as a task of its own and queues its Completion before giving its slot (if
+/// it holds one) back.
 pub(super) async fn run_unary(
     shared: Arc<Shared>,
     call: Call,
@@ -38,41 +164,64 @@ pub(super) async fn run_unary(
                 .run(&shared, &cancellation, remote.trace_parent())
                 .await
         };
-        let elapsed = started.elapsed();
-        let elapsed_us = elapsed.as_micros() as u64;
-        let reply = match result {
-            None => {
-                tracing::debug!(elapsed_us, "invocation cancelled");
-                shared
-                    .env
-                    .metrics
-                    .invocation(index, Outcome::Cancelled, elapsed);
-                None
-            }
-            Some(result) => {
-                log_outcome(&result, elapsed_us);
-                let outcome = if result.is_ok() {
-                    Outcome::Ok
-                } else {
-                    Outcome::Error
-                };
-                shared.env.metrics.invocation(index, outcome, elapsed);
-                invocation_id
-                    .as_ref()
-                    .and_then(|id| completion_bytes(&shared, id, &target, result))
-            }
-        };
-        // The id is free again before the client can see the Completion.
-        if let Some(id) = &invocation_id {
-            shared.active.remove(id);
-        }
-        if let Some(bytes) = reply {
-            let _ = shared.connection.send(bytes).await;
-        }
-        drop(permit);
+        let reply = conclude(
+            &shared,
+            index,
+            invocation_id.as_deref(),
+            &target,
+            result,
+            started.elapsed(),
+        );
+        deliver(&shared, reply, permit).await;
     }
     .instrument(span)
     .await
+}
+
+/// The end of a unary invocation: its outcome logged and counted, its id free again (before the
+/// client can see the Completion), and its encoded Completion, if the client gets one (`None`
+/// for a cancelled call or a non-blocking one).
+fn conclude(
+    shared: &Shared,
+    index: usize,
+    invocation_id: Option<&str>,
+    target: &str,
+    result: Option<Result<MethodOutput, CallError>>,
+    elapsed: Duration,
+) -> Option<Bytes> {
+    let elapsed_us = elapsed.as_micros() as u64;
+    let reply = match result {
+        None => {
+            tracing::debug!(elapsed_us, "invocation cancelled");
+            shared
+                .env
+                .metrics
+                .invocation(index, Outcome::Cancelled, elapsed);
+            None
+        }
+        Some(result) => {
+            log_outcome(&result, elapsed_us);
+            let outcome = if result.is_ok() {
+                Outcome::Ok
+            } else {
+                Outcome::Error
+            };
+            shared.env.metrics.invocation(index, outcome, elapsed);
+            invocation_id.and_then(|id| completion_bytes(shared, id, target, result))
+        }
+    };
+    if let Some(id) = invocation_id {
+        shared.active.remove(id);
+    }
+    reply
+}
+
+/// Queues a Completion (waiting for room, as replies do), then gives the slot back.
+async fn deliver(shared: &Shared, reply: Option<Bytes>, permit: Option<OwnedSemaphorePermit>) {
+    if let Some(bytes) = reply {
+        let _ = shared.connection.send(bytes).await;
+    }
+    drop(permit);
 }
 
 /// The encoded Completion of a unary invocation.
