@@ -17,7 +17,8 @@ pub struct RequestInfo {
     /// `headers` the first time they are looked at. Most connections never look, and a map
     /// costs ten times the bytes (over 1 KiB for a browser's request).
     packed: Option<Bytes>,
-    headers: OnceLock<HeaderMap>,
+    /// Boxed: a connection keeps its request for its whole life, mostly without a map.
+    headers: OnceLock<Box<HeaderMap>>,
 }
 
 impl fmt::Debug for RequestInfo {
@@ -36,7 +37,7 @@ impl RequestInfo {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             packed: None,
-            headers: OnceLock::from(parts.headers.clone()),
+            headers: OnceLock::from(Box::new(parts.headers.clone())),
         }
     }
 
@@ -68,7 +69,7 @@ impl RequestInfo {
     /// The request headers.
     pub fn headers(&self) -> &HeaderMap {
         self.headers
-            .get_or_init(|| unpack(self.packed.as_ref().unwrap_or(&Bytes::new())))
+            .get_or_init(|| Box::new(unpack(self.packed.as_ref().unwrap_or(&Bytes::new()))))
     }
 
     /// The first value of query parameter `name` (percent-decoded; names compare exactly).

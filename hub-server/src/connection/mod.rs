@@ -31,8 +31,8 @@ pub(crate) use writing::{alongside, WriteSide, Writing};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Wake};
 use std::time::Duration;
 
@@ -95,7 +95,8 @@ pub(crate) struct Connection {
     closing: CancellationToken,
     /// Set with `closing`: one atomic load on every send instead of the token's lock.
     closed: AtomicBool,
-    ending: Mutex<Option<Ending>>,
+    /// Set once, by the first ending (boxed: a connection lives most of its life without one).
+    ending: OnceLock<Box<Ending>>,
     state: Mutex<http::Extensions>,
     /// The hub's instruments.
     pub(crate) metrics: Arc<HubMetrics>,
@@ -109,8 +110,8 @@ pub(crate) struct Connection {
     /// Set while the reader dispatches what it read: frames queued meanwhile do not wake the
     /// writer, as the reader writes them (or wakes the writer) when it is done.
     deferring: AtomicBool,
-    /// Set when the transport woke the reader since it last looked.
-    read_woken: AtomicBool,
+    /// Why the reader was woken since it last looked: [`TRANSPORT_WOKE`], [`POKED`].
+    reader_wakes: AtomicU8,
     /// The reader (the connection's task), while it waits for the transport.
     reader_waker: AtomicWaker,
 }
@@ -126,10 +127,15 @@ impl Wake for Connection {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.read_woken.store(true, Ordering::Release);
+        self.reader_wakes.fetch_or(TRANSPORT_WOKE, Ordering::AcqRel);
         self.reader_waker.wake();
     }
 }
+
+/// The transport woke the reader.
+const TRANSPORT_WOKE: u8 = 1;
+/// The connection woke the reader: it ends, or its socket was lost.
+const POKED: u8 = 2;
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -213,14 +219,14 @@ impl Connection {
             room: Notify::new(),
             closing: CancellationToken::new(),
             closed: AtomicBool::new(false),
-            ending: Mutex::new(None),
+            ending: OnceLock::new(),
             state: Mutex::new(http::Extensions::new()),
             metrics: parts.metrics,
             high_water: AtomicUsize::new(0),
             writer_wanted: AtomicBool::new(false),
             writer_waker: AtomicWaker::new(),
             deferring: AtomicBool::new(false),
-            read_woken: AtomicBool::new(false),
+            reader_wakes: AtomicU8::new(0),
             reader_waker: AtomicWaker::new(),
         };
         let connection = Arc::new(connection);
@@ -394,14 +400,20 @@ impl Connection {
     }
 
     /// Whether the transport woke the reader since it last looked. The reader's task is
-    /// registered (to be woken when the transport wakes the connection) unless it still is:
-    /// `registered` says it was, and no wake-up took it since.
+    /// registered (to be woken when the transport wakes the connection, or the connection ends)
+    /// unless it still is: `registered` says it was, and no wake-up took it since.
     pub(crate) fn take_read_wake(&self, cx: &mut Context<'_>, registered: bool) -> bool {
-        let woken = self.read_woken.swap(false, Ordering::AcqRel);
-        if woken || !registered {
+        let wakes = self.reader_wakes.swap(0, Ordering::AcqRel);
+        if wakes != 0 || !registered {
             self.reader_waker.register(cx.waker());
         }
-        woken
+        wakes & TRANSPORT_WOKE != 0
+    }
+
+    /// Wakes the reader to look at the connection (it ends; its socket was lost).
+    pub(crate) fn poke_reader(&self) {
+        self.reader_wakes.fetch_or(POKED, Ordering::AcqRel);
+        self.reader_waker.wake();
     }
 
     /// From now until [`resume_writer_wakes`](Self::resume_writer_wakes), frames queued do not
@@ -473,15 +485,13 @@ impl Connection {
     }
 
     fn end_with(&self, how: Ending) {
-        {
-            let mut ending = self.ending.lock().unwrap_or_else(PoisonError::into_inner);
-            if ending.is_some() {
-                return;
-            }
-            *ending = Some(how);
+        if self.ending.set(Box::new(how)).is_err() {
+            return;
         }
         self.closed.store(true, Ordering::Release);
         self.closing.cancel();
+        // The reader looks at `closed` rather than wait on the token.
+        self.poke_reader();
     }
 
     /// Whether the connection is ending (cheap: an atomic load).
@@ -491,10 +501,7 @@ impl Connection {
 
     /// How the connection ended (set once it is ending).
     pub(crate) fn ending(&self) -> Option<Ending> {
-        self.ending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.ending.get().map(|ending| (**ending).clone())
     }
 
     /// Fires when the connection starts ending.

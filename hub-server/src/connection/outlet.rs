@@ -142,7 +142,11 @@ impl<S: TransportSink> Outlet<S> {
         state.done = true;
         tracing::debug!(connection_id = %self.connection.id, %error, "transport write failed");
         match &self.lost {
-            Some(lost) => lost.cancel(),
+            Some(lost) => {
+                lost.cancel();
+                // The reader looks at `lost` rather than wait on it.
+                self.connection.poke_reader();
+            }
             None => self.connection.end(
                 Close::with_error(),
                 Some(format!("The transport failed: {error}")),

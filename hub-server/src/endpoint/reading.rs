@@ -140,16 +140,12 @@ pub(super) async fn read_loop<R: TransportSource>(
     let mut last_heard = Instant::now();
     let mut heard = false;
     let mut silence_timer = std::pin::pin!(tokio::time::sleep(client_timeout));
-    // The ends to watch, each registered once rather than once per chunk.
-    let mut closing = std::pin::pin!(connection.closing().cancelled());
+    // The shutdown to watch, registered once rather than once per chunk. The connection's own
+    // end and a lost socket poke the reader (`Connection::poke_reader`): flags looked at on each
+    // wake-up, with no waiter kept in the task.
     let mut shutdown = std::pin::pin!(endpoint.shutdown.token().cancelled());
-    let (mut closing_watched, mut shutdown_watched) = (false, false);
-    let mut socket_gone = std::pin::pin!(async {
-        match lost {
-            Some(lost) => lost.cancelled().await,
-            None => std::future::pending().await,
-        }
-    });
+    let mut shutdown_watched = false;
+    let ended = || connection.is_closing() || lost.is_some_and(CancellationToken::is_cancelled);
     let metrics = &endpoint.metrics;
     // The connection is the transport's waker.
     let read_waker = Waker::from(connection.clone());
@@ -165,10 +161,14 @@ pub(super) async fn read_loop<R: TransportSource>(
         let mut received = 0;
         let mut deferring = false;
         loop {
-            match next_message(connection, dispatcher, decoder, sequencer) {
+            // The message is gone (dispatched) before any wait: the task does not keep it.
+            let wait = match next_message(connection, dispatcher, decoder, sequencer) {
                 Next::Empty => break,
-                Next::Ignored => {}
-                Next::Consumed => received += 1,
+                Next::Ignored => None,
+                Next::Consumed => {
+                    received += 1;
+                    None
+                }
                 Next::Message(message) => {
                     received += 1;
                     timeout_armed |= matches!(message, HubMessage::Ping);
@@ -177,7 +177,7 @@ pub(super) async fn read_loop<R: TransportSource>(
                         deferring = true;
                     }
                     match dispatcher.handle(message) {
-                        Handled::Done(Flow::Continue) => {}
+                        Handled::Done(Flow::Continue) => None,
                         Handled::Done(Flow::ClientClosed) => {
                             write_deferred(&mut deferring, writes);
                             connection.end(Close::new(), None);
@@ -187,7 +187,7 @@ pub(super) async fn read_loop<R: TransportSource>(
                             // It waits (for an invocation slot, an upload's reader): what is
                             // queued goes now, and the writing goes on meanwhile.
                             write_deferred(&mut deferring, writes);
-                            alongside(writes, wait).await;
+                            Some(wait)
                         }
                     }
                 }
@@ -195,6 +195,9 @@ pub(super) async fn read_loop<R: TransportSource>(
                     write_deferred(&mut deferring, writes);
                     return;
                 }
+            };
+            if let Some(wait) = wait {
+                alongside(writes, wait).await;
             }
         }
         write_deferred(&mut deferring, writes);
@@ -208,13 +211,10 @@ pub(super) async fn read_loop<R: TransportSource>(
         let watch_silence = timeout_armed && connection.transport != TransportType::LongPolling;
         tokio::select! {
             biased;
-            () = poll_fn(|cx| poll_watched(
-                closing.as_mut(), &mut closing_watched, connection.is_closing(), cx,
-            )) => return,
+            () = poll_fn(|_| if ended() { Poll::Ready(()) } else { Poll::Pending }) => return,
             () = poll_fn(|cx| poll_watched(
                 shutdown.as_mut(), &mut shutdown_watched, endpoint.shutdown.is_stopped(), cx,
             )) => return,
-            () = socket_gone.as_mut() => return,
             () = silence_timer.as_mut(), if watch_silence => {
                 let deadline = last_heard + client_timeout;
                 if deadline > Instant::now() {

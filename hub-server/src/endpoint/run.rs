@@ -70,18 +70,21 @@ pub(crate) async fn run<R: TransportSource, S: TransportSink>(
         endpoint.release(&token);
         return;
     }
-    let lingering = run_inner(endpoint.clone(), attached, source, sink, session.clone())
-        .instrument(span.clone())
-        .await;
-    if let Some(session) = session {
-        session.end();
+    // One span for the whole life (kept once in the task, not also for the linger).
+    async move {
+        let lingering = run_inner(endpoint.clone(), attached, source, sink, session.clone()).await;
+        if let Some(session) = session {
+            session.end();
+        }
+        // The connection is over: its token names nothing from now on (requests get 404,
+        // refreshes `connection_not_found`), also while the socket lingers.
+        endpoint.release(&token);
+        if let Some(mut source) = lingering {
+            linger(&mut source).await;
+        }
     }
-    // The connection is over: its token names nothing from now on (requests get 404, refreshes
-    // `connection_not_found`), also while the socket lingers.
-    endpoint.release(&token);
-    if let Some(mut source) = lingering {
-        linger(&mut source).instrument(span).await;
-    }
+    .instrument(span)
+    .await;
 }
 
 /// The connection's life: handshake, registration, reading, teardown. Returns the WebSocket to
