@@ -99,23 +99,25 @@ pub(super) async fn websocket_connect<B: Send + 'static>(
     endpoint.bind_identity(&token, &identity);
     let attached = Box::new(Attached {
         connection_id,
-        token: token.clone(),
+        token,
         identity,
         request: info.detached(),
         transport: TransportType::WebSockets,
     });
     let task_endpoint = endpoint.clone();
+    // The connection's task: it keeps only what it needs for its whole life (nothing of the
+    // upgrade's result, no second copy of the token).
     endpoint.tasks.spawn(async move {
-        match upgrade.await {
-            Ok(upgraded) => {
-                let (source, sink) = websocket::split(upgraded, ws_limits).await;
-                run::run(task_endpoint, attached, source, sink, session).await;
-            }
+        let upgraded = match upgrade.await {
+            Ok(upgraded) => upgraded,
             Err(error) => {
                 tracing::debug!(%error, "the WebSocket upgrade failed");
-                task_endpoint.release(&token);
+                task_endpoint.release(&attached.token);
+                return;
             }
-        }
+        };
+        let (source, sink) = websocket::split(upgraded, ws_limits).await;
+        run::run(task_endpoint, attached, source, sink, session).await;
     });
     response.map(|()| Full::new(Bytes::new()).boxed())
 }
