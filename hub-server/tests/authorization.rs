@@ -23,6 +23,9 @@ pub trait Staff {
     /// Open to every connection (they are all staff, as the trait requires to connect).
     #[allow_anonymous]
     async fn open(&self) -> String;
+    /// Staff who meet the `slow` policy, whose decision takes a while.
+    #[authorize(policy = "slow")]
+    async fn slow(&self) -> String;
 }
 
 struct Tools;
@@ -36,6 +39,9 @@ impl Staff for Tools {
     }
     async fn open(&self) -> String {
         "open".into()
+    }
+    async fn slow(&self) -> String {
+        "slow".into()
     }
 }
 
@@ -62,6 +68,10 @@ fn builder() -> hub_server::HubServerBuilder {
         .policy("night-shift", |principal: &Principal, _: &RequestInfo| {
             let night = principal.user_id.as_deref() == Some("owl");
             async move { night }
+        })
+        .policy("slow", |_: &Principal, _: &RequestInfo| async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            true
         })
 }
 
@@ -188,4 +198,28 @@ async fn a_hub_with_its_own_authenticator() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_call_waiting_for_its_policy_holds_its_id() {
+    let server = TestServer::start_with(builder()).await;
+    let mut client = connect_as(&server, "ann#staff").await;
+    client.invoke("1", "Slow", ()).await;
+    // Sent while the policy decides: the id is in use.
+    client.invoke("1", "Open", ()).await;
+    let mut outcomes = Vec::new();
+    for _ in 0..2 {
+        let completion = client.expect_completion("1").await;
+        outcomes.push(match &completion.outcome {
+            hub_server::protocol::CompletionOutcome::Error(text) => Err(text.to_string()),
+            _ => Ok(result::<String>(&completion)),
+        });
+    }
+    assert_eq!(
+        outcomes,
+        [
+            Ok("slow".to_owned()),
+            Err("Invocation ID '1' is already in use.".to_owned())
+        ]
+    );
 }

@@ -40,6 +40,11 @@ pub(super) fn start_unary(
         .get(call.method.index)
         .is_none_or(|method| method.authorization.is_open());
     if !open || !call.method.uploads.is_empty() || call.cancellation.is_cancelled() {
+        // It may wait from its start (for a policy's decision): entered now, so that a
+        // CancelInvocation reaches it and its id counts as in use (a queued call already is).
+        if let Some(id) = &call.invocation_id {
+            shared.active.insert(id, call.cancellation.clone());
+        }
         let task = invocations.track_future(run_unary(shared.clone(), call, permit));
         run_or_spawn(&shared.env.tasks, task);
         return;
