@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
+use hub_server::protocol::{HubMessage, Protocol};
 use hub_server::{hub, hub_client, Context, HubError, HubServer};
 use tokio::sync::Notify;
 
@@ -50,14 +51,9 @@ impl Gate for GateHub {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn what_the_on_connected_hook_sends_arrives_while_the_hook_runs() {
-    let hub = Arc::new(GateHub::default());
-    let server =
-        TestServer::start_with(HubServer::builder().hub(PATH, ServeGate::from_arc(hub.clone())))
-            .await;
-    let mut client = server.json_client().await;
-    // The hook waits for this test, which waits for the hook's message.
+/// The hook's message arrives while the hook waits for this test; once let go, the connection
+/// answers calls.
+async fn the_hooks_message_arrives_while_it_runs(hub: &GateHub, mut client: WsClient) {
     let received = client.recv_skip_pings().await;
     assert_eq!(
         invocation_args::<(String,)>(&received, "Notice"),
@@ -65,5 +61,41 @@ async fn what_the_on_connected_hook_sends_arrives_while_the_hook_runs() {
     );
     hub.go.notify_one();
     client.invoke("1", "Ready", ()).await;
-    assert!(result::<bool>(&client.expect_completion("1").await));
+    loop {
+        // A stateful-reconnect server also sends Acks.
+        let received = client.recv_skip_pings().await;
+        match &received.message {
+            HubMessage::Ack(_) => continue,
+            HubMessage::Completion(completion) => {
+                assert_eq!(&*completion.invocation_id, "1");
+                assert!(result::<bool>(completion));
+                break;
+            }
+            other => panic!("expected the Completion, got {other:?}"),
+        }
+    }
+}
+
+async fn start() -> (TestServer, Arc<GateHub>) {
+    let hub = Arc::new(GateHub::default());
+    let server =
+        TestServer::start_with(HubServer::builder().hub(PATH, ServeGate::from_arc(hub.clone())))
+            .await;
+    (server, hub)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_on_connected_hook_sends_arrives_while_the_hook_runs() {
+    let (server, hub) = start().await;
+    let client = server.json_client().await;
+    the_hooks_message_arrives_while_it_runs(&hub, client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_stateful_reconnect_too() {
+    let (server, hub) = start().await;
+    let token = negotiate_stateful_token(server.addr, PATH).await;
+    let mut client = WsClient::connect(server.addr, &format!("{PATH}?id={token}")).await;
+    client.handshake_version(Protocol::Json, 2).await;
+    the_hooks_message_arrives_while_it_runs(&hub, client).await;
 }

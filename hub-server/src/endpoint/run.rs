@@ -193,21 +193,17 @@ async fn run_inner<R: TransportSource, S: TransportSink>(
                 sink,
                 decoder,
             };
-            if Box::pin(connected(&endpoint, &connection, &dispatcher)).await {
-                Box::pin(run_resumable(
-                    &endpoint,
-                    &connection,
-                    &mut dispatcher,
-                    &session,
-                    socket,
-                    outbox,
-                    writer_config,
-                ))
-                .await
-            } else {
-                let outlet = Outlet::new(connection.clone(), socket.sink, outbox, None);
-                finish_writing(&endpoint, Writing::new(outlet, writer_config)).await
-            }
+            // The on-connected hook runs in there, once the first socket's writer writes.
+            Box::pin(run_resumable(
+                &endpoint,
+                &connection,
+                &mut dispatcher,
+                &session,
+                socket,
+                outbox,
+                writer_config,
+            ))
+            .await
         }
     };
 
@@ -338,7 +334,8 @@ struct Socket<R, S> {
     decoder: FrameDecoder,
 }
 
-/// Runs a stateful-reconnect connection over one socket after another: when a socket is lost,
+/// Runs a stateful-reconnect connection — its on-connected hook first — over one socket after
+/// another: when a socket is lost,
 /// the connection waits up to the disconnect timeout for its client to reconnect, and the new
 /// socket's writer first sends `Sequence` and replays what the client has not acknowledged.
 /// Returns the last writer, if one is still running (it writes the Close message).
@@ -353,6 +350,7 @@ async fn run_resumable<R: TransportSource, S: TransportSink>(
 ) -> Option<JoinHandle<WriterExit>> {
     let window = endpoint.config.disconnect_timeout;
     let mut replay = false;
+    let mut first = true;
     loop {
         let lost = CancellationToken::new();
         let outlet = Arc::new(Outlet::new(
@@ -368,6 +366,13 @@ async fn run_resumable<R: TransportSource, S: TransportSink>(
         let writer = endpoint
             .tasks
             .spawn(write_loop(connection.clone(), outlet.clone(), writer_config).in_current_span());
+        // The on-connected hook, on the first socket: what it sends is written meanwhile.
+        if std::mem::take(&mut first)
+            && !Box::pin(connected(endpoint, connection, dispatcher)).await
+        {
+            // The connection is ending; the writer sends the Close message.
+            return Some(writer);
+        }
         read_loop(
             endpoint,
             connection,
