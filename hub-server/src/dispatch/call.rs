@@ -56,18 +56,28 @@ impl BoundMethod {
                 return Some(Err(CallError::Unauthorized));
             }
         }
+        let call = self.call(shared, cancellation, trace_parent);
+        // Cancellation wins: a method that stops because it saw the cancellation must not get
+        // its (error) result sent for an invocation the client cancelled.
+        until_cancelled(std::pin::pin!(guarded(call)), cancellation).await
+    }
+
+    /// Calls the method with its context (the caller polls the call): no authorization check.
+    pub(super) fn call(
+        self,
+        shared: &Shared,
+        cancellation: &Arc<InvocationCancellation>,
+        trace_parent: Option<hub_core::trace::TraceParent>,
+    ) -> hub_core::hub::BoxFuture<Result<MethodOutput, CallError>> {
         let context = Context::new(
             shared.connection.clone(),
             shared.hub_context.clone(),
             cancellation.clone(),
         )
         .with_trace_parent(trace_parent);
-        let call = shared
+        shared
             .env
             .hub
-            .call(self.index, context, self.arguments, self.uploads);
-        // Cancellation wins: a method that stops because it saw the cancellation must not get
-        // its (error) result sent for an invocation the client cancelled.
-        until_cancelled(std::pin::pin!(guarded(call)), cancellation).await
+            .call(self.index, context, self.arguments, self.uploads)
     }
 }

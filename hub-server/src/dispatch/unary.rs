@@ -59,16 +59,8 @@ pub(super) fn start_unary(
         remote,
     } = call;
     let started = Instant::now();
-    let context = Context::new(
-        shared.connection.clone(),
-        shared.hub_context.clone(),
-        cancellation.clone(),
-    )
-    .with_trace_parent(remote.trace_parent());
-    let mut future = shared
-        .env
-        .hub
-        .call(method.index, context, method.arguments, method.uploads);
+    let index = method.index;
+    let mut future = method.call(shared, &cancellation, remote.trace_parent());
     let mut cx = TaskContext::from_waker(std::task::Waker::noop());
     let result = match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)))
     {
@@ -86,7 +78,7 @@ pub(super) fn start_unary(
                 let result = until_cancelled(std::pin::pin!(guarded(future)), &cancellation).await;
                 let reply = conclude(
                     &shared,
-                    method.index,
+                    index,
                     invocation_id.as_deref(),
                     &target,
                     result,
@@ -102,7 +94,7 @@ pub(super) fn start_unary(
     let result = (!cancellation.is_cancelled()).then_some(result);
     let reply = conclude(
         shared,
-        method.index,
+        index,
         invocation_id.as_deref(),
         &target,
         result,
