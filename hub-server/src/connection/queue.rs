@@ -3,7 +3,10 @@
 //!
 //! A deque under a lock rather than a channel: the write side has its own wake-up (the
 //! connection's writer signal), an idle connection's queue allocates nothing, and a frame costs
-//! one short lock on each side.
+//! one short lock on each side. The oldest frame sits next to the lock (in the same cache line
+//! when the queue leads its connection, see [`Connection`](super::Connection)): a broadcast to
+//! many connections touches, for each, the line it locks and no buffer of its own (the deque
+//! behind it is allocated only when a second frame waits).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,21 +24,35 @@ pub(crate) enum PushError {
     Closed,
 }
 
-/// The outbound queue of one connection.
+/// The outbound queue of one connection. `repr(C)`: the lock and the oldest frame come first.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct OutboundQueue {
     state: Mutex<QueueState>,
-    capacity: usize,
+    capacity: u32,
     /// Set while someone waits in [`room`](Self::room).
     room_wanted: AtomicBool,
     /// Signalled when frames are taken while someone waits for room.
     room: Notify,
 }
 
+/// The frames: the oldest in `first`, the others (boxed, kept once made) in `rest`. `first` is
+/// empty only when `rest` is.
 #[derive(Debug, Default)]
+#[repr(C)]
 struct QueueState {
-    frames: VecDeque<Bytes>,
+    first: Option<Bytes>,
     closed: bool,
+    rest: Option<Box<VecDeque<Bytes>>>,
+}
+
+impl QueueState {
+    fn len(&self) -> usize {
+        match &self.first {
+            None => 0,
+            Some(_) => 1 + self.rest.as_ref().map_or(0, |rest| rest.len()),
+        }
+    }
 }
 
 impl OutboundQueue {
@@ -43,7 +60,7 @@ impl OutboundQueue {
     pub(crate) fn new(capacity: usize) -> Self {
         OutboundQueue {
             state: Mutex::default(),
-            capacity: capacity.max(1),
+            capacity: u32::try_from(capacity).unwrap_or(u32::MAX).max(1),
             room_wanted: AtomicBool::new(false),
             room: Notify::new(),
         }
@@ -59,16 +76,28 @@ impl OutboundQueue {
         if state.closed {
             return Err(PushError::Closed);
         }
-        if state.frames.len() >= self.capacity {
+        let len = state.len();
+        if len >= self.capacity() {
             return Err(PushError::Full(frame));
         }
-        state.frames.push_back(frame);
-        Ok(state.frames.len())
+        if state.first.is_none() {
+            state.first = Some(frame);
+        } else {
+            state.rest.get_or_insert_with(Box::default).push_back(frame);
+        }
+        Ok(len + 1)
     }
 
     /// Takes the oldest frame.
     pub(crate) fn pop(&self) -> Option<Bytes> {
-        let frame = self.lock().frames.pop_front();
+        let frame = {
+            let mut state = self.lock();
+            let frame = state.first.take();
+            if frame.is_some() {
+                state.first = state.rest.as_mut().and_then(|rest| rest.pop_front());
+            }
+            frame
+        };
         // After the pop's unlock: a waiter that looked before it registered first (the lock
         // orders its look and this pop), so it sees the flag set.
         if frame.is_some() && self.room_wanted.load(Ordering::SeqCst) {
@@ -79,17 +108,17 @@ impl OutboundQueue {
 
     /// Whether no frame waits.
     pub(crate) fn is_empty(&self) -> bool {
-        self.lock().frames.is_empty()
+        self.lock().first.is_none()
     }
 
     /// How many frames wait.
     pub(crate) fn len(&self) -> usize {
-        self.lock().frames.len()
+        self.lock().len()
     }
 
     /// The most frames the queue holds.
     pub(crate) fn capacity(&self) -> usize {
-        self.capacity
+        self.capacity as usize
     }
 
     /// Closes the queue: what waits is dropped, and pushes fail from now on.
@@ -97,7 +126,7 @@ impl OutboundQueue {
         let dropped = {
             let mut state = self.lock();
             state.closed = true;
-            std::mem::take(&mut state.frames)
+            (state.first.take(), state.rest.take())
         };
         drop(dropped);
         self.room.notify_waiters();
@@ -113,7 +142,7 @@ impl OutboundQueue {
             self.room_wanted.store(true, Ordering::SeqCst);
             {
                 let state = self.lock();
-                if state.closed || state.frames.len() < self.capacity {
+                if state.closed || state.len() < self.capacity() {
                     self.room_wanted.store(false, Ordering::SeqCst);
                     return !state.closed;
                 }
@@ -144,6 +173,41 @@ mod tests {
             queue.try_push(Bytes::from_static(b"d")),
             Err(PushError::Closed)
         ));
+    }
+
+    #[test]
+    fn frames_keep_their_order_through_the_first_slot_and_the_deque_behind_it() {
+        let queue = OutboundQueue::new(3);
+        let mut expected = std::collections::VecDeque::new();
+        let mut next = 0u32;
+        // Pushes and pops interleaved so that the oldest frame moves from the deque into the
+        // first slot many times, with the queue at every length from empty to full.
+        for step in 0..200u32 {
+            if step % 3 != 2 || expected.is_empty() {
+                let frame = Bytes::from(next.to_string());
+                match queue.try_push(frame.clone()) {
+                    Ok(len) => {
+                        expected.push_back(frame);
+                        assert_eq!(len, expected.len());
+                        next += 1;
+                    }
+                    Err(PushError::Full(back)) => {
+                        assert_eq!(back, frame);
+                        assert_eq!(expected.len(), 3);
+                        assert_eq!(queue.pop(), expected.pop_front());
+                    }
+                    Err(PushError::Closed) => panic!("the queue is not closed"),
+                }
+            } else {
+                assert_eq!(queue.pop(), expected.pop_front());
+            }
+            assert_eq!(queue.len(), expected.len());
+            assert_eq!(queue.is_empty(), expected.is_empty());
+        }
+        while let Some(frame) = expected.pop_front() {
+            assert_eq!(queue.pop(), Some(frame));
+        }
+        assert!(queue.pop().is_none() && queue.is_empty());
     }
 
     #[tokio::test]
