@@ -80,8 +80,12 @@ impl Proto {
                 Ok(ws)
             }
             Dialect::SignalR => {
-                let token = negotiate(addr).await?;
-                let mut ws = WsConn::connect(addr, &format!("/hub?id={token}")).await?;
+                let mut ws = if skip_negotiation() {
+                    WsConn::connect(addr, "/hub").await?
+                } else {
+                    let token = negotiate(addr).await?;
+                    WsConn::connect(addr, &format!("/hub?id={token}")).await?
+                };
                 let handshake: &[u8] = match self.wire {
                     Wire::Json => b"{\"protocol\":\"json\",\"version\":1}\x1e",
                     Wire::Msgpack => b"{\"protocol\":\"messagepack\",\"version\":1}\x1e",
@@ -322,6 +326,14 @@ pub(crate) async fn negotiate(addr: SocketAddr) -> Result<String> {
         .and_then(|t| t.as_str())
         .map(str::to_owned)
         .ok_or_else(|| anyhow!("negotiate gave no connectionToken"))
+}
+
+/// Whether SignalR connections skip the negotiate request and open their WebSocket at once (as
+/// the official clients do with `skipNegotiation: true`), when `HUB_BENCH_SKIP_NEGOTIATION=1`:
+/// an experiment knob (BENCHMARKS.md, S3's set-up rate).
+fn skip_negotiation() -> bool {
+    static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SKIP.get_or_init(|| std::env::var("HUB_BENCH_SKIP_NEGOTIATION").is_ok_and(|v| v == "1"))
 }
 
 /// Reads frames until one satisfies `accept` (a handshake step).
