@@ -2,7 +2,7 @@
 //! gone (a `HashMap` keeps its largest table otherwise: two that once held 10 000 connection
 //! tokens keep ~1 MiB each for good).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::Hash;
 
 /// Tables at most this large are left alone.
@@ -18,13 +18,6 @@ fn sparse(len: usize, capacity: usize) -> bool {
 pub(crate) fn shrink_map<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
     if sparse(map.len(), map.capacity()) {
         map.shrink_to(map.len() * 2);
-    }
-}
-
-/// Shrinks `set` to twice its length when it is large and under a quarter full.
-pub(crate) fn shrink_set<T: Eq + Hash>(set: &mut HashSet<T>) {
-    if sparse(set.len(), set.capacity()) {
-        set.shrink_to(set.len() * 2);
     }
 }
 
@@ -45,10 +38,5 @@ mod tests {
         small.clear();
         shrink_map(&mut small);
         assert_eq!(small.capacity(), before);
-
-        let mut set: HashSet<u32> = (0..10_000).collect();
-        set.clear();
-        shrink_set(&mut set);
-        assert!(set.capacity() <= SMALL, "capacity {}", set.capacity());
     }
 }
