@@ -3,7 +3,7 @@
 //! tokens keep ~1 MiB each for good).
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
 /// Tables at most this large are left alone.
 const SMALL: usize = 64;
@@ -15,7 +15,7 @@ fn sparse(len: usize, capacity: usize) -> bool {
 }
 
 /// Shrinks `map` to twice its length when it is large and under a quarter full.
-pub(crate) fn shrink_map<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
+pub(crate) fn shrink_map<K: Eq + Hash, V, S: BuildHasher>(map: &mut HashMap<K, V, S>) {
     if sparse(map.len(), map.capacity()) {
         map.shrink_to(map.len() * 2);
     }

@@ -2,7 +2,6 @@
 //! come from, the identity an authentication refresh renews, and this server's claim on the
 //! connection in the lifetime manager's directory.
 
-use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
 
 use hub_core::refresh::RefreshRefusal;
@@ -35,7 +34,7 @@ pub(super) struct Claim {
 }
 
 impl Endpoint {
-    pub(super) fn bindings(&self) -> std::sync::MutexGuard<'_, HashMap<String, Binding>> {
+    pub(super) fn bindings(&self) -> std::sync::MutexGuard<'_, super::TokenMap<Binding>> {
         self.bindings.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

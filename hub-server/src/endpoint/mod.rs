@@ -99,6 +99,11 @@ pub(crate) enum WsAttach {
     Resume(Arc<WsSession>),
 }
 
+/// A map keyed by connection token. foldhash rather than std's SipHash: a token is ~100
+/// characters and a transport request looks it up in three maps, and the keys are tokens this
+/// server signed (a client cannot choose what goes in, only what it looks up).
+pub(crate) type TokenMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 pub(crate) struct Endpoint {
     pub(crate) path: String,
     pub(crate) hub: Arc<dyn HubDispatch<Context>>,
@@ -126,14 +131,14 @@ pub(crate) struct Endpoint {
     pub(crate) metrics: Arc<HubMetrics>,
     /// The hub's contract hash (`#[hub]` traits), which generated clients present.
     pub(crate) contract: Option<String>,
-    tokens: Mutex<HashMap<String, TokenState>>,
+    tokens: Mutex<TokenMap<TokenState>>,
     /// Who each negotiated token was issued to, and the identity of its connection once a
     /// transport attached. Kept beside `tokens` and pruned with it.
-    bindings: Mutex<HashMap<String, Binding>>,
+    bindings: Mutex<TokenMap<Binding>>,
     /// The servers that own connections living elsewhere, by token, as the lifetime manager
     /// said: a claim does not move while its connection lives, so requests after the first go
     /// straight to the owner (one that ended answers 404 itself). Bounded: cleared when full.
-    owners: Mutex<HashMap<String, Arc<str>>>,
+    owners: Mutex<TokenMap<Arc<str>>>,
     sweeper_started: AtomicBool,
 }
 
@@ -207,9 +212,9 @@ impl Endpoint {
             dispatch,
             metrics,
             contract,
-            tokens: Mutex::new(HashMap::new()),
-            bindings: Mutex::new(HashMap::new()),
-            owners: Mutex::new(HashMap::new()),
+            tokens: Mutex::default(),
+            bindings: Mutex::default(),
+            owners: Mutex::default(),
             sweeper_started: AtomicBool::new(false),
         }
     }
@@ -224,7 +229,7 @@ impl Endpoint {
             .await
     }
 
-    fn tokens<R>(&self, f: impl FnOnce(&mut HashMap<String, TokenState>) -> R) -> R {
+    fn tokens<R>(&self, f: impl FnOnce(&mut TokenMap<TokenState>) -> R) -> R {
         f(&mut self.tokens.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
