@@ -58,6 +58,24 @@ where
     let Some(claims) = endpoint.unplaced(&token) else {
         return Ok(request);
     };
+    // Boxed: most requests (those of connections running here) end above, and the futures of
+    // the requests that await this one stay small (a request's futures are moved as it starts).
+    Box::pin(place_claimed(endpoint, request, token, claims, intent)).await
+}
+
+/// [`place`] for a request whose token this server has not placed (`claims`, its verified
+/// contents).
+async fn place_claimed<B>(
+    endpoint: &Arc<Endpoint>,
+    request: Request<B>,
+    token: String,
+    claims: ConnectionToken,
+    intent: Intent,
+) -> Result<Request<B>, Response<ResponseBody>>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     if let Some(owner) = endpoint.known_owner(&token) {
         // A connection known to live elsewhere: straight to its owner, which authenticates the
         // request as its own.

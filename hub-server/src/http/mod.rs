@@ -132,7 +132,7 @@ impl HubService {
     {
         let Some((endpoint, route)) = self.route(request.uri().path()) else {
             if let Some(operator) = self.operator(request.uri().path()) {
-                return operator.handle(request, &self.endpoints).await;
+                return Box::pin(operator.handle(request, &self.endpoints)).await;
             }
             return status(StatusCode::NOT_FOUND);
         };
@@ -142,7 +142,9 @@ impl HubService {
             return response;
         }
         let mut response = match route {
-            Route::Negotiate => negotiate(&endpoint, request).await,
+            // Boxed, as every branch but the transport's: what a request awaits is moved as it
+            // starts, so the future of every request is as large as its largest branch.
+            Route::Negotiate => Box::pin(negotiate(&endpoint, request)).await,
             // Preflights have no effect and keep their answers; every other method is checked.
             Route::Connect | Route::Refresh
                 if request.method() != Method::OPTIONS
@@ -163,11 +165,15 @@ impl HubService {
             }
             Route::Connect => connect(endpoint, request).await,
             Route::Refresh => {
-                let token = refresh::token_of(&request);
-                match forward::place(&endpoint, request, token, forward::Intent::Refresh).await {
-                    Ok(here) => refresh::refresh(&endpoint, here).await,
-                    Err(answered_elsewhere) => answered_elsewhere,
-                }
+                Box::pin(async {
+                    let token = refresh::token_of(&request);
+                    match forward::place(&endpoint, request, token, forward::Intent::Refresh).await
+                    {
+                        Ok(here) => refresh::refresh(&endpoint, here).await,
+                        Err(answered_elsewhere) => answered_elsewhere,
+                    }
+                })
+                .await
             }
         };
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
@@ -199,12 +205,14 @@ where
         Ok(here) => here,
         Err(answered_elsewhere) => return answered_elsewhere,
     };
+    // A connection's sends and polls are awaited here; what starts or ends a connection is
+    // boxed, so that their futures do not make every send's and poll's larger.
     match *request.method() {
         Method::GET if crate::transport::websocket::is_upgrade_request(request.headers()) => {
-            websocket::websocket_connect(endpoint, request).await
+            Box::pin(websocket::websocket_connect(endpoint, request)).await
         }
         Method::GET if crate::transport::sse::accepts_event_stream(request.headers()) => {
-            sse::sse_connect(endpoint, request).await
+            Box::pin(sse::sse_connect(endpoint, request)).await
         }
         Method::GET => {
             let mut response = long_polling::long_poll(endpoint, request).await;
@@ -217,7 +225,7 @@ where
             response
         }
         Method::POST => send::send(endpoint, request).await,
-        Method::DELETE => long_polling::delete(endpoint, request).await,
+        Method::DELETE => Box::pin(long_polling::delete(endpoint, request)).await,
         _ => text(StatusCode::METHOD_NOT_ALLOWED, ""),
     }
 }
