@@ -29,10 +29,8 @@
 //! ```
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::hash::Hasher;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -566,8 +564,9 @@ type DisconnectedHook<Cx> = Arc<dyn Fn(Cx, Option<String>) -> BoxFuture<()> + Se
 #[derive(Debug, Clone, Default)]
 pub struct MethodTable {
     descriptors: Vec<MethodDescriptor>,
-    /// Case-folded name hash → indices of the methods with that hash.
-    index: HashMap<u64, Vec<usize>>,
+    /// (case-folded name hash, method index), sorted: a lookup hashes the name once and
+    /// compares the names of the methods with that hash.
+    index: Vec<(u64, usize)>,
 }
 
 impl MethodTable {
@@ -595,10 +594,9 @@ impl MethodTable {
             }
             None => {
                 let index = self.descriptors.len();
-                self.index
-                    .entry(fold_hash(&descriptor.name))
-                    .or_default()
-                    .push(index);
+                let entry = (fold_hash(&descriptor.name), index);
+                let at = self.index.partition_point(|other| *other < entry);
+                self.index.insert(at, entry);
                 self.descriptors.push(descriptor);
                 index
             }
@@ -612,10 +610,12 @@ impl MethodTable {
 
     /// The index of the method named `name`, compared case-insensitively as SignalR does.
     pub fn find(&self, name: &str) -> Option<usize> {
-        self.index
-            .get(&fold_hash(name))?
+        let hash = fold_hash(name);
+        let first = self.index.partition_point(|&(other, _)| other < hash);
+        self.index[first..]
             .iter()
-            .copied()
+            .take_while(|&&(other, _)| other == hash)
+            .map(|&(_, index)| index)
             .find(|&index| eq_ignore_case(&self.descriptors[index].name, name))
     }
 }
@@ -872,13 +872,22 @@ fn bind_uploads<U: FromUploads>(uploads: Vec<RawUpload>) -> Result<U, BindError>
     })
 }
 
-/// A hash of `name` that ignores case: equal for names equal under [`eq_ignore_case`].
+/// A hash of `name` that ignores case: equal for names equal under [`eq_ignore_case`] (FNV-1a
+/// over the lowercase code points; ASCII names, the usual ones, without decoding chars). Not
+/// keyed: the table holds the hub's own names, a client only looks names up.
 fn fold_hash(name: &str) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for c in name.chars().flat_map(char::to_lowercase) {
-        hasher.write_u32(u32::from(c));
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let step = |hash: u64, c: u32| (hash ^ u64::from(c)).wrapping_mul(PRIME);
+    if name.is_ascii() {
+        name.bytes().fold(OFFSET, |hash, b| {
+            step(hash, u32::from(b.to_ascii_lowercase()))
+        })
+    } else {
+        name.chars()
+            .flat_map(char::to_lowercase)
+            .fold(OFFSET, |hash, c| step(hash, u32::from(c)))
     }
-    hasher.finish()
 }
 
 /// Compares two names ignoring case (Unicode lowercase folding; ASCII fast path).
@@ -940,6 +949,29 @@ mod tests {
                 .to_vec(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn names_equal_ignoring_case_hash_alike_whether_ascii_or_not() {
+        // The Kelvin sign lowercases to an ASCII 'k': the ASCII fast path must agree with the
+        // Unicode one.
+        assert_eq!(fold_hash("Kick"), fold_hash("\u{212A}ick"));
+        assert_eq!(fold_hash("SendMessage"), fold_hash("sendmessage"));
+        assert_eq!(fold_hash("ÜNÏCODE"), fold_hash("ünïcode"));
+        assert_ne!(fold_hash("send"), fold_hash("sned"));
+        let table = MethodTable::from_descriptors(["Kick", "Other", "ünïcode"].map(|name| {
+            MethodDescriptor {
+                name: name.to_owned(),
+                kind: MethodKind::Unary,
+                arguments: 0,
+                upload_streams: 0,
+                authorization: Authorization::anyone(),
+            }
+        }));
+        assert_eq!(table.find("\u{212A}ICK"), Some(0));
+        assert_eq!(table.find("OTHER"), Some(1));
+        assert_eq!(table.find("ÜNÏCODE"), Some(2));
+        assert_eq!(table.find("Kicks"), None);
     }
 
     #[test]
