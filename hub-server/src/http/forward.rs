@@ -42,7 +42,7 @@ pub(super) enum Intent {
 pub(super) async fn place<B>(
     endpoint: &Arc<Endpoint>,
     request: Request<B>,
-    token: Option<String>,
+    token: Option<&str>,
     intent: Intent,
 ) -> Result<Request<B>, Response<ResponseBody>>
 where
@@ -55,12 +55,19 @@ where
     let Some(token) = token else {
         return Ok(request);
     };
-    let Some(claims) = endpoint.unplaced(&token) else {
+    let Some(claims) = endpoint.unplaced(token) else {
         return Ok(request);
     };
     // Boxed: most requests (those of connections running here) end above, and the futures of
     // the requests that await this one stay small (a request's futures are moved as it starts).
-    Box::pin(place_claimed(endpoint, request, token, claims, intent)).await
+    Box::pin(place_claimed(
+        endpoint,
+        request,
+        token.to_owned(),
+        claims,
+        intent,
+    ))
+    .await
 }
 
 /// [`place`] for a request whose token this server has not placed (`claims`, its verified

@@ -8,7 +8,7 @@ use hub_core::negotiate::TransportType;
 use hub_core::refresh::{error_body, REFRESH_REQUIRED};
 
 use super::response::{json, status, text, ResponseBody};
-use super::{admit, attach_error, no_connection, token_of, transport_disabled, Admitted};
+use super::{admit, attach_error, no_connection, transport_disabled, Admitted};
 use crate::auth::{Identity, Principal};
 use crate::endpoint::run::{self, Attached};
 use crate::endpoint::{AttachError, Attachment, Endpoint, Lookup};
@@ -21,16 +21,16 @@ use crate::transport::long_polling::{LongPolling, PollOutcome};
 pub(super) async fn long_poll<B>(
     endpoint: Arc<Endpoint>,
     request: Request<B>,
+    polled: Option<String>,
 ) -> Response<ResponseBody> {
-    let polled = token_of(&request);
     let Admitted {
         token,
         info,
         principal,
         ..
-    } = match admit(&endpoint, request).await {
+    } = match admit(&endpoint, request, polled).await {
         Ok(admitted) => admitted,
-        Err(refused) => return refresh_required(&endpoint, polled.as_deref(), refused),
+        Err((refused, polled)) => return refresh_required(&endpoint, polled.as_deref(), refused),
     };
     let lookup = endpoint.lookup(&token);
     if matches!(lookup, Lookup::Unknown) {
@@ -146,10 +146,11 @@ fn refresh_required(
 pub(super) async fn delete<B>(
     endpoint: Arc<Endpoint>,
     request: Request<B>,
+    token: Option<String>,
 ) -> Response<ResponseBody> {
-    let Admitted { token, .. } = match admit(&endpoint, request).await {
+    let Admitted { token, .. } = match admit(&endpoint, request, token).await {
         Ok(admitted) => admitted,
-        Err(refused) => return refused,
+        Err((refused, _)) => return refused,
     };
     match endpoint.lookup(&token) {
         Lookup::Unknown => no_connection(),

@@ -167,7 +167,13 @@ impl HubService {
             Route::Refresh => {
                 Box::pin(async {
                     let token = refresh::token_of(&request);
-                    match forward::place(&endpoint, request, token, forward::Intent::Refresh).await
+                    match forward::place(
+                        &endpoint,
+                        request,
+                        token.as_deref(),
+                        forward::Intent::Refresh,
+                    )
+                    .await
                     {
                         Ok(here) => refresh::refresh(&endpoint, here).await,
                         Err(answered_elsewhere) => answered_elsewhere,
@@ -199,8 +205,15 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    // Parsed once: the transport's handler gets it with the request.
     let token = token_of(&request);
-    let request = match forward::place(&endpoint, request, token, forward::Intent::Transport).await
+    let request = match forward::place(
+        &endpoint,
+        request,
+        token.as_deref(),
+        forward::Intent::Transport,
+    )
+    .await
     {
         Ok(here) => here,
         Err(answered_elsewhere) => return answered_elsewhere,
@@ -212,10 +225,10 @@ where
             Box::pin(websocket::websocket_connect(endpoint, request)).await
         }
         Method::GET if crate::transport::sse::accepts_event_stream(request.headers()) => {
-            Box::pin(sse::sse_connect(endpoint, request)).await
+            Box::pin(sse::sse_connect(endpoint, request, token)).await
         }
         Method::GET => {
-            let mut response = long_polling::long_poll(endpoint, request).await;
+            let mut response = long_polling::long_poll(endpoint, request, token).await;
             let headers = response.headers_mut();
             response::no_cache(headers, "no-cache, no-store");
             headers.insert(
@@ -224,8 +237,8 @@ where
             );
             response
         }
-        Method::POST => send::send(endpoint, request).await,
-        Method::DELETE => Box::pin(long_polling::delete(endpoint, request)).await,
+        Method::POST => send::send(endpoint, request, token).await,
+        Method::DELETE => Box::pin(long_polling::delete(endpoint, request, token)).await,
         _ => text(StatusCode::METHOD_NOT_ALLOWED, ""),
     }
 }
@@ -271,24 +284,26 @@ struct Admitted<B> {
 }
 
 /// The first steps of every transport request but the WebSocket upgrade (whose token is optional):
-/// the token (`?id=`, else 400) and authentication (else 401).
+/// the token (`?id=`, parsed by the caller; else 400) and authentication (else 401). A refusal
+/// comes with the token, for the caller's answer.
 async fn admit<B>(
     endpoint: &Endpoint,
     request: Request<B>,
-) -> Result<Admitted<B>, Response<ResponseBody>> {
-    let Some(token) = token_of(&request) else {
-        return Err(missing_token());
+    token: Option<String>,
+) -> Result<Admitted<B>, (Response<ResponseBody>, Option<String>)> {
+    let Some(token) = token else {
+        return Err((missing_token(), None));
     };
     let (parts, body) = request.into_parts();
     let info = RequestInfo::from_parts(&parts);
     let Some(principal) = authenticate(endpoint, &info).await else {
-        return Err(unauthorized());
+        return Err((unauthorized(), Some(token)));
     };
     if !same_user(endpoint, &token, &principal, &info) {
-        return Err(forbidden());
+        return Err((forbidden(), Some(token)));
     }
     if let Some(refused) = refused(endpoint, &principal, &info).await {
-        return Err(refused);
+        return Err((refused, Some(token)));
     }
     Ok(Admitted {
         token,

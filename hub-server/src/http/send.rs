@@ -13,7 +13,11 @@ use crate::endpoint::{AttachError, Attachment, Endpoint, Lookup};
 use crate::transport::http::DeliverError;
 
 /// `POST {hub}?id=<token>`: the client's messages, for Server-Sent Events and long polling.
-pub(super) async fn send<B>(endpoint: Arc<Endpoint>, request: Request<B>) -> Response<ResponseBody>
+pub(super) async fn send<B>(
+    endpoint: Arc<Endpoint>,
+    request: Request<B>,
+    token: Option<String>,
+) -> Response<ResponseBody>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -23,9 +27,9 @@ where
         body,
         info,
         principal,
-    } = match admit(&endpoint, request).await {
+    } = match admit(&endpoint, request, token).await {
         Ok(admitted) => admitted,
-        Err(refused) => return refused,
+        Err((refused, _)) => return refused,
     };
     let mut lookup = endpoint.lookup(&token);
     if matches!(lookup, Lookup::Negotiated) {

@@ -21,15 +21,16 @@ use crate::transport::sse;
 pub(super) async fn sse_connect<B>(
     endpoint: Arc<Endpoint>,
     request: Request<B>,
+    token: Option<String>,
 ) -> Response<ResponseBody> {
     let Admitted {
         token,
         info,
         principal,
         ..
-    } = match admit(&endpoint, request).await {
+    } = match admit(&endpoint, request, token).await {
         Ok(admitted) => admitted,
-        Err(refused) => return refused,
+        Err((refused, _)) => return refused,
     };
     if matches!(endpoint.lookup(&token), Lookup::Unknown) {
         return no_connection();
