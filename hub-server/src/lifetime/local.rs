@@ -207,6 +207,19 @@ impl LifetimeManager for LocalLifetimeManager {
                     .or_default()
                     .insert(id.clone(), connection.clone());
             }
+            // A connection added again under its id takes over the groups it was in (they hold
+            // the connection itself, not its id).
+            let Registry {
+                groups, groups_of, ..
+            } = registry;
+            for group in groups_of.get(&id).into_iter().flatten() {
+                if let Some(member) = groups
+                    .get_mut(group)
+                    .and_then(|members| members.get_mut(&id))
+                {
+                    *member = connection.clone();
+                }
+            }
             registry.connections.insert(id, connection);
         });
         ready(Ok(()))
@@ -580,6 +593,24 @@ mod tests {
             block_on(manager.abort(&Target::User("bob".into()))).unwrap(),
             1
         );
+    }
+
+    #[test]
+    fn a_connection_added_again_under_its_id_takes_over_its_groups() {
+        let manager = LocalLifetimeManager::new();
+        let (first, mut first_outbox) = connection("a", Protocol::Json, None);
+        block_on(manager.add_connection(first)).unwrap();
+        block_on(manager.add_to_group("a", "g")).unwrap();
+        let (second, mut second_outbox) = connection("a", Protocol::Json, None);
+        block_on(manager.add_connection(second)).unwrap();
+        let invocation = Invocation::new("M", ());
+        block_on(manager.send(
+            &Target::Group("g".into()),
+            &PreparedMessage::new(&invocation),
+        ))
+        .unwrap();
+        assert!(received(&mut first_outbox).is_empty());
+        assert_eq!(received(&mut second_outbox).len(), 1);
     }
 
     fn send_all(manager: &LocalLifetimeManager, i: i32) {
