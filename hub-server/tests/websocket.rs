@@ -7,10 +7,12 @@ mod common;
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use common::{
     assert_close_with_error, error, invocation_args, result, test_hub, Frame, TestServer, WsClient,
     PATH, TIMEOUT,
 };
+use futures_util::StreamExt;
 use hub_server::protocol::{Completion, CompletionOutcome, HubMessage, HubProtocol, Protocol};
 use hub_server::{HubConfig, HubError, HubServer, Principal, RequestInfo};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -670,6 +672,34 @@ fn protocol_helpers_agree_with_the_spec_examples() {
         .encode_to_bytes(&HubMessage::<(), ()>::Ping)
         .unwrap();
     assert_eq!(&ping[..], &[0x02, 0x91, 0x06]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_websocket_ping_gets_its_pong_and_calls_go_on() {
+    let server = TestServer::start(test_hub(), HubConfig::new()).await;
+    let mut client = server.json_client().await;
+    client
+        .send_frame(Message::Ping(Bytes::from_static(b"are you there")))
+        .await;
+    let pong = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match client.ws.next().await {
+                Some(Ok(Message::Pong(payload))) => break payload,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a Pong, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the server answers a WebSocket Ping");
+    assert_eq!(&pong[..], b"are you there");
+    client.invoke("1", "Echo", ("still here",)).await;
+    let completion = client.recv().await;
+    assert!(
+        completion.text().contains("still here"),
+        "{}",
+        completion.text()
+    );
 }
 
 // ----- the client ends the connection ------------------------------------------------------------

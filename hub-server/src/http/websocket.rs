@@ -69,7 +69,7 @@ pub(super) async fn websocket_connect<B: Send + 'static>(
                     endpoint.tasks.spawn(async move {
                     match upgrade.await {
                         Ok(upgraded) => {
-                            let (source, sink) = websocket::split(upgraded, ws_limits).await;
+                            let (source, sink) = websocket::split(upgraded, ws_limits);
                             if let Err((_, mut sink)) = session.offer(source, sink) {
                                 tracing::debug!("the connection ended before its client reconnected");
                                 sink.close(false).await;
@@ -116,7 +116,7 @@ pub(super) async fn websocket_connect<B: Send + 'static>(
                 return;
             }
         };
-        let (source, sink) = websocket::split(upgraded, ws_limits).await;
+        let (source, sink) = websocket::split(upgraded, ws_limits);
         run::run(task_endpoint, attached, source, sink, session).await;
     });
     response.map(|()| Full::new(Bytes::new()).boxed())
