@@ -5,7 +5,6 @@ use std::sync::Arc;
 use http::{header, HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use hub_core::negotiate::TransportType;
-use tokio_util::sync::CancellationToken;
 
 use super::response::ResponseBody;
 use super::{admit, attach_error, no_connection, transport_disabled, Admitted};
@@ -13,7 +12,7 @@ use crate::auth::Identity;
 use crate::endpoint::run::{self, Attached};
 use crate::endpoint::{Attachment, Endpoint, Lookup};
 
-use crate::transport::http::{HttpSource, Inbound};
+use crate::transport::http::{Gone, HttpSource, Inbound};
 use crate::transport::sse;
 
 /// `GET {hub}?id=<token>` with `Accept: text/event-stream`: opens the event stream and starts the
@@ -44,7 +43,7 @@ pub(super) async fn sse_connect<B>(
             Ok(connection_id) => connection_id,
             Err(error) => return attach_error(error),
         };
-    let gone = CancellationToken::new();
+    let gone = Arc::new(Gone::default());
     let (body, sink) = sse::open(gone.clone());
     let source = HttpSource::new(receiver, gone, None);
     let identity = Identity::new(principal);

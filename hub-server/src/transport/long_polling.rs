@@ -21,9 +21,8 @@ use bytes::{Bytes, BytesMut};
 use hub_core::protocol::Protocol;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use super::http::{HttpSource, Inbound};
+use super::http::{Gone, HttpSource, Inbound};
 use super::{TransportError, TransportSink, TrySend};
 
 /// How many bytes may wait for a poll before the sink waits (ASP.NET Core's default transport
@@ -55,7 +54,7 @@ pub(crate) struct LongPolling {
     space: Notify,
     inbound: Inbound,
     /// Fires when the client is gone (DELETE or disposal): the source ends.
-    gone: CancellationToken,
+    gone: Arc<Gone>,
     /// Set (before `gone` fires) when the client stopped polling.
     expired: Arc<AtomicBool>,
 }
@@ -79,7 +78,7 @@ impl LongPolling {
     /// A new long-polling connection with its source and sink.
     pub(crate) fn new() -> (Arc<LongPolling>, HttpSource, LongPollingSink) {
         let (inbound, receiver) = Inbound::new();
-        let gone = CancellationToken::new();
+        let gone = Arc::new(Gone::default());
         let expired = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(LongPolling {
             state: Mutex::new(State {
@@ -129,7 +128,7 @@ impl LongPolling {
             let notified = self.data.notified();
             {
                 let mut state = self.lock();
-                if self.gone.is_cancelled() {
+                if self.gone.is_gone() {
                     return PollOutcome::Terminated;
                 }
                 if state.current_poll != id {
@@ -162,7 +161,7 @@ impl LongPolling {
     /// Ends the connection from the client's side (DELETE, or no poll for the disconnect
     /// timeout): the source ends, a waiting poll gets 204, the sink drops what it is given.
     pub(crate) fn terminate(&self) {
-        self.gone.cancel();
+        self.gone.set();
         self.data.notify_waiters();
         self.space.notify_waiters();
     }
@@ -177,7 +176,7 @@ impl LongPolling {
     /// answer the next poll (with what is pending, then 204).
     pub(crate) fn awaits_final_poll(&self) -> bool {
         let state = self.lock();
-        state.ended && !state.end_delivered && !self.gone.is_cancelled()
+        state.ended && !state.end_delivered && !self.gone.is_gone()
     }
 }
 
@@ -227,7 +226,7 @@ impl TransportSink for LongPollingSink {
             let room = shared.space.notified();
             {
                 let mut state = shared.lock();
-                if shared.gone.is_cancelled() {
+                if shared.gone.is_gone() {
                     return Err(TransportError("the long-polling client is gone".to_owned()));
                 }
                 if state.pending_len < BUFFER_LIMIT {
@@ -245,7 +244,7 @@ impl TransportSink for LongPollingSink {
     fn try_send(&mut self, frame: Bytes) -> TrySend {
         let shared = &self.shared;
         let mut state = shared.lock();
-        if shared.gone.is_cancelled() {
+        if shared.gone.is_gone() {
             return TrySend::Failed(TransportError("the long-polling client is gone".to_owned()));
         }
         if state.pending_len >= BUFFER_LIMIT {

@@ -12,6 +12,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -19,8 +20,8 @@ use http::HeaderMap;
 use http_body::Frame;
 use hub_core::protocol::Protocol;
 use tokio::sync::mpsc;
-use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::http::{Gone, GoneOnDrop};
 use super::{TransportError, TransportSink, TrySend};
 
 /// The first bytes of every event stream: a comment, so that the client sees the stream open.
@@ -63,13 +64,13 @@ pub(crate) fn format_event(payload: &[u8]) -> Bytes {
 
 /// Opens an event stream: the response body and the sink that feeds it. `gone` fires when the
 /// body is dropped (the client went away, or the response finished).
-pub(crate) fn open(gone: CancellationToken) -> (SseBody, SseSink) {
+pub(crate) fn open(gone: Arc<Gone>) -> (SseBody, SseSink) {
     let (sender, receiver) = mpsc::channel(1);
     (
         SseBody {
             opening: Some(Bytes::from_static(OPENING)),
             receiver,
-            _gone: gone.drop_guard(),
+            _gone: GoneOnDrop(gone),
         },
         SseSink {
             sender: Some(sender),
@@ -81,7 +82,7 @@ pub(crate) fn open(gone: CancellationToken) -> (SseBody, SseSink) {
 pub(crate) struct SseBody {
     opening: Option<Bytes>,
     receiver: mpsc::Receiver<Bytes>,
-    _gone: DropGuard,
+    _gone: GoneOnDrop,
 }
 
 impl http_body::Body for SseBody {
