@@ -67,13 +67,12 @@ pub(crate) struct Writing<S> {
 }
 
 /// The keep-alive timer: it fires when a Ping may be due, and is re-armed only when it fires
-/// early. It wakes the connection's task when due, so it is polled (which costs a waker clone)
-/// only to register it and once its deadline has passed, not at every wake-up of the task.
+/// early. It wakes the connection's task when it fires, so it is polled (which costs a waker
+/// clone) only to register it and once it has fired — seen with one atomic load
+/// ([`Sleep::is_elapsed`]), not a clock read — not at every wake-up of the task.
 struct KeepAlive {
     interval: Duration,
     timer: Pin<Box<Sleep>>,
-    /// The timer's deadline, kept here: looked at on every wake-up of the task.
-    due: Instant,
     /// The timer was polled since it was last armed.
     registered: bool,
 }
@@ -90,7 +89,6 @@ impl<S: TransportSink> Writing<S> {
             keep_alive: config.keep_alive.map(|interval| KeepAlive {
                 interval,
                 timer: Box::pin(tokio::time::sleep(interval)),
-                due: Instant::now() + interval,
                 registered: false,
             }),
         }
@@ -169,7 +167,7 @@ impl<S: TransportSink> Writing<S> {
         let Some(keep_alive) = self.keep_alive.as_mut() else {
             return false;
         };
-        if keep_alive.registered && Instant::now() < keep_alive.due {
+        if keep_alive.registered && !keep_alive.timer.is_elapsed() {
             return false;
         }
         keep_alive.registered = true;
@@ -183,8 +181,10 @@ impl<S: TransportSink> Writing<S> {
             .last_write()
             .map(|last| last + keep_alive.interval)
             .filter(|due| *due > now);
-        keep_alive.due = due.unwrap_or(now + keep_alive.interval);
-        keep_alive.timer.as_mut().reset(keep_alive.due);
+        keep_alive
+            .timer
+            .as_mut()
+            .reset(due.unwrap_or(now + keep_alive.interval));
         // Registered with its new deadline (not due yet).
         let _ = keep_alive.timer.as_mut().poll(cx);
         due.is_none()
