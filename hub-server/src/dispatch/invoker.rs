@@ -45,7 +45,7 @@ pub(super) async fn invoker(
                 send_error(&shared.connection, &invocation_id, &text).await;
                 drop(permit);
             }
-            Queued::Call(call) => start_unary(&shared, call, Some(permit), &invocations),
+            Queued::Call(call) => start_unary(&shared, call, Slot::Taken(permit), &invocations),
         }
     }
 }

@@ -26,7 +26,7 @@ use bytestring::ByteString;
 
 use hub_core::hub::{CallError, HubDispatch, HubError, MethodKind, MethodOutput, RawUpload};
 use hub_core::protocol::{Arguments, Close, CompletionOutcome, HubMessage};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
@@ -248,11 +248,12 @@ impl Dispatcher {
                     }
                     Ok(call) => {
                         // Nothing waits for a slot and one is free: start it here, in order.
-                        if self.backlog.load(Ordering::Acquire) == 0 {
-                            if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-                                self.start_unary(call, permit);
-                                return Handled::Done(Flow::Continue);
-                            }
+                        if self.backlog.load(Ordering::Acquire) == 0
+                            && self.permits.available_permits() > 0
+                        {
+                            let slot = Slot::Free(&self.permits);
+                            start_unary(&self.shared, call, slot, &self.invocations);
+                            return Handled::Done(Flow::Continue);
                         }
                         // Waits in the queue, where a CancelInvocation may reach it.
                         if let Some(id) = &call.invocation_id {
@@ -359,11 +360,6 @@ impl Dispatcher {
             HubMessage::Ping | HubMessage::Ack(_) | HubMessage::Sequence(_) => {}
         }
         Handled::Done(Flow::Continue)
-    }
-
-    /// Starts a unary invocation that holds a slot.
-    fn start_unary(&self, call: Call, permit: OwnedSemaphorePermit) {
-        start_unary(&self.shared, call, Some(permit), &self.invocations);
     }
 
     /// Validates an invocation and opens its upload streams. On failure, returns the id to

@@ -19,18 +19,40 @@ use bytes::Bytes;
 
 use hub_core::hub::{CallError, MethodOutput};
 use hub_core::protocol::{Headers, MessageRef, OutcomeRef};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::*;
 
-/// Starts a unary invocation where it is dispatched (see the module's comment). Its slot (if it
-/// holds one) is given back once its Completion is queued.
+/// The invocation slot (`max_parallel_invocations`) of a unary call being started.
+pub(super) enum Slot<'a> {
+    /// Taken (a queued call the invoker started): given back once its Completion is queued.
+    Taken(OwnedSemaphorePermit),
+    /// Free and not taken: a call started where it was dispatched, with nothing queued before it.
+    /// One that finishes in its first poll never takes it — nothing else starts meanwhile, and
+    /// only the reader takes free slots — so most calls cost no semaphore; one that waits (or
+    /// whose Completion waits for room) takes it then.
+    Free(&'a Arc<Semaphore>),
+}
+
+impl Slot<'_> {
+    /// The slot, taken, for a call that goes on in a task of its own.
+    fn take(self) -> Option<OwnedSemaphorePermit> {
+        match self {
+            Slot::Taken(permit) => Some(permit),
+            // Free when the call started, and nobody else took it since (see above).
+            Slot::Free(permits) => permits.clone().try_acquire_owned().ok(),
+        }
+    }
+}
+
+/// Starts a unary invocation where it is dispatched (see the module's comment). Its slot is given
+/// back once its Completion is queued.
 pub(super) fn start_unary(
     shared: &Arc<Shared>,
     call: Call,
-    permit: Option<OwnedSemaphorePermit>,
+    slot: Slot<'_>,
     invocations: &TaskTracker,
 ) {
     let open = shared
@@ -45,7 +67,7 @@ pub(super) fn start_unary(
         if let Some(id) = &call.invocation_id {
             shared.active.insert(id, call.cancellation.clone());
         }
-        let task = invocations.track_future(run_unary(shared.clone(), call, permit));
+        let task = invocations.track_future(run_unary(shared.clone(), call, slot.take()));
         run_or_spawn(&shared.env.tasks, task);
         return;
     }
@@ -72,6 +94,7 @@ pub(super) fn start_unary(
                 shared.active.insert(id, cancellation.clone());
             }
             drop(entered);
+            let permit = slot.take();
             let tasks = shared.env.tasks.clone();
             let shared = shared.clone();
             let task = async move {
@@ -106,6 +129,7 @@ pub(super) fn start_unary(
     if let Some(bytes) = shared.connection.try_send(bytes) {
         // No room now: the reply waits for it (backpressure) in a task, with the slot.
         drop(entered);
+        let permit = slot.take();
         let tasks = shared.env.tasks.clone();
         let shared = shared.clone();
         let task = async move { deliver(&shared, Some(bytes), permit).await }.instrument(span);
