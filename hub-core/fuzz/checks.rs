@@ -89,7 +89,11 @@ fn split_frames(protocol: Protocol, chunks: &[&[u8]]) -> (Vec<bytes::Bytes>, boo
 /// Decodes one frame; a message that decodes must re-encode to exactly one frame that decodes to
 /// an equal message and re-encodes to the same bytes. Returns whether a message was decoded.
 fn check_frame(protocol: Protocol, frame: bytes::Bytes) -> bool {
-    let Ok(Some(message)) = protocol.decode(frame) else {
+    let decoded = protocol.decode(frame.clone());
+    if protocol == Protocol::Json {
+        same_as_in_full(&frame, &decoded);
+    }
+    let Ok(Some(message)) = decoded else {
         return false;
     };
     let encoded = protocol
@@ -125,6 +129,24 @@ fn check_frame(protocol: Protocol, frame: bytes::Bytes) -> bool {
         );
     }
     true
+}
+
+/// The `json` decoder's fast path for common messages answers as the full decoder does: the same
+/// message, or the same error.
+fn same_as_in_full(frame: &bytes::Bytes, decoded: &Result<Option<HubMessage>, ProtocolError>) {
+    let in_full = hub_core::protocol::json_decode_in_full(frame);
+    match (decoded, &in_full) {
+        (Ok(decoded), Ok(in_full)) => assert_eq!(
+            decoded, in_full,
+            "the fast path and the full decoder disagree on {frame:?}"
+        ),
+        (Err(decoded), Err(in_full)) => assert_eq!(
+            decoded.to_string(),
+            in_full.to_string(),
+            "the fast path and the full decoder fail differently on {frame:?}"
+        ),
+        _ => panic!("the fast path gave {decoded:?}, the full decoder {in_full:?}, for {frame:?}"),
+    }
 }
 
 /// Parses `data` as a handshake request and as a handshake response; whatever parses must survive

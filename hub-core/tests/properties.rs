@@ -1,7 +1,8 @@
 //! Property tests of the codecs and framing, in both protocols:
 //! - encode → decode is the identity for every message kind;
 //! - splitting a concatenation of frames anywhere yields the same messages;
-//! - arbitrary bytes never panic, and the framer never holds more than the size limit.
+//! - arbitrary bytes never panic, and the framer never holds more than the size limit;
+//! - the `json` decoder's fast path for common messages answers as the full decoder does.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -270,6 +271,68 @@ proptest! {
             stream[at] = byte;
         }
         let _ = decode_chunks_lenient(protocol, &stream);
+    }
+}
+
+/// A message as clients write it on every call — `type`, `invocationId`, `target`, `arguments`,
+/// in any order, no whitespace — and sometimes not quite: whitespace, another field, a repeated
+/// field, a `null`, or bytes overwritten.
+fn arb_client_json() -> impl Strategy<Value = Vec<u8>> {
+    (
+        0u64..9,
+        proptest::option::of(arb_text()),
+        arb_text(),
+        prop::collection::vec(arb_json(), 0..4),
+        any::<prop::sample::Index>(),
+        0u8..6,
+        prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..3),
+    )
+        .prop_map(|(kind, id, target, arguments, rotate, variant, flips)| {
+            let text = |value: &str| serde_json::to_string(value).unwrap();
+            let mut fields = vec![
+                format!("\"type\":{kind}"),
+                format!("\"target\":{}", text(&target)),
+                format!(
+                    "\"arguments\":{}",
+                    serde_json::to_string(&arguments).unwrap()
+                ),
+            ];
+            if let Some(id) = id {
+                fields.push(format!("\"invocationId\":{}", text(&id)));
+            }
+            match variant {
+                1 => fields.push("\"headers\":{\"a\":\"b\"}".to_owned()),
+                2 => fields.push(format!("\"type\":{kind}")),
+                3 => fields.push("\"invocationId\":null".to_owned()),
+                _ => {}
+            }
+            let at = rotate.index(fields.len());
+            fields.rotate_left(at);
+            let separator = if variant == 4 { ", " } else { "," };
+            let mut frame = format!("{{{}}}", fields.join(separator)).into_bytes();
+            if variant == 5 {
+                for (index, byte) in flips {
+                    let at = index.index(frame.len());
+                    frame[at] = byte;
+                }
+            }
+            frame
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_json_fast_path_answers_as_the_full_decoder(frame in arb_client_json()) {
+        let frame = Bytes::from(frame);
+        let decoded = Protocol::Json.decode(frame.clone());
+        let in_full = hub_core::protocol::json_decode_in_full(&frame);
+        match (decoded, in_full) {
+            (Ok(decoded), Ok(in_full)) => prop_assert_eq!(decoded, in_full),
+            (Err(decoded), Err(in_full)) => prop_assert_eq!(decoded.to_string(), in_full.to_string()),
+            (decoded, in_full) => prop_assert!(false, "fast path {:?}, full decoder {:?}", decoded, in_full),
+        }
     }
 }
 

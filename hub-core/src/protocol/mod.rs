@@ -18,6 +18,8 @@ use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 
 pub use framing::{FrameDecoder, Framing, DEFAULT_MAX_MESSAGE_SIZE, RECORD_SEPARATOR};
+#[doc(hidden)]
+pub use json::decode_in_full as json_decode_in_full;
 pub use json::JsonProtocol;
 pub use message::{
     Ack, CancelInvocation, Close, Completion, CompletionOutcome, Headers, HubMessage, Invocation,
