@@ -31,7 +31,20 @@ impl fmt::Debug for RequestInfo {
     }
 }
 
+/// The request of `parts`, taken over without copying its headers.
+impl From<http::request::Parts> for RequestInfo {
+    fn from(parts: http::request::Parts) -> Self {
+        RequestInfo {
+            method: parts.method,
+            uri: parts.uri,
+            packed: None,
+            headers: OnceLock::from(Box::new(parts.headers)),
+        }
+    }
+}
+
 impl RequestInfo {
+    /// A copy of the request of `parts`, for a caller that keeps them (prefer `From<Parts>`).
     pub(crate) fn from_parts(parts: &http::request::Parts) -> Self {
         RequestInfo {
             method: parts.method.clone(),

@@ -295,7 +295,7 @@ async fn admit<B>(
         return Err((missing_token(), None));
     };
     let (parts, body) = request.into_parts();
-    let info = RequestInfo::from_parts(&parts);
+    let info = RequestInfo::from(parts);
     let Some(principal) = authenticate(endpoint, &info).await else {
         return Err((unauthorized(), Some(token)));
     };

@@ -32,7 +32,7 @@ pub(crate) async fn negotiate<B>(
         return status(StatusCode::METHOD_NOT_ALLOWED);
     }
     let (parts, _body) = request.into_parts();
-    let info = RequestInfo::from_parts(&parts);
+    let info = RequestInfo::from(parts);
     let Ok(principal) = endpoint.authenticator.authenticate(&info).await else {
         return status(StatusCode::UNAUTHORIZED);
     };
@@ -40,7 +40,7 @@ pub(crate) async fn negotiate<B>(
         return refused;
     }
     let user_id = endpoint.user_ids.user_id(&principal, &info);
-    let query = parts.uri.query().unwrap_or_default();
+    let query = info.uri().query().unwrap_or_default();
     let negotiate = match NegotiateRequest::from_query(query, endpoint.config.min_negotiate_version)
     {
         Ok(negotiate) => negotiate,

@@ -88,7 +88,7 @@ impl OperatorRoute {
             return status(StatusCode::METHOD_NOT_ALLOWED);
         }
         let (parts, _body) = request.into_parts();
-        let info = RequestInfo::from_parts(&parts);
+        let info = RequestInfo::from(parts);
         if !self.authorization.is_open() {
             let Ok(principal) = self.authenticator.authenticate(&info).await else {
                 return status(StatusCode::UNAUTHORIZED);

@@ -24,7 +24,7 @@ pub(super) async fn refresh<B>(endpoint: &Endpoint, request: Request<B>) -> Resp
     }
     let token = token_of(&request);
     let (parts, _body) = request.into_parts();
-    let info = RequestInfo::from_parts(&parts);
+    let info = RequestInfo::from(parts);
     let Ok(principal) = endpoint.authenticator.authenticate(&info).await else {
         return refusal(RefreshRefusal::InvalidToken);
     };

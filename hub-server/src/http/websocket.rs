@@ -26,7 +26,7 @@ pub(super) async fn websocket_connect<B: Send + 'static>(
     let token = query_value(request.uri().query(), "id");
     let upgrade = hyper::upgrade::on(&mut request);
     let (parts, _body) = request.into_parts();
-    let info = RequestInfo::from_parts(&parts);
+    let info = RequestInfo::from(parts);
     let Some(principal) = authenticate(&endpoint, &info).await else {
         return unauthorized();
     };
@@ -44,7 +44,7 @@ pub(super) async fn websocket_connect<B: Send + 'static>(
     if !endpoint.config.allows(TransportType::WebSockets) {
         return transport_disabled(TransportType::WebSockets);
     }
-    let response = match websocket::accept_response(&parts.headers) {
+    let response = match websocket::accept_response(info.headers()) {
         Ok(response) => response,
         Err(code) => return status(code),
     };
