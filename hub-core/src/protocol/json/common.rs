@@ -36,10 +36,10 @@ pub(super) fn read_common(frame: &Bytes) -> Option<HubMessage> {
     let mut target = None;
     let mut arguments = None;
     scan.eat(b'{')?;
-    loop {
+    scan.items(b'}', |scan| {
         let name = scan.plain_string()?;
         scan.eat(b':')?;
-        match &text.as_bytes()[name] {
+        match scan.bytes.get(name)? {
             b"type" if message_type.is_none() => message_type = Some(scan.unsigned()?),
             b"invocationId" if invocation_id.is_none() => {
                 invocation_id = Some(scan.plain_string()?);
@@ -48,12 +48,8 @@ pub(super) fn read_common(frame: &Bytes) -> Option<HubMessage> {
             b"arguments" if arguments.is_none() => arguments = Some(scan.arguments(frame)?),
             _ => return None,
         }
-        match scan.next()? {
-            b',' => {}
-            b'}' => break,
-            _ => return None,
-        }
-    }
+        Some(())
+    })?;
     if scan.at != scan.bytes.len() {
         return None;
     }
@@ -148,20 +144,30 @@ impl<'a> Scanner<'a> {
     fn arguments(&mut self, frame: &Bytes) -> Option<Vec<RawValue>> {
         self.eat(b'[')?;
         let mut values = Vec::new();
-        if self.peek()? == b']' {
-            self.at += 1;
-            return Some(values);
-        }
-        loop {
-            let start = self.at;
-            self.value(0)?;
+        self.items(b']', |scan| {
+            let start = scan.at;
+            scan.value(0)?;
             values.push(RawValue::new_unchecked(
-                frame.slice(start..self.at),
+                frame.slice(start..scan.at),
                 Format::Json,
             ));
+            Some(())
+        })?;
+        Some(values)
+    }
+
+    /// The items of an array or object whose opening bracket was read, each read by `item`,
+    /// separated by commas, up to `close`.
+    fn items(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if self.peek()? == close {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            item(self)?;
             match self.next()? {
                 b',' => {}
-                b']' => return Some(values),
+                byte if byte == close => return Some(()),
                 _ => return None,
             }
         }
@@ -173,35 +179,15 @@ impl<'a> Scanner<'a> {
             b'"' => self.string(),
             b'[' => {
                 self.enter(depth)?;
-                if self.peek()? == b']' {
-                    self.at += 1;
-                    return Some(());
-                }
-                loop {
-                    self.value(depth + 1)?;
-                    match self.next()? {
-                        b',' => {}
-                        b']' => return Some(()),
-                        _ => return None,
-                    }
-                }
+                self.items(b']', |scan| scan.value(depth + 1))
             }
             b'{' => {
                 self.enter(depth)?;
-                if self.peek()? == b'}' {
-                    self.at += 1;
-                    return Some(());
-                }
-                loop {
-                    self.string()?;
-                    self.eat(b':')?;
-                    self.value(depth + 1)?;
-                    match self.next()? {
-                        b',' => {}
-                        b'}' => return Some(()),
-                        _ => return None,
-                    }
-                }
+                self.items(b'}', |scan| {
+                    scan.string()?;
+                    scan.eat(b':')?;
+                    scan.value(depth + 1)
+                })
             }
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
